@@ -1,0 +1,66 @@
+"""Verity: a runtime that turns a locally hosted reasoning model into a dependable agent."""
+
+from agent.errors import (
+    MCPServerError,
+    ModelError,
+    RunError,
+    RunLimitExceeded,
+    UserError,
+    VerityError,
+)
+from agent.hooks import CompositeHooks, RunHooks
+from agent.loop import iter_run, run, run_sync
+from agent.messages import (
+    FinalStep,
+    Message,
+    ModelResponse,
+    ModelStep,
+    RunResult,
+    Step,
+    ToolCall,
+    ToolStep,
+    Usage,
+    Verdict,
+    VerifyStep,
+)
+from agent.models.base import Model
+from agent.models.embedded import embedded_model_path
+from agent.models.llama_cpp import LlamaCppModel
+from agent.settings import ModelSettings, RunSettings
+from agent.trace.store import TraceRecorder, TraceStore
+from agent.verify import AcceptAll, Candidate, Verifier
+
+__all__ = [
+    "AcceptAll",
+    "Candidate",
+    "CompositeHooks",
+    "FinalStep",
+    "LlamaCppModel",
+    "MCPServerError",
+    "Message",
+    "Model",
+    "ModelError",
+    "ModelResponse",
+    "ModelSettings",
+    "ModelStep",
+    "RunError",
+    "RunHooks",
+    "RunLimitExceeded",
+    "RunResult",
+    "RunSettings",
+    "Step",
+    "ToolCall",
+    "ToolStep",
+    "TraceRecorder",
+    "TraceStore",
+    "Usage",
+    "UserError",
+    "Verdict",
+    "Verifier",
+    "VerifyStep",
+    "VerityError",
+    "embedded_model_path",
+    "iter_run",
+    "run",
+    "run_sync",
+]

@@ -1,0 +1,194 @@
+"""The `verity` command: argv → settings → run → print. Each VerityError maps to an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from agent.errors import ModelError, RunError, UserError, VerityError
+from agent.hooks import CompositeHooks
+from agent.loop import run
+from agent.messages import RunResult
+from agent.models.embedded import embedded_model_path
+from agent.models.llama_cpp import LlamaCppModel
+from agent.progress import ProgressPrinter
+from agent.settings import ModelSettings, RunSettings, default_trace_path
+from agent.trace.store import TraceRecorder, TraceStore
+from tools.builtin.calculator import calculator
+from tools.toolset import FunctionToolset
+
+__all__ = ["main"]
+
+EXIT_USER_ERROR = 2
+EXIT_MODEL_ERROR = 3
+EXIT_RUN_ERROR = 4
+EXIT_INTERRUPTED = 130
+
+# At 0.5B parameters sampling noise decides whether the model uses the calculator or guesses,
+# so the embedded demo model decodes greedily; any --model gets the R1 defaults (0.6 / 0.95).
+EMBEDDED_MODEL_TEMPERATURE = 0.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="verity",
+        description="Run a local reasoning model as a dependable tool-using agent.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run_cmd = commands.add_parser("run", help="run an agent on a task and print the answer")
+    run_cmd.add_argument("task", help="what the agent should do")
+    run_cmd.add_argument(
+        "--model", type=Path, help="GGUF model file (default: $VERITY_MODEL, else embedded model)"
+    )
+    run_cmd.add_argument("--max-steps", type=int, default=8, help="model calls allowed (8)")
+    run_cmd.add_argument("--json", action="store_true", help="print the result as JSON")
+    run_cmd.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    _add_trace_option(run_cmd)
+    model = run_cmd.add_argument_group("model settings")
+    model.add_argument("--n-ctx", type=int, help="context window in tokens (8192)")
+    model.add_argument("--threads", type=int, help="CPU threads (llama.cpp's choice)")
+    model.add_argument("--n-gpu-layers", type=int, help="layers to offload to the GPU, -1 all (0)")
+    model.add_argument("--flash-attn", action="store_true", default=None, help="flash attention")
+    model.add_argument("--temperature", type=float, help="sampling temperature, 0 = greedy")
+    model.add_argument("--seed", type=int, help="sampling seed (0)")
+    model.add_argument("--max-tokens", type=int, help="largest completion per model call (1024)")
+
+    logs = commands.add_parser("logs", help="list recent runs from the trace database")
+    logs.add_argument("-n", "--limit", type=int, default=20, help="how many runs (20)")
+    _add_trace_option(logs)
+
+    show = commands.add_parser("show", help="show one run with its steps and tool calls")
+    show.add_argument("run_id", help="a run id from `verity logs`")
+    _add_trace_option(show)
+    return parser
+
+
+def _add_trace_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trace-db", type=Path, help="trace database (default: $VERITY_TRACE_DB or user data dir)"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `verity` command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run_command(args)
+        store = TraceStore(args.trace_db or default_trace_path())
+        if args.command == "logs":
+            return _logs_command(store, args.limit)
+        return _show_command(store, args.run_id)
+    except UserError as exc:
+        print(f"verity: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except ModelError as exc:
+        print(f"verity: model error: {exc}", file=sys.stderr)
+        return EXIT_MODEL_ERROR
+    except RunError as exc:
+        print(f"verity: {exc}", file=sys.stderr)
+        return EXIT_RUN_ERROR
+    except VerityError as exc:
+        print(f"verity: error: {exc}", file=sys.stderr)
+        return EXIT_RUN_ERROR
+    except KeyboardInterrupt:
+        print("verity: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _model_settings(args: argparse.Namespace, *, embedded: bool) -> ModelSettings:
+    chosen: dict[str, Any] = {
+        "n_ctx": args.n_ctx,
+        "n_threads": args.threads,
+        "n_gpu_layers": args.n_gpu_layers,
+        "flash_attn": args.flash_attn,
+        "temperature": args.temperature,
+        "seed": args.seed,
+        "max_tokens": args.max_tokens,
+    }
+    if embedded and chosen["temperature"] is None:
+        chosen["temperature"] = EMBEDDED_MODEL_TEMPERATURE
+    try:
+        return ModelSettings(**{k: v for k, v in chosen.items() if v is not None})
+    except ValueError as exc:
+        raise UserError(f"Invalid model setting: {exc}") from None
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    if not args.task.strip():
+        raise UserError("The task is empty. Say what the agent should do, e.g. "
+                        "verity run \"What is 1234 * 5678 + 17?\"", field="task")  # fmt: skip
+    if args.max_steps < 1:
+        raise UserError(f"--max-steps must be at least 1, not {args.max_steps}.", field="max_steps")
+    configured = args.model or (Path(os.environ["VERITY_MODEL"]) if os.environ.get("VERITY_MODEL") else None)
+    path = configured or embedded_model_path()
+    model = LlamaCppModel(path, _model_settings(args, embedded=configured is None))
+    store = TraceStore(args.trace_db or default_trace_path())
+    hooks = [TraceRecorder(store)] if args.quiet else [TraceRecorder(store), ProgressPrinter()]
+    try:
+        result = anyio.run(
+            lambda: run(
+                args.task,
+                model=model,
+                toolsets=[FunctionToolset([calculator])],
+                settings=RunSettings(max_steps=args.max_steps),
+                hooks=CompositeHooks(hooks),
+            )
+        )
+    finally:
+        model.close()
+    _print_result(result, store, as_json=args.json)
+    return 0
+
+
+def _print_result(result: RunResult, store: TraceStore, *, as_json: bool) -> None:
+    if as_json:
+        payload = {
+            "run_id": result.run_id,
+            "answer": result.answer,
+            "verified": result.verified,
+            "steps": max((s.step for s in result.steps), default=0),
+            "usage": result.usage.model_dump(),
+            "trace_db": str(store.path),
+        }
+        print(json.dumps(payload))
+        return
+    print(result.answer)
+    sys.stdout.flush()
+    print(f"verity: run {result.run_id} stored in {store.path}", file=sys.stderr)
+
+
+def _logs_command(store: TraceStore, limit: int) -> int:
+    for row in store.runs(limit=limit):
+        answer = (row["answer"] or row["error"] or "").replace("\n", " ")[:60]
+        print(f"{row['id']}  {row['status']:<14} {row['task'][:50]!r:<54} {answer}")
+    return 0
+
+
+def _show_command(store: TraceStore, run_id: str) -> int:
+    record = store.run(run_id)
+    if record is None:
+        raise UserError(f"No run {run_id!r} in {store.path}. List runs with `verity logs`.")
+    print(f"run {record['id']}  {record['status']}  model {record['model']}")
+    print(f"task: {record['task']}")
+    for call in record["model_calls"]:
+        print(f"  step {call['step']}: model {call['input_tokens']} in "
+              f"({call['input_tokens_evaluated']} new), {call['output_tokens']} out")  # fmt: skip
+        if call["reasoning"]:
+            print(f"    thought: {call['reasoning'][:300]}")
+        for tool_call in (t for t in record["tool_calls"] if t["step"] == call["step"]):
+            flag = " (error)" if tool_call["is_error"] else ""
+            print(f"    {tool_call['tool_name']}({tool_call['arguments']}) -> "
+                  f"{tool_call['result'][:200]}{flag}")  # fmt: skip
+    print(f"answer: {record['answer'] or '-'}")
+    if record["error"]:
+        print(f"error: {record['error']}")
+    return 0

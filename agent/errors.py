@@ -1,0 +1,77 @@
+"""Exceptions Verity raises to its callers.
+
+The model never sees these: tool failures, invalid calls and rejected verdicts reach the model
+as data. These are for the code (or the person) that started the run.
+
+```
+VerityError
+├── UserError           bad argument, setting, model path or config: names the field and the fix
+├── ModelError          the model backend failed: file unreadable, load failed, context overflow
+├── MCPServerError      an MCP server failed to start or to handshake
+└── RunError            a run ended without an accepted answer (carries .trace_id)
+    └── RunLimitExceeded    max_steps reached before a final answer
+```
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MCPServerError",
+    "ModelError",
+    "RunError",
+    "RunLimitExceeded",
+    "UserError",
+    "VerityError",
+]
+
+
+class VerityError(Exception):
+    """Base class of every error Verity raises to its caller."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UserError(VerityError):
+    """A bad argument, setting or file given by the user; the message says what to fix."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ModelError(VerityError):
+    """The model backend could not load or generate."""
+
+
+class MCPServerError(VerityError):
+    """An MCP server failed to start or to complete its handshake."""
+
+    def __init__(self, message: str, *, server: str) -> None:
+        super().__init__(message)
+        self.server = server
+
+
+class RunError(VerityError):
+    """A run ended without an accepted final answer."""
+
+    def __init__(self, message: str, *, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+    @property
+    def trace_id(self) -> str | None:
+        """The id of the run in the trace store, so nothing recorded is lost."""
+        return self.run_id
+
+
+class RunLimitExceeded(RunError):
+    """The run used all of `max_steps` without reaching a final answer."""
+
+    def __init__(self, message: str, *, max_steps: int, run_id: str | None = None) -> None:
+        super().__init__(message, run_id=run_id)
+        self.max_steps = max_steps

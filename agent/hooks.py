@@ -1,0 +1,88 @@
+"""Hooks: how tracing and progress reporting listen to a run without the loop knowing them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from agent.messages import Message, ModelResponse, ToolCall, Verdict
+from tools.base import ToolResult
+
+__all__ = ["CompositeHooks", "RunHooks", "RunStatus"]
+
+RunStatus = Literal["completed", "failed", "limit_exceeded", "cancelled"]
+
+
+class RunHooks:
+    """No-op callbacks for the events of a run; subclass and override what you need."""
+
+    async def on_run_start(self, run_id: str, task: str, model: str) -> None:
+        """A run began."""
+
+    async def on_model_start(self, run_id: str, step: int, messages: list[Message]) -> None:
+        """The model is about to be called."""
+
+    async def on_model_end(self, run_id: str, step: int, response: ModelResponse) -> None:
+        """The model answered."""
+
+    async def on_tool_start(self, run_id: str, step: int, call: ToolCall) -> None:
+        """A tool call is about to run."""
+
+    async def on_tool_end(
+        self, run_id: str, step: int, call: ToolCall, result: ToolResult, duration_s: float
+    ) -> None:
+        """A tool call finished (successfully or as an error result)."""
+
+    async def on_verdict(self, run_id: str, step: int, verdict: Verdict) -> None:
+        """A verifier judged a candidate answer."""
+
+    async def on_run_end(
+        self, run_id: str, status: RunStatus, answer: str | None, error: str | None
+    ) -> None:
+        """The run ended."""
+
+
+class CompositeHooks(RunHooks):
+    """Several hooks called in order."""
+
+    def __init__(self, hooks: Sequence[RunHooks]) -> None:
+        self._hooks = list(hooks)
+
+    async def on_run_start(self, run_id: str, task: str, model: str) -> None:
+        """Forward to every hook."""
+        for hook in self._hooks:
+            await hook.on_run_start(run_id, task, model)
+
+    async def on_model_start(self, run_id: str, step: int, messages: list[Message]) -> None:
+        """Forward to every hook."""
+        for hook in self._hooks:
+            await hook.on_model_start(run_id, step, messages)
+
+    async def on_model_end(self, run_id: str, step: int, response: ModelResponse) -> None:
+        """Forward to every hook."""
+        for hook in self._hooks:
+            await hook.on_model_end(run_id, step, response)
+
+    async def on_tool_start(self, run_id: str, step: int, call: ToolCall) -> None:
+        """Forward to every hook."""
+        for hook in self._hooks:
+            await hook.on_tool_start(run_id, step, call)
+
+    async def on_tool_end(
+        self, run_id: str, step: int, call: ToolCall, result: ToolResult, duration_s: float
+    ) -> None:
+        """Forward to every hook."""
+        for hook in self._hooks:
+            await hook.on_tool_end(run_id, step, call, result, duration_s)
+
+    async def on_verdict(self, run_id: str, step: int, verdict: Verdict) -> None:
+        """Forward to every hook."""
+        for hook in self._hooks:
+            await hook.on_verdict(run_id, step, verdict)
+
+    async def on_run_end(
+        self, run_id: str, status: RunStatus, answer: str | None, error: str | None
+    ) -> None:
+        """Forward to every hook."""
+        for hook in self._hooks:
+            await hook.on_run_end(run_id, status, answer, error)

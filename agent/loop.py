@@ -1,0 +1,295 @@
+"""The agent loop: model → tool calls → results → … → verified final answer."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+
+import anyio
+
+from agent.errors import RunLimitExceeded, UserError
+from agent.hooks import RunHooks, RunStatus
+from agent.messages import (
+    FinalStep,
+    Message,
+    ModelResponse,
+    ModelStep,
+    RunResult,
+    Step,
+    ToolCall,
+    ToolStep,
+    Usage,
+    VerifyStep,
+)
+from agent.models.base import Model, ToolChoice
+from agent.prompts import load_prompt
+from agent.settings import RunSettings
+from agent.verify import AcceptAll, Candidate, Verifier
+from tools.base import ToolResult, ToolSpec
+from tools.toolset import Toolset, call_tool
+
+__all__ = ["iter_run", "new_run_id", "run", "run_sync"]
+
+
+def new_run_id() -> str:
+    """A sortable, readable run id such as `20261128-173012-4f9a2c`."""
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+async def iter_run(
+    task: str,
+    *,
+    model: Model,
+    toolsets: Sequence[Toolset] = (),
+    verifier: Verifier | None = None,
+    settings: RunSettings | None = None,
+    hooks: RunHooks | None = None,
+    run_id: str | None = None,
+) -> AsyncIterator[Step]:
+    """Run `task` and yield each step as it happens. Toolsets must already be entered.
+
+    Raises:
+        UserError: the task is empty or two toolsets offer the same tool name.
+        RunLimitExceeded: `max_steps` model calls gave no accepted answer.
+        ModelError: the model backend failed.
+    """
+    if not task.strip():
+        raise UserError("The task is empty. Say what the agent should do.", field="task")
+    settings = settings or RunSettings()
+    hooks = hooks or RunHooks()
+    verifier = verifier or AcceptAll()
+    run_id = run_id or new_run_id()
+    owners = await _tool_owners(toolsets)
+    specs = [spec for spec, _ in owners.values()]
+    messages = [
+        Message(role="system", content=settings.system_prompt or load_prompt("system")),
+        Message(role="user", content=task),
+    ]
+    evidence: list[tuple[ToolCall, ToolResult]] = []
+    answered: dict[str, ToolResult] = {}
+    tool_choice: ToolChoice = "auto"
+    status: RunStatus = "failed"
+    answer: str | None = None
+    error: str | None = None
+    await hooks.on_run_start(run_id, task, model.name)
+    try:
+        for step in range(1, settings.max_steps + 1):
+            await hooks.on_model_start(run_id, step, messages)
+            response = await model.respond(messages, specs, tool_choice=tool_choice)
+            tool_choice = "auto"
+            await hooks.on_model_end(run_id, step, response)
+            yield ModelStep(step=step, response=response)
+            messages.append(_assistant_message(response))
+            if response.tool_calls:
+                calls = response.tool_calls
+                fresh = [c for c in calls if _call_key(c) not in answered]
+                results = await _run_tools(run_id, step, fresh, owners, settings, hooks)
+                answered.update(zip(map(_call_key, fresh), results, strict=True))
+                evidence.extend(zip(fresh, results, strict=True))
+                yield ToolStep(step=step, calls=fresh, results=results)
+                messages.extend(_tool_messages(calls, answered))
+                if not fresh:
+                    # A repeated call learns nothing new (small models repeat forever): the
+                    # earlier result is quoted again and the next turn must answer in text.
+                    tool_choice = "none"
+                continue
+            if problem := _unusable_answer(response):
+                messages.append(Message(role="user", content=problem))
+                continue
+            candidate = Candidate(
+                task=task,
+                answer=response.content,
+                reasoning=[m.reasoning for m in messages if m.reasoning],
+                evidence=list(evidence),
+                messages=list(messages),
+            )
+            verdict = await verifier.verify(candidate)
+            await hooks.on_verdict(run_id, step, verdict)
+            yield VerifyStep(step=step, verdict=verdict)
+            if verdict.ok:
+                status, answer = "completed", response.content
+                yield FinalStep(step=step, answer=answer, verified=verdict.checked)
+                return
+            messages.append(Message(role="user", content=verdict.feedback))
+        status = "limit_exceeded"
+        error = f"No final answer after {settings.max_steps} steps (max_steps)."
+        raise RunLimitExceeded(
+            f"{error} Raise --max-steps, or simplify the task. Run {run_id} is in the trace.",
+            max_steps=settings.max_steps,
+            run_id=run_id,
+        )
+    except anyio.get_cancelled_exc_class():
+        status, error = "cancelled", "The run was cancelled."
+        raise
+    except Exception as exc:
+        if status != "limit_exceeded":
+            error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        with anyio.CancelScope(shield=True):
+            await hooks.on_run_end(run_id, status, answer, error)
+
+
+async def run(
+    task: str,
+    *,
+    model: Model,
+    toolsets: Sequence[Toolset] = (),
+    verifier: Verifier | None = None,
+    settings: RunSettings | None = None,
+    hooks: RunHooks | None = None,
+    run_id: str | None = None,
+) -> RunResult:
+    """Enter the toolsets, run `task` to its end and return the result.
+
+    Raises:
+        UserError: the task is empty or tool names collide.
+        RunLimitExceeded: `max_steps` model calls gave no accepted answer.
+        ModelError: the model backend failed.
+    """
+    run_id = run_id or new_run_id()
+    steps: list[Step] = []
+    async with AsyncExitStack() as stack:
+        for toolset in toolsets:
+            await stack.enter_async_context(toolset)
+        async for step in iter_run(
+            task,
+            model=model,
+            toolsets=toolsets,
+            verifier=verifier,
+            settings=settings,
+            hooks=hooks,
+            run_id=run_id,
+        ):
+            steps.append(step)
+    final = steps[-1]
+    assert isinstance(final, FinalStep)
+    usage = sum((s.response.usage for s in steps if isinstance(s, ModelStep)), Usage())
+    return RunResult(
+        run_id=run_id, answer=final.answer, verified=final.verified, steps=steps, usage=usage
+    )
+
+
+def run_sync(
+    task: str,
+    *,
+    model: Model,
+    toolsets: Sequence[Toolset] = (),
+    verifier: Verifier | None = None,
+    settings: RunSettings | None = None,
+    hooks: RunHooks | None = None,
+) -> RunResult:
+    """`run()` for code that is not async.
+
+    Raises:
+        UserError: the task is empty or tool names collide.
+        RunLimitExceeded: `max_steps` model calls gave no accepted answer.
+        ModelError: the model backend failed.
+    """
+
+    async def main() -> RunResult:
+        return await run(
+            task, model=model, toolsets=toolsets, verifier=verifier, settings=settings, hooks=hooks
+        )
+
+    return anyio.run(main)
+
+
+async def _tool_owners(toolsets: Sequence[Toolset]) -> dict[str, tuple[ToolSpec, Toolset]]:
+    owners: dict[str, tuple[ToolSpec, Toolset]] = {}
+    for toolset in toolsets:
+        for spec in await toolset.list_tools():
+            if spec.name in owners:
+                raise UserError(
+                    f"Two toolsets offer a tool named {spec.name!r}; rename or prefix one.",
+                    field="toolsets",
+                )
+            owners[spec.name] = (spec, toolset)
+    return owners
+
+
+async def _run_tools(
+    run_id: str,
+    step: int,
+    calls: list[ToolCall],
+    owners: dict[str, tuple[ToolSpec, Toolset]],
+    settings: RunSettings,
+    hooks: RunHooks,
+) -> list[ToolResult]:
+    """Run the calls concurrently; results come back in call order."""
+    results: list[ToolResult | None] = [None] * len(calls)
+
+    async def run_one(index: int, call: ToolCall) -> None:
+        await hooks.on_tool_start(run_id, step, call)
+        started = time.perf_counter()
+        if call.name in owners:
+            result = await call_tool(
+                owners[call.name][1],
+                call.name,
+                call.arguments,
+                timeout=settings.tool_timeout,
+                max_output_chars=settings.max_tool_output_chars,
+            )
+        else:
+            result = ToolResult(content=f"Unknown tool {call.name!r}.", is_error=True)
+        results[index] = result
+        await hooks.on_tool_end(run_id, step, call, result, time.perf_counter() - started)
+
+    async with anyio.create_task_group() as group:
+        for index, call in enumerate(calls):
+            group.start_soon(run_one, index, call)
+    return [r for r in results if r is not None]
+
+
+def _assistant_message(response: ModelResponse) -> Message:
+    return Message(
+        role="assistant",
+        content=response.content,
+        reasoning=response.reasoning,
+        tool_calls=response.tool_calls,
+        raw=response.raw or None,
+    )
+
+
+def _call_key(call: ToolCall) -> str:
+    return json.dumps([call.name, call.arguments], sort_keys=True)
+
+
+def _tool_messages(
+    calls: list[ToolCall], answered: dict[str, ToolResult]
+) -> list[Message]:
+    """Quote each result with what to do next: small models otherwise call and call again."""
+    messages = []
+    for call in calls:
+        result = answered[_call_key(call)]
+        if result.is_error:
+            content = (
+                f"Error: {result.content}\n\n(The tool call failed. Fix the arguments and call "
+                "again, or answer without this tool.)"
+            )
+        else:
+            content = (
+                f"{result.content}\n\n(Tool result above. Answer the user's question with it "
+                "now, in plain text, unless you need another tool.)"
+            )
+        messages.append(Message(role="tool", tool_call_id=call.id, name=call.name, content=content))
+    return messages
+
+
+def _unusable_answer(response: ModelResponse) -> str | None:
+    """A retry message when the response cannot be a final answer, else None."""
+    if response.invalid_calls:
+        return (
+            "Your tool call was invalid: "
+            + " ".join(response.invalid_calls)
+            + " Call the tool again with valid arguments, or answer in plain text."
+        )
+    if response.finish_reason == "length":
+        return "Your answer was cut off at the token limit. Give the final answer, concisely."
+    if not response.content.strip():
+        return "Your answer was empty. Give the final answer in plain text."
+    return None

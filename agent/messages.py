@@ -1,0 +1,170 @@
+"""The data that flows through a run: messages, tool calls, usage, verdicts and the steps."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tools.base import ToolResult
+
+__all__ = [
+    "FinalStep",
+    "Finding",
+    "Message",
+    "ModelResponse",
+    "ModelStep",
+    "RunResult",
+    "Step",
+    "ToolCall",
+    "ToolStep",
+    "Usage",
+    "Verdict",
+    "VerifyStep",
+]
+
+Role = Literal["system", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "tool_calls", "length"]
+
+
+class ToolCall(BaseModel):
+    """One call the model asked for."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    """Call id, unique within the run; results refer to it."""
+    name: str
+    """The tool's name as offered to the model."""
+    arguments: dict[str, Any]
+    """Arguments, already valid against the tool's JSON Schema."""
+
+
+class Message(BaseModel):
+    """One chat message."""
+
+    role: Role
+    content: str = ""
+    reasoning: str | None = None
+    """The model's `<think>` text, kept for the trace (and re-sent only within a run)."""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    """For role "tool": the call this result answers."""
+    name: str | None = None
+    """For role "tool": the tool's name."""
+    raw: str | None = None
+    """For role "assistant": the model's output exactly as generated, so that re-rendering the
+    conversation reproduces the same tokens and the KV cache prefix stays valid."""
+
+
+class Usage(BaseModel):
+    """Token counts and time of one model call (or the sum of several)."""
+
+    prompt_tokens: int = 0
+    """Tokens in the prompt."""
+    prompt_tokens_evaluated: int = 0
+    """Prompt tokens actually evaluated: the rest came from the KV cache."""
+    completion_tokens: int = 0
+    duration_s: float = 0.0
+    prefill_s: float = 0.0
+    """Time spent evaluating the prompt."""
+    decode_s: float = 0.0
+    """Time spent generating the completion."""
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            prompt_tokens_evaluated=self.prompt_tokens_evaluated + other.prompt_tokens_evaluated,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            duration_s=self.duration_s + other.duration_s,
+            prefill_s=self.prefill_s + other.prefill_s,
+            decode_s=self.decode_s + other.decode_s,
+        )
+
+
+class ModelResponse(BaseModel):
+    """What one model call produced."""
+
+    content: str = ""
+    """Visible text (without reasoning and without tool-call syntax)."""
+    reasoning: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    invalid_calls: list[str] = Field(default_factory=list)
+    """Calls that did not parse or validate, described for a retry message to the model."""
+    raw: str = ""
+    """The generated text exactly as the model wrote it."""
+    finish_reason: FinishReason = "stop"
+    usage: Usage = Field(default_factory=Usage)
+    model: str = ""
+
+
+class Finding(BaseModel):
+    """One checked claim in a verdict."""
+
+    claim: str
+    ok: bool
+    evidence: str = ""
+
+
+class Verdict(BaseModel):
+    """A verifier's judgement of a candidate answer."""
+
+    ok: bool
+    verifier: str = ""
+    findings: list[Finding] = Field(default_factory=list)
+    feedback: str = ""
+    """What the model should fix, sent back into the loop when `ok` is false."""
+    confidence: float | None = None
+    checked: bool = True
+    """False when nothing was checked (verification off): such an answer is never "verified"."""
+
+
+class ModelStep(BaseModel):
+    """The model answered (with text, tool calls, or both)."""
+
+    kind: Literal["model"] = "model"
+    step: int
+    response: ModelResponse
+
+
+class ToolStep(BaseModel):
+    """Tool calls ran; results are in call order."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    kind: Literal["tool"] = "tool"
+    step: int
+    calls: list[ToolCall]
+    results: list[ToolResult]
+
+
+class VerifyStep(BaseModel):
+    """A candidate answer was verified."""
+
+    kind: Literal["verify"] = "verify"
+    step: int
+    verdict: Verdict
+
+
+class FinalStep(BaseModel):
+    """The run ended with an accepted answer."""
+
+    kind: Literal["final"] = "final"
+    step: int
+    answer: str
+    verified: bool
+
+
+Step = ModelStep | ToolStep | VerifyStep | FinalStep
+
+
+class RunResult(BaseModel):
+    """The outcome of a finished run."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    run_id: str
+    answer: str
+    verified: bool
+    steps: list[Step]
+    usage: Usage

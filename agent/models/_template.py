@@ -1,0 +1,77 @@
+"""Rendering a conversation with the model's own chat template (Jinja, as in the GGUF)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from agent.messages import Message
+from tools.base import ToolSpec
+
+__all__ = ["ChatTemplate"]
+
+
+def _raise(message: str) -> None:
+    raise jinja2.TemplateError(message)
+
+
+def _tojson(value: Any, indent: int | None = None, ensure_ascii: bool = False) -> str:
+    # transformers' tojson: no HTML escaping, which Jinja's built-in filter would add
+    return json.dumps(value, indent=indent, ensure_ascii=ensure_ascii)
+
+
+class ChatTemplate:
+    """A Jinja chat template in the sandbox Hugging Face templates expect."""
+
+    def __init__(self, source: str, *, bos_token: str = "", eos_token: str = "") -> None:
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        env.filters["tojson"] = _tojson
+        env.globals["raise_exception"] = _raise
+        env.globals["strftime_now"] = lambda fmt: datetime.now(UTC).strftime(fmt)
+        self._template = env.from_string(source)
+        self._bos_token = bos_token
+        self._eos_token = eos_token
+
+    def render(self, messages: list[Message], tools: list[ToolSpec]) -> str:
+        """The prompt for the next assistant turn.
+
+        An assistant message with `raw` text is rendered as that text, so the tokens the model
+        generated come back identical and the KV cache prefix stays valid (design D2).
+        """
+        return self._template.render(
+            messages=[_template_message(m) for m in messages],
+            tools=[_template_tool(t) for t in tools] or None,
+            add_generation_prompt=True,
+            bos_token=self._bos_token,
+            eos_token=self._eos_token,
+        )
+
+
+def _template_message(message: Message) -> dict[str, Any]:
+    if message.role == "assistant" and message.raw is not None:
+        return {"role": "assistant", "content": message.raw}
+    rendered: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        rendered["tool_calls"] = [
+            {"type": "function", "id": c.id, "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        rendered["tool_call_id"] = message.tool_call_id
+        rendered["name"] = message.name
+    return rendered
+
+
+def _template_tool(spec: ToolSpec) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": spec.name,
+            "description": spec.description,
+            "parameters": spec.parameters,
+        },
+    }

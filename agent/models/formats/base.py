@@ -1,0 +1,121 @@
+"""What every tool-call format provides, and the parts they share."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Literal, Protocol
+
+import jsonschema
+
+from agent.messages import ToolCall
+from tools.base import ToolSpec
+
+__all__ = ["CallStart", "ParsedCalls", "ToolCallFormat", "call_schema", "validate_call"]
+
+CallStart = Literal["call", "text", "undecided"]
+
+
+class ParsedCalls:
+    """Calls found in a completion, the problems with invalid ones, and the remaining text."""
+
+    def __init__(self, calls: list[ToolCall], invalid: list[str], content: str) -> None:
+        self.calls = calls
+        self.invalid = invalid
+        self.content = content
+
+
+class ToolCallFormat(Protocol):
+    """How one model family writes tool calls."""
+
+    name: str
+
+    def call_start(self, content: str) -> CallStart:
+        """Decide from the start of the visible content whether the model is writing a call."""
+        ...
+
+    def grammar(self, tools: list[ToolSpec]) -> str:
+        """GBNF that accepts one or more calls to `tools`, in this format, and nothing else."""
+        ...
+
+    def text_grammar(self) -> str:
+        """GBNF for a plain-text answer that cannot start a call (tool_choice "none")."""
+        ...
+
+    def parse(self, text: str, tools: list[ToolSpec], *, first_id: int) -> ParsedCalls:
+        """Extract and validate the calls in `text`."""
+        ...
+
+
+def call_schema(tools: list[ToolSpec]) -> dict[str, Any]:
+    """One JSON Schema for `{"name": ..., "arguments": ...}` over all tools.
+
+    Each tool's `$defs` are hoisted to the top level under `<tool>__<def>` so that its local
+    `#/$defs/...` references still resolve in the combined document.
+    """
+    defs: dict[str, Any] = {}
+    alternatives = []
+    for spec in tools:
+        parameters = copy.deepcopy(spec.parameters)
+        local_defs = parameters.pop("$defs", {}) | parameters.pop("definitions", {})
+        renames = {name: f"{spec.name}__{name}" for name in local_defs}
+        for name, definition in local_defs.items():
+            defs[renames[name]] = _rewrite_refs(definition, renames)
+        alternatives.append(
+            {
+                "type": "object",
+                "properties": {
+                    "name": {"const": spec.name},
+                    "arguments": _rewrite_refs(parameters, renames) or {"type": "object"},
+                },
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
+        )
+    schema: dict[str, Any] = {"anyOf": alternatives}
+    if defs:
+        schema["$defs"] = defs
+    return schema
+
+
+def _rewrite_refs(node: Any, renames: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        result = {key: _rewrite_refs(value, renames) for key, value in node.items()}
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            for prefix in ("#/$defs/", "#/definitions/"):
+                if ref.startswith(prefix) and ref[len(prefix) :] in renames:
+                    result["$ref"] = "#/$defs/" + renames[ref[len(prefix) :]]
+        return result
+    if isinstance(node, list):
+        return [_rewrite_refs(item, renames) for item in node]
+    return node
+
+
+def validate_call(
+    payload: Any, tools: list[ToolSpec], call_id: str
+) -> tuple[ToolCall | None, str | None]:
+    """Check one decoded `{"name", "arguments"}` object against the offered tools.
+
+    Returns the call, or a problem description written for the model to act on.
+    """
+    if not isinstance(payload, dict) or "name" not in payload:
+        return None, 'A tool call must be a JSON object {"name": ..., "arguments": {...}}.'
+    name = payload["name"]
+    specs = {spec.name: spec for spec in tools}
+    if name not in specs:
+        return None, f"There is no tool named {name!r}. Available: {', '.join(specs) or 'none'}."
+    arguments = payload.get("arguments", payload.get("parameters", {}))
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except json.JSONDecodeError:
+            return None, f"The arguments of {name!r} are not a JSON object."
+    if not isinstance(arguments, dict):
+        return None, f"The arguments of {name!r} must be a JSON object."
+    validator = jsonschema.Draft202012Validator(specs[name].parameters)
+    errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))
+    if errors:
+        where = "/".join(str(p) for p in errors[0].path) or "arguments"
+        return None, f"Invalid arguments for {name!r} at {where}: {errors[0].message}."
+    return ToolCall(id=call_id, name=name, arguments=arguments), None

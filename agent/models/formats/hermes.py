@@ -1,0 +1,127 @@
+"""Qwen2.5 / Hermes tool calls: `<tool_call>{"name": ..., "arguments": ...}</tool_call>`.
+
+Small Qwen models rarely write the tags their template asks for: they answer with bare JSON or
+JSON in a ```json fence. So a call is recognised by the tag, a fence or a leading `{`, and the
+grammar accepts all three spellings (design D1): constraining the model to one spelling it does
+not use pushed it off its natural path and made it pick worse tools.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from llama_cpp.llama_grammar import SchemaConverter
+
+from agent.models.formats.base import CallStart, ParsedCalls, call_schema, validate_call
+from tools.base import ToolSpec
+
+__all__ = ["HermesFormat"]
+
+_CALL_OPENING = re.compile(r"<tool_call>|```(?:json)?\s*(?:<tool_call>\s*)?[\[{]|\{")
+_MAYBE_FENCE = re.compile(r"`{1,2}|```(?:j(?:s(?:o(?:n)?)?)?)?\s*")
+_TAG = "<tool_call>"
+_BLOCK = re.compile(
+    r"<tool_call>\s*(?P<tag>.*?)\s*(?:</tool_call>|\Z)|```(?:json)?[ \t]*\n?(?P<fence>.*?)(?:```|\Z)",
+    re.S,
+)
+_WHITESPACE = r"[ \t\n]{0,24}"
+_JSON_CHAR = r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
+
+
+class HermesFormat:
+    """The `<tool_call>` format of Qwen2.5, Qwen3, QwQ and Hermes-style templates."""
+
+    name = "hermes"
+
+    def call_start(self, content: str) -> CallStart:
+        """A call starts with the tag, a JSON fence, or a bare `{`; anything else is text."""
+        text = content.lstrip()
+        if _CALL_OPENING.match(text):
+            return "call"
+        if not text or _TAG.startswith(text) or _MAYBE_FENCE.fullmatch(text):
+            return "undecided"
+        return "text"
+
+    def grammar(self, tools: list[ToolSpec]) -> str:
+        """GBNF for one or more calls, each tagged, fenced or bare, with free whitespace."""
+        converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+        schema = converter.resolve_refs(call_schema(tools), "tools")
+        converter.visit(schema, "call")
+        # The converter's compact `" "?` separator pushes the model off its natural layout.
+        converter._rules["space"] = _WHITESPACE
+        if "char" in converter._rules:  # raw control characters are not valid inside JSON strings
+            converter._rules["char"] = _JSON_CHAR
+        rules = [
+            "root ::= ws block (ws block)* ws",
+            'block ::= "<tool_call>" ws call ws "</tool_call>" | "```" "json"? ws call ws "```" | call',
+            f"ws ::= {_WHITESPACE}",
+            converter.format_grammar(),
+        ]
+        return "\n".join(rules)
+
+    def text_grammar(self) -> str:
+        """Text whose first visible character cannot open a call (`{`, a fence or a tag)."""
+        return 'root ::= [ \\t\\n]* [^{<`[ \\t\\n] [^\\x00]*'
+
+    def parse(self, text: str, tools: list[ToolSpec], *, first_id: int) -> ParsedCalls:
+        """Find tagged, fenced and bare JSON calls; validate each against its tool's schema."""
+        payloads: list[Any] = []
+        invalid: list[str] = []
+        kept: list[str] = []
+        position = 0
+        for match in _BLOCK.finditer(text):
+            body = match.group("tag") if match.group("tag") is not None else match.group("fence")
+            decoded = _decode_json(body.strip())
+            if decoded is None and match.group("tag") is None and not body.lstrip().startswith("{"):
+                continue  # an ordinary code block, not a call
+            kept.append(text[position : match.start()])
+            position = match.end()
+            if decoded is None:
+                invalid.append(f"This tool call is not valid JSON: {body.strip()[:200]!r}.")
+            else:
+                payloads.extend(decoded if isinstance(decoded, list) else [decoded])
+        kept.append(text[position:])
+        content_parts = []
+        for part in kept:
+            remaining, bare = _bare_objects(part)
+            payloads.extend(bare)
+            content_parts.append(remaining)
+        calls = []
+        for payload in payloads:
+            call, problem = validate_call(payload, tools, f"call_{first_id + len(calls)}")
+            if call is not None:
+                calls.append(call)
+            elif problem is not None:
+                invalid.append(problem)
+        return ParsedCalls(calls, invalid, "".join(content_parts).strip())
+
+
+def _decode_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None
+
+
+def _bare_objects(text: str) -> tuple[str, list[Any]]:
+    """JSON objects with a "name" key that start a line; returns the text without them."""
+    decoder = json.JSONDecoder()
+    found: list[Any] = []
+    kept: list[str] = []
+    position = 0
+    for match in re.finditer(r"(?m)^[ \t]*\{", text):
+        start = match.end() - 1
+        if start < position:
+            continue
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict) and "name" in value:
+            found.append(value)
+            kept.append(text[position:start])
+            position = end
+    kept.append(text[position:])
+    return "".join(kept), found

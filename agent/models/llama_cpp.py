@@ -1,0 +1,229 @@
+"""The embedded backend: a GGUF model in-process through llama-cpp-python."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from agent.errors import ModelError, UserError
+from agent.messages import Message, ModelResponse, Usage
+from agent.models._generation import GenerationRequest, generate
+from agent.models._sampling import GrammarRejectedError, TokenSampler
+from agent.models._template import ChatTemplate
+from agent.models.base import ToolChoice
+from agent.models.formats import HermesFormat, ToolCallFormat
+from agent.settings import ModelSettings
+from tools.base import ToolSpec
+
+__all__ = ["LlamaCppModel", "check_gguf_file", "llama_kwargs"]
+
+_KV_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8,
+             "iq4_nl": 20, "bf16": 30}  # fmt: skip
+
+
+def check_gguf_file(path: Path) -> None:
+    """Fail early, with what to do, when `path` cannot be a GGUF model.
+
+    Raises:
+        UserError: the file is missing, is a directory, or does not start with the GGUF magic.
+    """
+    if not path.exists():
+        raise UserError(
+            f"Model file {str(path)!r} does not exist. Pass the path of a GGUF file with --model "
+            "(or VERITY_MODEL), or leave both unset to use the embedded default model.",
+            field="model",
+        )
+    if not path.is_file():
+        raise UserError(f"Model path {str(path)!r} is a directory, not a GGUF file.", field="model")
+    with path.open("rb") as handle:
+        magic = handle.read(4)
+    if magic != b"GGUF":
+        raise UserError(
+            f"Model file {str(path)!r} is not a GGUF file (it does not start with 'GGUF'). "
+            "Verity runs llama.cpp GGUF models; convert or download the model in GGUF format.",
+            field="model",
+        )
+
+
+def llama_kwargs(settings: ModelSettings) -> dict[str, Any]:
+    """The `llama_cpp.Llama` arguments for `settings`, GPU options included."""
+    kwargs: dict[str, Any] = {
+        "n_ctx": settings.n_ctx,
+        "n_batch": settings.n_batch,
+        "n_threads": settings.n_threads,
+        "n_gpu_layers": settings.n_gpu_layers,
+        "main_gpu": settings.main_gpu,
+        "tensor_split": settings.tensor_split,
+        "flash_attn": settings.flash_attn,
+        "offload_kqv": settings.offload_kqv,
+        "seed": settings.seed,
+        "verbose": False,
+    }
+    if settings.type_k is not None:
+        kwargs["type_k"] = _KV_TYPES[settings.type_k]
+    if settings.type_v is not None:
+        kwargs["type_v"] = _KV_TYPES[settings.type_v]
+    return kwargs
+
+
+class LlamaCppModel:
+    """A GGUF model run in-process, with grammar-constrained tool calls and KV prefix reuse.
+
+    One instance holds one llama.cpp context; concurrent runs sharing it are serialised.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        settings: ModelSettings | None = None,
+        *,
+        call_format: ToolCallFormat | None = None,
+    ) -> None:
+        self.path = Path(model_path)
+        check_gguf_file(self.path)
+        self.settings = settings or ModelSettings()
+        self.call_format: ToolCallFormat = call_format or HermesFormat()
+        self._llm: Any = None
+        self._template: ChatTemplate | None = None
+        self._lock = anyio.Lock()
+        self._call_ids = itertools.count()
+
+    @property
+    def name(self) -> str:
+        """The file name without its extension."""
+        return self.path.stem
+
+    @property
+    def llama(self) -> Any:
+        """The loaded `llama_cpp.Llama` (loads it on first use)."""
+        return self._load()
+
+    def _load(self) -> Any:
+        if self._llm is not None:
+            return self._llm
+        import llama_cpp  # noqa: PLC0415 - heavy native import, only when a model is really used
+
+        try:
+            self._llm = llama_cpp.Llama(str(self.path), **llama_kwargs(self.settings))
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(
+                f"llama.cpp could not load {str(self.path)!r} ({exc}). The file may be truncated "
+                "or corrupt, or made for a newer llama.cpp: check its size and checksum."
+            ) from None
+        metadata = self._llm.metadata
+        source = metadata.get("tokenizer.chat_template")
+        if not source:
+            raise ModelError(f"{self.path.name} has no chat template in its GGUF metadata.")
+        self._template = ChatTemplate(
+            source,
+            bos_token=self._token_text(metadata, "tokenizer.ggml.bos_token_id"),
+            eos_token=self._token_text(metadata, "tokenizer.ggml.eos_token_id"),
+        )
+        return self._llm
+
+    def _grammar(self, tools: list[ToolSpec], offered: list[ToolSpec]) -> str | None:
+        if offered:
+            return self.call_format.grammar(offered)
+        return self.call_format.text_grammar() if tools else None
+
+    def _token_text(self, metadata: dict[str, str], key: str) -> str:
+        if key not in metadata:
+            return ""
+        token = int(metadata[key])
+        return bytes(self._llm.detokenize([token], special=True)).decode("utf-8", errors="ignore")
+
+    def close(self) -> None:
+        """Free the model and its context."""
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None
+
+    async def respond(
+        self, messages: list[Message], tools: list[ToolSpec], *, tool_choice: ToolChoice = "auto"
+    ) -> ModelResponse:
+        """Generate the next assistant turn in a worker thread.
+
+        Raises:
+            ModelError: the model failed to load, or the prompt does not fit the context.
+        """
+        async with self._lock:
+            return await anyio.to_thread.run_sync(self._respond, messages, tools, tool_choice)
+
+    def _respond(
+        self, messages: list[Message], tools: list[ToolSpec], tool_choice: ToolChoice
+    ) -> ModelResponse:
+        llm = self._load()
+        assert self._template is not None
+        offered = _offered_tools(tools, tool_choice)
+        # Tools stay in the prompt even when none may be called, so the KV prefix stays valid.
+        prompt = self._template.render(messages, tools)
+        tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        room = self.settings.n_ctx - len(tokens)
+        if room < 16:
+            raise ModelError(
+                f"The conversation needs {len(tokens)} tokens but the context holds "
+                f"{self.settings.n_ctx}. Raise n_ctx or shorten the task and tool outputs."
+            )
+        request = GenerationRequest(
+            prompt_tokens=tokens,
+            max_tokens=min(self.settings.max_tokens, room),
+            grammar=self._grammar(tools, offered),
+            constrain_from_start=tool_choice != "auto",
+            call_format=self.call_format,
+            prompt_opens_think=prompt.rstrip().endswith("<think>"),
+            max_thinking_tokens=self.settings.max_thinking_tokens,
+        )
+        sampler = TokenSampler(
+            llm,
+            temperature=self.settings.temperature,
+            top_p=self.settings.top_p,
+            top_k=self.settings.top_k,
+            min_p=self.settings.min_p,
+            seed=self.settings.seed,
+        )
+        try:
+            completion = generate(llm, sampler, request)
+        except GrammarRejectedError as exc:
+            raise ModelError(f"Constrained decoding failed: {exc}.") from None
+        finally:
+            sampler.close()
+        content, calls, invalid = completion.text, [], []
+        if offered:
+            parsed = self.call_format.parse(
+                completion.text, offered, first_id=next(self._call_ids)
+            )
+            content, calls, invalid = parsed.content, parsed.calls, parsed.invalid
+            for _ in calls[1:]:
+                next(self._call_ids)
+        return ModelResponse(
+            content=content,
+            reasoning=completion.reasoning,
+            tool_calls=calls,
+            invalid_calls=invalid,
+            raw=completion.raw,
+            finish_reason="tool_calls" if calls else completion.finish_reason,  # type: ignore[arg-type]
+            usage=Usage(
+                prompt_tokens=len(tokens),
+                prompt_tokens_evaluated=completion.prompt_tokens_evaluated,
+                completion_tokens=completion.completion_tokens,
+                duration_s=completion.prefill_s + completion.decode_s,
+                prefill_s=completion.prefill_s,
+                decode_s=completion.decode_s,
+            ),
+            model=self.name,
+        )
+
+
+def _offered_tools(tools: list[ToolSpec], tool_choice: ToolChoice) -> list[ToolSpec]:
+    if tool_choice == "none":
+        return []
+    if tool_choice in ("auto", "required"):
+        return tools
+    chosen = [spec for spec in tools if spec.name == tool_choice]
+    if not chosen:
+        raise UserError(f"tool_choice names {tool_choice!r}, which is not an offered tool.")
+    return chosen

@@ -1,0 +1,68 @@
+"""Settings for the model and for a run; every GPU option is a first-class field."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["ModelSettings", "RunSettings", "default_trace_path"]
+
+KVCacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
+
+
+class ModelSettings(BaseModel):
+    """How to load and sample the in-process llama.cpp model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_ctx: int = Field(8192, ge=256)
+    """Context window in tokens."""
+    n_threads: int | None = Field(None, ge=1)
+    """CPU threads for generation; None lets llama.cpp choose."""
+    n_batch: int = Field(512, ge=1)
+    """Prompt tokens evaluated per batch."""
+    n_gpu_layers: int = 0
+    """Layers offloaded to the GPU; -1 offloads all of them."""
+    main_gpu: int = 0
+    tensor_split: list[float] | None = None
+    """How to split the model across several GPUs (proportions)."""
+    flash_attn: bool = False
+    offload_kqv: bool = True
+    """Keep the KV cache on the GPU when layers are offloaded."""
+    type_k: KVCacheType | None = None
+    """KV cache type for keys; quantised caches save memory but degrade tool calling."""
+    type_v: KVCacheType | None = None
+    temperature: float = Field(0.6, ge=0)
+    """DeepSeek's R1 guidance: 0.6 (0 means greedy)."""
+    top_p: float = Field(0.95, gt=0, le=1)
+    top_k: int = Field(40, ge=1)
+    min_p: float = Field(0.05, ge=0, le=1)
+    seed: int = 0
+    max_tokens: int = Field(1024, ge=1)
+    """Largest completion of one model call."""
+    max_thinking_tokens: int | None = Field(None, ge=1)
+    """When a `<think>` block reaches this many tokens it is closed and the model must act."""
+
+
+class RunSettings(BaseModel):
+    """Limits and options of one agent run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_steps: int = Field(8, ge=1)
+    """Model calls allowed before the run ends with RunLimitExceeded."""
+    tool_timeout: float = Field(60.0, gt=0)
+    """Seconds one tool call may take before it becomes an error result."""
+    max_tool_output_chars: int = Field(16_000, ge=100)
+    system_prompt: str | None = None
+    """Replaces Verity's default system prompt."""
+
+
+def default_trace_path() -> Path:
+    """The trace database used when none is given: `VERITY_TRACE_DB` or the user data dir."""
+    configured = os.environ.get("VERITY_TRACE_DB")
+    return Path(configured) if configured else Path(platformdirs.user_data_dir("verity")) / "traces.db"

@@ -1,0 +1,126 @@
+"""Schema migrations of the trace database, applied in order and recorded by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+__all__ = ["MIGRATIONS", "migrate"]
+
+Migration = Callable[[sqlite_utils.Database], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(function: Migration) -> Migration:
+    """Register a migration; its function name is its permanent id."""
+    MIGRATIONS.append(function)
+    return function
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply every migration not yet recorded in `_verity_migrations`; return their names."""
+    table = db.table("_verity_migrations")
+    if not table.exists():
+        table.create({"name": str, "applied_at": str}, pk="name")
+    done = {row["name"] for row in table.rows}
+    applied = []
+    for function in MIGRATIONS:
+        if function.__name__ in done:
+            continue
+        with db.conn:
+            function(db)
+            table.insert({"name": function.__name__, "applied_at": datetime.now(UTC).isoformat()})
+        applied.append(function.__name__)
+    return applied
+
+
+@migration
+def m001_initial(db: sqlite_utils.Database) -> None:
+    """Runs, their steps, model calls, tool calls and verdicts."""
+    db.table("runs").create(
+        {
+            "id": str,
+            "task": str,
+            "model": str,
+            "status": str,
+            "answer": str,
+            "error": str,
+            "started_at": str,
+            "ended_at": str,
+            "duration_s": float,
+        },
+        pk="id",
+    )
+    db.table("steps").create(
+        {
+            "id": int,
+            "run_id": str,
+            "step": int,
+            "outcome": str,
+            "started_at": str,
+            "ended_at": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db.table("model_calls").create(
+        {
+            "id": int,
+            "run_id": str,
+            "step": int,
+            "model": str,
+            "input_tokens": int,
+            "input_tokens_evaluated": int,
+            "output_tokens": int,
+            "content": str,
+            "reasoning": str,
+            "raw": str,
+            "finish_reason": str,
+            "tool_calls": str,
+            "invalid_calls": str,
+            "duration_s": float,
+            "prefill_s": float,
+            "decode_s": float,
+            "output_tokens_per_s": float,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db.table("tool_calls").create(
+        {
+            "id": int,
+            "run_id": str,
+            "step": int,
+            "tool_call_id": str,
+            "tool_name": str,
+            "arguments": str,
+            "result": str,
+            "is_error": int,
+            "duration_s": float,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db.table("verdicts").create(
+        {
+            "id": int,
+            "run_id": str,
+            "step": int,
+            "ok": int,
+            "checked": int,
+            "verifier": str,
+            "findings": str,
+            "feedback": str,
+            "confidence": float,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    for table in ("steps", "model_calls", "tool_calls", "verdicts"):
+        db.table(table).create_index(["run_id", "step"])
+    db.table("runs").create_index(["started_at"])

@@ -1,0 +1,13 @@
+"""Ask the embedded model an arithmetic question; it answers with the calculator tool."""
+
+from agent import LlamaCppModel, ModelSettings, embedded_model_path, run_sync
+from tools.builtin.calculator import calculator
+from tools.toolset import FunctionToolset
+
+model = LlamaCppModel(embedded_model_path(), ModelSettings(temperature=0))
+result = run_sync(
+    "A shop sells 17 boxes of 24 apples. How many apples is that?",
+    model=model,
+    toolsets=[FunctionToolset([calculator])],
+)
+print(result.answer)

@@ -1,0 +1,132 @@
+"""A calculator the model can trust: arithmetic evaluated by an AST walker, never by `eval`."""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from collections.abc import Callable
+
+from tools.base import ToolError, tool
+
+__all__ = ["calculator", "evaluate"]
+
+MAX_EXPONENT = 10_000
+MAX_INT_DIGITS = 1_000
+MAX_EXPRESSION_CHARS = 2_000
+
+Number = int | float
+
+_BINARY: dict[type[ast.operator], Callable[[Number, Number], Number]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+    ast.BitXor: operator.pow,  # people and models write 2^10 for a power, not for xor
+}
+_UNARY: dict[type[ast.unaryop], Callable[[Number], Number]] = {
+    ast.UAdd: operator.pos,
+    ast.USub: operator.neg,
+}
+_FUNCTIONS: dict[str, Callable[..., Number]] = {
+    "abs": abs,
+    "round": round,
+    "min": min,
+    "max": max,
+    "sqrt": math.sqrt,
+    "exp": math.exp,
+    "log": math.log,
+    "log10": math.log10,
+    "sin": math.sin,
+    "cos": math.cos,
+    "tan": math.tan,
+    "floor": math.floor,
+    "ceil": math.ceil,
+}
+_CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
+
+
+def evaluate(expression: str) -> Number:
+    """Evaluate an arithmetic expression.
+
+    Raises:
+        ToolError: the expression is not arithmetic, is too large, or divides by zero.
+    """
+    text = expression.replace("×", "*").replace("÷", "/").replace(",", "").strip()
+    if not text:
+        raise ToolError("The expression is empty. Pass arithmetic such as '12 * (3 + 4)'.")
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise ToolError(f"The expression is longer than {MAX_EXPRESSION_CHARS} characters.")
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        raise ToolError(
+            f"Could not parse {expression!r}. Use numbers, + - * / // % ** and parentheses."
+        ) from None
+    try:
+        return _evaluate_node(tree.body)
+    except ZeroDivisionError:
+        raise ToolError(f"Division by zero in {expression!r}.") from None
+    except (OverflowError, ValueError) as exc:
+        raise ToolError(f"Cannot evaluate {expression!r}: {exc}.") from None
+
+
+def _evaluate_node(node: ast.expr) -> Number:
+    match node:
+        case ast.Constant(value=bool()):
+            raise ToolError("Booleans are not numbers here.")
+        case ast.Constant(value=int() | float() as value):
+            return value
+        case ast.BinOp(left=left, op=op, right=right) if type(op) in _BINARY:
+            a, b = _evaluate_node(left), _evaluate_node(right)
+            if isinstance(op, ast.Pow | ast.BitXor):
+                _check_power(a, b)
+            return _check_size(_BINARY[type(op)](a, b))
+        case ast.UnaryOp(op=op, operand=operand) if type(op) in _UNARY:
+            return _UNARY[type(op)](_evaluate_node(operand))
+        case ast.Name(id=name) if name in _CONSTANTS:
+            return _CONSTANTS[name]
+        case ast.Call(func=ast.Name(id=name), args=args, keywords=[]) if name in _FUNCTIONS:
+            return _check_size(_FUNCTIONS[name](*(_evaluate_node(arg) for arg in args)))
+    allowed = ", ".join(sorted(_FUNCTIONS))
+    raise ToolError(
+        f"Unsupported syntax {ast.unparse(node)!r}. Allowed: numbers, + - * / // % ** ^, "
+        f"parentheses, pi, e and the functions {allowed}."
+    )
+
+
+def _check_power(base: Number, exponent: Number) -> None:
+    if abs(exponent) > MAX_EXPONENT and abs(base) > 1:
+        raise ToolError(f"Exponent {exponent} is too large (limit {MAX_EXPONENT}).")
+
+
+def _check_size(value: Number) -> Number:
+    if isinstance(value, complex):
+        raise ToolError("The result is a complex number; only real arithmetic is supported.")
+    if isinstance(value, int) and value.bit_length() > MAX_INT_DIGITS * 3.33:
+        raise ToolError(f"The result has more than {MAX_INT_DIGITS} digits.")
+    return value
+
+
+def _format(value: Number) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    if isinstance(value, float):
+        return format(value, ".12g")
+    return str(value)
+
+
+@tool(read_only=True)
+def calculator(expression: str) -> str:
+    """Evaluate an arithmetic expression exactly and return the number.
+
+    Use it for every calculation instead of doing arithmetic in your head.
+
+    Args:
+        expression: Arithmetic such as "(3.5 + 2) * 4" or "2 ** 10 / 8".
+    """
+    return _format(evaluate(expression))
+
