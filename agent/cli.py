@@ -128,7 +128,9 @@ def _run_command(args: argparse.Namespace) -> int:
                         "verity run \"What is 1234 * 5678 + 17?\"", field="task")  # fmt: skip
     if args.max_steps < 1:
         raise UserError(f"--max-steps must be at least 1, not {args.max_steps}.", field="max_steps")
-    configured = args.model or (Path(os.environ["VERITY_MODEL"]) if os.environ.get("VERITY_MODEL") else None)
+    configured = args.model or (
+        Path(os.environ["VERITY_MODEL"]) if os.environ.get("VERITY_MODEL") else None
+    )
     path = configured or embedded_model_path()
     model = LlamaCppModel(path, _model_settings(args, embedded=configured is None))
     store = TraceStore(args.trace_db or default_trace_path())

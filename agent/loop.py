@@ -152,20 +152,21 @@ async def run(
         ModelError: the model backend failed.
     """
     run_id = run_id or new_run_id()
-    steps: list[Step] = []
     async with AsyncExitStack() as stack:
         for toolset in toolsets:
             await stack.enter_async_context(toolset)
-        async for step in iter_run(
-            task,
-            model=model,
-            toolsets=toolsets,
-            verifier=verifier,
-            settings=settings,
-            hooks=hooks,
-            run_id=run_id,
-        ):
-            steps.append(step)
+        steps = [
+            step
+            async for step in iter_run(
+                task,
+                model=model,
+                toolsets=toolsets,
+                verifier=verifier,
+                settings=settings,
+                hooks=hooks,
+                run_id=run_id,
+            )
+        ]
     final = steps[-1]
     assert isinstance(final, FinalStep)
     usage = sum((s.response.usage for s in steps if isinstance(s, ModelStep)), Usage())
@@ -231,7 +232,7 @@ async def _run_tools(
                 owners[call.name][1],
                 call.name,
                 call.arguments,
-                timeout=settings.tool_timeout,
+                time_limit=settings.tool_timeout,
                 max_output_chars=settings.max_tool_output_chars,
             )
         else:
@@ -259,9 +260,7 @@ def _call_key(call: ToolCall) -> str:
     return json.dumps([call.name, call.arguments], sort_keys=True)
 
 
-def _tool_messages(
-    calls: list[ToolCall], answered: dict[str, ToolResult]
-) -> list[Message]:
+def _tool_messages(calls: list[ToolCall], answered: dict[str, ToolResult]) -> list[Message]:
     """Quote each result with what to do next: small models otherwise call and call again."""
     messages = []
     for call in calls:

@@ -19,11 +19,11 @@ class ModelSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    n_ctx: int = Field(8192, ge=256)
+    n_ctx: int = Field(default=8192, ge=256)
     """Context window in tokens."""
-    n_threads: int | None = Field(None, ge=1)
+    n_threads: int | None = Field(default=None, ge=1)
     """CPU threads for generation; None lets llama.cpp choose."""
-    n_batch: int = Field(512, ge=1)
+    n_batch: int = Field(default=512, ge=1)
     """Prompt tokens evaluated per batch."""
     n_gpu_layers: int = 0
     """Layers offloaded to the GPU; -1 offloads all of them."""
@@ -36,15 +36,18 @@ class ModelSettings(BaseModel):
     type_k: KVCacheType | None = None
     """KV cache type for keys; quantised caches save memory but degrade tool calling."""
     type_v: KVCacheType | None = None
-    temperature: float = Field(0.6, ge=0)
+    temperature: float = Field(default=0.6, ge=0)
     """DeepSeek's R1 guidance: 0.6 (0 means greedy)."""
-    top_p: float = Field(0.95, gt=0, le=1)
-    top_k: int = Field(40, ge=1)
-    min_p: float = Field(0.05, ge=0, le=1)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    top_k: int = Field(default=40, ge=1)
+    min_p: float = Field(default=0.05, ge=0, le=1)
     seed: int = 0
-    max_tokens: int = Field(1024, ge=1)
+    max_tokens: int = Field(default=1024, ge=1)
     """Largest completion of one model call."""
-    max_thinking_tokens: int | None = Field(None, ge=1)
+    constrain_tool_calls: bool = True
+    """Decode tool calls under a grammar from the tools' schemas. False gives free generation
+    with lenient parsing (what most frameworks do): a baseline for benchmarks and tests."""
+    max_thinking_tokens: int | None = Field(default=None, ge=1)
     """When a `<think>` block reaches this many tokens it is closed and the model must act."""
 
 
@@ -53,11 +56,11 @@ class RunSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_steps: int = Field(8, ge=1)
+    max_steps: int = Field(default=8, ge=1)
     """Model calls allowed before the run ends with RunLimitExceeded."""
-    tool_timeout: float = Field(60.0, gt=0)
+    tool_timeout: float = Field(default=60.0, gt=0)
     """Seconds one tool call may take before it becomes an error result."""
-    max_tool_output_chars: int = Field(16_000, ge=100)
+    max_tool_output_chars: int = Field(default=16_000, ge=100)
     system_prompt: str | None = None
     """Replaces Verity's default system prompt."""
 
@@ -65,4 +68,6 @@ class RunSettings(BaseModel):
 def default_trace_path() -> Path:
     """The trace database used when none is given: `VERITY_TRACE_DB` or the user data dir."""
     configured = os.environ.get("VERITY_TRACE_DB")
-    return Path(configured) if configured else Path(platformdirs.user_data_dir("verity")) / "traces.db"
+    return (
+        Path(configured) if configured else Path(platformdirs.user_data_dir("verity")) / "traces.db"
+    )

@@ -1,4 +1,7 @@
-"""A scripted model for tests of loop logic (sequencing, limits, feedback); never proof a feature works."""
+"""A scripted model for tests of loop logic (sequencing, limits, feedback).
+
+Never the proof that a feature works: that takes a real model.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ class ScriptedModel:
     def __init__(self, responses: Sequence[ModelResponse]) -> None:
         self._responses = list(responses)
         self.requests: list[tuple[list[Message], list[ToolSpec]]] = []
+        self.tool_choices: list[ToolChoice] = []
 
     async def respond(
         self, messages: list[Message], tools: list[ToolSpec], *, tool_choice: ToolChoice = "auto"
@@ -49,6 +53,7 @@ class ScriptedModel:
         if len(self.requests) >= len(self._responses):
             raise ScriptExhaustedError(f"script exhausted after {len(self._responses)} responses")
         self.requests.append((list(messages), list(tools)))
+        self.tool_choices.append(tool_choice)
         return self._responses[len(self.requests) - 1]
 
     def assert_complete(self) -> None:

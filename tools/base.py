@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, get_type_hints
+from typing import Any, get_type_hints, overload
 
 import anyio.to_thread
 import docstring_parser
@@ -65,15 +65,29 @@ class FunctionTool:
         kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
         if inspect.iscoroutinefunction(self.function):
             return await self.function(**kwargs)
-        return await anyio.to_thread.run_sync(lambda: self.function(**kwargs))
+        # abandon on cancel: a sync tool cannot be interrupted, and a timeout must still return
+        return await anyio.to_thread.run_sync(
+            lambda: self.function(**kwargs), abandon_on_cancel=True
+        )
+
+
+@overload
+def tool(function: Callable[..., Any], /) -> FunctionTool: ...
+
+
+@overload
+def tool(
+    *, name: str | None = None, read_only: bool = False
+) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
 def tool(
     function: Callable[..., Any] | None = None,
+    /,
     *,
     name: str | None = None,
     read_only: bool = False,
-) -> Any:
+) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Turn a typed function into a tool; its Google docstring becomes the description.
 
     Usable bare (`@tool`) or with options (`@tool(read_only=True)`).
@@ -111,7 +125,7 @@ def _arguments_model(
 
 
 def _without_titles(schema: Any) -> Any:
-    """Drop pydantic's generated `title` keys: they cost prompt tokens and tell the model nothing."""
+    """Drop pydantic's `title` keys: they cost prompt tokens and tell the model nothing."""
     if isinstance(schema, dict):
         return {
             key: _without_titles(value)

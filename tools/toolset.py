@@ -74,21 +74,21 @@ async def call_tool(
     name: str,
     arguments: dict[str, Any],
     *,
-    timeout: float,
+    time_limit: float,
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
 ) -> ToolResult:
     """Call a tool and never raise for the tool's own failure: the model gets an error result.
 
-    A tool that raises, returns invalid output, or runs past `timeout` seconds yields
+    A tool that raises, returns invalid output, or runs past `time_limit` seconds yields
     `ToolResult(is_error=True)` whose content says what failed and what to try. Cancellation
     of the caller is never swallowed.
     """
     result: ToolResult | None = None
-    with anyio.move_on_after(timeout):
+    with anyio.move_on_after(time_limit):
         result = await _call_catching(toolset, name, arguments)
     if result is None:
         return ToolResult(
-            content=f"Tool {name!r} timed out after {timeout:g} s. Try simpler arguments, "
+            content=f"Tool {name!r} timed out after {time_limit:g} s. Try simpler arguments, "
             "or answer without this tool.",
             is_error=True,
         )

@@ -173,8 +173,10 @@ def generate(llm: Any, sampler: TokenSampler, request: GenerationRequest) -> Com
                 decoder.push(closing, len(generated))
             continue
         if decision == "undecided" and decoder.content_start is not None:
-            decision = "call" if request.constrain_from_start else request.call_format.call_start(
-                decoder.content
+            decision = (
+                "call"
+                if request.constrain_from_start
+                else request.call_format.call_start(decoder.content)
             )
             if decision == "call":
                 del generated[decoder.content_start :]

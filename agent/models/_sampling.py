@@ -103,7 +103,7 @@ class TokenSampler:
         return token
 
     def _allowed(self, token: int) -> bool:
-        self._single[0].id = token
+        self._single[0].id = token  # type: ignore[assignment]
         self._single[0].logit = 0.0
         self._single[0].p = 0.0
         candidates = llama_cpp.llama_token_data_array(

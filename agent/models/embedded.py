@@ -15,7 +15,7 @@ __all__ = ["EMBEDDED_MODEL", "EmbeddedModel", "embedded_model_path"]
 
 
 class EmbeddedModel:
-    """A GGUF file split across PyPI packages `<prefix>1`..`<prefix>N`, each holding `data/partNN.bin`."""
+    """A GGUF file split across PyPI packages `<prefix>1`..`<prefix>N` (`data/partNN.bin` each)."""
 
     def __init__(
         self, *, name: str, package_prefix: str, parts: int, version: str, sha256: str

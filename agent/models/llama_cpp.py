@@ -105,7 +105,7 @@ class LlamaCppModel:
     def _load(self) -> Any:
         if self._llm is not None:
             return self._llm
-        import llama_cpp  # noqa: PLC0415 - heavy native import, only when a model is really used
+        import llama_cpp  # heavy native import: only when a model is really used
 
         try:
             self._llm = llama_cpp.Llama(str(self.path), **llama_kwargs(self.settings))
@@ -126,6 +126,8 @@ class LlamaCppModel:
         return self._llm
 
     def _grammar(self, tools: list[ToolSpec], offered: list[ToolSpec]) -> str | None:
+        if not self.settings.constrain_tool_calls:
+            return None
         if offered:
             return self.call_format.grammar(offered)
         return self.call_format.text_grammar() if tools else None
@@ -193,9 +195,7 @@ class LlamaCppModel:
             sampler.close()
         content, calls, invalid = completion.text, [], []
         if offered:
-            parsed = self.call_format.parse(
-                completion.text, offered, first_id=next(self._call_ids)
-            )
+            parsed = self.call_format.parse(completion.text, offered, first_id=next(self._call_ids))
             content, calls, invalid = parsed.content, parsed.calls, parsed.invalid
             for _ in calls[1:]:
                 next(self._call_ids)

@@ -1,4 +1,4 @@
-"""Tool-call formats, one per model family: how calls are rendered, detected, constrained, parsed."""
+"""Tool-call formats, one per model family: how calls are detected, constrained and parsed."""
 
 from agent.models.formats.base import CallStart, ToolCallFormat
 from agent.models.formats.hermes import HermesFormat

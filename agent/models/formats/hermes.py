@@ -14,6 +14,7 @@ from typing import Any
 
 from llama_cpp.llama_grammar import SchemaConverter
 
+from agent.messages import ToolCall
 from agent.models.formats.base import CallStart, ParsedCalls, call_schema, validate_call
 from tools.base import ToolSpec
 
@@ -23,7 +24,8 @@ _CALL_OPENING = re.compile(r"<tool_call>|```(?:json)?\s*(?:<tool_call>\s*)?[\[{]
 _MAYBE_FENCE = re.compile(r"`{1,2}|```(?:j(?:s(?:o(?:n)?)?)?)?\s*")
 _TAG = "<tool_call>"
 _BLOCK = re.compile(
-    r"<tool_call>\s*(?P<tag>.*?)\s*(?:</tool_call>|\Z)|```(?:json)?[ \t]*\n?(?P<fence>.*?)(?:```|\Z)",
+    r"<tool_call>\s*(?P<tag>.*?)\s*(?:</tool_call>|\Z)"
+    r"|```(?:json)?[ \t]*\n?(?P<fence>.*?)(?:```|\Z)",
     re.S,
 )
 _WHITESPACE = r"[ \t\n]{0,24}"
@@ -46,7 +48,9 @@ class HermesFormat:
 
     def grammar(self, tools: list[ToolSpec]) -> str:
         """GBNF for one or more calls, each tagged, fenced or bare, with free whitespace."""
-        converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+        converter = SchemaConverter(
+            prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False
+        )
         schema = converter.resolve_refs(call_schema(tools), "tools")
         converter.visit(schema, "call")
         # The converter's compact `" "?` separator pushes the model off its natural layout.
@@ -55,7 +59,8 @@ class HermesFormat:
             converter._rules["char"] = _JSON_CHAR
         rules = [
             "root ::= ws block (ws block)* ws",
-            'block ::= "<tool_call>" ws call ws "</tool_call>" | "```" "json"? ws call ws "```" | call',
+            'block ::= "<tool_call>" ws call ws "</tool_call>"'
+            ' | "```" "json"? ws call ws "```" | call',
             f"ws ::= {_WHITESPACE}",
             converter.format_grammar(),
         ]
@@ -63,7 +68,7 @@ class HermesFormat:
 
     def text_grammar(self) -> str:
         """Text whose first visible character cannot open a call (`{`, a fence or a tag)."""
-        return 'root ::= [ \\t\\n]* [^{<`[ \\t\\n] [^\\x00]*'
+        return "root ::= [ \\t\\n]* [^{<`[ \\t\\n] [^\\x00]*"
 
     def parse(self, text: str, tools: list[ToolSpec], *, first_id: int) -> ParsedCalls:
         """Find tagged, fenced and bare JSON calls; validate each against its tool's schema."""
@@ -88,7 +93,7 @@ class HermesFormat:
             remaining, bare = _bare_objects(part)
             payloads.extend(bare)
             content_parts.append(remaining)
-        calls = []
+        calls: list[ToolCall] = []
         for payload in payloads:
             call, problem = validate_call(payload, tools, f"call_{first_id + len(calls)}")
             if call is not None:

@@ -1,0 +1,136 @@
+"""The llama.cpp backend on the real embedded model: calls constrained, settings passed through."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import anyio
+import jsonschema
+import pytest
+
+from agent import LlamaCppModel, Message, ModelError, ModelSettings, UserError
+from tools.base import tool
+from tools.builtin.calculator import calculator
+
+
+@tool
+def book_room(guests: int, nights: int, view: Literal["sea", "garden"]) -> str:
+    """Book a hotel room.
+
+    Args:
+        guests: Number of guests.
+        nights: Number of nights.
+        view: Which view the room has.
+    """
+    return "booked"
+
+
+MOUNTAIN_VIEW = [
+    Message(role="system", content="You are a helpful assistant."),
+    Message(
+        role="user",
+        content="Book a room for two guests for three nights with a view of the mountains.",
+    ),  # fmt: skip
+]
+
+
+@pytest.mark.slow
+async def test_constrained_call_is_schema_valid_where_free_generation_is_not(
+    embedded_path: Path, greedy_model: LlamaCppModel
+) -> None:
+    free = LlamaCppModel(embedded_path, ModelSettings(temperature=0, constrain_tool_calls=False))
+    with anyio.fail_after(120):
+        unconstrained = await free.respond(MOUNTAIN_VIEW, [book_room.spec])
+        constrained = await greedy_model.respond(MOUNTAIN_VIEW, [book_room.spec])
+    free.close()
+    # The model's natural answer names a view the schema does not allow ...
+    assert unconstrained.tool_calls == []
+    assert unconstrained.invalid_calls == [
+        "Invalid arguments for 'book_room' at view: 'mountains' is not one of ['sea', 'garden']."
+    ]
+    # ... and under the grammar the same model, same prompt, produces a valid call.
+    assert constrained.invalid_calls == []
+    assert [c.name for c in constrained.tool_calls] == ["book_room"]
+    jsonschema.validate(constrained.tool_calls[0].arguments, book_room.spec.parameters)
+    assert constrained.finish_reason == "tool_calls"
+
+
+@pytest.mark.slow
+async def test_second_turn_evaluates_only_its_new_tokens(greedy_model: LlamaCppModel) -> None:
+    messages = [
+        Message(role="system", content="You are a careful assistant that uses tools."),
+        Message(role="user", content="What is 1234 * 5678 + 17?"),
+    ]
+    with anyio.fail_after(120):
+        first = await greedy_model.respond(messages, [calculator.spec])
+        assert [c.name for c in first.tool_calls] == ["calculator"]
+        call = first.tool_calls[0]
+        messages += [
+            Message(role="assistant", raw=first.raw, tool_calls=first.tool_calls),
+            Message(role="tool", tool_call_id=call.id, name=call.name, content="7006669"),
+        ]
+        second = await greedy_model.respond(messages, [calculator.spec])
+    new_tokens = second.usage.prompt_tokens - first.usage.prompt_tokens
+    assert second.usage.prompt_tokens_evaluated <= new_tokens + 1
+    assert second.usage.prompt_tokens_evaluated < second.usage.prompt_tokens / 3
+
+
+@pytest.mark.slow
+async def test_tool_choice_none_answers_in_text_even_when_tools_are_offered(
+    greedy_model: LlamaCppModel,
+) -> None:
+    with anyio.fail_after(120):
+        response = await greedy_model.respond(MOUNTAIN_VIEW, [book_room.spec], tool_choice="none")
+    assert response.tool_calls == []
+    assert response.content.strip()
+    assert response.content.lstrip()[0] not in "{`<"
+
+
+@pytest.mark.slow
+async def test_required_tool_choice_forces_a_valid_call(greedy_model: LlamaCppModel) -> None:
+    messages = [Message(role="user", content="What is the capital of France?")]
+    with anyio.fail_after(120):
+        response = await greedy_model.respond(messages, [calculator.spec], tool_choice="calculator")
+    assert [c.name for c in response.tool_calls] == ["calculator"]
+    assert isinstance(response.tool_calls[0].arguments["expression"], str)
+
+
+@pytest.mark.slow
+def test_gpu_and_cache_settings_reach_llama_cpp(embedded_path: Path) -> None:
+    settings = ModelSettings(
+        n_ctx=512, n_batch=64, n_threads=1, n_gpu_layers=0, flash_attn=True,
+        type_k="q8_0", type_v="q8_0", offload_kqv=False,
+    )  # fmt: skip
+    model = LlamaCppModel(embedded_path, settings)
+    llm = model.llama
+    assert (llm.n_ctx(), llm.n_batch, llm.context_params.n_threads) == (512, 64, 1)
+    assert llm.model_params.n_gpu_layers == 0
+    assert llm.context_params.flash_attn_type == 1  # LLAMA_FLASH_ATTN_TYPE_ENABLED
+    assert (llm.context_params.type_k, llm.context_params.type_v) == (8, 8)  # GGML_TYPE_Q8_0
+    assert llm.context_params.offload_kqv is False
+    model.close()
+
+
+def test_a_missing_model_file_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError) as caught:
+        LlamaCppModel(tmp_path / "nope.gguf")
+    assert caught.value.message == (
+        f"Model file {str(tmp_path / 'nope.gguf')!r} does not exist. Pass the path of a GGUF file "
+        "with --model (or VERITY_MODEL), or leave both unset to use the embedded default model."
+    )
+
+
+def test_a_file_that_is_not_gguf_is_a_user_error(tmp_path: Path) -> None:
+    path = tmp_path / "model.gguf"
+    path.write_text("<html>a download error page</html>")
+    with pytest.raises(UserError, match="is not a GGUF file"):
+        LlamaCppModel(path)
+
+
+async def test_a_corrupt_gguf_is_a_model_error_when_loaded(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.gguf"
+    path.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 4096)
+    model = LlamaCppModel(path)
+    with pytest.raises(ModelError, match="could not load"):
+        await model.respond([Message(role="user", content="hi")], [])

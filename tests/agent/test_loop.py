@@ -1,0 +1,212 @@
+"""Loop sequencing with a scripted model: limits, parallel calls, errors as data, retries."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from agent import (
+    FinalStep,
+    Message,
+    ModelResponse,
+    ModelStep,
+    RunLimitExceeded,
+    RunSettings,
+    ToolStep,
+    UserError,
+    VerifyStep,
+    iter_run,
+    run,
+)
+from agent.testing import ScriptedModel, answer, calls
+from tools.base import ToolResult, tool
+from tools.toolset import FunctionToolset
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers.
+
+    Args:
+        a: First addend.
+        b: Second addend.
+    """
+    return a + b
+
+
+@tool
+def explode(reason: str) -> str:
+    """Always fails.
+
+    Args:
+        reason: Why.
+    """
+    raise RuntimeError(reason)
+
+
+async def test_run_returns_the_answer_after_a_tool_call() -> None:
+    model = ScriptedModel([calls(("add", {"a": 2, "b": 3})), answer("5")])
+    with anyio.fail_after(5):
+        result = await run("2+3?", model=model, toolsets=[FunctionToolset([add])])
+    assert result.answer == "5"
+    assert result.verified is False
+    kinds = [type(step) for step in result.steps]
+    assert kinds == [ModelStep, ToolStep, ModelStep, VerifyStep, FinalStep]
+    tool_step = result.steps[1]
+    assert isinstance(tool_step, ToolStep)
+    assert tool_step.results == [ToolResult(content="5", structured=5)]
+    last_messages, _ = model.requests[1]
+    assert last_messages[-1].role == "tool"
+    assert last_messages[-1].content.startswith("5\n\n")
+    model.assert_complete()
+
+
+async def test_parallel_calls_run_concurrently_and_results_keep_call_order() -> None:
+    both_started = anyio.Event()
+    started: list[str] = []
+
+    @tool
+    async def slow(name: str, delay: float) -> str:
+        """Wait, then echo.
+
+        Args:
+            name: Echoed.
+            delay: Seconds.
+        """
+        started.append(name)
+        if len(started) == 2:
+            both_started.set()
+        await both_started.wait()  # deadlocks unless both calls run at once
+        await anyio.sleep(delay)
+        return name
+
+    model = ScriptedModel(
+        [
+            calls(
+                ("slow", {"name": "first", "delay": 0.2}), ("slow", {"name": "second", "delay": 0})
+            ),
+            answer("done"),
+        ]  # fmt: skip
+    )
+    with anyio.fail_after(5):
+        result = await run("go", model=model, toolsets=[FunctionToolset([slow])])
+    tool_step = result.steps[1]
+    assert isinstance(tool_step, ToolStep)
+    assert [r.content for r in tool_step.results] == ["first", "second"]
+    model.assert_complete()
+
+
+async def test_tool_errors_reach_the_model_as_error_results() -> None:
+    model = ScriptedModel([calls(("explode", {"reason": "disk on fire"})), answer("sorry")])
+    with anyio.fail_after(5):
+        result = await run("x", model=model, toolsets=[FunctionToolset([explode])])
+    assert result.answer == "sorry"
+    tool_step = result.steps[1]
+    assert isinstance(tool_step, ToolStep)
+    assert tool_step.results == [
+        ToolResult(content="Tool 'explode' raised RuntimeError: disk on fire", is_error=True)
+    ]
+    messages, _ = model.requests[1]
+    assert messages[-1].content.startswith("Error: Tool 'explode' raised RuntimeError")
+    model.assert_complete()
+
+
+async def test_tool_timeout_becomes_an_error_result() -> None:
+    @tool
+    async def hang() -> str:
+        """Never returns."""
+        await anyio.sleep(60)
+        return "never"
+
+    model = ScriptedModel([calls(("hang", {})), answer("gave up")])
+    with anyio.fail_after(5):
+        result = await run(
+            "x", model=model, toolsets=[FunctionToolset([hang])],
+            settings=RunSettings(tool_timeout=0.2),
+        )  # fmt: skip
+    tool_step = result.steps[1]
+    assert isinstance(tool_step, ToolStep)
+    assert tool_step.results[0].is_error
+    assert "timed out after 0.2 s" in tool_step.results[0].content
+    model.assert_complete()
+
+
+async def test_max_steps_exhausted_raises_with_the_run_id() -> None:
+    model = ScriptedModel([calls(("add", {"a": 1, "b": 1})), calls(("add", {"a": 2, "b": 2}))])
+    with anyio.fail_after(5), pytest.raises(RunLimitExceeded) as caught:
+        await run(
+            "loop", model=model, toolsets=[FunctionToolset([add])],
+            settings=RunSettings(max_steps=2), run_id="run-1",
+        )  # fmt: skip
+    assert caught.value.max_steps == 2
+    assert caught.value.trace_id == "run-1"
+    model.assert_complete()
+
+
+async def test_invalid_calls_become_a_retry_message() -> None:
+    invalid = ModelResponse(raw="{}", invalid_calls=["There is no tool named 'mul'."])
+    model = ScriptedModel([invalid, answer("4")])
+    with anyio.fail_after(5):
+        result = await run("2*2", model=model, toolsets=[FunctionToolset([add])])
+    assert result.answer == "4"
+    messages, _ = model.requests[1]
+    assert messages[-1] == Message(
+        role="user",
+        content="Your tool call was invalid: There is no tool named 'mul'. Call the tool again "
+        "with valid arguments, or answer in plain text.",
+    )
+    model.assert_complete()
+
+
+async def test_truncated_answer_is_not_accepted() -> None:
+    cut = ModelResponse(content="The answer is", raw="The answer is", finish_reason="length")
+    model = ScriptedModel([cut, answer("42")])
+    with anyio.fail_after(5):
+        result = await run("x", model=model)
+    assert result.answer == "42"
+    model.assert_complete()
+
+
+async def test_repeated_call_is_not_run_again_and_the_next_turn_must_answer() -> None:
+    counted: list[int] = []
+
+    @tool
+    def count() -> int:
+        """Count calls."""
+        counted.append(1)
+        return len(counted)
+
+    model = ScriptedModel([calls(("count", {})), calls(("count", {})), answer("1")])
+    with anyio.fail_after(5):
+        result = await run("count", model=model, toolsets=[FunctionToolset([count])])
+    assert counted == [1]
+    assert result.answer == "1"
+    repeat_step = result.steps[3]
+    assert isinstance(repeat_step, ToolStep)
+    assert repeat_step.calls == []
+    assert model.tool_choices == ["auto", "auto", "none"]
+    model.assert_complete()
+
+
+async def test_iter_run_yields_steps_as_they_happen() -> None:
+    model = ScriptedModel([answer("hi")])
+    with anyio.fail_after(5):
+        steps = [step async for step in iter_run("hello", model=model)]
+    assert steps[-1] == FinalStep(step=1, answer="hi", verified=False)
+    model.assert_complete()
+
+
+async def test_empty_task_is_a_user_error() -> None:
+    model = ScriptedModel([])
+    with pytest.raises(UserError) as caught:
+        await run("   ", model=model)
+    assert caught.value.field == "task"
+    model.assert_complete()
+
+
+async def test_colliding_tool_names_are_a_user_error() -> None:
+    model = ScriptedModel([])
+    with pytest.raises(UserError) as caught:
+        await run("x", model=model, toolsets=[FunctionToolset([add]), FunctionToolset([add])])
+    assert caught.value.message == ("Two toolsets offer a tool named 'add'; rename or prefix one.")
+    model.assert_complete()

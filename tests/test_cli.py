@@ -1,0 +1,125 @@
+"""The `verity` command, run as a user would: a real subprocess, a real model, a real database."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+
+
+def verity(
+    *args: str, trace_db: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {key: value for key, value in os.environ.items() if key != "VERITY_MODEL"}
+    environment.update({"VERITY_TRACE_DB": str(trace_db), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_run_answers_with_the_calculator_and_records_the_run(tmp_path: Path) -> None:
+    db = tmp_path / "traces.db"
+    done = verity("run", "What is 1234 * 5678 + 17?", trace_db=db)
+    assert done.returncode == 0, done.stderr
+    assert "7006669" in done.stdout
+    assert "Traceback" not in done.stderr
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("verity: run ") and last_line.endswith(f"stored in {db}")
+    run_id = last_line.split()[2]
+    with sqlite3.connect(db) as conn:
+        status, answer = conn.execute(
+            "select status, answer from runs where id=?", [run_id]
+        ).fetchone()
+        tools = conn.execute(
+            "select tool_name, arguments, result, is_error from tool_calls where run_id=?", [run_id]
+        ).fetchall()
+        model_calls = conn.execute(
+            "select input_tokens, output_tokens, duration_s from model_calls where run_id=?",
+            [run_id],
+        ).fetchall()
+    assert (status, answer) == ("completed", done.stdout.strip())
+    assert [(name, result, err) for name, _, result, err in tools] == [("calculator", "7006669", 0)]
+    assert len(model_calls) == 2
+    assert all(i > 0 and o > 0 and d > 0 for i, o, d in model_calls)
+
+
+@pytest.mark.slow
+def test_json_output_is_one_object_and_logs_and_show_list_the_run(tmp_path: Path) -> None:
+    db = tmp_path / "traces.db"
+    done = verity("run", "What is 21 * 2?", "--json", "--quiet", trace_db=db)
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert "42" in payload["answer"]
+    assert payload["trace_db"] == str(db)
+    logs = verity("logs", trace_db=db)
+    assert payload["run_id"] in logs.stdout and "completed" in logs.stdout
+    show = verity("show", payload["run_id"], trace_db=db)
+    assert show.returncode == 0
+    assert "calculator(" in show.stdout
+
+
+@pytest.mark.slow
+def test_max_steps_exhausted_exits_non_zero_and_marks_the_run(tmp_path: Path) -> None:
+    db = tmp_path / "traces.db"
+    done = verity("run", "What is 1234 * 5678 + 17?", "--max-steps", "1", trace_db=db)
+    assert done.returncode == 4
+    assert "Traceback" not in done.stderr
+    assert "No final answer after 1 steps (max_steps). Raise --max-steps" in done.stderr
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("select status from runs").fetchall()
+        tool_calls = conn.execute("select count(*) from tool_calls").fetchone()[0]
+    assert rows == [("limit_exceeded",)]
+    assert tool_calls == 1
+
+
+def test_an_unknown_model_path_exits_2_with_a_clear_message(tmp_path: Path) -> None:
+    done = verity(
+        "run", "hi", "--model", str(tmp_path / "missing.gguf"), trace_db=tmp_path / "t.db"
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        f"verity: error: Model file '{tmp_path / 'missing.gguf'}' does not exist."
+    )
+    assert "Traceback" not in done.stderr
+
+
+def test_a_corrupt_gguf_exits_3_without_a_traceback(tmp_path: Path) -> None:
+    model = tmp_path / "broken.gguf"
+    model.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 1024)
+    db = tmp_path / "t.db"
+    done = verity("run", "hi", trace_db=db, env={"VERITY_MODEL": str(model)})
+    assert done.returncode == 3
+    assert "llama.cpp could not load" in done.stderr
+    assert "Traceback" not in done.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select status from runs").fetchall() == [("failed",)]
+
+
+def test_an_empty_task_exits_2(tmp_path: Path) -> None:
+    done = verity("run", "  ", trace_db=tmp_path / "t.db")
+    assert done.returncode == 2
+    assert done.stderr == (
+        "verity: error: The task is empty. Say what the agent should do, e.g. verity run "
+        '"What is 1234 * 5678 + 17?"\n'
+    )
+
+
+def test_show_of_an_unknown_run_exits_2(tmp_path: Path) -> None:
+    done = verity("show", "nope", trace_db=tmp_path / "t.db")
+    assert done.returncode == 2
+    assert "No run 'nope'" in done.stderr
+
+
+def test_help_lists_the_commands(tmp_path: Path) -> None:
+    done = verity("--help", trace_db=tmp_path / "t.db")
+    assert done.returncode == 0
+    assert all(command in done.stdout for command in ("run", "logs", "show"))

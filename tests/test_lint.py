@@ -1,0 +1,28 @@
+"""The code base stays ruff-clean and its layers stay in order (servers -> agent -> tools)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import PROJECT_ROOT
+
+LINT_IMPORTS = "from importlinter.cli import lint_imports_command; lint_imports_command()"
+
+
+def test_ruff_finds_nothing() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "."],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_import_layers_hold() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", LINT_IMPORTS],
+        cwd=PROJECT_ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
