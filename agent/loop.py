@@ -92,6 +92,8 @@ async def iter_run(
                 evidence.extend(zip(fresh, results, strict=True))
                 yield ToolStep(step=step, calls=fresh, results=results)
                 messages.extend(_tool_messages(calls, answered))
+                if response.invalid_calls:
+                    messages.append(Message(role="user", content=_retry_message(response)))
                 if not fresh:
                     # A repeated call learns nothing new (small models repeat forever): the
                     # earlier result is quoted again and the next turn must answer in text.
@@ -279,14 +281,18 @@ def _tool_messages(calls: list[ToolCall], answered: dict[str, ToolResult]) -> li
     return messages
 
 
+def _retry_message(response: ModelResponse) -> str:
+    return (
+        "Your tool call was invalid: "
+        + " ".join(response.invalid_calls)
+        + " Call the tool again with valid arguments, or answer in plain text."
+    )
+
+
 def _unusable_answer(response: ModelResponse) -> str | None:
     """A retry message when the response cannot be a final answer, else None."""
     if response.invalid_calls:
-        return (
-            "Your tool call was invalid: "
-            + " ".join(response.invalid_calls)
-            + " Call the tool again with valid arguments, or answer in plain text."
-        )
+        return _retry_message(response)
     if response.finish_reason == "length":
         return "Your answer was cut off at the token limit. Give the final answer, concisely."
     if not response.content.strip():

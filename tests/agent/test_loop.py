@@ -210,3 +210,17 @@ async def test_colliding_tool_names_are_a_user_error() -> None:
         await run("x", model=model, toolsets=[FunctionToolset([add]), FunctionToolset([add])])
     assert caught.value.message == ("Two toolsets offer a tool named 'add'; rename or prefix one.")
     model.assert_complete()
+
+
+async def test_valid_calls_run_and_invalid_ones_in_the_same_turn_get_a_retry_message() -> None:
+    mixed = calls(("add", {"a": 1, "b": 2})).model_copy(
+        update={"invalid_calls": ["There is no tool named 'mul'."]}
+    )
+    model = ScriptedModel([mixed, answer("3")])
+    with anyio.fail_after(5):
+        result = await run("1+2", model=model, toolsets=[FunctionToolset([add])])
+    messages, _ = model.requests[1]
+    assert [m.role for m in messages[-2:]] == ["tool", "user"]
+    assert messages[-1].content.startswith("Your tool call was invalid: There is no tool named")
+    assert result.answer == "3"
+    model.assert_complete()

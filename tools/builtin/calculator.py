@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 from collections.abc import Callable
 
 from tools.base import ToolError, tool
@@ -16,6 +17,10 @@ MAX_INT_DIGITS = 1_000
 MAX_EXPRESSION_CHARS = 2_000
 
 Number = int | float
+
+_INT_LIMIT = 10**MAX_INT_DIGITS
+# a comma before exactly three digits groups thousands; any other one separates arguments
+_THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 
 _BINARY: dict[type[ast.operator], Callable[[Number, Number], Number]] = {
     ast.Add: operator.add,
@@ -31,9 +36,18 @@ _UNARY: dict[type[ast.unaryop], Callable[[Number], Number]] = {
     ast.UAdd: operator.pos,
     ast.USub: operator.neg,
 }
+
+
+def _round(value: Number, ndigits: int | None = None) -> Number:
+    # int.__round__ builds 10**-ndigits, so round(1, -10**9) would hang the worker thread
+    if ndigits is not None and abs(ndigits) > MAX_INT_DIGITS:
+        raise ToolError(f"round() accepts at most {MAX_INT_DIGITS} digits.")
+    return round(value, ndigits)
+
+
 _FUNCTIONS: dict[str, Callable[..., Number]] = {
     "abs": abs,
-    "round": round,
+    "round": _round,
     "min": min,
     "max": max,
     "sqrt": math.sqrt,
@@ -55,7 +69,7 @@ def evaluate(expression: str) -> Number:
     Raises:
         ToolError: the expression is not arithmetic, is too large, or divides by zero.
     """
-    text = expression.replace("×", "*").replace("÷", "/").replace(",", "").strip()
+    text = _THOUSANDS_COMMA.sub("", expression.replace("×", "*").replace("÷", "/")).strip()
     if not text:
         raise ToolError("The expression is empty. Pass arithmetic such as '12 * (3 + 4)'.")
     if len(text) > MAX_EXPRESSION_CHARS:
@@ -70,7 +84,7 @@ def evaluate(expression: str) -> Number:
         return _evaluate_node(tree.body)
     except ZeroDivisionError:
         raise ToolError(f"Division by zero in {expression!r}.") from None
-    except (OverflowError, ValueError) as exc:
+    except (OverflowError, ValueError, TypeError, RecursionError) as exc:
         raise ToolError(f"Cannot evaluate {expression!r}: {exc}.") from None
 
 
@@ -101,12 +115,16 @@ def _evaluate_node(node: ast.expr) -> Number:
 def _check_power(base: Number, exponent: Number) -> None:
     if abs(exponent) > MAX_EXPONENT and abs(base) > 1:
         raise ToolError(f"Exponent {exponent} is too large (limit {MAX_EXPONENT}).")
+    # |base| >= 2**(bits - 1): reject exact int powers that must overflow before computing them
+    bits = abs(base).bit_length() - 1 if isinstance(base, int) else 0
+    if isinstance(exponent, int) and exponent > 0 and bits * exponent >= _INT_LIMIT.bit_length():
+        raise ToolError(f"The result has more than {MAX_INT_DIGITS} digits.")
 
 
 def _check_size(value: Number) -> Number:
     if isinstance(value, complex):
         raise ToolError("The result is a complex number; only real arithmetic is supported.")
-    if isinstance(value, int) and value.bit_length() > MAX_INT_DIGITS * 3.33:
+    if isinstance(value, int) and abs(value) >= _INT_LIMIT:
         raise ToolError(f"The result has more than {MAX_INT_DIGITS} digits.")
     return value
 
@@ -129,4 +147,3 @@ def calculator(expression: str) -> str:
         expression: Arithmetic such as "(3.5 + 2) * 4" or "2 ** 10 / 8".
     """
     return _format(evaluate(expression))
-

@@ -1,0 +1,80 @@
+"""verity-toolbox: the built-in calculator served over MCP, in-process and over stdio."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.types import TextContent, ToolAnnotations
+
+from servers.toolbox import server
+from tools.base import ToolError
+from tools.builtin.calculator import calculator, evaluate
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_toolbox_lists_the_calculator_as_a_read_only_tool() -> None:
+    with anyio.fail_after(20):
+        async with Client(server) as client:
+            tools = (await client.list_tools()).tools
+    assert [t.name for t in tools] == ["calculator"]
+    (listed,) = tools
+    assert listed.description == calculator.spec.description
+    assert listed.annotations == ToolAnnotations(read_only_hint=True)
+    assert listed.input_schema["required"] == ["expression"]
+    assert listed.input_schema["properties"]["expression"]["type"] == "string"
+    assert (
+        listed.input_schema["properties"]["expression"]["description"]
+        == calculator.spec.parameters["properties"]["expression"]["description"]
+    )
+
+
+async def test_toolbox_calculator_returns_the_formatted_result() -> None:
+    with anyio.fail_after(20):
+        async with Client(server) as client:
+            result = await client.call_tool("calculator", {"expression": "1234 * 5678 + 17"})
+    assert result.is_error is False
+    assert result.content == [TextContent(type="text", text="7006669")]
+
+
+async def test_toolbox_calculator_returns_is_error_with_the_calculator_message() -> None:
+    with pytest.raises(ToolError) as info:
+        evaluate("1 / 0")
+    with anyio.fail_after(20):
+        async with Client(server) as client:
+            result = await client.call_tool("calculator", {"expression": "1 / 0"})
+    assert result.is_error is True
+    assert result.content == [
+        TextContent(type="text", text=f"Error executing tool calculator: {info.value}")
+    ]
+
+
+async def test_toolbox_calculator_rejects_a_missing_expression() -> None:
+    with anyio.fail_after(20):
+        async with Client(server) as client:
+            result = await client.call_tool("calculator", {})
+    assert result.is_error is True
+
+
+async def test_toolbox_runs_over_stdio_as_a_module() -> None:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "servers.toolbox"],
+        cwd=str(PROJECT_ROOT),
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+    )
+    with anyio.fail_after(20):
+        async with Client(params) as client:
+            server_info = client.server_info
+            (listed,) = (await client.list_tools()).tools
+            result = await client.call_tool("calculator", {"expression": "1234 * 5678 + 17"})
+    assert server_info is not None
+    assert server_info.name == "verity-toolbox"
+    assert listed.annotations == ToolAnnotations(read_only_hint=True)
+    assert result.is_error is False
+    assert result.content == [TextContent(type="text", text="7006669")]
