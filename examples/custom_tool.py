@@ -29,7 +29,9 @@ async def main() -> None:
         hooks=TraceRecorder(store),
     )
     print(result.answer)
-    print(f"run {result.run_id}: {len(store.run(result.run_id)['tool_calls'])} tool call(s)")
+    record = store.run(result.run_id)
+    assert record is not None
+    print(f"run {result.run_id}: {len(record['tool_calls'])} tool call(s) in the trace")
 
 
 anyio.run(main)

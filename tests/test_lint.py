@@ -26,3 +26,10 @@ def test_import_layers_hold() -> None:
         cwd=PROJECT_ROOT, capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_mypy_strict_passes() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy"], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
