@@ -116,6 +116,9 @@ def validate_call(
     validator = jsonschema.Draft202012Validator(specs[name].parameters)
     errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))
     if errors:
-        where = "/".join(str(p) for p in errors[0].path) or "arguments"
-        return None, f"Invalid arguments for {name!r} at {where}: {errors[0].message}."
+        problems = "; ".join(
+            f"at {'/'.join(str(p) for p in error.path) or 'arguments'}: {error.message}"
+            for error in errors[:3]
+        )
+        return None, f"Invalid arguments for {name!r} {problems}."
     return ToolCall(id=call_id, name=name, arguments=arguments), None

@@ -1,0 +1,210 @@
+"""OpenAI-compatible chat backends: llama-server, vLLM, SGLang, Ollama (`/v1`), the DeepSeek API.
+
+Every returned call is validated against its tool's JSON Schema (a server cannot always
+constrain decoding); an invalid one comes back in `invalid_calls` for a retry message. Calls a
+server left in the text (small models write fenced JSON that servers' parsers do not accept)
+are recovered with the model family's lenient parser and validated the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import anyio
+import httpx
+
+from agent.errors import ModelError, UserError
+from agent.messages import Message, ModelResponse, ToolCall, Usage
+from agent.models.base import ToolChoice
+from agent.models.formats import HermesFormat, ToolCallFormat
+from agent.models.formats.base import validate_call
+from tools.base import ToolSpec
+
+__all__ = ["OpenAICompatModel"]
+
+_RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
+
+
+class OpenAICompatModel:
+    """A model behind `POST {base_url}/chat/completions`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        temperature: float = 0.6,
+        top_p: float = 0.95,
+        max_tokens: int = 1024,
+        seed: int | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 3,
+        http_client: httpx.AsyncClient | None = None,
+        call_format: ToolCallFormat | None = None,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise UserError(
+                f"base_url {base_url!r} is not an http(s) URL, e.g. http://127.0.0.1:8080/v1.",
+                field="base_url",
+            )
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.sampling = {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens}
+        if seed is not None:
+            self.sampling["seed"] = seed
+        self.max_retries = max_retries
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = http_client or httpx.AsyncClient(headers=headers, timeout=timeout)
+        self._call_format = call_format or HermesFormat()
+
+    @property
+    def name(self) -> str:
+        """The served model's name."""
+        return self.model
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self._client.aclose()
+
+    async def respond(
+        self, messages: list[Message], tools: list[ToolSpec], *, tool_choice: ToolChoice = "auto"
+    ) -> ModelResponse:
+        """One chat completion, with the calls validated.
+
+        Raises:
+            ModelError: the server is unreachable, keeps failing, or answers with an error.
+        """
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [_wire_message(m) for m in messages],
+            **self.sampling,
+        }
+        if tools:
+            body["tools"] = [_wire_tool(t) for t in tools]
+            body["tool_choice"] = _wire_tool_choice(tool_choice)
+        started = time.perf_counter()
+        payload = await self._post(body)
+        duration = time.perf_counter() - started
+        try:
+            message = payload["choices"][0]["message"]
+            finish = payload["choices"][0].get("finish_reason") or "stop"
+        except (KeyError, IndexError, TypeError):
+            raise ModelError(
+                f"{self.base_url} answered without choices: {payload!r:.300}"
+            ) from None
+        reasoning, content = _split_reasoning(message)
+        calls, invalid = self._calls(message, content, tools)
+        if calls or invalid:
+            content = (
+                self._call_format.parse(content, tools, first_id=0).content if tools else content
+            )
+        usage = payload.get("usage") or {}
+        return ModelResponse(
+            content=content,
+            reasoning=reasoning,
+            tool_calls=calls,
+            invalid_calls=invalid,
+            raw=message.get("content") or "",
+            finish_reason="tool_calls" if calls else ("length" if finish == "length" else "stop"),
+            usage=Usage(
+                prompt_tokens=usage.get("prompt_tokens", 0),
+                prompt_tokens_evaluated=usage.get("prompt_tokens", 0)
+                - (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0),
+                completion_tokens=usage.get("completion_tokens", 0),
+                duration_s=duration,
+                decode_s=duration,
+            ),
+            model=payload.get("model") or self.model,
+        )
+
+    def _calls(
+        self, message: dict[str, Any], content: str, tools: list[ToolSpec]
+    ) -> tuple[list[ToolCall], list[str]]:
+        if not tools:
+            return [], []
+        calls: list[ToolCall] = []
+        invalid: list[str] = []
+        for index, wire in enumerate(message.get("tool_calls") or []):
+            function = wire.get("function") or {}
+            arguments = function.get("arguments") or "{}"
+            payload = {"name": function.get("name"), "arguments": arguments}
+            call, problem = validate_call(payload, tools, wire.get("id") or f"call_{index}")
+            if call is not None:
+                calls.append(call)
+            elif problem is not None:
+                invalid.append(problem)
+        if not calls and not invalid:
+            parsed = self._call_format.parse(content, tools, first_id=0)
+            calls, invalid = parsed.calls, parsed.invalid
+        return calls, invalid
+
+    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self.base_url}/chat/completions"
+        problem = ""
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                await anyio.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
+            try:
+                response = await self._client.post(url, json=body)
+            except httpx.TimeoutException:
+                problem = f"timed out after {self._client.timeout.read} s"
+                continue
+            except httpx.TransportError as exc:
+                problem = f"unreachable ({type(exc).__name__}: {exc})"
+                continue
+            if response.status_code in _RETRY_STATUS:
+                problem = f"answered HTTP {response.status_code}: {response.text[:300]}"
+                continue
+            if response.status_code >= 400:
+                raise ModelError(
+                    f"{url} answered HTTP {response.status_code}: {response.text[:500]}"
+                )
+            try:
+                result: dict[str, Any] = response.json()
+            except json.JSONDecodeError:
+                raise ModelError(f"{url} answered with non-JSON: {response.text[:300]!r}") from None
+            return result
+        raise ModelError(f"{url} {problem} ({self.max_retries + 1} attempts).")
+
+
+def _split_reasoning(message: dict[str, Any]) -> tuple[str | None, str]:
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    content = message.get("content") or ""
+    if _THINK_CLOSE in content:
+        thought, _, content = content.partition(_THINK_CLOSE)
+        reasoning = (reasoning or "") + thought.replace(_THINK_OPEN, "", 1).strip()
+    return reasoning or None, content.strip()
+
+
+def _wire_message(message: Message) -> dict[str, Any]:
+    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        wire["tool_calls"] = [
+            {"id": c.id, "type": "function",
+             "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+            for c in message.tool_calls
+        ]  # fmt: skip
+    if message.role == "tool":
+        wire["tool_call_id"] = message.tool_call_id
+    return wire
+
+
+def _wire_tool(spec: ToolSpec) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": spec.name,
+            "description": spec.description,
+            "parameters": spec.parameters,
+        },
+    }
+
+
+def _wire_tool_choice(choice: ToolChoice) -> Any:
+    if choice in ("auto", "none", "required"):
+        return choice
+    return {"type": "function", "function": {"name": choice}}

@@ -1,0 +1,169 @@
+"""Throughput of Verity's llama.cpp path against raw llama-cpp-python, in one process.
+
+    python bench/throughput.py [--model GGUF] [--tokens N] [--repeats N] [--json]
+
+Prints three ratios, each with the baseline measured in the same run:
+1. decode and prefill tok/s through Verity / raw llama-cpp-python (`Llama.generate`, `Llama.eval`)
+2. constrained / unconstrained decode of a tool call (Verity's grammar fast path), and, for
+   reference, llama-cpp-python's own grammar sampler (the whole vocabulary every step)
+3. prompt tokens evaluated / new prompt tokens over a 10-step tool loop (KV prefix reuse),
+   counted by llama.cpp's own counters (llama_perf_context)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import llama_cpp
+from llama_cpp import LlamaGrammar
+
+from agent import LlamaCppModel, Message, ModelSettings, embedded_model_path
+from tools.builtin.calculator import calculator
+
+STORY = [Message(role="user", content="Write a long story about a lighthouse keeper and a storm.")]
+CALL = [
+    Message(role="system", content="You are a careful assistant that uses tools."),
+    Message(role="user", content="What is 1234 * 5678 + 17 - 99 * 3 + 4444 / 11?"),
+]
+
+
+def counters(llm: Any) -> tuple[int, int]:
+    """Prompt-batch and single-token evaluations counted by llama.cpp."""
+    data = llama_cpp.llama_perf_context(llm.ctx)
+    return int(data.n_p_eval), int(data.n_eval)
+
+
+def raw_decode(llm: Any, prompt: list[int], n: int) -> tuple[float, float]:
+    """(prefill tok/s, decode tok/s) of plain llama-cpp-python, greedy."""
+    llm.reset()
+    started = time.perf_counter()
+    llm.eval(prompt)
+    prefill = len(prompt) / (time.perf_counter() - started)
+    started = time.perf_counter()
+    generated = 0
+    for _ in llm.generate(prompt, temp=0.0, reset=False):
+        generated += 1
+        if generated >= n:
+            break
+    return prefill, generated / (time.perf_counter() - started)
+
+
+def verity_decode(model: LlamaCppModel, n: int) -> tuple[float, float]:
+    model.llama.reset()
+    response = anyio.run(lambda: model.respond(STORY, []))
+    usage = response.usage
+    return usage.prompt_tokens / usage.prefill_s, usage.completion_tokens / usage.decode_s
+
+
+def verity_call(model: LlamaCppModel) -> float:
+    model.llama.reset()
+    response = anyio.run(lambda: model.respond(CALL, [calculator.spec], tool_choice="required"))
+    assert response.tool_calls, response.raw
+    return response.usage.completion_tokens / response.usage.decode_s
+
+
+def naive_grammar_decode(llm: Any, model: LlamaCppModel) -> float:
+    """llama-cpp-python's own grammar sampler over the same call."""
+    template = model._template
+    assert template is not None
+    prompt = template.render(CALL, [calculator.spec])
+    tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
+    grammar = LlamaGrammar.from_string(model.call_format.grammar([calculator.spec]), verbose=False)
+    llm.reset()
+    llm.eval(tokens)
+    started = time.perf_counter()
+    generated = 0
+    for token in llm.generate(tokens, temp=0.0, grammar=grammar, reset=False):
+        if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
+            break
+        generated += 1
+    return generated / (time.perf_counter() - started)
+
+
+def kv_reuse(model: LlamaCppModel, steps: int) -> tuple[int, int]:
+    """(tokens evaluated, new tokens) over a tool loop of `steps` model calls."""
+    messages = list(CALL)
+    evaluated = new = 0
+    previous_end = 0
+    model.llama.reset()
+    for step in range(steps):
+        before = sum(counters(model.llama))
+        respond = partial(model.respond, messages, [calculator.spec], tool_choice="required")
+        response = anyio.run(respond)
+        usage = response.usage
+        evaluated += sum(counters(model.llama)) - before - usage.completion_tokens
+        new += usage.prompt_tokens - previous_end if step else usage.prompt_tokens
+        previous_end = usage.prompt_tokens + len(
+            model.llama.tokenize(response.raw.encode(), add_bos=False, special=True)
+        )
+        call = response.tool_calls[0]
+        messages += [
+            Message(role="assistant", raw=response.raw, tool_calls=response.tool_calls),
+            Message(role="tool", tool_call_id=call.id, name=call.name, content=f"result {step}"),
+        ]
+    return evaluated, new
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, help="GGUF file (default: the embedded model)")
+    parser.add_argument("--tokens", type=int, default=128, help="decode length (128)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    path = args.model or embedded_model_path()
+    settings = ModelSettings(temperature=0, n_ctx=4096, max_tokens=args.tokens)
+    model = LlamaCppModel(path, settings)
+    llm = model.llama
+    assert model._template is not None
+    story_prompt = llm.tokenize(
+        model._template.render(STORY, []).encode(), add_bos=False, special=True
+    )
+    raw, ours, constrained, naive = [], [], [], []
+    free_model = LlamaCppModel(path, settings.model_copy(update={"constrain_tool_calls": False}))
+    free = []
+    for _ in range(args.repeats):
+        raw.append(raw_decode(llm, story_prompt, args.tokens))
+        ours.append(verity_decode(model, args.tokens))
+        constrained.append(verity_call(model))
+        free.append(verity_call(free_model))
+        naive.append(naive_grammar_decode(llm, model))
+    evaluated, new = kv_reuse(model, 10)
+    med = statistics.median
+    rows = {
+        "prefill tok/s": (med(o[0] for o in ours), med(r[0] for r in raw)),
+        "decode tok/s": (med(o[1] for o in ours), med(r[1] for r in raw)),
+        "constrained call decode tok/s": (med(constrained), med(free)),
+        "llama-cpp-python grammar decode tok/s": (med(naive), med(free)),
+        "prompt tokens evaluated / new (10 steps)": (evaluated, new),
+    }
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    k: {"verity": v[0], "baseline": v[1], "ratio": v[0] / v[1]}
+                    for k, v in rows.items()
+                }
+            )
+        )
+        return
+    print(f"{'measure':<42} {'verity':>9} {'baseline':>9} {'ratio':>6}   baseline is")
+    baselines = ["raw Llama.eval", "raw Llama.generate", "same call, no grammar",
+                 "same call, no grammar", "new tokens"]  # fmt: skip
+    for (name, (ours_value, base)), what in zip(rows.items(), baselines, strict=True):
+        print(f"{name:<42} {ours_value:>9.1f} {base:>9.1f} {ours_value / base:>6.2f}   {what}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""The BFCL correctness rule used by bench/bfcl.py (a wrong scorer would make every number lie)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.bfcl_scoring import Case, Outcome, call_matches, is_correct, to_json_schema
+
+AREA: dict[str, dict[str, list[Any]]] = {
+    "calculate_triangle_area": {"base": [10], "height": [5], "unit": ["units", ""]}
+}
+
+
+def outcome(*calls: tuple[str, dict[str, Any]]) -> Outcome:
+    return Outcome(calls=list(calls), parsed=True, schema_valid=True, seconds=0.0)
+
+
+def test_a_call_matches_when_values_are_allowed_and_optional_ones_omitted() -> None:
+    assert call_matches(("calculate_triangle_area", {"base": 10, "height": 5.0}), AREA)
+    assert call_matches(
+        ("calculate_triangle_area", {"base": 10, "height": 5, "unit": " units"}), AREA
+    )
+
+
+def test_a_call_does_not_match_with_a_wrong_value_a_missing_required_or_an_extra_key() -> None:
+    assert not call_matches(("calculate_triangle_area", {"base": 10, "height": 6}), AREA)
+    assert not call_matches(("calculate_triangle_area", {"base": 10}), AREA)
+    assert not call_matches(("calculate_triangle_area", {"base": 10, "height": 5, "x": 1}), AREA)
+    assert not call_matches(("triangle_area", {"base": 10, "height": 5}), AREA)
+    assert not call_matches(("calculate_triangle_area", {"base": "10", "height": 5}), AREA)
+
+
+def test_parallel_calls_match_in_any_order_and_irrelevance_wants_no_call() -> None:
+    play = Case("p", "parallel", [], [], [{"play": {"artist": ["A"]}}, {"play": {"artist": ["B"]}}])
+    assert is_correct(play, outcome(("play", {"artist": "B"}), ("play", {"artist": "A"})))
+    assert not is_correct(play, outcome(("play", {"artist": "A"})))
+    irrelevant = Case("i", "irrelevance", [], [])
+    assert is_correct(irrelevant, outcome())
+    assert not is_correct(irrelevant, outcome(("play", {"artist": "A"})))
+
+
+def test_bfcl_types_become_json_schema_types() -> None:
+    schema = {"type": "dict", "properties": {"x": {"type": "float"}, "t": {"type": "tuple"}}}
+    assert to_json_schema(schema) == {
+        "type": "object",
+        "properties": {"x": {"type": "number"}, "t": {"type": "array"}},
+        "additionalProperties": False,
+    }
