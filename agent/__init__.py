@@ -10,6 +10,12 @@ from agent.errors import (
 )
 from agent.hooks import CompositeHooks, RunHooks
 from agent.loop import iter_run, run, run_sync
+from agent.mcp_config import (
+    MCPConfig,
+    default_mcp_config_path,
+    load_mcp_config,
+    parse_mcp_config,
+)
 from agent.messages import (
     FinalStep,
     Message,
@@ -36,6 +42,7 @@ __all__ = [
     "CompositeHooks",
     "FinalStep",
     "LlamaCppModel",
+    "MCPConfig",
     "MCPServerError",
     "Message",
     "Model",
@@ -59,8 +66,11 @@ __all__ = [
     "Verifier",
     "VerifyStep",
     "VerityError",
+    "default_mcp_config_path",
     "embedded_model_path",
     "iter_run",
+    "load_mcp_config",
+    "parse_mcp_config",
     "run",
     "run_sync",
 ]

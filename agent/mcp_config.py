@@ -1,0 +1,204 @@
+"""The `mcpServers` JSON that Claude Desktop, Cursor and Cline users already have → server specs.
+
+```json
+{"mcpServers": {
+    "time": {"command": "uvx", "args": ["mcp-server-time"], "env": {"TZ": "UTC"}, "cwd": "/tmp"},
+    "docs": {"url": "http://127.0.0.1:8000/mcp", "headers": {"Authorization": "Bearer ..."}}
+}}
+```
+Other top-level keys (Claude Desktop keeps its preferences there) are ignored. Per server, the
+keys other clients add are understood: `type`, `disabled`, `timeout` (seconds, Cline),
+`alwaysAllow` / `autoApprove` (approved tools), `includeTools` / `excludeTools` (Gemini CLI).
+A broken entry becomes a `UserError` naming the server and the field, and the others still load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import platformdirs
+
+from agent.errors import UserError
+from tools.mcp import HTTPServer, ServerSpec, StdioServer
+
+_Fail = Callable[[str, str], UserError]
+
+__all__ = ["MCPConfig", "default_mcp_config_path", "load_mcp_config", "parse_mcp_config"]
+
+_COMMON = {"type", "transport", "disabled", "timeout", "alwaysAllow", "autoApprove"}
+_COMMON |= {"includeTools", "excludeTools"}
+_STDIO = {"command", "args", "env", "cwd"}
+_HTTP = {"url", "headers"}
+_HTTP_TYPES = {"http", "streamable-http", "streamable_http", "streamableHttp"}
+_MAX_TIMEOUT = 3600
+
+
+@dataclass(frozen=True)
+class MCPConfig:
+    """The servers of one `mcpServers` file, and the entries that had to be skipped."""
+
+    servers: list[ServerSpec] = field(default_factory=list)
+    errors: list[UserError] = field(default_factory=list)
+    """One per skipped server; each names the server (`.field` is `mcpServers.<name>.<key>`)."""
+    approved: list[str] = field(default_factory=list)
+    """`server__tool` patterns the file pre-approves (`alwaysAllow`, `autoApprove`)."""
+
+
+def default_mcp_config_path() -> Path:
+    """`$VERITY_MCP_CONFIG`, else `mcp.json` in the user config directory."""
+    configured = os.environ.get("VERITY_MCP_CONFIG")
+    if configured:
+        return Path(configured)
+    return Path(platformdirs.user_config_dir("verity")) / "mcp.json"
+
+
+def load_mcp_config(path: Path, *, required: bool = True, **options: Any) -> MCPConfig:
+    """Read and parse an `mcpServers` file.
+
+    Args:
+        path: The JSON file.
+        required: When False, a missing file means no servers.
+        **options: `StdioServer`/`HTTPServer` fields applied to every server
+            (e.g. `connect_timeout=5`).
+
+    Raises:
+        UserError: the file is missing (when required), unreadable, not JSON, or has no
+            `mcpServers` object.
+    """
+    if not path.exists() and not required:
+        return MCPConfig()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"MCP config {path} does not exist.", field="mcp_config") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"Cannot read MCP config {path}: {exc}", field="mcp_config") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            f"MCP config {path} is not valid JSON: {exc.msg} at line {exc.lineno}, column "
+            f"{exc.colno}.",
+            field="mcp_config",
+        ) from None
+    return parse_mcp_config(data, source=str(path), **options)
+
+
+def parse_mcp_config(data: Any, *, source: str = "MCP config", **options: Any) -> MCPConfig:
+    """Turn the parsed JSON into server specs; each broken entry is skipped and reported.
+
+    Raises:
+        UserError: `data` has no `mcpServers` object.
+    """
+    servers = data.get("mcpServers") if isinstance(data, Mapping) else None
+    if not isinstance(servers, Mapping):
+        raise UserError(
+            f'{source}: expected an object with "mcpServers": {{"<name>": {{"command": ...}}}}.',
+            field="mcpServers",
+        )
+    config = MCPConfig()
+    for name, entry in servers.items():
+        try:
+            spec, approved = _server(str(name), entry, options)
+        except UserError as exc:
+            config.errors.append(exc)
+            continue
+        if spec is not None:
+            config.servers.append(spec)
+            config.approved.extend(approved)
+    return config
+
+
+def _server(name: str, entry: Any, options: dict[str, Any]) -> tuple[ServerSpec | None, list[str]]:
+    def fail(key: str, problem: str) -> UserError:
+        where = f"mcpServers.{name}" + (f".{key}" if key else "")
+        return UserError(f"MCP server {name!r}: {problem}", field=where)
+
+    if not name or "__" in name or not name.replace("-", "").replace("_", "").isalnum():
+        raise fail("", "use letters, digits, '-' and single '_' in server names.")
+    if not isinstance(entry, Mapping):
+        raise fail("", 'expected an object such as {"command": "...", "args": [...]}.')
+    if entry.get("disabled") is True:
+        return None, []
+    kind = entry.get("type", entry.get("transport"))
+    if kind == "sse":
+        raise fail("type", "the SSE transport is not supported; use streamable HTTP.")
+    is_http = "url" in entry or kind in _HTTP_TYPES
+    allowed = _COMMON | (_HTTP if is_http else _STDIO)
+    for key in entry:
+        if key not in allowed:
+            keys = ", ".join(sorted(allowed))
+            raise fail(key, f"unknown key {key!r}. Allowed here: {keys}.")
+    if kind not in (None, "stdio", *_HTTP_TYPES) or (kind == "stdio" and is_http):
+        raise fail("type", f'unknown type {kind!r}; use "stdio" or "http".')
+    common: dict[str, Any] = dict(options)
+    timeout = entry.get("timeout")
+    if timeout is not None:
+        if not isinstance(timeout, int | float) or not 0 < timeout <= _MAX_TIMEOUT:
+            raise fail("timeout", f"give seconds between 0 and {_MAX_TIMEOUT}, not {timeout!r}.")
+        common["timeout"] = float(timeout)
+    if "includeTools" in entry:
+        common["include_tools"] = frozenset(_strings(entry, "includeTools", fail))
+    common["exclude_tools"] = frozenset(_strings(entry, "excludeTools", fail))
+    approved = _strings(entry, "alwaysAllow", fail) + _strings(entry, "autoApprove", fail)
+    approved = [f"{name}__{tool}" for tool in approved]
+    if is_http:
+        return _http(name, entry, common, fail), approved
+    return _stdio(name, entry, common, fail), approved
+
+
+def _stdio(name: str, entry: Mapping[str, Any], common: dict[str, Any], fail: _Fail) -> StdioServer:
+    command = entry.get("command")
+    if not isinstance(command, str) or not command.strip():
+        raise fail("command", 'missing "command" (the program that starts the server).')
+    env = _string_map(entry, "env", fail)
+    cwd = entry.get("cwd")
+    if cwd is not None and (not isinstance(cwd, str) or not Path(cwd).is_dir()):
+        raise fail("cwd", f"{cwd!r} is not a directory.")
+    search_path = env.get("PATH", os.environ.get("PATH"))
+    if os.sep in command:
+        found = Path(cwd or ".", command).exists()
+    else:
+        found = shutil.which(command, path=search_path) is not None
+    if not found:
+        raise fail("command", f"command {command!r} not found. Install it or give its full path.")
+    return StdioServer(
+        name=name,
+        command=command,
+        args=tuple(_strings(entry, "args", fail)),
+        env=env,
+        cwd=cwd,
+        **common,
+    )
+
+
+def _http(name: str, entry: Mapping[str, Any], common: dict[str, Any], fail: _Fail) -> HTTPServer:
+    url = entry.get("url")
+    if not isinstance(url, str):
+        url = repr(url)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        example = "http://127.0.0.1:8000/mcp"
+        raise fail("url", f'"url" must be an http(s) URL such as {example}, not {url!r}.')
+    return HTTPServer(name=name, url=url, headers=_string_map(entry, "headers", fail), **common)
+
+
+def _strings(entry: Mapping[str, Any], key: str, fail: _Fail) -> list[str]:
+    value = entry.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise fail(key, f'"{key}" must be a list of strings.')
+    return list(value)
+
+
+def _string_map(entry: Mapping[str, Any], key: str, fail: _Fail) -> dict[str, str]:
+    value = entry.get(key, {})
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise fail(key, f'"{key}" must be an object of strings.')
+    return dict(value)

@@ -1,0 +1,185 @@
+"""Servers that crash, hang, stay silent or send garbage never end a run, nor outlive it."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+from tests.fixtures.processes import assert_no_leftovers, eventually, server_env
+from tools.base import ToolResult
+from tools.mcp import MCPToolset, StdioServer
+from tools.toolset import call_tool
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    yield
+    assert_no_leftovers()
+
+
+def faulty(marks: Path | None = None, **options: object) -> StdioServer:
+    extra = {"FAULTY_MARKS": str(marks)} if marks else {}
+    return StdioServer(
+        name="faulty",
+        command=sys.executable,
+        args=("-m", "tests.fixtures.faulty_server"),
+        env=server_env(**extra),
+        cwd=str(PROJECT_ROOT),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def raw_server() -> StdioServer:
+    script = str(PROJECT_ROOT / "tests" / "fixtures" / "raw_server.py")
+    return StdioServer(
+        name="raw", command=sys.executable, args=(script,), env=server_env(), discover_timeout=0.5
+    )
+
+
+async def test_server_that_dies_mid_call_gives_an_error_within_a_second_and_is_restarted() -> None:
+    with anyio.fail_after(20):
+        async with MCPToolset([faulty()], resource_tools=False) as toolset:
+            started = time.perf_counter()
+            crashed = await call_tool(toolset, "faulty__crash", {}, time_limit=10)
+            crash_to_error = time.perf_counter() - started
+            again = await call_tool(toolset, "faulty__echo", {"text": "back"}, time_limit=10)
+            (status,) = toolset.status()
+    assert crash_to_error < 1.0
+    assert crashed == ToolResult(
+        content="Tool 'faulty__crash' failed: MCP server 'faulty' stopped: the connection closed "
+        "during tools/call 'crash'. It will be restarted for the next call; try again, or answer "
+        "without this tool.",
+        is_error=True,
+    )
+    assert again.content == "back"
+    assert (status.state, status.restarts) == ("connected", 1)
+
+
+async def test_restarts_are_bounded_and_then_calls_fail_at_once() -> None:
+    with anyio.fail_after(30):
+        async with MCPToolset(
+            [faulty(max_restarts=1, restart_backoff=0.01)], resource_tools=False
+        ) as toolset:
+            first = await call_tool(toolset, "faulty__crash", {}, time_limit=10)
+            second = await call_tool(toolset, "faulty__crash", {}, time_limit=10)
+            started = time.perf_counter()
+            third = await call_tool(toolset, "faulty__echo", {"text": "x"}, time_limit=10)
+            refused_in = time.perf_counter() - started
+            (status,) = toolset.status()
+    assert first.is_error and second.is_error and third.is_error
+    assert third.content == (
+        "Tool 'faulty__echo' failed: MCP server 'faulty' stopped (the connection closed during "
+        "tools/call 'crash') and was restarted 1 times already; it stays down for this session. "
+        "Answer without its tools."
+    )
+    assert refused_in < 0.5
+    assert (status.state, status.restarts) == ("down", 1)
+
+
+async def test_hung_call_times_out_sends_a_cancellation_and_the_server_stays_usable(
+    tmp_path: Path,
+) -> None:
+    with anyio.fail_after(20):
+        async with MCPToolset([faulty(tmp_path, timeout=0.5)], resource_tools=False) as toolset:
+            hung = await call_tool(toolset, "faulty__hang", {}, time_limit=10)
+            await eventually((tmp_path / "hang-cancelled").exists)
+            after = await call_tool(toolset, "faulty__echo", {"text": "still here"}, time_limit=5)
+    assert hung == ToolResult(
+        content="Tool 'faulty__hang' failed: MCP server 'faulty' did not answer tools/call 'hang' "
+        "within 0.5 s; the request was cancelled. Try again or answer without this tool.",
+        is_error=True,
+    )
+    assert after.content == "still here"
+
+
+async def test_run_time_limit_cancels_the_call_on_the_server_too(tmp_path: Path) -> None:
+    with anyio.fail_after(20):
+        async with MCPToolset([faulty(tmp_path)], resource_tools=False) as toolset:
+            hung = await call_tool(toolset, "faulty__hang", {}, time_limit=0.5)
+            await eventually((tmp_path / "hang-cancelled").exists)
+    assert hung.is_error is True
+    assert hung.content.startswith("Tool 'faulty__hang' timed out after 0.5 s.")
+
+
+async def test_huge_output_is_capped_and_the_next_call_still_works() -> None:
+    with anyio.fail_after(20):
+        async with MCPToolset([faulty(max_output_chars=1000)], resource_tools=False) as toolset:
+            huge = await call_tool(toolset, "faulty__huge", {"chars": 5_000_000}, time_limit=10)
+            after = await call_tool(toolset, "faulty__echo", {"text": "ok"}, time_limit=5)
+    assert huge.content == "x" * 1000 + "\n[... 4999000 more characters cut]"
+    assert after.content == "ok"
+
+
+async def test_slow_tool_with_progress_finishes_within_its_timeout() -> None:
+    with anyio.fail_after(20):
+        async with MCPToolset([faulty(timeout=2)], resource_tools=False) as toolset:
+            result = await call_tool(
+                toolset, "faulty__slow", {"steps": 5, "delay": 0.05}, time_limit=10
+            )
+    assert result.content == "done 5"
+
+
+async def test_invalid_result_content_becomes_an_error_result_not_a_crash() -> None:
+    raw = raw_server()
+    with anyio.fail_after(20):
+        async with MCPToolset([raw]) as toolset:
+            bad = await call_tool(toolset, "raw__bad_content", {}, time_limit=5)
+            good = await call_tool(toolset, "raw__ping", {}, time_limit=5)
+    assert bad.is_error is True
+    assert bad.content.startswith(
+        "Tool 'raw__bad_content' failed: MCP server 'raw' sent an invalid result for tools/call "
+        "'bad_content' (13 problems, first at content.0: Field required)."
+    )
+    assert good.content == "pong"
+
+
+async def test_server_that_ignores_discover_connects_on_the_2025_era_without_the_10s_wait() -> None:
+    raw = raw_server()
+    started = time.perf_counter()
+    with anyio.fail_after(20):
+        async with MCPToolset([raw]) as toolset:
+            connected_in = time.perf_counter() - started
+            (status,) = toolset.status()
+    assert connected_in < 3.0
+    assert (status.state, status.protocol_version) == ("connected", "2025-11-25")
+
+
+async def test_silent_server_is_skipped_after_the_connect_timeout() -> None:
+    silent = StdioServer(
+        name="silent", command=sys.executable, args=("-c", "import time; time.sleep(60)"),
+        env=server_env(), connect_timeout=1.0, discover_timeout=0.5, kill_grace=0.5,
+    )  # fmt: skip
+    started = time.perf_counter()
+    with anyio.fail_after(20):
+        async with MCPToolset([silent]) as toolset:
+            waited = time.perf_counter() - started
+            specs = await toolset.list_tools()
+            (status,) = toolset.status()
+    assert waited < 3.0
+    assert specs == []
+    assert (status.state, status.error) == ("failed", "no handshake within 1 s")
+
+
+async def test_closing_kills_children_that_outlive_the_server(tmp_path: Path) -> None:
+    # A wrapper shell that starts the real server as a child which ignores SIGTERM: the
+    # group must still be gone after close (SIGKILL after the grace period).
+    script = (
+        f"trap '' TERM; {sys.executable} -c 'import signal,time; "
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)' & "
+        f"exec {sys.executable} -m tests.fixtures.faulty_server"
+    )
+    wrapper = StdioServer(
+        name="wrapped", command="/bin/sh", args=("-c", script), env=server_env(),
+        cwd=str(PROJECT_ROOT), kill_grace=0.5,
+    )  # fmt: skip
+    with anyio.fail_after(20):
+        async with MCPToolset([wrapper], resource_tools=False) as toolset:
+            result = await call_tool(toolset, "wrapped__echo", {"text": "hi"}, time_limit=5)
+    assert result.content == "hi"
+    assert_no_leftovers(deadline=0.5)

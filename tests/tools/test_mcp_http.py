@@ -1,0 +1,130 @@
+"""MCPToolset over streamable HTTP on 127.0.0.1: both eras, and transport failures stay per call."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.fixtures.processes import (
+    LOOPBACK_JS,
+    assert_no_leftovers,
+    ensure_everything,
+    free_port,
+    server_env,
+    start_http_fixture,
+    stop,
+    wait_for_port,
+)
+from tools.base import ToolResult
+from tools.mcp import HTTPServer, MCPToolset
+from tools.toolset import call_tool
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    yield
+    assert_no_leftovers()
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def fixture_server(port: int) -> Iterator[subprocess.Popen[bytes]]:
+    process = start_http_fixture(port)
+    yield process
+    stop(process)
+
+
+def listening_addresses(port: int) -> list[str]:
+    """The local addresses with a socket listening on `port` (from /proc/net/tcp and tcp6)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:
+                found.append(address)
+    return found
+
+
+async def test_fixture_server_over_http_uses_the_2026_era_and_answers_calls(
+    fixture_server: subprocess.Popen[bytes], port: int
+) -> None:
+    server = HTTPServer(name="web", url=f"http://127.0.0.1:{port}/mcp", headers={"X-Test": "1"})
+    with anyio.fail_after(20):
+        async with MCPToolset([server], resource_tools=False) as toolset:
+            result = await call_tool(toolset, "web__echo", {"text": "hi"}, time_limit=5)
+            (status,) = toolset.status()
+    assert result == ToolResult(content="hi", structured={"result": "hi"})
+    assert (status.transport, status.protocol_version) == ("http", "2026-07-28")
+
+
+async def test_http_server_dying_mid_call_is_an_error_result_and_reconnects_when_back(
+    fixture_server: subprocess.Popen[bytes], port: int
+) -> None:
+    server = HTTPServer(name="web", url=f"http://127.0.0.1:{port}/mcp", restart_backoff=0.01)
+    with anyio.fail_after(30):
+        async with MCPToolset([server], resource_tools=False) as toolset:
+            started = time.perf_counter()
+            crashed = await call_tool(toolset, "web__crash", {}, time_limit=10)
+            crash_to_error = time.perf_counter() - started
+            fixture_server.wait(timeout=5)
+            revived = start_http_fixture(port)
+            try:
+                again = await call_tool(toolset, "web__echo", {"text": "back"}, time_limit=10)
+            finally:
+                stop(revived)
+    assert crashed.is_error is True
+    assert crashed.content.startswith("Tool 'web__crash' failed: MCP server 'web' stopped: ")
+    assert crash_to_error < 1.0
+    assert again.content == "back"
+
+
+async def test_unreachable_url_is_reported_and_skipped(port: int) -> None:
+    server = HTTPServer(name="gone", url=f"http://127.0.0.1:{port}/mcp", connect_timeout=3)
+    with anyio.fail_after(20):
+        async with MCPToolset([server]) as toolset:
+            specs = await toolset.list_tools()
+            (status,) = toolset.status()
+    assert specs == []
+    assert status.state == "failed"
+    assert status.error is not None and status.error.startswith("ConnectError: ")
+
+
+@pytest.fixture
+def everything_http(port: int) -> Iterator[subprocess.Popen[bytes]]:
+    everything = ensure_everything()
+    if everything is None:
+        pytest.skip("npm is not installed: cannot install @modelcontextprotocol/server-everything")
+    process = subprocess.Popen(
+        ["node", "--require", str(LOOPBACK_JS), str(everything), "streamableHttp"],
+        env={**os.environ, **server_env(PORT=str(port))},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    wait_for_port(port, process)
+    yield process
+    stop(process)
+
+
+async def test_npm_reference_server_over_streamable_http_on_loopback(
+    everything_http: subprocess.Popen[bytes], port: int
+) -> None:
+    server = HTTPServer(name="everything", url=f"http://127.0.0.1:{port}/mcp")
+    with anyio.fail_after(30):
+        async with MCPToolset([server]) as toolset:
+            result = await call_tool(
+                toolset, "everything__get-sum", {"a": 2, "b": 3}, time_limit=10
+            )
+            (status,) = toolset.status()
+    assert listening_addresses(port) == ["0100007F"]
+    assert result.content == "The sum of 2 and 3 is 5."
+    assert (status.transport, status.protocol_version) == ("http", "2025-11-25")

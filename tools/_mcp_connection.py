@@ -1,0 +1,366 @@
+"""One supervised connection to one MCP server: connect, serve requests, notice death, restart.
+
+The `mcp.Client` lives in a task of the toolset's task group (its cancel scopes must be entered
+and left by one task), so any task may call through it. Whatever ends that task (a closed pipe,
+or the ExceptionGroup that HTTP transport errors raise, python-sdk #915) cancels the requests in
+flight; they become errors for their callers, never exceptions in the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.abc
+import httpx2
+import pydantic
+from mcp import Client, MCPError, StdioServerParameters
+from mcp.client.session import IncomingMessage
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import (
+    CONNECTION_CLOSED,
+    REQUEST_TIMEOUT,
+    DiscoverResult,
+    PromptListChangedNotification,
+    ResourceListChangedNotification,
+    ToolListChangedNotification,
+)
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from tools._mcp_types import HTTPServer, ServerSpec, StdioServer
+from tools.base import ToolError
+
+__all__ = ["ClientOptions", "ServerConnection", "ServerUnavailable"]
+
+_T = TypeVar("_T")
+_log = logging.getLogger("verity.mcp")
+
+# Set in each stdio server's environment so its process group can be found and killed at close.
+_MARKER = "VERITY_MCP_SERVER_ID"
+
+
+class ServerUnavailable(ToolError):
+    """The server could not be reached, died, or is past its restart limit."""
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """The `mcp.Client` keyword arguments shared by every connection (callbacks, client info)."""
+
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Live:
+    client: Client
+    pgid: int | None
+    close: anyio.Event = field(default_factory=anyio.Event)
+    lost: anyio.Event = field(default_factory=anyio.Event)
+    scopes: set[anyio.CancelScope] = field(default_factory=set)
+    why: str = ""
+
+
+class ServerConnection:
+    """A connection to one server that reconnects (bounded, with backoff) after it dies."""
+
+    def __init__(
+        self,
+        spec: ServerSpec,
+        group: anyio.abc.TaskGroup,
+        options: ClientOptions,
+        on_list_changed: Callable[[], None],
+    ) -> None:
+        self.spec = spec
+        self.restarts = 0
+        self.protocol_version: str | None = None
+        self.error: str | None = None
+        self._group = group
+        self._options = options
+        self._on_list_changed = on_list_changed
+        self._live: _Live | None = None
+        self._lock = anyio.Lock()
+        self._discover: DiscoverResult | None = None
+        self._closed = False
+
+    @property
+    def connected(self) -> bool:
+        """True while a client is up and its transport has not failed."""
+        return self._live is not None and not self._live.lost.is_set()
+
+    @property
+    def client(self) -> Client | None:
+        """The live client, or None while down."""
+        return self._live.client if self.connected and self._live is not None else None
+
+    async def connect(self) -> None:
+        """Connect now, in auto mode (2026-07-28, else the 2025-11-25 handshake).
+
+        Raises:
+            ServerUnavailable: the server could not be started or did not complete the handshake
+                within `connect_timeout`.
+        """
+        async with self._lock:
+            await self._connect_locked()
+
+    async def request(self, what: str, send: Callable[[Client], Awaitable[_T]]) -> _T:
+        """Send one request through the live client, reconnecting first if the server died.
+
+        Raises:
+            ServerUnavailable: the server is down and could not be restarted, or it died or
+                became unreachable during the request.
+            ToolError: the request timed out (a cancellation was sent to the server).
+            MCPError: the server answered with a JSON-RPC error.
+        """
+        live = await self._ensure_live()
+        scope = anyio.CancelScope()
+        live.scopes.add(scope)
+        try:
+            with scope:
+                return await send(live.client)
+        except MCPError as exc:
+            if exc.code == REQUEST_TIMEOUT:
+                raise ToolError(
+                    f"MCP server {self.spec.name!r} did not answer {what} within "
+                    f"{self.spec.timeout:g} s; the request was cancelled. Try again or answer "
+                    "without this tool."
+                ) from None
+            if exc.code == CONNECTION_CLOSED:
+                self._mark_lost(live, f"the connection closed during {what}")
+                raise self._down(live) from None
+            raise
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"][:2])
+            raise ToolError(
+                f"MCP server {self.spec.name!r} sent an invalid result for {what} "
+                f"({exc.error_count()} problems, first at {where}: {first['msg']}). "
+                "The server is broken; answer without this tool."
+            ) from None
+        finally:
+            live.scopes.discard(scope)
+        # Only the supervisor cancels these scopes: the transport died under the request.
+        raise self._down(live)
+
+    async def close(self) -> None:
+        """Close the client; a stdio server gets a grace period, then its group is killed."""
+        self._closed = True
+        live = self._live
+        if live is not None:
+            live.close.set()
+            with anyio.CancelScope(shield=True):
+                await live.lost.wait()
+
+    async def _ensure_live(self) -> _Live:
+        live = self._live
+        if live is not None and not live.lost.is_set():
+            return live
+        async with self._lock:
+            live = self._live
+            if live is not None and not live.lost.is_set():
+                return live
+            if self._closed:
+                raise ServerUnavailable(f"MCP server {self.spec.name!r} is closed.")
+            if self.restarts >= self.spec.max_restarts:
+                raise ServerUnavailable(
+                    f"MCP server {self.spec.name!r} stopped ({self.error}) and was restarted "
+                    f"{self.restarts} times already; it stays down for this session. "
+                    "Answer without its tools."
+                )
+            self.restarts += 1
+            await anyio.sleep(min(self.spec.restart_backoff * 2 ** (self.restarts - 1), 5.0))
+            _log.warning("restarting MCP server %r (restart %d)", self.spec.name, self.restarts)
+            await self._connect_locked()
+            assert self._live is not None
+            return self._live
+
+    async def _connect_locked(self) -> None:
+        mode, prior = "auto", None
+        if self.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            mode, prior = self.protocol_version, self._discover
+        elif self.protocol_version is not None:
+            mode = "legacy"  # the era is known: skip the discover probe on restarts
+        deadline = anyio.current_time() + self.spec.connect_timeout
+        try:
+            if mode == "auto":
+                # A server that ignores `server/discover` would cost the SDK's fixed 10 s probe
+                # wait; past a shorter bound, start it again with the 2025-11-25 handshake.
+                probe = min(deadline, anyio.current_time() + self.spec.discover_timeout)
+                try:
+                    self._live = await self._group.start(self._hold, mode, prior, probe)
+                    return
+                except TimeoutError:
+                    mode = "legacy"
+                    _log.info("MCP server %r: no discover answer, using legacy", self.spec.name)
+            self._live = await self._group.start(self._hold, mode, prior, deadline)
+        except Exception as exc:
+            self.error = _describe(exc)
+            raise ServerUnavailable(
+                f"MCP server {self.spec.name!r} could not be started: {self.error}"
+            ) from exc
+        self.error = None
+
+    async def _hold(
+        self,
+        mode: str,
+        prior: DiscoverResult | None,
+        deadline: float,
+        *,
+        task_status: anyio.abc.TaskStatus[_Live],
+    ) -> None:
+        """Own one client from connect to close; the task that enters it must also leave it."""
+        live: _Live | None = None
+        marker = uuid.uuid4().hex
+        try:
+            # One deadline for the whole connect, the discover probe's own 10 s wait included.
+            with anyio.CancelScope(deadline=deadline) as cs:
+                async with self._client(mode, prior, marker) as client:
+                    cs.deadline = math.inf
+                    live = _Live(client=client, pgid=_find_group(marker))
+                    self.protocol_version = client.protocol_version
+                    self._discover = client.session.discover_result
+                    task_status.started(live)
+                    async with anyio.create_task_group() as inner:
+                        if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                            inner.start_soon(self._listen, client)
+                        await live.close.wait()
+                        inner.cancel_scope.cancel()
+            if live is None:
+                raise TimeoutError(f"no handshake within {self.spec.connect_timeout:g} s")
+        except Exception as exc:
+            if live is None:
+                raise
+            self._mark_lost(live, _describe(exc))
+            _log.warning("MCP server %r failed: %s", self.spec.name, live.why)
+        finally:
+            if live is not None:
+                with anyio.CancelScope(shield=True):
+                    await _kill_group(live.pgid, self.spec.kill_grace)
+                self._mark_lost(live, live.why or "closed")
+
+    def _mark_lost(self, live: _Live, why: str) -> None:
+        if live.lost.is_set():
+            return
+        live.why = why
+        self.error = why
+        live.lost.set()
+        live.close.set()
+        for scope in list(live.scopes):
+            scope.cancel()
+
+    def _down(self, live: _Live) -> ServerUnavailable:
+        return ServerUnavailable(
+            f"MCP server {self.spec.name!r} stopped: {live.why}. It will be restarted for the "
+            "next call; try again, or answer without this tool."
+        )
+
+    @asynccontextmanager
+    async def _client(
+        self, mode: str, prior: DiscoverResult | None, marker: str
+    ) -> AsyncIterator[Client]:
+        spec = self.spec
+        kwargs: dict[str, Any] = dict(
+            self._options.kwargs,
+            mode=mode,
+            prior_discover=prior,
+            read_timeout_seconds=spec.timeout,
+            message_handler=self._on_message,
+        )
+        async with AsyncExitStack() as stack:
+            if isinstance(spec, StdioServer):
+                params = StdioServerParameters(
+                    command=spec.command,
+                    args=list(spec.args),
+                    env={**spec.env, _MARKER: marker},
+                    cwd=spec.cwd,
+                )
+                client = Client(params, **kwargs)
+            else:
+                assert isinstance(spec, HTTPServer)
+                http = await stack.enter_async_context(
+                    httpx2.AsyncClient(
+                        headers=dict(spec.headers),
+                        timeout=httpx2.Timeout(min(spec.connect_timeout, 30.0), read=300.0),
+                    )
+                )
+                client = Client(streamable_http_client(spec.url, http_client=http), **kwargs)
+            yield await stack.enter_async_context(client)
+
+    async def _listen(self, client: Client) -> None:
+        """2026-07-28 servers send list changes only on a `subscriptions/listen` stream."""
+        try:
+            async with client.listen(
+                tools_list_changed=True, prompts_list_changed=True, resources_list_changed=True
+            ) as subscription:
+                async for _ in subscription:
+                    self._on_list_changed()
+        except Exception as exc:  # noqa: BLE001 - change events are optional; lists still work
+            _log.debug("MCP server %r: no list-change stream: %s", self.spec.name, exc)
+
+    async def _on_message(self, message: IncomingMessage) -> None:
+        changed = (
+            ToolListChangedNotification,
+            PromptListChangedNotification,
+            ResourceListChangedNotification,
+        )
+        if isinstance(message, changed):
+            self._on_list_changed()
+        await anyio.lowlevel.checkpoint()
+
+
+def _describe(exc: BaseException) -> str:
+    """The innermost useful message of an exception or exception group."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, FileNotFoundError):
+        return f"command not found: {exc.filename or exc}"
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, MCPError | TimeoutError) else f"{type(exc).__name__}: {text}"
+
+
+def _find_group(marker: str) -> int | None:
+    """The process group of the stdio server carrying `marker` (the SDK gives it a new session)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None  # pragma: no cover - not Linux: the SDK's own tree kill still applies
+    needle = f"{_MARKER}={marker}".encode()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        with suppress(OSError):
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(stat[1]) == os.getpid() and needle in (entry / "environ").read_bytes():
+                return int(entry.name)
+    return None
+
+
+async def _kill_group(pgid: int | None, grace: float) -> None:
+    """Kill what is left of a server's process group: children that outlived their leader."""
+    if pgid is None or not _group_alive(pgid):
+        return
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    with anyio.move_on_after(grace):
+        while _group_alive(pgid):  # noqa: ASYNC110 - nothing signals a group's end; poll it
+            await anyio.sleep(0.02)
+        return
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

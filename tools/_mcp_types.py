@@ -1,0 +1,102 @@
+"""Plain definitions of MCP servers and of the callbacks that answer their requests."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "ElicitationAnswer",
+    "ElicitationHandler",
+    "ElicitationRequest",
+    "HTTPServer",
+    "SamplingHandler",
+    "SamplingRequest",
+    "ServerSpec",
+    "StdioServer",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _ServerOptions:
+    name: str
+    """The `mcpServers` key; tools are offered as `<name>__<tool>`."""
+    include_tools: frozenset[str] | None = None
+    """Offer only these tools (None: all)."""
+    exclude_tools: frozenset[str] = frozenset()
+    """Never offer these tools."""
+    timeout: float = 60.0
+    """Seconds one request may take; then it is cancelled and the call becomes an error."""
+    connect_timeout: float = 10.0
+    """Seconds to start the server and complete the handshake, era negotiation included."""
+    discover_timeout: float = 3.0
+    """Seconds for the first connect in auto mode; then the 2025-11-25 handshake is used."""
+    max_restarts: int = 3
+    """Restarts after the server died, per session; then its calls fail at once."""
+    restart_backoff: float = 0.25
+    """Seconds before the first restart, doubled for each further one (at most 5 s)."""
+    kill_grace: float = 2.0
+    """Seconds a stdio server's process group gets after SIGTERM before SIGKILL."""
+    max_output_chars: int = 100_000
+    """Longest text of one result kept in memory; the run's own cap is usually lower."""
+
+    def offers(self, tool: str) -> bool:
+        """Whether the allow/deny lists let `tool` through."""
+        allowed = self.include_tools is None or tool in self.include_tools
+        return allowed and tool not in self.exclude_tools
+
+
+@dataclass(frozen=True, kw_only=True)
+class StdioServer(_ServerOptions):
+    """A server Verity starts as a subprocess and talks to over stdin/stdout."""
+
+    command: str
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Added to a minimal inherited environment (HOME, PATH, ...), as Claude Desktop does."""
+    cwd: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HTTPServer(_ServerOptions):
+    """A server reached over streamable HTTP."""
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+ServerSpec = StdioServer | HTTPServer
+
+
+@dataclass(frozen=True)
+class ElicitationRequest:
+    """A server asks the user for input (form mode)."""
+
+    server: str
+    message: str
+    schema: dict[str, Any]
+    """JSON Schema of the requested object (flat: strings, numbers, booleans, enums)."""
+
+
+@dataclass(frozen=True)
+class ElicitationAnswer:
+    """The user's reply: accept with content, decline, or cancel."""
+
+    action: Literal["accept", "decline", "cancel"]
+    content: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SamplingRequest:
+    """A server asks the client's model for a completion (legacy MCP sampling)."""
+
+    server: str
+    messages: list[tuple[str, str]]
+    """(role, text) pairs."""
+    system_prompt: str | None
+    max_tokens: int
+
+
+ElicitationHandler = Callable[[ElicitationRequest], Awaitable[ElicitationAnswer]]
+SamplingHandler = Callable[[SamplingRequest], Awaitable[str]]

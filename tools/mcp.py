@@ -1,0 +1,464 @@
+"""MCPToolset: the tools of any MCP server, over stdio or streamable HTTP, as `<server>__<tool>`.
+
+One `mcp.Client` per server, in `auto` mode (2026-07-28 with v2 servers, the 2025-11-25
+handshake with the rest). Servers connect concurrently; one that fails is reported in
+`status()` and skipped. Every request has a timeout that sends a cancellation; a server that
+dies is restarted for the next call (bounded, with backoff); closing kills each stdio server's
+whole process group after a grace period. Failures are raised as `ToolError`s for
+`tools.toolset.call_tool` to hand to the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Self
+
+import anyio
+import anyio.abc
+from mcp.client import ClientRequestContext
+from mcp.types import (
+    CreateMessageRequestParams,
+    CreateMessageResult,
+    ElicitRequestFormParams,
+    ElicitRequestParams,
+    ElicitResult,
+    ErrorData,
+    Prompt,
+    Resource,
+    ResourceTemplate,
+    TextContent,
+    Tool,
+)
+
+from tools._mcp_connection import ClientOptions, ServerConnection, ServerUnavailable
+from tools._mcp_render import model_tool_name, render_content, render_resource_contents
+from tools._mcp_types import (
+    ElicitationAnswer,
+    ElicitationHandler,
+    ElicitationRequest,
+    HTTPServer,
+    SamplingHandler,
+    SamplingRequest,
+    ServerSpec,
+    StdioServer,
+)
+from tools.base import ToolError, ToolResult, ToolSpec
+
+__all__ = [
+    "ElicitationAnswer",
+    "ElicitationHandler",
+    "ElicitationRequest",
+    "HTTPServer",
+    "MCPToolset",
+    "SamplingHandler",
+    "SamplingRequest",
+    "ServerSpec",
+    "ServerStatus",
+    "ServerUnavailable",
+    "StdioServer",
+    "model_tool_name",
+]
+
+_log = logging.getLogger("verity.mcp")
+
+READ_RESOURCE = "read_resource"
+GET_PROMPT = "get_prompt"
+_LISTED_RESOURCES = 20
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """How one server is doing, for `verity mcp list` and for reporting skipped servers."""
+
+    name: str
+    transport: Literal["stdio", "http"]
+    state: Literal["connected", "down", "failed"]
+    protocol_version: str | None
+    tools: list[str]
+    """The server's own tool names, as offered after the allow/deny lists."""
+    restarts: int
+    error: str | None
+
+
+@dataclass
+class _Server:
+    spec: ServerSpec
+    connection: ServerConnection = field(init=False)
+    tools: dict[str, tuple[Tool, ToolSpec]] = field(default_factory=dict)
+    """Model-facing name → the server's tool and the spec the model sees."""
+    extras: dict[str, tuple[str, ToolSpec]] = field(default_factory=dict)
+    """Model-facing name → kind (`read_resource`, `get_prompt`) and spec of the read-only tools."""
+    stale: bool = True
+
+    def mark_stale(self) -> None:
+        """The server said its lists changed: re-list before the next `list_tools()`."""
+        self.stale = True
+
+
+class MCPToolset:
+    """The tools of several MCP servers, offered to the model as `<server>__<tool>`."""
+
+    def __init__(
+        self,
+        servers: Iterable[ServerSpec],
+        *,
+        elicitation: ElicitationHandler | None = None,
+        sampling: SamplingHandler | None = None,
+        resource_tools: bool = True,
+    ) -> None:
+        """Describe the servers; nothing starts before `async with`.
+
+        Args:
+            servers: One definition per server; names must be unique.
+            elicitation: Answers servers' requests for user input; None declines them.
+            sampling: Answers servers' requests for a completion (legacy MCP sampling); None
+                leaves the capability off.
+            resource_tools: Offer resources and prompts as the read-only tools
+                `<server>__read_resource` and `<server>__get_prompt` where a server has them.
+
+        Raises:
+            ValueError: two servers share a name, or a name contains "__".
+        """
+        self._specs = list(servers)
+        names = [s.name for s in self._specs]
+        if len(set(names)) != len(names) or any("__" in n or not n for n in names):
+            raise ValueError(f"server names must be unique, non-empty, without '__': {names}")
+        self._elicitation = elicitation
+        self._sampling = sampling
+        self._resource_tools = resource_tools
+        self._servers: dict[str, _Server] = {}
+        self._group: anyio.abc.TaskGroup | None = None
+
+    async def __aenter__(self) -> Self:
+        self._group = anyio.create_task_group()
+        await self._group.__aenter__()
+        try:
+            for spec in self._specs:
+                options = ClientOptions(self._client_kwargs(spec.name))
+                server = _Server(spec)
+                server.connection = ServerConnection(spec, self._group, options, server.mark_stale)
+                self._servers[spec.name] = server
+            async with anyio.create_task_group() as starting:
+                for server in self._servers.values():
+                    starting.start_soon(self._start, server)
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as closing:
+                for server in self._servers.values():
+                    closing.start_soon(server.connection.close)
+        if self._group is not None:
+            self._group.cancel_scope.cancel()
+            await self._group.__aexit__(None, None, None)
+
+    def status(self) -> list[ServerStatus]:
+        """One status per configured server, in configuration order."""
+        return [
+            ServerStatus(
+                name=s.spec.name,
+                transport="stdio" if isinstance(s.spec, StdioServer) else "http",
+                state="connected"
+                if s.connection.connected
+                else ("down" if s.connection.protocol_version else "failed"),
+                protocol_version=s.connection.protocol_version,
+                tools=[tool.name for tool, _ in s.tools.values()],
+                restarts=s.connection.restarts,
+                error=s.connection.error,
+            )
+            for s in self._servers.values()
+        ]
+
+    async def list_tools(self) -> list[ToolSpec]:
+        """The offered tools of every server that connected; lists refresh after a change."""
+        specs: list[ToolSpec] = []
+        for server in self._servers.values():
+            if server.stale and server.connection.connected:
+                await self._refresh(server)
+            specs.extend(spec for _, spec in server.tools.values())
+            specs.extend(spec for _, spec in server.extras.values())
+        return specs
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+        """Call `<server>__<tool>`.
+
+        Raises:
+            KeyError: no offered tool has this name.
+            ToolError: the call timed out, or the server is down (it is restarted next time).
+            MCPError: the server answered with a protocol error.
+        """
+        for server in self._servers.values():
+            if name in server.tools:
+                tool, _ = server.tools[name]
+                return await self._call(server, tool.name, arguments)
+            if name in server.extras:
+                return await self._call_extra(server, name, arguments)
+        raise KeyError(name)
+
+    async def call(self, server: str, tool: str, arguments: dict[str, Any]) -> ToolResult:
+        """Call a tool by its server's own name (for debugging; allow/deny lists still apply).
+
+        Raises:
+            KeyError: no such server, or the tool is not offered.
+            ToolError: the call timed out, or the server is down.
+            MCPError: the server answered with a protocol error.
+        """
+        entry = self._servers[server]
+        if not entry.spec.offers(tool):
+            raise KeyError(tool)
+        return await self._call(entry, tool, arguments)
+
+    async def list_resources(self, server: str) -> tuple[list[Resource], list[ResourceTemplate]]:
+        """The resources and resource templates of one server.
+
+        Raises:
+            KeyError: no such server.
+            ToolError: the server is down or did not answer in time.
+        """
+        connection = self._servers[server].connection
+        resources = await connection.request(
+            "resources/list", lambda c: c.list_resources(cache_mode="refresh")
+        )
+        templates = await connection.request(
+            "resources/templates/list", lambda c: c.list_resource_templates(cache_mode="refresh")
+        )
+        return resources.resources, templates.resource_templates
+
+    async def read_resource(self, server: str, uri: str) -> str:
+        """The contents of one resource, as text for the model.
+
+        Raises:
+            KeyError: no such server.
+            ToolError: the server is down or did not answer in time.
+            MCPError: the server does not know the resource.
+        """
+        entry = self._servers[server]
+        result = await entry.connection.request(
+            "resources/read", lambda c: c.read_resource(uri, cache_mode="bypass")
+        )
+        return render_resource_contents(result.contents, max_chars=entry.spec.max_output_chars)
+
+    async def list_prompts(self, server: str) -> list[Prompt]:
+        """The prompts of one server.
+
+        Raises:
+            KeyError: no such server.
+            ToolError: the server is down or did not answer in time.
+        """
+        result = await self._servers[server].connection.request(
+            "prompts/list", lambda c: c.list_prompts(cache_mode="refresh")
+        )
+        return result.prompts
+
+    async def get_prompt(self, server: str, name: str, arguments: dict[str, str]) -> str:
+        """One prompt rendered as text, each message headed by its role.
+
+        Raises:
+            KeyError: no such server.
+            ToolError: the server is down or did not answer in time.
+            MCPError: the server does not know the prompt or rejects the arguments.
+        """
+        entry = self._servers[server]
+        result = await entry.connection.request(
+            "prompts/get", lambda c: c.get_prompt(name, arguments)
+        )
+        cap = entry.spec.max_output_chars
+        text = "\n\n".join(
+            f"[{m.role}]\n{render_content([m.content], None, max_chars=cap)}"
+            for m in result.messages
+        )
+        return text[:cap]
+
+    async def _start(self, server: _Server) -> None:
+        try:
+            await server.connection.connect()
+            await self._refresh(server)
+        except ToolError as exc:
+            _log.warning("skipping MCP server %r: %s", server.spec.name, exc)
+
+    async def _refresh(self, server: _Server) -> None:
+        """Re-list tools (and resources and prompts); a failed re-list keeps the last lists."""
+        connection = server.connection
+        try:
+            listed = await connection.request(
+                "tools/list", lambda c: c.list_tools(cache_mode="refresh")
+            )
+            tools = {t.name: t for t in listed.tools if server.spec.offers(t.name)}
+            extras = await self._extra_tools(server) if self._resource_tools else {}
+        except Exception as exc:  # noqa: BLE001 - a server whose lists fail offers no new tools
+            connection.error = f"listing failed: {exc}"
+            _log.warning("MCP server %r: %s", server.spec.name, connection.error)
+            return
+        taken: set[str] = set()
+        server.tools = {}
+        for tool in tools.values():
+            name = model_tool_name(server.spec.name, tool.name, taken)
+            taken.add(name)
+            server.tools[name] = (tool, _tool_spec(name, tool))
+        server.extras = {}
+        for kind, spec in extras.items():
+            name = model_tool_name(server.spec.name, kind, taken)
+            taken.add(name)
+            server.extras[name] = (
+                kind,
+                ToolSpec(
+                    name=name,
+                    description=spec.description,
+                    parameters=spec.parameters,
+                    read_only=True,
+                ),
+            )
+        server.stale = False
+
+    async def _extra_tools(self, server: _Server) -> dict[str, ToolSpec]:
+        connection = server.connection
+        capabilities = connection_capabilities(connection)
+        extras: dict[str, ToolSpec] = {}
+        if "resources" in capabilities:
+            resources, templates = await self.list_resources(server.spec.name)
+            if resources or templates:
+                extras[READ_RESOURCE] = _read_resource_spec(server.spec.name, resources, templates)
+        if "prompts" in capabilities:
+            prompts = await self.list_prompts(server.spec.name)
+            if prompts:
+                extras[GET_PROMPT] = _get_prompt_spec(server.spec.name, prompts)
+        return extras
+
+    async def _call(self, server: _Server, tool: str, arguments: dict[str, Any]) -> ToolResult:
+        result = await server.connection.request(
+            f"tools/call {tool!r}", lambda c: c.call_tool(tool, arguments)
+        )
+        content = render_content(
+            result.content, result.structured_content, max_chars=server.spec.max_output_chars
+        )
+        return ToolResult(
+            content=content, is_error=result.is_error, structured=result.structured_content
+        )
+
+    async def _call_extra(
+        self, server: _Server, name: str, arguments: dict[str, Any]
+    ) -> ToolResult:
+        kind, _ = server.extras[name]
+        if kind == READ_RESOURCE:
+            uri = arguments.get("uri")
+            if not isinstance(uri, str):
+                raise ToolError("Give the resource's URI as the string argument 'uri'.")
+            return ToolResult(content=await self.read_resource(server.spec.name, uri))
+        prompt = arguments.get("name")
+        prompt_args = arguments.get("arguments") or {}
+        if not isinstance(prompt, str) or not isinstance(prompt_args, dict):
+            raise ToolError("Give the prompt's 'name' and an 'arguments' object of strings.")
+        text = await self.get_prompt(
+            server.spec.name, prompt, {k: str(v) for k, v in prompt_args.items()}
+        )
+        return ToolResult(content=text)
+
+    def _client_kwargs(self, server: str) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"elicitation_callback": self._elicit_callback(server)}
+        if self._sampling is not None:
+            kwargs["sampling_callback"] = self._sampling_callback(server, self._sampling)
+        return kwargs
+
+    def _elicit_callback(self, server: str) -> Any:
+        handler = self._elicitation
+
+        async def elicit(
+            context: ClientRequestContext, params: ElicitRequestParams
+        ) -> ElicitResult | ErrorData:
+            if handler is None or not isinstance(params, ElicitRequestFormParams):
+                return ElicitResult(action="decline")
+            schema = dict(params.requested_schema)
+            answer = await handler(ElicitationRequest(server, params.message, schema))
+            return ElicitResult(action=answer.action, content=answer.content)
+
+        return elicit
+
+    def _sampling_callback(self, server: str, handler: SamplingHandler) -> Any:
+        async def sample(
+            context: ClientRequestContext, params: CreateMessageRequestParams
+        ) -> CreateMessageResult | ErrorData:
+            messages: list[tuple[str, str]] = [
+                (str(m.role), " ".join(_texts(m.content_as_list))) for m in params.messages
+            ]
+            request = SamplingRequest(server, messages, params.system_prompt, params.max_tokens)
+            text = await handler(request)
+            return CreateMessageResult(
+                role="assistant",
+                content=TextContent(type="text", text=text),
+                model="verity",
+                stop_reason="endTurn",
+            )
+
+        return sample
+
+
+def connection_capabilities(connection: ServerConnection) -> dict[str, Any]:
+    """The capabilities the server announced, as a plain dict (empty when unknown)."""
+    client = connection.client
+    if client is None:
+        return {}
+    return client.server_capabilities.model_dump(exclude_none=True)
+
+
+def _texts(blocks: Iterable[object]) -> list[str]:
+    return [b.text for b in blocks if isinstance(b, TextContent)]
+
+
+def _tool_spec(name: str, tool: Tool) -> ToolSpec:
+    parameters = dict(tool.input_schema) or {"type": "object", "properties": {}}
+    parameters.setdefault("type", "object")
+    parameters.setdefault("properties", {})
+    hints = tool.annotations
+    return ToolSpec(
+        name=name,
+        description=tool.description or tool.title or tool.name,
+        parameters=parameters,
+        read_only=bool(hints and hints.read_only_hint),
+    )
+
+
+def _read_resource_spec(
+    server: str, resources: list[Resource], templates: list[ResourceTemplate]
+) -> ToolSpec:
+    known = [f"- {r.uri}: {r.description or r.name}" for r in resources[:_LISTED_RESOURCES]]
+    known += [f"- {t.uri_template} (template): {t.description or t.name}" for t in templates]
+    more = len(resources) - _LISTED_RESOURCES
+    if more > 0:
+        known.append(f"- ... and {more} more")
+    return ToolSpec(
+        name=READ_RESOURCE,
+        description=f"Read a resource of the {server!r} MCP server by URI. Known resources:\n"
+        + ("\n".join(known) or "- none listed"),
+        parameters={
+            "type": "object",
+            "properties": {"uri": {"type": "string", "description": "The resource URI."}},
+            "required": ["uri"],
+        },
+        read_only=True,
+    )
+
+
+def _get_prompt_spec(server: str, prompts: list[Prompt]) -> ToolSpec:
+    lines = [
+        f"- {p.name}({', '.join(a.name for a in p.arguments or [])}): {p.description or ''}"
+        for p in prompts
+    ]
+    return ToolSpec(
+        name=GET_PROMPT,
+        description=f"Get a prompt template of the {server!r} MCP server, filled in:\n"
+        + "\n".join(lines),
+        parameters={
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "enum": [p.name for p in prompts]},
+                "arguments": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+            "required": ["name"],
+        },
+        read_only=True,
+    )
