@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 
+from agent.cli_mcp import add_mcp_commands, add_mcp_options, mcp_command, mcp_toolsets
 from agent.errors import ModelError, RunError, UserError, VerityError
 from agent.hooks import CompositeHooks
 from agent.loop import run
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--json", action="store_true", help="print the result as JSON")
     run_cmd.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     _add_trace_option(run_cmd)
+    add_mcp_options(run_cmd)
     model = run_cmd.add_argument_group("model settings")
     model.add_argument("--n-ctx", type=int, help="context window in tokens (8192)")
     model.add_argument("--threads", type=int, help="CPU threads (llama.cpp's choice)")
@@ -68,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="show one run with its steps and tool calls")
     show.add_argument("run_id", help="a run id from `verity logs`")
     _add_trace_option(show)
+    add_mcp_commands(commands)
     return parser
 
 
@@ -83,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run_command(args)
+        if args.command == "mcp":
+            return mcp_command(args)
         store = TraceStore(args.trace_db or default_trace_path())
         if args.command == "logs":
             return _logs_command(store, args.limit)
@@ -140,7 +145,7 @@ def _run_command(args: argparse.Namespace) -> int:
             lambda: run(
                 args.task,
                 model=model,
-                toolsets=[FunctionToolset([calculator])],
+                toolsets=[FunctionToolset([calculator]), *mcp_toolsets(args, model)],
                 settings=RunSettings(max_steps=args.max_steps),
                 hooks=CompositeHooks(hooks),
             )

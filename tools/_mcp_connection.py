@@ -12,18 +12,19 @@ import logging
 import math
 import os
 import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import anyio
 import anyio.abc
 import httpx2
 import pydantic
-from mcp import Client, MCPError, StdioServerParameters
+from mcp import Client, MCPError, StdioServerParameters, stdio_client
 from mcp.client.session import IncomingMessage
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import (
@@ -57,6 +58,8 @@ class ClientOptions:
     """The `mcp.Client` keyword arguments shared by every connection (callbacks, client info)."""
 
     kwargs: dict[str, Any] = field(default_factory=dict)
+    errlog: TextIO | None = None
+    """Where stdio servers' stderr goes (None: this process's stderr)."""
 
 
 @dataclass
@@ -282,7 +285,8 @@ class ServerConnection:
                     env={**spec.env, _MARKER: marker},
                     cwd=spec.cwd,
                 )
-                client = Client(params, **kwargs)
+                errlog = self._options.errlog or sys.stderr
+                client = Client(stdio_client(params, errlog=errlog), **kwargs)
             else:
                 assert isinstance(spec, HTTPServer)
                 http = await stack.enter_async_context(

@@ -15,12 +15,32 @@ from mcp.types import (
     ContentBlock,
     EmbeddedResource,
     ImageContent,
+    Prompt,
+    Resource,
     ResourceLink,
+    ResourceTemplate,
     TextContent,
     TextResourceContents,
+    Tool,
 )
 
-__all__ = ["SEPARATOR", "model_tool_name", "render_content", "render_resource_contents"]
+from tools.base import ToolSpec
+
+__all__ = [
+    "GET_PROMPT",
+    "READ_RESOURCE",
+    "SEPARATOR",
+    "get_prompt_spec",
+    "model_tool_name",
+    "read_resource_spec",
+    "render_content",
+    "render_resource_contents",
+    "tool_spec",
+]
+
+READ_RESOURCE = "read_resource"
+GET_PROMPT = "get_prompt"
+_LISTED_RESOURCES = 20
 
 SEPARATOR = "__"
 """Between the server and the tool name. Server names may not contain it, so names never collide."""
@@ -101,3 +121,61 @@ def _cap(text: str, max_chars: int) -> str:
     if len(text) <= max_chars:
         return text
     return f"{text[:max_chars]}\n[... {len(text) - max_chars} more characters cut]"
+
+
+def tool_spec(name: str, tool: Tool) -> ToolSpec:
+    """The spec the model sees for a server tool; only `readOnlyHint: true` marks it read-only."""
+    parameters = dict(tool.input_schema) or {"type": "object", "properties": {}}
+    parameters.setdefault("type", "object")
+    parameters.setdefault("properties", {})
+    hints = tool.annotations
+    return ToolSpec(
+        name=name,
+        description=tool.description or tool.title or tool.name,
+        parameters=parameters,
+        read_only=bool(hints and hints.read_only_hint),
+    )
+
+
+def read_resource_spec(
+    server: str, resources: list[Resource], templates: list[ResourceTemplate]
+) -> ToolSpec:
+    """The read-only tool that reads one of a server's resources."""
+    known = [f"- {r.uri}: {r.description or r.name}" for r in resources[:_LISTED_RESOURCES]]
+    known += [f"- {t.uri_template} (template): {t.description or t.name}" for t in templates]
+    more = len(resources) - _LISTED_RESOURCES
+    if more > 0:
+        known.append(f"- ... and {more} more")
+    return ToolSpec(
+        name=READ_RESOURCE,
+        description=f"Read a resource of the {server!r} MCP server by URI. Known resources:\n"
+        + ("\n".join(known) or "- none listed"),
+        parameters={
+            "type": "object",
+            "properties": {"uri": {"type": "string", "description": "The resource URI."}},
+            "required": ["uri"],
+        },
+        read_only=True,
+    )
+
+
+def get_prompt_spec(server: str, prompts: list[Prompt]) -> ToolSpec:
+    """The read-only tool that fills in one of a server's prompts."""
+    lines = [
+        f"- {p.name}({', '.join(a.name for a in p.arguments or [])}): {p.description or ''}"
+        for p in prompts
+    ]
+    return ToolSpec(
+        name=GET_PROMPT,
+        description=f"Get a prompt template of the {server!r} MCP server, filled in:\n"
+        + "\n".join(lines),
+        parameters={
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "enum": [p.name for p in prompts]},
+                "arguments": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+            "required": ["name"],
+        },
+        read_only=True,
+    )

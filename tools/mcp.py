@@ -13,27 +13,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TextIO
 
 import anyio
 import anyio.abc
-from mcp.client import ClientRequestContext
 from mcp.types import (
-    CreateMessageRequestParams,
-    CreateMessageResult,
-    ElicitRequestFormParams,
-    ElicitRequestParams,
-    ElicitResult,
-    ErrorData,
     Prompt,
     Resource,
     ResourceTemplate,
-    TextContent,
     Tool,
 )
 
+from tools._mcp_callbacks import client_callbacks
 from tools._mcp_connection import ClientOptions, ServerConnection, ServerUnavailable
-from tools._mcp_render import model_tool_name, render_content, render_resource_contents
+from tools._mcp_render import (
+    GET_PROMPT,
+    READ_RESOURCE,
+    get_prompt_spec,
+    model_tool_name,
+    read_resource_spec,
+    render_content,
+    render_resource_contents,
+    tool_spec,
+)
 from tools._mcp_types import (
     ElicitationAnswer,
     ElicitationHandler,
@@ -62,10 +64,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger("verity.mcp")
-
-READ_RESOURCE = "read_resource"
-GET_PROMPT = "get_prompt"
-_LISTED_RESOURCES = 20
 
 
 @dataclass(frozen=True)
@@ -107,6 +105,7 @@ class MCPToolset:
         elicitation: ElicitationHandler | None = None,
         sampling: SamplingHandler | None = None,
         resource_tools: bool = True,
+        errlog: TextIO | None = None,
     ) -> None:
         """Describe the servers; nothing starts before `async with`.
 
@@ -117,6 +116,8 @@ class MCPToolset:
                 leaves the capability off.
             resource_tools: Offer resources and prompts as the read-only tools
                 `<server>__read_resource` and `<server>__get_prompt` where a server has them.
+            errlog: Where stdio servers' stderr goes (a file with a descriptor); None passes it
+                through to this process's stderr.
 
         Raises:
             ValueError: two servers share a name, or a name contains "__".
@@ -128,6 +129,7 @@ class MCPToolset:
         self._elicitation = elicitation
         self._sampling = sampling
         self._resource_tools = resource_tools
+        self._errlog = errlog
         self._servers: dict[str, _Server] = {}
         self._group: anyio.abc.TaskGroup | None = None
 
@@ -136,7 +138,8 @@ class MCPToolset:
         await self._group.__aenter__()
         try:
             for spec in self._specs:
-                options = ClientOptions(self._client_kwargs(spec.name))
+                callbacks = client_callbacks(spec.name, self._elicitation, self._sampling)
+                options = ClientOptions(callbacks, errlog=self._errlog)
                 server = _Server(spec)
                 server.connection = ServerConnection(spec, self._group, options, server.mark_stale)
                 self._servers[spec.name] = server
@@ -299,7 +302,7 @@ class MCPToolset:
         for tool in tools.values():
             name = model_tool_name(server.spec.name, tool.name, taken)
             taken.add(name)
-            server.tools[name] = (tool, _tool_spec(name, tool))
+            server.tools[name] = (tool, tool_spec(name, tool))
         server.extras = {}
         for kind, spec in extras.items():
             name = model_tool_name(server.spec.name, kind, taken)
@@ -322,11 +325,11 @@ class MCPToolset:
         if "resources" in capabilities:
             resources, templates = await self.list_resources(server.spec.name)
             if resources or templates:
-                extras[READ_RESOURCE] = _read_resource_spec(server.spec.name, resources, templates)
+                extras[READ_RESOURCE] = read_resource_spec(server.spec.name, resources, templates)
         if "prompts" in capabilities:
             prompts = await self.list_prompts(server.spec.name)
             if prompts:
-                extras[GET_PROMPT] = _get_prompt_spec(server.spec.name, prompts)
+                extras[GET_PROMPT] = get_prompt_spec(server.spec.name, prompts)
         return extras
 
     async def _call(self, server: _Server, tool: str, arguments: dict[str, Any]) -> ToolResult:
@@ -358,44 +361,6 @@ class MCPToolset:
         )
         return ToolResult(content=text)
 
-    def _client_kwargs(self, server: str) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"elicitation_callback": self._elicit_callback(server)}
-        if self._sampling is not None:
-            kwargs["sampling_callback"] = self._sampling_callback(server, self._sampling)
-        return kwargs
-
-    def _elicit_callback(self, server: str) -> Any:
-        handler = self._elicitation
-
-        async def elicit(
-            context: ClientRequestContext, params: ElicitRequestParams
-        ) -> ElicitResult | ErrorData:
-            if handler is None or not isinstance(params, ElicitRequestFormParams):
-                return ElicitResult(action="decline")
-            schema = dict(params.requested_schema)
-            answer = await handler(ElicitationRequest(server, params.message, schema))
-            return ElicitResult(action=answer.action, content=answer.content)
-
-        return elicit
-
-    def _sampling_callback(self, server: str, handler: SamplingHandler) -> Any:
-        async def sample(
-            context: ClientRequestContext, params: CreateMessageRequestParams
-        ) -> CreateMessageResult | ErrorData:
-            messages: list[tuple[str, str]] = [
-                (str(m.role), " ".join(_texts(m.content_as_list))) for m in params.messages
-            ]
-            request = SamplingRequest(server, messages, params.system_prompt, params.max_tokens)
-            text = await handler(request)
-            return CreateMessageResult(
-                role="assistant",
-                content=TextContent(type="text", text=text),
-                model="verity",
-                stop_reason="endTurn",
-            )
-
-        return sample
-
 
 def connection_capabilities(connection: ServerConnection) -> dict[str, Any]:
     """The capabilities the server announced, as a plain dict (empty when unknown)."""
@@ -403,62 +368,3 @@ def connection_capabilities(connection: ServerConnection) -> dict[str, Any]:
     if client is None:
         return {}
     return client.server_capabilities.model_dump(exclude_none=True)
-
-
-def _texts(blocks: Iterable[object]) -> list[str]:
-    return [b.text for b in blocks if isinstance(b, TextContent)]
-
-
-def _tool_spec(name: str, tool: Tool) -> ToolSpec:
-    parameters = dict(tool.input_schema) or {"type": "object", "properties": {}}
-    parameters.setdefault("type", "object")
-    parameters.setdefault("properties", {})
-    hints = tool.annotations
-    return ToolSpec(
-        name=name,
-        description=tool.description or tool.title or tool.name,
-        parameters=parameters,
-        read_only=bool(hints and hints.read_only_hint),
-    )
-
-
-def _read_resource_spec(
-    server: str, resources: list[Resource], templates: list[ResourceTemplate]
-) -> ToolSpec:
-    known = [f"- {r.uri}: {r.description or r.name}" for r in resources[:_LISTED_RESOURCES]]
-    known += [f"- {t.uri_template} (template): {t.description or t.name}" for t in templates]
-    more = len(resources) - _LISTED_RESOURCES
-    if more > 0:
-        known.append(f"- ... and {more} more")
-    return ToolSpec(
-        name=READ_RESOURCE,
-        description=f"Read a resource of the {server!r} MCP server by URI. Known resources:\n"
-        + ("\n".join(known) or "- none listed"),
-        parameters={
-            "type": "object",
-            "properties": {"uri": {"type": "string", "description": "The resource URI."}},
-            "required": ["uri"],
-        },
-        read_only=True,
-    )
-
-
-def _get_prompt_spec(server: str, prompts: list[Prompt]) -> ToolSpec:
-    lines = [
-        f"- {p.name}({', '.join(a.name for a in p.arguments or [])}): {p.description or ''}"
-        for p in prompts
-    ]
-    return ToolSpec(
-        name=GET_PROMPT,
-        description=f"Get a prompt template of the {server!r} MCP server, filled in:\n"
-        + "\n".join(lines),
-        parameters={
-            "type": "object",
-            "properties": {
-                "name": {"type": "string", "enum": [p.name for p in prompts]},
-                "arguments": {"type": "object", "additionalProperties": {"type": "string"}},
-            },
-            "required": ["name"],
-        },
-        read_only=True,
-    )

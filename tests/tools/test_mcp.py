@@ -9,6 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from agent import LlamaCppModel, RunSettings, ToolStep, run
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.processes import (
     assert_no_leftovers,
@@ -189,3 +190,21 @@ def test_tool_names_are_valid_and_distinct_even_when_servers_use_odd_names() -> 
     assert underscored == "s__files_read"
     assert len(long) == 64
     assert all(c.isalnum() or c in "_-" for c in dotted + long)
+
+
+@pytest.mark.slow
+async def test_embedded_model_answers_a_time_question_with_the_time_server(
+    greedy_model: LlamaCppModel,
+) -> None:
+    task = "What time is it in Tokyo when it is 12:00 in UTC? Use the convert_time tool."
+    with anyio.fail_after(300):
+        result = await run(
+            task, model=greedy_model, toolsets=[MCPToolset([time_server()], resource_tools=False)],
+            settings=RunSettings(max_steps=3),
+        )  # fmt: skip
+    tool_steps = [step for step in result.steps if isinstance(step, ToolStep)]
+    calls = [call for step in tool_steps for call in step.calls]
+    results = [r for step in tool_steps for r in step.results]
+    assert [call.name for call in calls] == ["time__convert_time"]
+    assert results[0].is_error is False, results[0].content
+    assert "21:00" in result.answer

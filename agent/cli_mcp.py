@@ -1,0 +1,261 @@
+"""`verity mcp ...` and `verity run --mcp-config FILE`: MCP servers from the command line.
+
+`verity mcp list` connects to every configured server and shows its era, tools and health;
+`verity mcp call SERVER TOOL --args JSON`, `read SERVER URI` and `prompt SERVER NAME` are for
+debugging a server the way the agent sees it. In a run, tools that need approval are asked
+about on the terminal, and denied when nobody is there to answer.
+"""
+
+# ruff: noqa: T201 - a CLI module: printing is its job, as in agent/cli.py
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+import anyio
+import platformdirs
+
+from agent.errors import MCPServerError, UserError
+from agent.mcp_config import MCPConfig, default_mcp_config_path, load_mcp_config
+from agent.messages import Message
+from agent.models.base import Model
+from tools.approval import Answer, ApprovalPolicy, ApprovalStore, ApprovalToolset
+from tools.base import ToolSpec
+from tools.mcp import (
+    ElicitationAnswer,
+    ElicitationRequest,
+    MCPToolset,
+    SamplingHandler,
+    SamplingRequest,
+)
+from tools.toolset import Toolset
+
+__all__ = ["add_mcp_commands", "add_mcp_options", "mcp_command", "mcp_toolsets"]
+
+EXIT_TOOL_ERROR = 1
+_T = TypeVar("_T")
+
+
+def add_mcp_options(parser: argparse.ArgumentParser) -> None:
+    """`--mcp-config FILE` and `--mcp-sampling` for `verity run`."""
+    parser.add_argument(
+        "--mcp-config",
+        type=Path,
+        help="mcpServers JSON file (default: $VERITY_MCP_CONFIG or mcp.json in the config dir)",
+    )
+    parser.add_argument(
+        "--mcp-sampling",
+        action="store_true",
+        help="let MCP servers ask the local model for completions (legacy MCP sampling)",
+    )
+
+
+def add_mcp_commands(commands: Any) -> None:
+    """The `verity mcp` command group (`commands` is the parser's subparsers object)."""
+    mcp = commands.add_parser("mcp", help="list, call and debug the configured MCP servers")
+    actions = mcp.add_subparsers(dest="mcp_command", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="servers with their era, tools and health")
+    listing.add_argument("--json", action="store_true", help="print one JSON object")
+    call = actions.add_parser("call", help="call one tool and print its result")
+    call.add_argument("server")
+    call.add_argument("tool")
+    call.add_argument("--args", default="{}", help='arguments as a JSON object ("{}")')
+    read = actions.add_parser("read", help="read one resource of a server")
+    read.add_argument("server")
+    read.add_argument("uri")
+    prompt = actions.add_parser("prompt", help="get one prompt of a server, filled in")
+    prompt.add_argument("server")
+    prompt.add_argument("name")
+    prompt.add_argument("--args", default="{}", help="prompt arguments as a JSON object")
+    for parser in (listing, call, read, prompt):
+        parser.add_argument("--mcp-config", type=Path, help="mcpServers JSON file")
+
+
+def mcp_command(args: argparse.Namespace) -> int:
+    """Run one `verity mcp` action; returns the exit code.
+
+    Raises:
+        UserError: bad config, unknown server, or arguments that are not a JSON object.
+        MCPServerError: the named server could not be started.
+    """
+    _report_to_stderr()
+    config = _config(args.mcp_config, required=True)
+    if args.mcp_command == "list":
+        return _connected(config, None, lambda toolset: _list(toolset, as_json=args.json))
+    server = args.server
+    if server not in {s.name for s in config.servers}:
+        known = ", ".join(s.name for s in config.servers) or "none"
+        raise UserError(
+            f"No MCP server {server!r} in the config. Servers: {known}.", field="server"
+        )
+    if args.mcp_command == "call":
+        arguments = _json_object(args.args)
+        return _connected(config, server, lambda t: _call(t, server, args.tool, arguments))
+    if args.mcp_command == "read":
+        return _connected(config, server, lambda t: _print(t.read_resource(server, args.uri)))
+    arguments = {k: str(v) for k, v in _json_object(args.args).items()}
+    return _connected(config, server, lambda t: _print(t.get_prompt(server, args.name, arguments)))
+
+
+def mcp_toolsets(args: argparse.Namespace, model: Model) -> list[Toolset]:
+    """The MCP toolset for `verity run`, behind the approval policy; empty without a config.
+
+    Raises:
+        UserError: the named config file is missing or invalid.
+    """
+    _report_to_stderr()
+    config = _config(args.mcp_config, required=args.mcp_config is not None)
+    if not config.servers:
+        return []
+    interactive = sys.stdin.isatty()
+    toolset = MCPToolset(
+        config.servers,
+        errlog=_server_log(),
+        elicitation=_ask_user_for_input if interactive else None,
+        sampling=sampling_handler(model) if args.mcp_sampling else None,
+    )
+    policy = ApprovalPolicy(rules=[(pattern, "allow") for pattern in config.approved])
+    store = ApprovalStore(Path(platformdirs.user_config_dir("verity")) / "approvals.json")
+    return [
+        ApprovalToolset(toolset, policy, ask=_ask_user_for_approval if interactive else None,
+                        store=store)
+    ]  # fmt: skip
+
+
+def sampling_handler(model: Model) -> SamplingHandler:
+    """Answer servers' sampling requests with the run's model, without tools."""
+
+    async def sample(request: SamplingRequest) -> str:
+        messages = [
+            Message(role="user" if role == "user" else "assistant", content=text)
+            for role, text in request.messages
+        ]
+        if request.system_prompt:
+            messages.insert(0, Message(role="system", content=request.system_prompt))
+        response = await model.respond(messages, [], tool_choice="none")
+        return response.content
+
+    return sample
+
+
+def _config(path: Path | None, *, required: bool) -> MCPConfig:
+    config = load_mcp_config(path or default_mcp_config_path(), required=required)
+    for error in config.errors:
+        print(f"verity: warning: {error} (skipped)", file=sys.stderr)
+    return config
+
+
+def _connected(config: MCPConfig, only: str | None, action: Callable[[MCPToolset], Any]) -> int:
+    servers = [s for s in config.servers if only is None or s.name == only]
+
+    async def main() -> int:
+        async with MCPToolset(servers, errlog=_server_log()) as toolset:
+            if only is not None:
+                (status,) = toolset.status()
+                if status.state != "connected":
+                    raise MCPServerError(
+                        f"MCP server {only!r} could not be started: {status.error}", server=only
+                    )
+            code: int = await action(toolset)
+            return code
+
+    return anyio.run(main)
+
+
+async def _list(toolset: MCPToolset, *, as_json: bool) -> int:
+    statuses = toolset.status()
+    if as_json:
+        print(json.dumps({"servers": [asdict(s) for s in statuses]}))
+        return 0
+    for status in statuses:
+        era = status.protocol_version or "-"
+        print(f"{status.name}  {status.transport}  {status.state}  {era}  "
+              f"{len(status.tools)} tools  {status.restarts} restarts")  # fmt: skip
+        if status.error:
+            print(f"  error: {status.error}")
+        for name in status.tools:
+            print(f"  {name}")
+    return 0
+
+
+async def _call(toolset: MCPToolset, server: str, tool: str, arguments: dict[str, Any]) -> int:
+    try:
+        result = await toolset.call(server, tool, arguments)
+    except KeyError:
+        raise UserError(f"MCP server {server!r} offers no tool {tool!r}.", field="tool") from None
+    print(result.content)
+    if result.structured is not None:
+        print(json.dumps({"structured": result.structured}), file=sys.stderr)
+    return EXIT_TOOL_ERROR if result.is_error else 0
+
+
+async def _print(text: Awaitable[str]) -> int:
+    print(await text)
+    return 0
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--args is not JSON: {exc.msg}.", field="args") from None
+    if not isinstance(value, dict):
+        raise UserError('--args must be a JSON object such as {"a": 1}.', field="args")
+    return value
+
+
+def _server_log() -> TextIO:
+    """Servers' stderr goes to a log file, not over the answer (`verity: ... see <file>`)."""
+    path = Path(platformdirs.user_log_dir("verity")) / "mcp-servers.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("a", encoding="utf-8")
+
+
+def _report_to_stderr() -> None:
+    logger = logging.getLogger("verity.mcp")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("verity: warning: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+
+
+async def _ask_user_for_approval(spec: ToolSpec, arguments: dict[str, Any]) -> Answer:
+    question = (f"verity: allow {spec.name}({json.dumps(arguments)})? "
+                "[y]es once, [a]lways, [N]o: ")  # fmt: skip
+    reply = (await _ask(question)).strip().lower()
+    return "always" if reply in ("a", "always") else "once" if reply in ("y", "yes") else "deny"
+
+
+async def _ask_user_for_input(request: ElicitationRequest) -> ElicitationAnswer:
+    print(f"verity: MCP server {request.server!r} asks: {request.message}", file=sys.stderr)
+    content: dict[str, Any] = {}
+    for key, schema in request.schema.get("properties", {}).items():
+        reply = await _ask(f"  {key} ({schema.get('type', 'string')}), empty to decline: ")
+        if not reply.strip():
+            return ElicitationAnswer(action="decline")
+        content[key] = _coerce(reply.strip(), schema.get("type"))
+    return ElicitationAnswer(action="accept", content=content)
+
+
+def _coerce(reply: str, kind: object) -> Any:
+    if kind == "boolean":
+        return reply.lower() in ("y", "yes", "true", "1")
+    if kind in ("integer", "number"):
+        try:
+            return int(reply) if kind == "integer" else float(reply)
+        except ValueError:
+            return reply
+    return reply
+
+
+async def _ask(question: str) -> str:
+    print(question, end="", file=sys.stderr, flush=True)
+    return await anyio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
