@@ -53,7 +53,7 @@ class ChatTemplate:
 
 def _template_message(message: Message) -> dict[str, Any]:
     if message.role == "assistant" and message.raw is not None:
-        return {"role": "assistant", "content": message.raw}
+        return {"role": "assistant", "content": message.raw, "raw": True}
     rendered: dict[str, Any] = {"role": message.role, "content": message.content}
     if message.tool_calls:
         rendered["tool_calls"] = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from agent.models._generation import GenerationRequest, generate
 from agent.models._sampling import GrammarRejectedError, TokenSampler
 from agent.models._template import ChatTemplate
 from agent.models.base import ToolChoice
-from agent.models.formats import HermesFormat, ToolCallFormat
+from agent.models.formats import HermesFormat, ToolCallFormat, select_format
 from agent.settings import ModelSettings
 from tools.base import ToolSpec
 
@@ -23,6 +24,8 @@ __all__ = ["LlamaCppModel", "check_gguf_file", "llama_kwargs"]
 
 _KV_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8,
              "iq4_nl": 20, "bf16": 30}  # fmt: skip
+_SAMPLING_FIELDS = {"temperature", "top_p", "top_k", "min_p", "seed", "max_tokens",
+                    "max_thinking_tokens"}  # fmt: skip
 
 
 def check_gguf_file(path: Path) -> None:
@@ -86,9 +89,13 @@ class LlamaCppModel:
         self.path = Path(model_path)
         check_gguf_file(self.path)
         self.settings = settings or ModelSettings()
+        self._chosen_format = call_format
         self.call_format: ToolCallFormat = call_format or HermesFormat()
+        """The tool-call format; chosen from the GGUF's chat template when not given."""
         self._llm: Any = None
         self._template: ChatTemplate | None = None
+        self._bos_token = ""
+        self._add_bos = False
         self._lock = anyio.Lock()
         self._call_ids = itertools.count()
 
@@ -118,11 +125,16 @@ class LlamaCppModel:
         source = metadata.get("tokenizer.chat_template")
         if not source:
             raise ModelError(f"{self.path.name} has no chat template in its GGUF metadata.")
+        bos_token = self._token_text(metadata, "tokenizer.ggml.bos_token_id")
         self._template = ChatTemplate(
             source,
-            bos_token=self._token_text(metadata, "tokenizer.ggml.bos_token_id"),
+            bos_token=bos_token,
             eos_token=self._token_text(metadata, "tokenizer.ggml.eos_token_id"),
         )
+        self._bos_token = bos_token
+        self._add_bos = str(metadata.get("tokenizer.ggml.add_bos_token", "false")).lower() == "true"
+        if self._chosen_format is None:
+            self.call_format = select_format(source, bos_token=bos_token)
         return self._llm
 
     def _grammar(self, tools: list[ToolSpec], offered: list[ToolSpec]) -> str | None:
@@ -137,6 +149,30 @@ class LlamaCppModel:
             return ""
         token = int(metadata[key])
         return bytes(self._llm.detokenize([token], special=True)).decode("utf-8", errors="ignore")
+
+    def with_sampling(self, **changes: Any) -> LlamaCppModel:
+        """This model with other sampling settings (seed, temperature, ...), sharing the loaded
+        weights, context and lock: independent samples for consensus without a second copy.
+
+        Loads the model first if it is not loaded yet.
+
+        Raises:
+            UserError: a change names a load-time setting (those need their own instance).
+        """
+        load_time = set(changes) - _SAMPLING_FIELDS
+        if load_time:
+            raise UserError(
+                f"with_sampling() changes sampling settings only, not {sorted(load_time)}.",
+                field="settings",
+            )
+        try:
+            settings = ModelSettings.model_validate(self.settings.model_dump() | changes)
+        except ValueError as exc:
+            raise UserError(f"Invalid sampling setting: {exc}", field="settings") from None
+        self._load()
+        twin = copy.copy(self)
+        twin.settings = settings
+        return twin
 
     def close(self) -> None:
         """Free the model and its context."""
@@ -162,8 +198,10 @@ class LlamaCppModel:
         assert self._template is not None
         offered = _offered_tools(tools, tool_choice)
         # Tools stay in the prompt even when none may be called, so the KV prefix stays valid.
-        prompt = self._template.render(messages, tools)
-        tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        prompt = self.call_format.render(self._template, messages, tools)
+        # Templates that write the BOS text get none added; the others get the model's own.
+        add_bos = self._add_bos and not (self._bos_token and prompt.startswith(self._bos_token))
+        tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
         room = self.settings.n_ctx - len(tokens)
         if room < 16:
             raise ModelError(

@@ -1,6 +1,24 @@
 """Tool-call formats, one per model family: how calls are detected, constrained and parsed."""
 
 from agent.models.formats.base import CallStart, ToolCallFormat
+from agent.models.formats.deepseek_r1 import CALLS_BEGIN, DeepSeekR1Format
+from agent.models.formats.generic import GenericJSONFormat
 from agent.models.formats.hermes import HermesFormat
 
-__all__ = ["CallStart", "HermesFormat", "ToolCallFormat"]
+__all__ = [
+    "CallStart",
+    "DeepSeekR1Format",
+    "GenericJSONFormat",
+    "HermesFormat",
+    "ToolCallFormat",
+    "select_format",
+]
+
+
+def select_format(chat_template: str, *, bos_token: str = "") -> ToolCallFormat:
+    """The format a GGUF's chat template was written for."""
+    if CALLS_BEGIN in chat_template:
+        return DeepSeekR1Format(bos_token=bos_token)
+    if "<tool_call>" in chat_template or "tools" in chat_template:
+        return HermesFormat()
+    return GenericJSONFormat()

