@@ -14,6 +14,7 @@ from agent.mcp_config import (
     MCPConfig,
     default_mcp_config_path,
     load_mcp_config,
+    model_sampling_handler,
     parse_mcp_config,
 )
 from agent.messages import (
@@ -70,6 +71,7 @@ __all__ = [
     "embedded_model_path",
     "iter_run",
     "load_mcp_config",
+    "model_sampling_handler",
     "parse_mcp_config",
     "run",
     "run_sync",

@@ -22,8 +22,12 @@ import anyio
 import platformdirs
 
 from agent.errors import MCPServerError, UserError
-from agent.mcp_config import MCPConfig, default_mcp_config_path, load_mcp_config
-from agent.messages import Message
+from agent.mcp_config import (
+    MCPConfig,
+    default_mcp_config_path,
+    load_mcp_config,
+    model_sampling_handler,
+)
 from agent.models.base import Model
 from tools.approval import Answer, ApprovalPolicy, ApprovalStore, ApprovalToolset
 from tools.base import ToolSpec
@@ -31,8 +35,6 @@ from tools.mcp import (
     ElicitationAnswer,
     ElicitationRequest,
     MCPToolset,
-    SamplingHandler,
-    SamplingRequest,
 )
 from tools.toolset import Toolset
 
@@ -118,7 +120,7 @@ def mcp_toolsets(args: argparse.Namespace, model: Model) -> list[Toolset]:
         config.servers,
         errlog=_server_log(),
         elicitation=_ask_user_for_input if interactive else None,
-        sampling=sampling_handler(model) if args.mcp_sampling else None,
+        sampling=model_sampling_handler(model) if args.mcp_sampling else None,
     )
     policy = ApprovalPolicy(rules=[(pattern, "allow") for pattern in config.approved])
     store = ApprovalStore(Path(platformdirs.user_config_dir("verity")) / "approvals.json")
@@ -126,22 +128,6 @@ def mcp_toolsets(args: argparse.Namespace, model: Model) -> list[Toolset]:
         ApprovalToolset(toolset, policy, ask=_ask_user_for_approval if interactive else None,
                         store=store)
     ]  # fmt: skip
-
-
-def sampling_handler(model: Model) -> SamplingHandler:
-    """Answer servers' sampling requests with the run's model, without tools."""
-
-    async def sample(request: SamplingRequest) -> str:
-        messages = [
-            Message(role="user" if role == "user" else "assistant", content=text)
-            for role, text in request.messages
-        ]
-        if request.system_prompt:
-            messages.insert(0, Message(role="system", content=request.system_prompt))
-        response = await model.respond(messages, [], tool_choice="none")
-        return response.content
-
-    return sample
 
 
 def _config(path: Path | None, *, required: bool) -> MCPConfig:

@@ -26,11 +26,19 @@ from urllib.parse import urlsplit
 import platformdirs
 
 from agent.errors import UserError
-from tools.mcp import HTTPServer, ServerSpec, StdioServer
+from agent.messages import Message
+from agent.models.base import Model
+from tools.mcp import HTTPServer, SamplingHandler, SamplingRequest, ServerSpec, StdioServer
 
 _Fail = Callable[[str, str], UserError]
 
-__all__ = ["MCPConfig", "default_mcp_config_path", "load_mcp_config", "parse_mcp_config"]
+__all__ = [
+    "MCPConfig",
+    "default_mcp_config_path",
+    "load_mcp_config",
+    "model_sampling_handler",
+    "parse_mcp_config",
+]
 
 _COMMON = {"type", "transport", "disabled", "timeout", "alwaysAllow", "autoApprove"}
 _COMMON |= {"includeTools", "excludeTools"}
@@ -202,3 +210,19 @@ def _string_map(entry: Mapping[str, Any], key: str, fail: _Fail) -> dict[str, st
     ):
         raise fail(key, f'"{key}" must be an object of strings.')
     return dict(value)
+
+
+def model_sampling_handler(model: Model) -> SamplingHandler:
+    """Answer MCP servers' sampling requests with `model` (no tools offered to it)."""
+
+    async def sample(request: SamplingRequest) -> str:
+        messages = [
+            Message(role="user" if role == "user" else "assistant", content=text)
+            for role, text in request.messages
+        ]
+        if request.system_prompt:
+            messages.insert(0, Message(role="system", content=request.system_prompt))
+        response = await model.respond(messages, [], tool_choice="none")
+        return response.content
+
+    return sample

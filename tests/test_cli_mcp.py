@@ -113,3 +113,22 @@ def test_mcp_list_with_a_missing_config_file_exits_2(tmp_path: Path) -> None:
     assert (done.returncode, done.stderr) == (
         2, f"verity: error: MCP config {tmp_path / 'none.json'} does not exist.\n"
     )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_run_with_mcp_config_answers_with_the_time_servers_tool(tmp_path: Path) -> None:
+    config = tmp_path / "time.json"
+    config.write_text(json.dumps({"mcpServers": {"time": {
+        "command": str(TIME_SERVER), "args": ["--local-timezone", "UTC"], "env": server_env(),
+    }}}))  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "run", "--mcp-config", str(config), "--json", "--quiet",
+         "--max-steps", "3",
+         "What time is it in Tokyo when it is 12:00 in UTC? Use the convert_time tool."],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT),
+             "VERITY_TRACE_DB": str(tmp_path / "traces.db")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "21:00" in json.loads(done.stdout)["answer"]
+    assert "Traceback" not in done.stderr

@@ -47,6 +47,7 @@ _log = logging.getLogger("verity.mcp")
 
 # Set in each stdio server's environment so its process group can be found and killed at close.
 _MARKER = "VERITY_MCP_SERVER_ID"
+_WATCH_INTERVAL = 0.2
 
 
 class ServerUnavailable(ToolError):
@@ -234,6 +235,8 @@ class ServerConnection:
                     async with anyio.create_task_group() as inner:
                         if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
                             inner.start_soon(self._listen, client)
+                        if live.pgid is not None:
+                            inner.start_soon(self._watch, live)
                         await live.close.wait()
                         inner.cancel_scope.cancel()
             if live is None:
@@ -248,6 +251,14 @@ class ServerConnection:
                 with anyio.CancelScope(shield=True):
                     await _kill_group(live.pgid, self.spec.kill_grace)
                 self._mark_lost(live, live.why or "closed")
+
+    async def _watch(self, live: _Live) -> None:
+        """Notice a stdio server that exits between calls, so the next call restarts it."""
+        assert live.pgid is not None
+        while _running(live.pgid):  # noqa: ASYNC110 - no event tells us a process has exited
+            await anyio.sleep(_WATCH_INTERVAL)
+        self._mark_lost(live, "the server process exited")
+        _log.warning("MCP server %r exited", self.spec.name)
 
     def _mark_lost(self, live: _Live, why: str) -> None:
         if live.lost.is_set():
@@ -358,6 +369,15 @@ async def _kill_group(pgid: int | None, grace: float) -> None:
         return
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Whether the process exists and is not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _group_alive(pgid: int) -> bool:

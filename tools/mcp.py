@@ -182,7 +182,9 @@ class MCPToolset:
         specs: list[ToolSpec] = []
         for server in self._servers.values():
             if server.stale and server.connection.connected:
-                await self._refresh(server)
+                # A server that hangs on re-listing keeps its last list rather than stall a run.
+                with anyio.move_on_after(server.spec.connect_timeout):
+                    await self._refresh(server)
             specs.extend(spec for _, spec in server.tools.values())
             specs.extend(spec for _, spec in server.extras.values())
         return specs

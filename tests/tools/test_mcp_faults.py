@@ -61,6 +61,18 @@ async def test_server_that_dies_mid_call_gives_an_error_within_a_second_and_is_r
     assert (status.state, status.restarts) == ("connected", 1)
 
 
+async def test_server_that_exits_between_calls_is_noticed_and_restarted_for_the_next_call() -> None:
+    with anyio.fail_after(20):
+        async with MCPToolset([faulty()], resource_tools=False) as toolset:
+            bye = await call_tool(toolset, "faulty__exit_soon", {}, time_limit=10)
+            await eventually(lambda: toolset.status()[0].state == "down")
+            again = await call_tool(toolset, "faulty__echo", {"text": "back"}, time_limit=10)
+            (status,) = toolset.status()
+    assert bye.content == "bye"
+    assert again.content == "back"
+    assert (status.state, status.restarts) == ("connected", 1)
+
+
 async def test_restarts_are_bounded_and_then_calls_fail_at_once() -> None:
     with anyio.fail_after(30):
         async with MCPToolset(

@@ -9,6 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from agent import LlamaCppModel, model_sampling_handler
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.processes import assert_no_leftovers, ensure_everything, server_env
 from tools.mcp import (
@@ -110,3 +111,14 @@ async def test_a_2025_era_server_pushes_an_elicitation_that_the_callback_answers
             )
     assert len(asked) == 1 and asked[0].server == "everything"
     assert "decline" in result.content.lower()
+
+
+@pytest.mark.slow
+async def test_embedded_model_answers_a_servers_sampling_request(
+    greedy_model: LlamaCppModel,
+) -> None:
+    with anyio.fail_after(120):
+        async with faulty(sampling=model_sampling_handler(greedy_model)) as toolset:
+            result = await call_tool(toolset, "faulty__draft", {"topic": "tides"}, time_limit=100)
+    assert result.is_error is False, result.content
+    assert result.content.startswith("model said: ") and len(result.content) > len("model said: ")
