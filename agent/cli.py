@@ -21,9 +21,11 @@ from agent.models.embedded import embedded_model_path
 from agent.models.llama_cpp import LlamaCppModel
 from agent.progress import ProgressPrinter
 from agent.settings import ModelSettings, RunSettings, default_trace_path
+from agent.solver import seeded_solver
 from agent.trace.store import TraceRecorder, TraceStore
+from agent.verify import VERIFY_SPECS, Verifier, build_verifier
 from tools.builtin.calculator import calculator
-from tools.toolset import FunctionToolset
+from tools.toolset import FunctionToolset, Toolset
 
 __all__ = ["main"]
 
@@ -35,6 +37,7 @@ EXIT_INTERRUPTED = 130
 # At 0.5B parameters sampling noise decides whether the model uses the calculator or guesses,
 # so the embedded demo model decodes greedily; any --model gets the R1 defaults (0.6 / 0.95).
 EMBEDDED_MODEL_TEMPERATURE = 0.0
+CONSENSUS_TEMPERATURE = 0.7
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--max-steps", type=int, default=8, help="model calls allowed (8)")
     run_cmd.add_argument("--json", action="store_true", help="print the result as JSON")
     run_cmd.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    _add_verify_options(run_cmd)
     _add_trace_option(run_cmd)
     add_mcp_options(run_cmd)
     model = run_cmd.add_argument_group("model settings")
@@ -72,6 +76,22 @@ def _parser() -> argparse.ArgumentParser:
     _add_trace_option(show)
     add_mcp_commands(commands)
     return parser
+
+
+def _add_verify_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("verification")
+    group.add_argument(
+        "--verify", metavar="SPEC", default=os.environ.get("VERITY_VERIFY", "none"),
+        help=f"check the answer before accepting it: {VERIFY_SPECS} (none, or $VERITY_VERIFY)",
+    )  # fmt: skip
+    group.add_argument(
+        "--verify-rounds",
+        type=int,
+        default=3,
+        help="answers verified before the best is returned unverified (3)",
+    )
+    group.add_argument("--check-tool-arguments", action="store_true",
+                       help="record a check of each step's tool-call arguments")  # fmt: skip
 
 
 def _add_trace_option(parser: argparse.ArgumentParser) -> None:
@@ -140,13 +160,16 @@ def _run_command(args: argparse.Namespace) -> int:
     model = LlamaCppModel(path, _model_settings(args, embedded=configured is None))
     store = TraceStore(args.trace_db or default_trace_path())
     hooks = [TraceRecorder(store)] if args.quiet else [TraceRecorder(store), ProgressPrinter()]
+    toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, model)]
+    verifier, settings = _verification(args, model, toolsets)
     try:
         result = anyio.run(
             lambda: run(
                 args.task,
                 model=model,
-                toolsets=[FunctionToolset([calculator]), *mcp_toolsets(args, model)],
-                settings=RunSettings(max_steps=args.max_steps),
+                toolsets=toolsets,
+                verifier=verifier,
+                settings=settings,
                 hooks=CompositeHooks(hooks),
             )
         )
@@ -154,6 +177,25 @@ def _run_command(args: argparse.Namespace) -> int:
         model.close()
     _print_result(result, store, as_json=args.json)
     return 0
+
+
+def _verification(
+    args: argparse.Namespace, model: LlamaCppModel, toolsets: list[Toolset]
+) -> tuple[Verifier | None, RunSettings]:
+    if args.verify_rounds < 1:
+        raise UserError(f"--verify-rounds must be at least 1, not {args.verify_rounds}.",
+                        field="verify_rounds")  # fmt: skip
+    # consensus needs samples that can differ: a greedy model samples them at 0.7
+    temperature = model.settings.temperature or CONSENSUS_TEMPERATURE
+    solve = seeded_solver(
+        lambda seed: model.with_sampling(seed=seed, temperature=temperature),
+        toolsets=toolsets,
+        settings=RunSettings(max_steps=args.max_steps),
+    )
+    verifier = build_verifier(args.verify, model=model, solve=solve, toolsets=toolsets)
+    settings = RunSettings(max_steps=args.max_steps, max_verify_rounds=args.verify_rounds,
+                           check_tool_arguments=args.check_tool_arguments)  # fmt: skip
+    return verifier, settings
 
 
 def _print_result(result: RunResult, store: TraceStore, *, as_json: bool) -> None:
@@ -195,7 +237,23 @@ def _show_command(store: TraceStore, run_id: str) -> int:
             flag = " (error)" if tool_call["is_error"] else ""
             print(f"    {tool_call['tool_name']}({tool_call['arguments']}) -> "
                   f"{tool_call['result'][:200]}{flag}")  # fmt: skip
-    print(f"answer: {record['answer'] or '-'}")
+        for verdict in (v for v in record["verdicts"] if v["step"] == call["step"]):
+            _print_verdict(verdict)
+    judged = [v for v in record["verdicts"] if v["scope"] == "answer" and v["checked"]]
+    mark = (" (verified)" if judged[-1]["ok"] else " (unverified)") if judged else ""
+    print(f"answer: {record['answer'] or '-'}{mark if record['answer'] else ''}")
     if record["error"]:
         print(f"error: {record['error']}")
     return 0
+
+
+def _print_verdict(verdict: dict[str, Any]) -> None:
+    if not verdict["checked"]:
+        return
+    judged = "tool arguments" if verdict["scope"] == "tool_calls" else "answer"
+    outcome = "accepted" if verdict["ok"] else "rejected"
+    confidence = f", confidence {verdict['confidence']:.2f}" if verdict["confidence"] else ""
+    print(f"    verdict ({verdict['verifier']}, {judged}): {outcome}{confidence}")
+    for finding in json.loads(verdict["findings"] or "[]"):
+        mark = "ok  " if finding["ok"] else "FAIL"
+        print(f"      {mark} {finding['claim'][:120]}: {finding['evidence'][:160]}")

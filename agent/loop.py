@@ -28,7 +28,7 @@ from agent.messages import (
 from agent.models.base import Model, ToolChoice
 from agent.prompts import load_prompt
 from agent.settings import RunSettings
-from agent.verify import AcceptAll, Candidate, Verifier
+from agent.verify import AcceptAll, Verifier, VerifyRounds, candidate_of, check_calls
 from tools.base import ToolResult, ToolSpec
 from tools.toolset import Toolset, call_tool
 
@@ -72,6 +72,7 @@ async def iter_run(
     evidence: list[tuple[ToolCall, ToolResult]] = []
     answered: dict[str, ToolResult] = {}
     tool_choice: ToolChoice = "auto"
+    rounds = VerifyRounds(settings.max_verify_rounds)
     status: RunStatus = "failed"
     answer: str | None = None
     error: str | None = None
@@ -91,6 +92,8 @@ async def iter_run(
                 answered.update(zip(map(_call_key, fresh), results, strict=True))
                 evidence.extend(zip(fresh, results, strict=True))
                 yield ToolStep(step=step, calls=fresh, results=results)
+                if settings.check_tool_arguments and fresh:
+                    await hooks.on_verdict(run_id, step, check_calls(task, fresh, evidence))
                 messages.extend(_tool_messages(calls, answered))
                 if response.invalid_calls:
                     messages.append(Message(role="user", content=_retry_message(response)))
@@ -102,21 +105,18 @@ async def iter_run(
             if problem := _unusable_answer(response):
                 messages.append(Message(role="user", content=problem))
                 continue
-            candidate = Candidate(
-                task=task,
-                answer=response.content,
-                reasoning=[m.reasoning for m in messages if m.reasoning],
-                evidence=list(evidence),
-                messages=list(messages),
-            )
-            verdict = await verifier.verify(candidate)
+            verdict = await verifier.verify(candidate_of(task, response, messages, evidence))
             await hooks.on_verdict(run_id, step, verdict)
             yield VerifyStep(step=step, verdict=verdict)
-            if verdict.ok:
-                status, answer = "completed", response.content
-                yield FinalStep(step=step, answer=answer, verified=verdict.checked)
+            if (final := rounds.settle(response.content, verdict)) is not None:
+                status, answer = "completed", final
+                yield FinalStep(step=step, answer=answer, verified=verdict.ok and verdict.checked)
                 return
             messages.append(Message(role="user", content=verdict.feedback))
+        if rounds.best is not None:
+            status, answer = "completed", rounds.best
+            yield FinalStep(step=settings.max_steps, answer=answer, verified=False)
+            return
         status = "limit_exceeded"
         error = f"No final answer after {settings.max_steps} steps (max_steps)."
         raise RunLimitExceeded(

@@ -117,6 +117,8 @@ class Verdict(BaseModel):
     confidence: float | None = None
     checked: bool = True
     """False when nothing was checked (verification off): such an answer is never "verified"."""
+    scope: Literal["answer", "tool_calls"] = "answer"
+    """What was judged: a candidate answer, or one step's tool-call arguments."""
 
 
 class ModelStep(BaseModel):

@@ -63,6 +63,10 @@ class RunSettings(BaseModel):
     max_tool_output_chars: int = Field(default=16_000, ge=100)
     system_prompt: str | None = None
     """Replaces Verity's default system prompt."""
+    max_verify_rounds: int = Field(default=3, ge=1)
+    """Candidate answers verified before the run ends with its best answer, marked unverified."""
+    check_tool_arguments: bool = False
+    """Check each step's tool-call arguments (numbers from nowhere) and record the findings."""
 
 
 def default_trace_path() -> Path:

@@ -124,3 +124,10 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     for table in ("steps", "model_calls", "tool_calls", "verdicts"):
         db.table(table).create_index(["run_id", "step"])
     db.table("runs").create_index(["started_at"])
+
+
+@migration
+def m002_verdict_scope(db: sqlite_utils.Database) -> None:
+    """What a verdict judged: a candidate answer, or a step's tool-call arguments."""
+    db.table("verdicts").add_column("scope", str)
+    db.execute("update verdicts set scope = 'answer'")

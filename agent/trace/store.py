@@ -163,12 +163,14 @@ class TraceRecorder(RunHooks):
             "findings": json.dumps([f.model_dump() for f in verdict.findings]),
             "feedback": verdict.feedback,
             "confidence": verdict.confidence,
+            "scope": verdict.scope,
             "created_at": _now(),
         }
 
         def write() -> None:
             self.store.db.table("verdicts").insert(row)
-            self._end_step(run_id, step, "accepted" if verdict.ok else "rejected")
+            if verdict.scope == "answer":  # a check of tool arguments leaves the step's outcome
+                self._end_step(run_id, step, "accepted" if verdict.ok else "rejected")
 
         await self.store.write(write)
 

@@ -1,42 +1,35 @@
 """Verification of candidate answers before a run accepts them (design D6).
 
-This module holds the protocol the loop calls and the pass-through default. The built-in
-verifiers (self-check, consensus, programmatic) are tracked in their own issue.
+A `Verifier` gets the task, the reasoning, every tool call with its result and the candidate
+answer, and returns a `Verdict`. A rejected verdict is data: the loop sends its feedback to the
+model. Built-ins: `SelfCheck` (claims checked against the evidence, then judged by a model),
+`Consensus` (independent answers must agree), `Programmatic` (a user function), composed with
+`AllOf` / `AnyOf`.
 """
 
-from __future__ import annotations
+from agent.verify._base import AcceptAll, Candidate, Verifier, VerifyRounds, candidate_of
+from agent.verify._claims import normalise_answer
+from agent.verify._compose import AllOf, AnyOf, Check, Programmatic
+from agent.verify._consensus import Consensus, Solver
+from agent.verify._self_check import VERDICT_TOOL, SelfCheck
+from agent.verify._spec import VERIFY_SPECS, build_verifier, check_calls
 
-from dataclasses import dataclass, field
-from typing import Protocol
-
-from agent.messages import Message, ToolCall, Verdict
-from tools.base import ToolResult
-
-__all__ = ["AcceptAll", "Candidate", "Verifier"]
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """Everything a verifier may look at: the task, the reasoning, the evidence, the answer."""
-
-    task: str
-    answer: str
-    reasoning: list[str] = field(default_factory=list)
-    evidence: list[tuple[ToolCall, ToolResult]] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
-
-
-class Verifier(Protocol):
-    """Judges a candidate answer; returns a rejected verdict rather than raising."""
-
-    async def verify(self, candidate: Candidate) -> Verdict:
-        """Check the candidate and say why it is or is not acceptable."""
-        ...
-
-
-class AcceptAll:
-    """No verification: every answer is accepted and recorded as unverified."""
-
-    async def verify(self, candidate: Candidate) -> Verdict:
-        """Accept without checking."""
-        return Verdict(ok=True, verifier="none", checked=False)
+__all__ = [
+    "VERDICT_TOOL",
+    "VERIFY_SPECS",
+    "AcceptAll",
+    "AllOf",
+    "AnyOf",
+    "Candidate",
+    "Check",
+    "Consensus",
+    "Programmatic",
+    "SelfCheck",
+    "Solver",
+    "Verifier",
+    "VerifyRounds",
+    "build_verifier",
+    "candidate_of",
+    "check_calls",
+    "normalise_answer",
+]

@@ -1,0 +1,210 @@
+"""Numeric claims: pull numbers out of text, and check them against the task and tool evidence.
+
+Every check here is plain code, so a small model cannot talk its way past it: a number the
+answer relies on must come from the task, from a tool result, or from one step of arithmetic on
+the task's numbers; an equation written in the answer must recompute with the calculator.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from agent.messages import Finding, ToolCall
+from tools.base import ToolError, ToolResult
+from tools.builtin.calculator import evaluate
+
+__all__ = [
+    "arithmetic_claims",
+    "check_coverage",
+    "check_arguments",
+    "check_numbers",
+    "normalise_answer",
+    "numbers_in",
+]
+
+_NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?:[eE][+-]?\d+)?%?|(?<![\w.])-?\.\d+")
+_WORD_NUMBERS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
+    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
+    "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
+    "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "thousand": 1000,
+    "million": 1_000_000, "half": 0.5, "quarter": 0.25, "third": 1 / 3, "twice": 2,
+    "double": 2, "triple": 3, "dozen": 12, "percent": 100,
+    # units imply numbers the task never writes: 7 days a week, 60 minutes an hour
+    "week": 7, "hour": 60, "minute": 60,
+}  # fmt: skip
+_WORDS = re.compile(r"[a-z]+")
+# "a op b = c", the arithmetic small models write in their answers (with ×, x or ÷ as well)
+_EQUATION = re.compile(
+    r"(?P<lhs>\(?-?\$?\d[\d,.]*(?:\s*[-+*/×x÷]\s*\(?\$?\d[\d,.]*\)?)+)\s*=\s*\$?(?P<rhs>-?\d[\d,]*(?:\.\d+)?)"
+)
+_TOLERANCE = 1e-6
+_FREE = (0.0, 1.0, 2.0, 100.0)
+"""Numbers any reasoning may use without a source (halving, percent)."""
+
+
+def numbers_in(text: str) -> list[float]:
+    """The numbers written in `text`, in order: `1,200` is 1200, `15%` is 15."""
+    found = []
+    for match in _NUMBER.finditer(text):
+        token = match.group().rstrip("%").replace(",", "")
+        try:
+            found.append(float(token))
+        except ValueError:
+            continue
+    return found
+
+
+def _task_numbers(task: str) -> list[float]:
+    words = (_WORD_NUMBERS.get(w.removesuffix("s")) for w in _WORDS.findall(task.lower()))
+    return numbers_in(task) + [float(w) for w in words if w is not None]
+
+
+def _same(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-4, abs_tol=_TOLERANCE) or (
+        # a rounded answer ($3.33 for 10/3) still names the number it came from
+        abs(b) >= 0.01 and abs(a - b) < 0.005 + 1e-9
+    )
+
+
+def _one_step(numbers: Iterable[float]) -> set[float]:
+    """Every number one arithmetic operation on two of `numbers` gives."""
+    values = set(numbers)
+    results = set(values)
+    for a, b in itertools.permutations(values, 2):
+        results.update((a + b, a - b, a * b))
+        if b:
+            results.add(a / b)
+    for a in values:
+        results.update((a * a, a / 100, a * 100))
+    return results
+
+
+def _format(number: float) -> str:
+    return str(int(number)) if number.is_integer() else f"{number:g}"
+
+
+def _evidence_numbers(evidence: Iterable[tuple[ToolCall, ToolResult]]) -> list[float]:
+    found: list[float] = []
+    for call, result in evidence:
+        found.extend(numbers_in(json.dumps(call.arguments)))
+        if not result.is_error:
+            found.extend(numbers_in(result.content))
+    return found
+
+
+def check_numbers(
+    text: str, *, task: str, evidence: list[tuple[ToolCall, ToolResult]]
+) -> list[Finding]:
+    """One finding per number in `text` that is not in a tool result, the task, or one step away.
+
+    Equations in `text` are recomputed with the calculator and checked separately
+    (`arithmetic_claims`), so their parts are not reported twice.
+    """
+    from_task = _task_numbers(task)
+    from_tools = _evidence_numbers(evidence)
+    derivable = _one_step([*from_task, *_FREE])
+    findings: list[Finding] = []
+    seen: set[float] = set()
+    for number in numbers_in(_EQUATION.sub(r"\g<rhs>", text)):
+        if number in seen:
+            continue
+        seen.add(number)
+        if any(_same(number, n) for n in from_tools):
+            continue
+        if any(_same(number, n) for n in derivable):
+            continue
+        findings.append(
+            Finding(
+                claim=_format(number),
+                ok=False,
+                evidence="No tool result contains this number and one step of arithmetic on the "
+                "task's numbers does not give it.",
+            )
+        )
+    return findings
+
+
+def arithmetic_claims(text: str) -> list[Finding]:
+    """Recompute every `a op b = c` in `text` with the calculator; one finding per equation."""
+    findings = []
+    for match in _EQUATION.finditer(text):
+        expression = match.group("lhs").replace("$", "").replace("x", "*")
+        claimed = float(match.group("rhs").replace(",", ""))
+        try:
+            value = float(evaluate(expression))
+        except (ToolError, ValueError):
+            continue
+        ok = _same(claimed, value)
+        findings.append(
+            Finding(
+                claim=match.group().strip(),
+                ok=ok,
+                evidence=f"calculator: {expression.strip()} = {_format(value)}",
+            )
+        )
+    return findings
+
+
+def check_arguments(
+    call: ToolCall, *, task: str, evidence: list[tuple[ToolCall, ToolResult]]
+) -> list[Finding]:
+    """Numbers in the call's arguments that appear nowhere in the task or earlier evidence."""
+    known = [*_task_numbers(task), *_evidence_numbers(evidence), *_FREE]
+    return [
+        Finding(
+            claim=f"{call.name} argument {_format(number)}",
+            ok=False,
+            evidence="This number is in neither the task nor any earlier tool result.",
+        )
+        for number in dict.fromkeys(numbers_in(_argument_text(call.arguments)))
+        if not any(_same(number, n) for n in known)
+    ]
+
+
+def _argument_text(arguments: dict[str, Any]) -> str:
+    return " ".join(str(value) for value in arguments.values())
+
+
+def normalise_answer(answer: str) -> str:
+    """A comparable form of an answer: its final number (`$1,200.00` → `1200`), else its words.
+
+    The number after the last "answer" wins over a later one, so "The answer is 18 (9 * 2)"
+    gives 18.
+    """
+    lowered = answer.lower()
+    after = numbers_in(lowered[lowered.rfind("answer") :]) if "answer" in lowered else []
+    numbers = numbers_in(lowered)
+    if after or numbers:
+        return _format(round(after[0] if after else numbers[-1], 6))
+    return " ".join(_WORDS.findall(lowered))
+
+
+def check_coverage(
+    text: str, *, task: str, evidence: list[tuple[ToolCall, ToolResult]]
+) -> list[Finding]:
+    """One finding per number written in the task (as digits) that no calculation or answer uses.
+
+    A word problem's quantities are there to be used; one that nothing touched is the commonest
+    trace of a wrong setup (small models drop a step).
+    """
+    used = [*numbers_in(text), *_evidence_numbers(evidence)]
+    findings = []
+    for number in dict.fromkeys(numbers_in(task)):
+        if number in _FREE or any(_same(number, n) or _same(number / 100, n) for n in used):
+            continue
+        findings.append(
+            Finding(
+                claim=f"task number {_format(number)}",
+                ok=False,
+                evidence="The task gives this number, but no calculation and no part of the answer "
+                "uses it.",
+            )
+        )
+    return findings

@@ -1,0 +1,96 @@
+"""The consensus verifier: independent attempts at the same task must reach the same answer."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+from agent.errors import UserError
+from agent.messages import Finding, Verdict
+from agent.verify._base import Candidate
+from agent.verify._claims import normalise_answer
+
+__all__ = ["Consensus", "Solver"]
+
+Solver = Callable[[str, int], Awaitable[str]]
+"""Answers `task` in a fresh attempt sampled with `seed`; "" when the attempt gave no answer.
+`agent.loop.seeded_solver` builds one from a model."""
+
+
+class Consensus:
+    """Accepts an answer when more than `majority` of `samples` answers agree with it.
+
+    The candidate is one of the `samples`; the other `samples - 1` come from `solve` with seeds
+    `seed`, `seed + 1`, ... They depend on the task only, so a later round of the same run reuses
+    them. Answers are compared after `normalise` (by default: the final number).
+
+    Args:
+        solve: Produces one independent answer per seed.
+        samples: Answers compared, the candidate included (at least 2).
+        majority: The share of answers that must agree with the candidate, exceeded strictly:
+            0.5 means more than half.
+        seed: The first sampling seed.
+        normalise: Maps an answer to the form that is compared.
+
+    Raises:
+        UserError: `samples` is below 2 or `majority` is outside [0, 1).
+    """
+
+    name = "consensus"
+
+    def __init__(
+        self,
+        solve: Solver,
+        *,
+        samples: int = 3,
+        majority: float = 0.5,
+        seed: int = 1,
+        normalise: Callable[[str], str] = normalise_answer,
+    ) -> None:
+        if samples < 2:
+            raise UserError(f"consensus needs at least 2 samples, not {samples}.", field="verify")
+        if not 0 <= majority < 1:
+            raise UserError(
+                f"The consensus majority is a share in [0, 1), not {majority}.", field="verify"
+            )
+        self.solve = solve
+        self.samples = samples
+        self.majority = majority
+        self.seed = seed
+        self.normalise = normalise
+        self._cached: tuple[str, list[str]] | None = None
+
+    async def verify(self, candidate: Candidate) -> Verdict:
+        """Compare the candidate with the independent answers; disagreement is a finding.
+
+        Raises:
+            ModelError: sampling an answer failed in the model backend.
+        """
+        others = await self._others(candidate.task)
+        mine = self.normalise(candidate.answer)
+        votes = Counter(self.normalise(answer) for answer in others if answer.strip())
+        agreeing = 1 + votes[mine]
+        share = agreeing / self.samples
+        ok = share > self.majority
+        tally = ", ".join(f"{answer or '(none)'} x{count}" for answer, count in votes.most_common())
+        finding = Finding(
+            claim=f"final answer {mine or '(none)'}",
+            ok=ok,
+            evidence=f"{agreeing} of {self.samples} answers agree; independent attempts gave: "
+            f"{tally or 'no answer'}.",
+        )
+        feedback = ""
+        if not ok:
+            feedback = (
+                f"Independent attempts at this task reached other answers ({tally or 'none'}), "
+                f"not {mine}. Recheck each step with the tools and give the corrected final answer."
+            )
+        return Verdict(
+            ok=ok, verifier=self.name, findings=[finding], feedback=feedback, confidence=share
+        )
+
+    async def _others(self, task: str) -> list[str]:
+        if self._cached is None or self._cached[0] != task:
+            seeds = range(self.seed, self.seed + self.samples - 1)
+            self._cached = (task, [await self.solve(task, seed) for seed in seeds])
+        return self._cached[1]

@@ -1,0 +1,90 @@
+"""`--verify` specs: `none`, `self`, `consensus:N[:MAJORITY]`, `all:A,B`, `any:A,B`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agent.errors import UserError
+from agent.messages import ToolCall, Verdict
+from agent.models.base import Model
+from agent.verify._base import Verifier
+from agent.verify._claims import check_arguments
+from agent.verify._compose import AllOf, AnyOf
+from agent.verify._consensus import Consensus, Solver
+from agent.verify._self_check import SelfCheck
+from tools.base import ToolResult
+from tools.toolset import Toolset
+
+__all__ = ["VERIFY_SPECS", "build_verifier", "check_calls"]
+
+VERIFY_SPECS = "none | self | consensus:N[:MAJORITY] | all:SPEC,SPEC | any:SPEC,SPEC"
+
+
+def build_verifier(
+    spec: str,
+    *,
+    model: Model,
+    solve: Solver | None = None,
+    toolsets: Sequence[Toolset] = (),
+) -> Verifier | None:
+    """The verifier a `--verify` spec names; None for `none`.
+
+    Args:
+        spec: For example `self`, `consensus:3`, `consensus:5:0.6` or `all:self,consensus:3`.
+        model: The model self-check judges with.
+        solve: Where consensus gets its independent answers; required when the spec uses it.
+        toolsets: Read-only tools self-check may call again.
+
+    Raises:
+        UserError: the spec is malformed, or names consensus without a `solve`.
+    """
+    text = spec.strip().lower()
+    for prefix, combine in (("all:", AllOf), ("any:", AnyOf)):
+        if text.startswith(prefix):
+            parts = [p for p in text[len(prefix) :].split(",") if p.strip()]
+            built = [build_verifier(p, model=model, solve=solve, toolsets=toolsets) for p in parts]
+            verifiers = [v for v in built if v is not None]
+            if not verifiers:
+                raise _bad(spec)
+            return combine(*verifiers)
+    name, _, rest = text.partition(":")
+    if name == "none" and not rest:
+        return None
+    if name == "self" and not rest:
+        return SelfCheck(model, toolsets=toolsets)
+    if name == "consensus":
+        samples, _, majority = rest.partition(":")
+        try:
+            n = int(samples) if samples else 3
+            share = float(majority) if majority else 0.5
+        except ValueError:
+            raise _bad(spec) from None
+        if solve is None:
+            raise UserError("consensus needs a solver to sample answers with.", field="verify")
+        return Consensus(solve, samples=n, majority=share)
+    raise _bad(spec)
+
+
+def _bad(spec: str) -> UserError:
+    return UserError(
+        f"Unknown --verify {spec!r}. Use one of: {VERIFY_SPECS} (e.g. 'all:self,consensus:3').",
+        field="verify",
+    )
+
+
+def check_calls(
+    task: str, calls: list[ToolCall], evidence: list[tuple[ToolCall, ToolResult]]
+) -> Verdict:
+    """The per-step check: numbers in the calls' arguments must come from the task or evidence.
+
+    `evidence` may already hold `calls`; their own results are not counted as sources.
+    """
+    current = {id(call) for call in calls}
+    earlier = [(c, r) for c, r in evidence if id(c) not in current]
+    findings = [f for call in calls for f in check_arguments(call, task=task, evidence=earlier)]
+    return Verdict(
+        ok=not findings,
+        verifier="tool-arguments",
+        findings=findings,
+        scope="tool_calls",
+    )

@@ -1,0 +1,175 @@
+"""Verification rounds in the loop, with a scripted model: feedback, limits, the best answer."""
+
+from __future__ import annotations
+
+import anyio
+
+from agent import (
+    FinalStep,
+    ModelStep,
+    RunHooks,
+    RunSettings,
+    ToolStep,
+    Verdict,
+    VerifyStep,
+    run,
+)
+from agent.messages import Finding
+from agent.testing import ScriptedModel, answer, calls
+from agent.verify import Candidate, Programmatic
+from tools.base import tool
+from tools.toolset import FunctionToolset
+
+
+@tool(read_only=True)
+def multiply(a: float, b: float) -> float:
+    """Multiply two numbers.
+
+    Args:
+        a: First factor.
+        b: Second factor.
+    """
+    return a * b
+
+
+class ScriptedVerdicts:
+    """Hands out prepared verdicts in order and keeps what it was asked to judge."""
+
+    def __init__(self, *verdicts: Verdict) -> None:
+        self.verdicts = list(verdicts)
+        self.candidates: list[Candidate] = []
+
+    async def verify(self, candidate: Candidate) -> Verdict:
+        self.candidates.append(candidate)
+        return self.verdicts[len(self.candidates) - 1]
+
+
+class VerdictLog(RunHooks):
+    def __init__(self) -> None:
+        self.verdicts: list[tuple[int, Verdict]] = []
+
+    async def on_verdict(self, run_id: str, step: int, verdict: Verdict) -> None:
+        self.verdicts.append((step, verdict))
+
+
+def rejected(feedback: str, confidence: float) -> Verdict:
+    return Verdict(ok=False, verifier="scripted", feedback=feedback, confidence=confidence)
+
+
+async def test_rejected_verdict_feedback_reaches_the_model_and_the_fixed_answer_is_verified() -> (
+    None
+):
+    model = ScriptedModel([answer("40"), answer("42")])
+    verifier = ScriptedVerdicts(
+        rejected("6 * 7 is 42, not 40.", 0.1), Verdict(ok=True, verifier="scripted")
+    )
+    with anyio.fail_after(5):
+        result = await run("6 * 7?", model=model, verifier=verifier)
+    assert (result.answer, result.verified) == ("42", True)
+    second_request, _ = model.requests[1]
+    assert second_request[-1].role == "user"
+    assert second_request[-1].content == "6 * 7 is 42, not 40."
+    assert [c.answer for c in verifier.candidates] == ["40", "42"]
+    assert [type(s) for s in result.steps] == [ModelStep, VerifyStep] * 2 + [FinalStep]
+    model.assert_complete()
+
+
+async def test_when_verify_rounds_run_out_the_best_answer_ends_the_run_unverified() -> None:
+    model = ScriptedModel([answer("41"), answer("40"), answer("39")])
+    verifier = ScriptedVerdicts(
+        rejected("no", 0.2), rejected("closer", 0.6), rejected("worse", 0.1)
+    )
+    with anyio.fail_after(5):
+        result = await run(
+            "6 * 7?", model=model, verifier=verifier, settings=RunSettings(max_verify_rounds=3)
+        )
+    assert (result.answer, result.verified) == ("40", False)
+    assert result.steps[-1] == FinalStep(step=3, answer="40", verified=False)
+    model.assert_complete()
+
+
+async def test_one_verify_round_ends_the_run_after_the_first_rejection() -> None:
+    model = ScriptedModel([answer("41")])
+    verifier = ScriptedVerdicts(rejected("no", 0.5))
+    with anyio.fail_after(5):
+        result = await run(
+            "6 * 7?", model=model, verifier=verifier, settings=RunSettings(max_verify_rounds=1)
+        )
+    assert (result.answer, result.verified) == ("41", False)
+    model.assert_complete()
+
+
+async def test_running_out_of_steps_after_a_rejected_answer_keeps_that_answer_unverified() -> None:
+    model = ScriptedModel([answer("41"), calls(("multiply", {"a": 6, "b": 7}))])
+    verifier = ScriptedVerdicts(rejected("Use the tool.", 0.3))
+    with anyio.fail_after(5):
+        result = await run(
+            "6 * 7?", model=model, toolsets=[FunctionToolset([multiply])], verifier=verifier,
+            settings=RunSettings(max_steps=2, max_verify_rounds=3),
+        )  # fmt: skip
+    assert result.steps[-1] == FinalStep(step=2, answer="41", verified=False)
+    model.assert_complete()
+
+
+async def test_the_verifier_sees_the_task_every_tool_call_with_its_result_and_the_answer() -> None:
+    model = ScriptedModel([calls(("multiply", {"a": 6, "b": 7})), answer("It is 42.")])
+    verifier = ScriptedVerdicts(Verdict(ok=True, verifier="scripted"))
+    with anyio.fail_after(5):
+        await run("6 * 7?", model=model, toolsets=[FunctionToolset([multiply])], verifier=verifier)
+    (candidate,) = verifier.candidates
+    assert (candidate.task, candidate.answer) == ("6 * 7?", "It is 42.")
+    [(call, result)] = candidate.evidence
+    assert (call.name, call.arguments, result.content) == ("multiply", {"a": 6, "b": 7}, "42.0")
+    model.assert_complete()
+
+
+async def test_a_programmatic_rejection_is_feedback_not_an_exception() -> None:
+    def is_42(candidate: Candidate) -> bool:
+        if "42" not in candidate.answer:
+            raise AssertionError("The product of 6 and 7 is not in the answer.")
+        return True
+
+    model = ScriptedModel([answer("41"), answer("42")])
+    with anyio.fail_after(5):
+        result = await run("6 * 7?", model=model, verifier=Programmatic(is_42))
+    assert (result.answer, result.verified) == ("42", True)
+    messages, _ = model.requests[1]
+    assert messages[-1].content == "The product of 6 and 7 is not in the answer."
+    model.assert_complete()
+
+
+async def test_tool_argument_checks_are_recorded_per_step_when_switched_on() -> None:
+    model = ScriptedModel([calls(("multiply", {"a": 6, "b": 9})), answer("54")])
+    hooks = VerdictLog()
+    with anyio.fail_after(5):
+        result = await run(
+            "What is 6 times 7?", model=model, toolsets=[FunctionToolset([multiply])],
+            hooks=hooks, settings=RunSettings(check_tool_arguments=True),
+        )  # fmt: skip
+    kinds = [type(s) for s in result.steps]
+    assert kinds == [ModelStep, ToolStep, ModelStep, VerifyStep, FinalStep]
+    step, verdict = hooks.verdicts[0]
+    assert step == 1
+    assert verdict == Verdict(
+        ok=False,
+        verifier="tool-arguments",
+        findings=[
+            Finding(
+                claim="multiply argument 9",
+                ok=False,
+                evidence="This number is in neither the task nor any earlier tool result.",
+            )
+        ],
+        scope="tool_calls",
+    )
+    assert hooks.verdicts[1][1].scope == "answer"
+    model.assert_complete()
+
+
+async def test_tool_arguments_are_not_checked_by_default() -> None:
+    model = ScriptedModel([calls(("multiply", {"a": 6, "b": 9})), answer("54")])
+    hooks = VerdictLog()
+    with anyio.fail_after(5):
+        await run("6 * 7?", model=model, toolsets=[FunctionToolset([multiply])], hooks=hooks)
+    assert [v.scope for _, v in hooks.verdicts] == ["answer"]
+    model.assert_complete()

@@ -1,0 +1,302 @@
+"""The built-in verifiers: self-check's claim checks, consensus, programmatic, composition."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+import pytest
+
+from agent import LlamaCppModel, RunSettings, ToolCall, TraceRecorder, TraceStore, UserError, run
+from agent.messages import Finding, Verdict
+from agent.solver import seeded_solver
+from agent.verify import (
+    AllOf,
+    AnyOf,
+    Candidate,
+    Consensus,
+    Programmatic,
+    SelfCheck,
+    build_verifier,
+    normalise_answer,
+)
+from tools.base import ToolResult
+from tools.builtin.calculator import calculator
+from tools.toolset import FunctionToolset
+
+DUCKS = (
+    "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes "
+    "muffins for her friends every day with four. She sells the remainder at the farmers' market "
+    "daily for $2 per fresh duck egg. How much in dollars does she make every day?"
+)
+DUCK_EVIDENCE = [
+    (ToolCall(id="c0", name="calculator", arguments={"expression": "16 - 3 - 4"}), ToolResult("9")),
+    (ToolCall(id="c1", name="calculator", arguments={"expression": "9 * 2"}), ToolResult("18")),
+]
+
+
+def ducks(answer: str) -> Candidate:
+    return Candidate(task=DUCKS, answer=answer, evidence=list(DUCK_EVIDENCE))
+
+
+async def test_self_check_accepts_an_answer_grounded_in_the_tool_results() -> None:
+    with anyio.fail_after(5):
+        verdict = await SelfCheck().verify(ducks("She makes $18 every day."))
+    assert verdict == Verdict(ok=True, verifier="self-check", confidence=1.0)
+
+
+async def test_self_check_rejects_a_number_no_tool_result_or_task_number_supports() -> None:
+    with anyio.fail_after(5):
+        verdict = await SelfCheck().verify(ducks("She makes $26 every day."))
+    assert verdict.findings == [
+        Finding(
+            claim="26",
+            ok=False,
+            evidence="No tool result contains this number and one step of arithmetic on the "
+            "task's numbers does not give it.",
+        )
+    ]
+    assert verdict.feedback == (
+        "Verification found problems in your answer:\n"
+        "- 26: No tool result contains this number and one step of arithmetic on the task's "
+        "numbers does not give it.\n"
+        "Check each step against the tool results, recompute with the calculator where a number "
+        "is wrong or unsupported, and give the corrected final answer."
+    )
+    assert not verdict.ok
+
+
+async def test_self_check_recomputes_the_arithmetic_written_in_the_answer() -> None:
+    answer = "She sells 16 - 3 - 4 = 10 eggs, so she makes 10 * 2 = $20."
+    with anyio.fail_after(5):
+        verdict = await SelfCheck().verify(ducks(answer))
+    assert [(f.claim, f.ok, f.evidence) for f in verdict.findings[:2]] == [
+        ("16 - 3 - 4 = 10", False, "calculator: 16 - 3 - 4 = 9"),
+        ("10 * 2 = $20", True, "calculator: 10 * 2 = 20"),
+    ]
+    assert not verdict.ok
+
+
+async def test_self_check_flags_a_task_number_that_no_calculation_used() -> None:
+    task = "Tom buys 3 shirts at $15 each and a hat for $7. How much does he spend?"
+    call = ToolCall(id="c0", name="calculator", arguments={"expression": "3 * 15"})
+    candidate = Candidate(task=task, answer="He spends $45.", evidence=[(call, ToolResult("45"))])
+    with anyio.fail_after(5):
+        verdict = await SelfCheck().verify(candidate)
+    assert [f.claim for f in verdict.findings if not f.ok] == ["task number 7"]
+
+
+async def test_self_check_runs_read_only_tools_again_and_flags_a_result_that_changed() -> None:
+    call = ToolCall(id="c0", name="calculator", arguments={"expression": "9 * 2"})
+    forged = (call, ToolResult("20"))
+    candidate = Candidate(task=DUCKS, answer="She makes $20.", evidence=[forged])
+    toolset = FunctionToolset([calculator])
+    with anyio.fail_after(5):
+        verdict = await SelfCheck(toolsets=[toolset]).verify(candidate)
+    assert (
+        Finding(
+            claim='calculator(expression="9 * 2") = 20',
+            ok=False,
+            evidence="Called again, it gives 18.",
+        )
+        in verdict.findings
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "normalised"),
+    [
+        ("The answer is 18.", "18"),
+        ("She makes $1,200.00 a day.", "1200"),
+        ("The answer is 18 (9 * 2).", "18"),
+        ("9 * 2 = 18", "18"),
+        ("Blue, mostly!", "blue mostly"),
+    ],
+)
+def test_normalise_answer_keeps_the_final_number(answer: str, normalised: str) -> None:
+    assert normalise_answer(answer) == normalised
+
+
+def solver_of(answers: dict[int, str], seeds: list[int]):  # type: ignore[no-untyped-def]
+    async def solve(task: str, seed: int) -> str:
+        seeds.append(seed)
+        return answers[seed]
+
+    return solve
+
+
+async def test_consensus_accepts_an_answer_most_samples_agree_with() -> None:
+    seeds: list[int] = []
+    consensus = Consensus(solver_of({1: "It is 18.", 2: "$20"}, seeds), samples=3)
+    with anyio.fail_after(5):
+        verdict = await consensus.verify(ducks("The answer is 18"))
+    assert verdict == Verdict(
+        ok=True,
+        verifier="consensus",
+        findings=[
+            Finding(
+                claim="final answer 18",
+                ok=True,
+                evidence="2 of 3 answers agree; independent attempts gave: 18 x1, 20 x1.",
+            )
+        ],
+        confidence=2 / 3,
+    )
+    assert seeds == [1, 2]
+
+
+async def test_consensus_disagreement_is_a_finding_and_samples_are_reused_next_round() -> None:
+    seeds: list[int] = []
+    consensus = Consensus(solver_of({1: "20", 2: "20"}, seeds), samples=3)
+    with anyio.fail_after(5):
+        first = await consensus.verify(ducks("18"))
+        second = await consensus.verify(ducks("20"))
+    assert not first.ok
+    assert first.feedback == (
+        "Independent attempts at this task reached other answers (20 x2), not 18. Recheck each "
+        "step with the tools and give the corrected final answer."
+    )
+    assert (second.ok, second.confidence) == (True, 1.0)
+    assert seeds == [1, 2]
+
+
+async def test_consensus_majority_threshold_is_configurable() -> None:
+    consensus = Consensus(solver_of({1: "18", 2: "20", 3: "21"}, []), samples=4, majority=0.5)
+    with anyio.fail_after(5):
+        verdict = await consensus.verify(ducks("18"))
+    assert (verdict.ok, verdict.confidence) == (False, 0.5)
+
+
+def test_consensus_needs_two_samples() -> None:
+    with pytest.raises(UserError) as caught:
+        Consensus(solver_of({}, []), samples=1)
+    assert caught.value.field == "verify"
+
+
+async def test_programmatic_checks_may_be_async_and_return_a_whole_verdict() -> None:
+    async def known_value(candidate: Candidate) -> Verdict:
+        ok = normalise_answer(candidate.answer) == "18"
+        return Verdict(ok=ok, feedback="" if ok else "Expected 18.")
+
+    with anyio.fail_after(5):
+        verdict = await Programmatic(known_value).verify(ducks("17"))
+    assert verdict == Verdict(ok=False, verifier="known_value", feedback="Expected 18.")
+
+
+async def test_all_of_stops_at_the_first_rejection_and_any_of_at_the_first_acceptance() -> None:
+    called: list[str] = []
+
+    def check(name: str, ok: bool) -> Programmatic:
+        def run_check(candidate: Candidate) -> bool:
+            called.append(name)
+            return ok
+
+        return Programmatic(run_check, name=name, feedback=f"{name} failed")
+
+    with anyio.fail_after(5):
+        every = await AllOf(check("a", True), check("b", False), check("c", True)).verify(
+            ducks("18")
+        )
+        some = await AnyOf(check("d", False), check("e", True), check("f", False)).verify(
+            ducks("18")
+        )
+    assert called == ["a", "b", "d", "e"]
+    assert (every.ok, every.verifier, every.feedback) == (False, "all(a,b,c)", "b failed")
+    assert [f.claim for f in every.findings] == ["a: a", "b: b"]
+    assert (some.ok, some.verifier, some.feedback) == (True, "any(d,e,f)", "")
+
+
+def test_verify_specs_build_the_named_verifiers(greedy_free_model: None = None) -> None:
+    async def solve(task: str, seed: int) -> str:
+        return ""
+
+    model = FakeName()
+    assert build_verifier("none", model=model) is None  # type: ignore[arg-type]
+    self_check = build_verifier("self", model=model)  # type: ignore[arg-type]
+    assert isinstance(self_check, SelfCheck)
+    consensus = build_verifier("consensus:5:0.6", model=model, solve=solve)  # type: ignore[arg-type]
+    assert isinstance(consensus, Consensus)
+    assert (consensus.samples, consensus.majority) == (5, 0.6)
+    both = build_verifier("all:self,consensus:3", model=model, solve=solve)  # type: ignore[arg-type]
+    assert isinstance(both, AllOf)
+    assert both.name == "all(self-check,consensus)"
+
+
+def test_an_unknown_verify_spec_is_a_user_error_that_lists_the_choices() -> None:
+    with pytest.raises(UserError) as caught:
+        build_verifier("selfish", model=FakeName())  # type: ignore[arg-type]
+    assert caught.value.message == (
+        "Unknown --verify 'selfish'. Use one of: none | self | consensus:N[:MAJORITY] | "
+        "all:SPEC,SPEC | any:SPEC,SPEC (e.g. 'all:self,consensus:3')."
+    )
+    assert caught.value.field == "verify"
+
+
+class FakeName:
+    """Only a name: spec parsing never calls the model."""
+
+    name = "unused"
+
+
+@pytest.mark.slow
+async def test_self_check_on_the_real_model_catches_a_tool_result_contradicting_the_answer(
+    greedy_model: LlamaCppModel,
+) -> None:
+    # The calculator said 9 eggs; the answer's reasoning claims 10 and builds on it.
+    planted = ducks("She sells 16 - 3 - 4 = 10 eggs a day, so she makes 10 * 2 = $20.")
+    with anyio.fail_after(120):
+        verdict = await SelfCheck(greedy_model).verify(planted)
+    assert not verdict.ok
+    assert (
+        Finding(claim="16 - 3 - 4 = 10", ok=False, evidence="calculator: 16 - 3 - 4 = 9")
+        in verdict.findings
+    )
+    assert verdict.confidence is not None and verdict.confidence < 0.5
+    assert "16 - 3 - 4 = 10" in verdict.feedback
+
+
+@pytest.mark.slow
+async def test_a_self_checked_run_on_the_real_model_stores_its_verdicts_in_sqlite(
+    greedy_model: LlamaCppModel, tmp_path: Path
+) -> None:
+    store = TraceStore(tmp_path / "t.db")
+    toolset = FunctionToolset([calculator])
+    with anyio.fail_after(240):
+        result = await run(
+            "What is 1234 * 5678? Use the calculator.",
+            model=greedy_model, toolsets=[toolset],
+            verifier=SelfCheck(greedy_model, toolsets=[toolset]),
+            settings=RunSettings(max_steps=4, max_verify_rounds=1),
+            hooks=TraceRecorder(store),
+        )  # fmt: skip
+    assert "7006652" in result.answer.replace(",", "")
+    record = store.run(result.run_id)
+    assert record is not None
+    [row] = record["verdicts"]
+    assert (row["verifier"], row["scope"], row["ok"], row["checked"]) == (
+        "self-check", "answer", int(result.verified), 1,
+    )  # fmt: skip
+    findings = [Finding.model_validate(f) for f in json.loads(row["findings"])]
+    assert all(f.ok for f in findings if not f.claim.startswith("model: ")) is True
+    store.close()
+
+
+@pytest.mark.slow
+async def test_consensus_on_the_real_model_samples_other_seeds_of_the_same_weights(
+    greedy_model: LlamaCppModel,
+) -> None:
+    toolset = FunctionToolset([calculator])
+    solve = seeded_solver(
+        lambda seed: greedy_model.with_sampling(seed=seed, temperature=0.7),
+        toolsets=[toolset],
+        settings=RunSettings(max_steps=3),
+    )
+    consensus = Consensus(solve, samples=3)
+    candidate = Candidate(task="What is 12 * 12? Use the calculator.", answer="The answer is 150.")
+    with anyio.fail_after(240):
+        async with toolset:
+            verdict = await consensus.verify(candidate)
+    assert not verdict.ok
+    assert verdict.findings[0].claim == "final answer 150"
+    assert "144" in verdict.findings[0].evidence

@@ -1,0 +1,90 @@
+"""Verdicts in the SQLite trace: linked to the run and step, with their scope (migration m002)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+import sqlite_utils
+
+from agent import RunSettings, TraceRecorder, TraceStore, Verdict, run
+from agent.testing import ScriptedModel, answer, calls
+from agent.trace.migrations import MIGRATIONS, m001_initial
+from agent.verify import Candidate
+from tools.base import tool
+from tools.toolset import FunctionToolset
+
+
+@tool(read_only=True)
+def multiply(a: float, b: float) -> float:
+    """Multiply two numbers.
+
+    Args:
+        a: First factor.
+        b: Second factor.
+    """
+    return a * b
+
+
+class RejectFirst:
+    """Rejects the first candidate, accepts the next."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    async def verify(self, candidate: Candidate) -> Verdict:
+        self.seen += 1
+        if self.seen == 1:
+            return Verdict(ok=False, verifier="reject-first", feedback="Again.", confidence=0.2)
+        return Verdict(ok=True, verifier="reject-first", confidence=0.9)
+
+
+def test_m002_adds_the_verdict_scope_to_a_database_from_the_previous_schema(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "t.db"
+    db = sqlite_utils.Database(path)
+    m001_initial(db)
+    db.table("_verity_migrations").insert({"name": "m001_initial", "applied_at": "earlier"})
+    db.table("runs").insert({"id": "r1", "task": "t", "status": "completed"})
+    db.table("verdicts").insert({"run_id": "r1", "step": 1, "ok": 1, "verifier": "none"})
+    db.conn.close()
+    store = TraceStore(path)
+    assert store.db.table("_verity_migrations").count == len(MIGRATIONS)
+    assert store.db.table("verdicts").columns_dict["scope"] is str
+    [row] = store.db.table("verdicts").rows
+    assert row["scope"] == "answer"
+    store.close()
+
+
+async def test_every_verdict_is_stored_with_its_run_step_scope_and_findings(tmp_path: Path) -> None:
+    store = TraceStore(tmp_path / "t.db")
+    model = ScriptedModel([calls(("multiply", {"a": 6, "b": 9})), answer("54"), answer("42")])
+    with anyio.fail_after(5):
+        result = await run(
+            "What is 6 times 7?", model=model, toolsets=[FunctionToolset([multiply])],
+            verifier=RejectFirst(), settings=RunSettings(check_tool_arguments=True),
+            hooks=TraceRecorder(store),
+        )  # fmt: skip
+    record = store.run(result.run_id)
+    assert record is not None
+    rows = [
+        (v["run_id"], v["step"], v["scope"], v["verifier"], v["ok"], v["confidence"])
+        for v in record["verdicts"]
+    ]
+    assert rows == [
+        (result.run_id, 1, "tool_calls", "tool-arguments", 0, None),
+        (result.run_id, 2, "answer", "reject-first", 0, 0.2),
+        (result.run_id, 3, "answer", "reject-first", 1, 0.9),
+    ]
+    assert json.loads(record["verdicts"][0]["findings"]) == [
+        {
+            "claim": "multiply argument 9",
+            "ok": False,
+            "evidence": "This number is in neither the task nor any earlier tool result.",
+        }
+    ]
+    assert [s["outcome"] for s in record["steps"]] == ["tool_calls", "rejected", "accepted"]
+    store.close()
+    model.assert_complete()

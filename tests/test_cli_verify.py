@@ -1,0 +1,73 @@
+"""`verity run --verify` and verdicts in `verity show`, run as a user would (subprocess)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+import pytest
+
+from agent import ModelResponse, TraceRecorder, TraceStore, Verdict
+from agent.messages import Finding
+from tests.test_cli import verity
+
+
+def test_an_unknown_verify_spec_exits_2_with_the_choices_and_no_traceback(tmp_path: Path) -> None:
+    done = verity("run", "What is 2 + 2?", "--verify", "maybe", trace_db=tmp_path / "t.db")
+    assert done.returncode == 2
+    assert done.stderr == (
+        "verity: error: Unknown --verify 'maybe'. Use one of: none | self | "
+        "consensus:N[:MAJORITY] | all:SPEC,SPEC | any:SPEC,SPEC (e.g. 'all:self,consensus:3').\n"
+    )
+
+
+def test_show_prints_each_verdict_with_its_findings_and_marks_the_answer_unverified(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "t.db"
+    store = TraceStore(db)
+    recorder = TraceRecorder(store)
+    rejected = Verdict(
+        ok=False,
+        verifier="self-check",
+        findings=[Finding(claim="16 - 3 - 4 = 10", ok=False, evidence="calculator: 9")],
+        feedback="Recompute.",
+        confidence=0.25,
+    )
+
+    async def record() -> None:
+        await recorder.on_run_start("r1", "ducks", "tiny")
+        await recorder.on_model_start("r1", 1, [])
+        await recorder.on_model_end("r1", 1, ModelResponse(content="$20", model="tiny"))
+        await recorder.on_verdict("r1", 1, rejected)
+        await recorder.on_run_end("r1", "completed", "$20", None)
+
+    anyio.run(record)
+    store.close()
+    done = verity("show", "r1", trace_db=db)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "run r1  completed  model tiny",
+        "task: ducks",
+        "  step 1: model 0 in (0 new), 0 out",
+        "    verdict (self-check, answer): rejected, confidence 0.25",
+        "      FAIL 16 - 3 - 4 = 10: calculator: 9",
+        "answer: $20 (unverified)",
+    ]
+
+
+@pytest.mark.slow
+def test_run_with_self_check_reports_the_verdict_in_json_and_in_the_trace(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    done = verity(
+        "run", "What is 1234 * 5678?", "--verify", "self", "--json", "--quiet", trace_db=db
+    )
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert "7006652" in payload["answer"].replace(",", "")
+    shown = verity("show", payload["run_id"], trace_db=db)
+    assert "    verdict (self-check, answer): " in shown.stdout
+    assert shown.stdout.splitlines()[-1].endswith(
+        "(verified)" if payload["verified"] else "(unverified)"
+    )
