@@ -34,13 +34,26 @@ from agent.models.base import Model
 from agent.models.embedded import embedded_model_path
 from agent.models.llama_cpp import LlamaCppModel
 from agent.settings import ModelSettings, RunSettings
+from agent.solver import seeded_solver
 from agent.trace.store import TraceRecorder, TraceStore
-from agent.verify import AcceptAll, Candidate, Verifier
+from agent.verify import (
+    AcceptAll,
+    AllOf,
+    AnyOf,
+    Candidate,
+    Consensus,
+    Programmatic,
+    SelfCheck,
+    Verifier,
+)
 
 __all__ = [
     "AcceptAll",
+    "AllOf",
+    "AnyOf",
     "Candidate",
     "CompositeHooks",
+    "Consensus",
     "FinalStep",
     "LlamaCppModel",
     "MCPConfig",
@@ -51,11 +64,13 @@ __all__ = [
     "ModelResponse",
     "ModelSettings",
     "ModelStep",
+    "Programmatic",
     "RunError",
     "RunHooks",
     "RunLimitExceeded",
     "RunResult",
     "RunSettings",
+    "SelfCheck",
     "Step",
     "ToolCall",
     "ToolStep",
@@ -75,4 +90,5 @@ __all__ = [
     "parse_mcp_config",
     "run",
     "run_sync",
+    "seeded_solver",
 ]
