@@ -146,7 +146,7 @@ def _connected(config: MCPConfig, only: str | None, action: Callable[[MCPToolset
                 (status,) = toolset.status()
                 if status.state != "connected":
                     raise MCPServerError(
-                        f"MCP server {only!r} could not be started: {status.error}", server=only
+                        f"MCP server {only!r} is not available: {status.error}", server=only
                     )
             code: int = await action(toolset)
             return code

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PROJECT_ROOT
-from tests.fixtures.processes import assert_no_leftovers, server_env
+from tests.fixtures.processes import assert_no_leftovers, free_port, server_env
 
 TIME_SERVER = Path(sys.executable).with_name("mcp-server-time")
 
@@ -113,6 +113,19 @@ def test_mcp_list_with_a_missing_config_file_exits_2(tmp_path: Path) -> None:
     assert (done.returncode, done.stderr) == (
         2, f"verity: error: MCP config {tmp_path / 'none.json'} does not exist.\n"
     )  # fmt: skip
+
+
+def test_mcp_call_on_an_unreachable_server_exits_4_naming_the_url(tmp_path: Path) -> None:
+    port = free_port()
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps({"mcpServers": {"web": {"url": f"http://127.0.0.1:{port}/mcp"}}}))
+    done = verity("mcp", "call", "web", "echo", "--mcp-config", str(path))
+    assert done.returncode == 4
+    assert done.stderr.splitlines()[-1] == (
+        "verity: error: MCP server 'web' is not available: ConnectError: All connection "
+        "attempts failed"
+    )
+    assert f"MCP server 'web' is unreachable at url http://127.0.0.1:{port}/mcp" in done.stderr
 
 
 @pytest.mark.slow

@@ -207,9 +207,7 @@ class ServerConnection:
             self._live = await self._group.start(self._hold, mode, prior, deadline)
         except Exception as exc:
             self.error = _describe(exc)
-            raise ServerUnavailable(
-                f"MCP server {self.spec.name!r} could not be started: {self.error}"
-            ) from exc
+            raise ServerUnavailable(f"{_where(self.spec)}: {self.error}") from exc
         self.error = None
 
     async def _hold(
@@ -329,6 +327,12 @@ class ServerConnection:
         if isinstance(message, changed):
             self._on_list_changed()
         await anyio.lowlevel.checkpoint()
+
+
+def _where(spec: ServerSpec) -> str:
+    if isinstance(spec, StdioServer):
+        return f"MCP server {spec.name!r} (command {spec.command!r}) could not be started"
+    return f"MCP server {spec.name!r} is unreachable at url {spec.url}"
 
 
 def _describe(exc: BaseException) -> str:

@@ -284,7 +284,7 @@ class MCPToolset:
             await server.connection.connect()
             await self._refresh(server)
         except ToolError as exc:
-            _log.warning("skipping MCP server %r: %s", server.spec.name, exc)
+            _log.warning("%s; skipping it", exc)
 
     async def _refresh(self, server: _Server) -> None:
         """Re-list tools (and resources and prompts); a failed re-list keeps the last lists."""

@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from agent import LlamaCppModel, RunSettings, ToolStep, run
+from agent.models.formats import HermesFormat
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.processes import (
     assert_no_leftovers,
@@ -208,3 +209,21 @@ async def test_embedded_model_answers_a_time_question_with_the_time_server(
     assert [call.name for call in calls] == ["time__convert_time"]
     assert results[0].is_error is False, results[0].content
     assert "21:00" in result.answer
+
+
+async def test_every_reference_server_schema_converts_into_the_models_call_grammar(
+    everything_js: Path,
+) -> None:
+    servers = [
+        StdioServer(
+            name="everything", command="node", args=(str(everything_js),), env=server_env()
+        ),
+        time_server(),
+        faulty(),
+    ]
+    with anyio.fail_after(30):
+        async with MCPToolset(servers) as toolset:
+            specs = await toolset.list_tools()
+    grammar = HermesFormat().grammar(specs)
+    assert len(specs) > 25
+    assert all(spec.name in grammar for spec in specs)
