@@ -73,6 +73,33 @@ async def test_server_that_exits_between_calls_is_noticed_and_restarted_for_the_
     assert (status.state, status.restarts) == ("connected", 1)
 
 
+async def test_a_crash_fails_every_call_in_flight_at_once_and_concurrent_calls_all_return() -> None:
+    results: dict[int, ToolResult] = {}
+
+    async def slow_call(index: int) -> None:
+        args = {"steps": 100, "delay": 0.1}
+        results[index] = await call_tool(toolset, "faulty__slow", args, time_limit=30)
+
+    with anyio.fail_after(30):
+        async with MCPToolset([faulty()], resource_tools=False) as toolset:
+            echoes = [
+                await call_tool(toolset, "faulty__echo", {"text": str(i)}, time_limit=5)
+                for i in range(3)
+            ]
+            async with anyio.create_task_group() as group:
+                for index in range(5):
+                    group.start_soon(slow_call, index)
+                await anyio.sleep(0.3)
+                started = time.perf_counter()
+                crashed = await call_tool(toolset, "faulty__crash", {}, time_limit=10)
+            all_failed_in = time.perf_counter() - started
+    assert [e.content for e in echoes] == ["0", "1", "2"]
+    assert crashed.is_error is True
+    assert sorted(results) == [0, 1, 2, 3, 4]
+    assert all(r.is_error and "MCP server 'faulty' stopped" in r.content for r in results.values())
+    assert all_failed_in < 1.0
+
+
 async def test_restarts_are_bounded_and_then_calls_fail_at_once() -> None:
     with anyio.fail_after(30):
         async with MCPToolset(

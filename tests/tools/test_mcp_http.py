@@ -15,6 +15,7 @@ from tests.fixtures.processes import (
     LOOPBACK_JS,
     assert_no_leftovers,
     ensure_everything,
+    eventually,
     free_port,
     server_env,
     start_http_fixture,
@@ -38,8 +39,8 @@ def port() -> int:
 
 
 @pytest.fixture
-def fixture_server(port: int) -> Iterator[subprocess.Popen[bytes]]:
-    process = start_http_fixture(port)
+def fixture_server(port: int, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    process = start_http_fixture(port, marks=tmp_path)
     yield process
     stop(process)
 
@@ -87,6 +88,23 @@ async def test_http_server_dying_mid_call_is_an_error_result_and_reconnects_when
     assert crashed.content.startswith("Tool 'web__crash' failed: MCP server 'web' stopped: ")
     assert crash_to_error < 1.0
     assert again.content == "back"
+
+
+async def test_hung_http_call_times_out_cancels_on_the_server_and_the_session_stays_usable(
+    fixture_server: subprocess.Popen[bytes], port: int, tmp_path: Path
+) -> None:
+    server = HTTPServer(name="web", url=f"http://127.0.0.1:{port}/mcp", timeout=0.5)
+    with anyio.fail_after(20):
+        async with MCPToolset([server], resource_tools=False) as toolset:
+            hung = await call_tool(toolset, "web__hang", {}, time_limit=10)
+            await eventually((tmp_path / "hang-cancelled").exists)
+            after = await call_tool(toolset, "web__echo", {"text": "still here"}, time_limit=5)
+    assert hung == ToolResult(
+        content="Tool 'web__hang' failed: MCP server 'web' did not answer tools/call 'hang' "
+        "within 0.5 s; the request was cancelled. Try again or answer without this tool.",
+        is_error=True,
+    )
+    assert after.content == "still here"
 
 
 async def test_unreachable_url_is_reported_and_skipped(port: int) -> None:
