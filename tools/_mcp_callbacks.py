@@ -17,13 +17,14 @@ from mcp.types import (
 )
 
 from tools._mcp_types import (
+    ElicitationAnswer,
     ElicitationHandler,
     ElicitationRequest,
     SamplingHandler,
     SamplingRequest,
 )
 
-__all__ = ["client_callbacks"]
+__all__ = ["answer_with_defaults", "client_callbacks"]
 
 
 def client_callbacks(
@@ -38,6 +39,20 @@ def client_callbacks(
     if sampling is not None:
         kwargs["sampling_callback"] = _sample(server, sampling)
     return kwargs
+
+
+async def answer_with_defaults(request: ElicitationRequest) -> ElicitationAnswer:
+    """An elicitation policy for when nobody can answer: accept the schema's defaults.
+
+    The form is accepted only when every required field has a default; otherwise it is
+    declined, so a server never gets a value nobody chose.
+    """
+    properties: dict[str, Any] = request.schema.get("properties", {})
+    required = set(request.schema.get("required", []))
+    content = {key: field["default"] for key, field in properties.items() if "default" in field}
+    if not required <= content.keys():
+        return ElicitationAnswer(action="decline")
+    return ElicitationAnswer(action="accept", content=content)
 
 
 def _elicit(server: str, handler: ElicitationHandler | None) -> Any:

@@ -24,7 +24,7 @@ from mcp.types import (
     Tool,
 )
 
-from tools._mcp_callbacks import client_callbacks
+from tools._mcp_callbacks import answer_with_defaults, client_callbacks
 from tools._mcp_connection import ClientOptions, ServerConnection, ServerUnavailable
 from tools._mcp_render import (
     GET_PROMPT,
@@ -60,6 +60,7 @@ __all__ = [
     "ServerStatus",
     "ServerUnavailable",
     "StdioServer",
+    "answer_with_defaults",
     "model_tool_name",
 ]
 

@@ -20,6 +20,7 @@ from tools.mcp import (
     SamplingHandler,
     SamplingRequest,
     StdioServer,
+    answer_with_defaults,
 )
 from tools.toolset import call_tool
 
@@ -61,6 +62,15 @@ async def test_without_a_callback_elicitation_is_declined_and_the_model_gets_an_
         async with faulty() as toolset:
             result = await call_tool(toolset, "faulty__confirm", {"action": "wipe"}, time_limit=10)
     assert result.is_error is True
+
+
+async def test_the_defaults_policy_accepts_a_form_with_defaults_and_declines_one_without() -> None:
+    with anyio.fail_after(20):
+        async with faulty(elicitation=answer_with_defaults) as toolset:
+            styled = await call_tool(toolset, "faulty__styled", {}, time_limit=10)
+            confirm = await call_tool(toolset, "faulty__confirm", {"action": "x"}, time_limit=10)
+    assert styled.content == "plain x1"
+    assert confirm.is_error is True
 
 
 async def test_sampling_requests_are_answered_by_the_sampling_handler() -> None:
