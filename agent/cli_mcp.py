@@ -123,7 +123,11 @@ def mcp_toolsets(args: argparse.Namespace, model: Model) -> list[Toolset]:
         sampling=model_sampling_handler(model) if args.mcp_sampling else None,
     )
     policy = ApprovalPolicy(rules=[(pattern, "allow") for pattern in config.approved])
-    store = ApprovalStore(Path(platformdirs.user_config_dir("verity")) / "approvals.json")
+    store_path = Path(platformdirs.user_config_dir("verity")) / "approvals.json"
+    try:
+        store = ApprovalStore(store_path)
+    except ValueError as exc:
+        raise UserError(f"{exc}. Fix or delete it.", field="approvals") from None
     return [
         ApprovalToolset(toolset, policy, ask=_ask_user_for_approval if interactive else None,
                         store=store)

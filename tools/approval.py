@@ -79,7 +79,10 @@ class ApprovalStore:
         self.path = path
         self._approved: dict[str, str] = {}
         if path is not None and path.exists():
-            data = json.loads(path.read_text(encoding="utf-8"))
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path} is not valid JSON ({exc.msg})") from None
             if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
                 raise ValueError(f"{path} is not an approval store (a JSON object of hashes)")
             self._approved = data
