@@ -146,3 +146,33 @@ async def test_npm_reference_server_over_streamable_http_on_loopback(
     assert listening_addresses(port) == ["0100007F"]
     assert result.content == "The sum of 2 and 3 is 5."
     assert (status.transport, status.protocol_version) == ("http", "2025-11-25")
+
+
+async def test_killing_a_2025_era_http_server_mid_call_gives_error_results_not_an_exception_group(
+    everything_http: subprocess.Popen[bytes], port: int
+) -> None:
+    server = HTTPServer(
+        name="everything", url=f"http://127.0.0.1:{port}/mcp", restart_backoff=0.01,
+        connect_timeout=2,
+    )  # fmt: skip
+    results: list[ToolResult] = []
+
+    async def long_call() -> None:
+        args = {"duration": 10, "steps": 10}
+        tool = "everything__trigger-long-running-operation"
+        results.append(await call_tool(toolset, tool, args, time_limit=20))
+
+    with anyio.fail_after(30):
+        async with MCPToolset([server], resource_tools=False) as toolset:
+            async with anyio.create_task_group() as group:
+                group.start_soon(long_call)
+                await anyio.sleep(0.5)
+                killed_at = time.perf_counter()
+                stop(everything_http)
+            error_after = time.perf_counter() - killed_at
+            later = await call_tool(toolset, "everything__echo", {"message": "x"}, time_limit=10)
+    (during,) = results
+    assert during.is_error is True and "MCP server 'everything'" in during.content
+    # ~2 s: the SDK first tries to resume the SSE stream (the server offers resumability)
+    assert error_after < 5.0
+    assert later.is_error is True
