@@ -20,6 +20,7 @@ from typing import Any, TextIO, TypeVar
 
 import anyio
 import platformdirs
+from mcp import MCPError
 
 from agent.errors import MCPServerError, UserError
 from agent.mcp_config import (
@@ -30,7 +31,7 @@ from agent.mcp_config import (
 )
 from agent.models.base import Model
 from tools.approval import Answer, ApprovalPolicy, ApprovalStore, ApprovalToolset
-from tools.base import ToolSpec
+from tools.base import ToolError, ToolSpec
 from tools.mcp import (
     ElicitationAnswer,
     ElicitationRequest,
@@ -159,19 +160,39 @@ def _connected(config: MCPConfig, only: str | None, action: Callable[[MCPToolset
 
 
 async def _list(toolset: MCPToolset, *, as_json: bool) -> int:
-    statuses = toolset.status()
+    servers = []
+    for status in toolset.status():
+        listing = asdict(status)
+        listing["resources"], listing["prompts"] = await _listings(toolset, status.name)
+        servers.append(listing)
     if as_json:
-        print(json.dumps({"servers": [asdict(s) for s in statuses]}))
+        print(json.dumps({"servers": servers}))
         return 0
-    for status in statuses:
-        era = status.protocol_version or "-"
-        print(f"{status.name}  {status.transport}  {status.state}  {era}  "
-              f"{len(status.tools)} tools  {status.restarts} restarts")  # fmt: skip
-        if status.error:
-            print(f"  error: {status.error}")
-        for name in status.tools:
-            print(f"  {name}")
+    for server in servers:
+        print(f"{server['name']}  {server['transport']}  {server['state']}  "
+              f"{server['protocol_version'] or '-'}  {len(server['tools'])} tools  "
+              f"{server['restarts']} restarts")  # fmt: skip
+        if server["error"]:
+            print(f"  error: {server['error']}")
+        for kind in ("tools", "resources", "prompts"):
+            for name in server[kind]:
+                print(f"  {kind[:-1]}: {name}")
     return 0
+
+
+async def _listings(toolset: MCPToolset, server: str) -> tuple[list[str], list[str]]:
+    """Resource URIs (and templates) and prompt names; empty where the server has none."""
+    resources: list[str] = []
+    prompts: list[str] = []
+    try:
+        if toolset.capabilities(server).get("resources") is not None:
+            listed, templates = await toolset.list_resources(server)
+            resources = [str(r.uri) for r in listed] + [t.uri_template for t in templates]
+        if toolset.capabilities(server).get("prompts") is not None:
+            prompts = [p.name for p in await toolset.list_prompts(server)]
+    except (ToolError, MCPError) as exc:  # the server's health line already tells the story
+        print(f"verity: warning: MCP server {server!r}: listing failed: {exc}", file=sys.stderr)
+    return resources, prompts
 
 
 async def _call(toolset: MCPToolset, server: str, tool: str, arguments: dict[str, Any]) -> int:

@@ -53,8 +53,10 @@ def test_mcp_list_shows_each_server_with_era_tools_and_health_and_reports_broken
     assert servers["time"] == {
         "name": "time", "transport": "stdio", "state": "connected",
         "protocol_version": "2026-07-28", "tools": ["get_current_time", "convert_time"],
-        "restarts": 0, "error": None,
+        "restarts": 0, "error": None, "resources": [], "prompts": [],
     }  # fmt: skip
+    assert servers["faulty"]["resources"] == ["notes://readme", "notes://{name}"]
+    assert servers["faulty"]["prompts"] == ["review"]
     assert "crash" not in servers["faulty"]["tools"] and "echo" in servers["faulty"]["tools"]
     assert "typo" not in servers
     assert done.stderr == (

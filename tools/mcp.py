@@ -178,6 +178,14 @@ class MCPToolset:
             for s in self._servers.values()
         ]
 
+    def capabilities(self, server: str) -> dict[str, Any]:
+        """What `server` announced (`tools`, `resources`, `prompts`, ...); empty while down.
+
+        Raises:
+            KeyError: no such server.
+        """
+        return connection_capabilities(self._servers[server].connection)
+
     async def list_tools(self) -> list[ToolSpec]:
         """The offered tools of every server that connected; lists refresh after a change."""
         specs: list[ToolSpec] = []
