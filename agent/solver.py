@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from agent.errors import RunLimitExceeded
+from agent.errors import ModelError, RunLimitExceeded
 from agent.loop import iter_run
 from agent.messages import FinalStep
 from agent.models.base import Model
@@ -36,8 +36,10 @@ def seeded_solver(
                     task, model=model_for_seed(seed), toolsets=toolsets, settings=settings
                 )
             ]
-        except RunLimitExceeded:
-            return ""  # an attempt without an answer votes for nothing; it is not an error
+        except (RunLimitExceeded, ModelError):
+            # an attempt that found no answer, or outgrew the context, votes for nothing: the
+            # run being verified is not at fault, and consensus counts the missing vote
+            return ""
         final = steps[-1]
         return final.answer if isinstance(final, FinalStep) else ""
 

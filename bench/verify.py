@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from agent import (
     LlamaCppModel,
     Message,
+    ModelError,
     ModelResponse,
     ModelSettings,
     RunLimitExceeded,
@@ -153,8 +154,8 @@ async def solve_one(problem: Problem, spec: str, model: LlamaCppModel, max_steps
                     outcome.answer, outcome.verified = step.answer, step.verified
                 if step.kind == "model" and first is None and not step.response.tool_calls:
                     outcome.first_correct = normalise_answer(step.response.content) == problem.gold
-        except RunLimitExceeded:
-            pass
+        except (RunLimitExceeded, ModelError) as exc:
+            print(f"  run ended without an answer: {exc}", file=sys.stderr)
     outcome.seconds = time.perf_counter() - started
     outcome.rejected_first = first is False
     outcome.correct = bool(outcome.answer) and normalise_answer(outcome.answer) == problem.gold
@@ -211,7 +212,7 @@ async def main(args: argparse.Namespace) -> None:
     specs = [s.strip() for s in args.verifiers.split(",") if s.strip()]
     if "none" not in specs:
         specs.insert(0, "none")
-    settings = ModelSettings(temperature=0, n_ctx=4096, n_threads=args.threads)
+    settings = ModelSettings(temperature=0, n_ctx=8192, max_tokens=512, n_threads=args.threads)
     model = LlamaCppModel(args.model or embedded_model_path(), settings)
     results: dict[str, list[Outcome]] = {spec: [] for spec in specs}
     try:

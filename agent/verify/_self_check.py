@@ -195,6 +195,7 @@ def _feedback(findings: list[Finding], model_feedback: str) -> str:
         lines.append(f"Reviewer: {model_feedback.strip()}")
     lines.append(
         "Check each step against the tool results, recompute with the calculator where a "
-        "number is wrong or unsupported, and give the corrected final answer."
+        "number is wrong or unsupported, and give the corrected final answer. Do not repeat "
+        "the same calculation: set the problem up again, using every quantity the task gives."
     )
     return "\n".join(lines)

@@ -62,7 +62,8 @@ async def test_self_check_rejects_a_number_no_tool_result_or_task_number_support
         "- 26: No tool result contains this number and one step of arithmetic on the task's "
         "numbers does not give it.\n"
         "Check each step against the tool results, recompute with the calculator where a number "
-        "is wrong or unsupported, and give the corrected final answer."
+        "is wrong or unsupported, and give the corrected final answer. Do not repeat the same "
+        "calculation: set the problem up again, using every quantity the task gives."
     )
     assert not verdict.ok
 
