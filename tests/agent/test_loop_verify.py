@@ -6,6 +6,10 @@ import anyio
 
 from agent import (
     FinalStep,
+    Message,
+    Model,
+    ModelError,
+    ModelResponse,
     ModelStep,
     RunHooks,
     RunSettings,
@@ -15,9 +19,11 @@ from agent import (
     run,
 )
 from agent.messages import Finding
+from agent.models.base import ToolChoice
+from agent.solver import seeded_solver
 from agent.testing import ScriptedModel, answer, calls
-from agent.verify import Candidate, Programmatic
-from tools.base import tool
+from agent.verify import Candidate, Consensus, Programmatic
+from tools.base import ToolSpec, tool
 from tools.toolset import FunctionToolset
 
 
@@ -173,3 +179,35 @@ async def test_tool_arguments_are_not_checked_by_default() -> None:
         await run("6 * 7?", model=model, toolsets=[FunctionToolset([multiply])], hooks=hooks)
     assert [v.scope for _, v in hooks.verdicts] == ["answer"]
     model.assert_complete()
+
+
+class OverflowingModel:
+    """A backend whose conversation no longer fits its context."""
+
+    name = "overflowing"
+
+    async def respond(
+        self, messages: list[Message], tools: list[ToolSpec], *, tool_choice: ToolChoice = "auto"
+    ) -> ModelResponse:
+        raise ModelError("The conversation needs 4125 tokens but the context holds 4096.")
+
+
+async def test_consensus_counts_a_sample_that_outgrew_the_context_as_a_missing_vote() -> None:
+    answers: dict[int, Model] = {
+        1: ScriptedModel([answer("The answer is 42.")]),
+        2: OverflowingModel(),
+    }
+    solve = seeded_solver(lambda seed: answers[seed])
+    with anyio.fail_after(5):
+        verdict = await Consensus(solve, samples=3).verify(Candidate(task="6 * 7?", answer="42"))
+    assert verdict.findings == [
+        Finding(
+            claim="final answer 42",
+            ok=True,
+            evidence="2 of 3 answers agree; independent attempts gave: 42 x1.",
+        )
+    ]
+    assert verdict.ok
+    first = answers[1]
+    assert isinstance(first, ScriptedModel)
+    first.assert_complete()
