@@ -47,6 +47,11 @@ class ModelSettings(BaseModel):
     constrain_tool_calls: bool = True
     """Decode tool calls under a grammar from the tools' schemas. False gives free generation
     with lenient parsing (what most frameworks do): a baseline for benchmarks and tests."""
+    relevance_gate: bool = True
+    """Before the first token of a call, ask the model (on a small side context sharing the
+    weights) whether any offered tool fits the request; if not, it answers in text."""
+    relevance_threshold: float = 0.1
+    """Minimum logit margin of "Yes" over "No" for the gate to allow a call."""
     max_thinking_tokens: int | None = Field(default=None, ge=1)
     """When a `<think>` block reaches this many tokens it is closed and the model must act."""
 

@@ -9,6 +9,7 @@ under the grammar on the same KV cache, so the call is constrained from its firs
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,9 @@ class GenerationRequest:
     constrain_from_start: bool
     """Constrain from the first content token instead of waiting for a call to start."""
     call_format: ToolCallFormat
+    allow_call: Callable[[], bool] | None = None
+    """Asked once a call starts; False switches to `text_grammar` (the relevance gate)."""
+    text_grammar: str | None = None
     prompt_opens_think: bool = False
     """The template already wrote `<think>` into the prompt (R1 distills, QwQ)."""
     max_thinking_tokens: int | None = None
@@ -49,6 +53,8 @@ class Completion:
     raw: str = ""
     """Everything generated, exactly as it will be rendered back."""
     constrained: bool = False
+    call_refused: bool = False
+    """A call started but the relevance gate refused it: the text holds no call."""
     finish_reason: str = "stop"
     prompt_tokens_evaluated: int = 0
     completion_tokens: int = 0
@@ -182,7 +188,9 @@ def generate(llm: Any, sampler: TokenSampler, request: GenerationRequest) -> Com
                 del generated[decoder.content_start :]
                 decoder.truncate(bytes(llm.detokenize(generated, special=True)))
                 _rollback(llm, prompt + generated, len(prompt) + len(generated))
-                sampler.use_grammar(request.grammar)
+                refused = request.allow_call is not None and not request.allow_call()
+                completion.call_refused = refused
+                sampler.use_grammar(request.text_grammar if refused else request.grammar)
     completion.decode_s = time.perf_counter() - decode_started
     completion.constrained = decision == "call"
     completion.grammar_resamples = sampler.grammar_resamples

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import anyio.to_thread
 from agent.errors import ModelError, UserError
 from agent.messages import Message, ModelResponse, Usage
 from agent.models._generation import GenerationRequest, generate
+from agent.models._relevance import RelevanceGate
 from agent.models._sampling import GrammarRejectedError, TokenSampler
 from agent.models._template import ChatTemplate
 from agent.models.base import ToolChoice
@@ -96,6 +98,7 @@ class LlamaCppModel:
         self._template: ChatTemplate | None = None
         self._bos_token = ""
         self._add_bos = False
+        self._gate: RelevanceGate | None = None
         self._lock = anyio.Lock()
         self._call_ids = itertools.count()
 
@@ -135,7 +138,19 @@ class LlamaCppModel:
         self._add_bos = str(metadata.get("tokenizer.ggml.add_bos_token", "false")).lower() == "true"
         if self._chosen_format is None:
             self.call_format = select_format(source, bos_token=bos_token)
+        if self.settings.relevance_gate:
+            self._gate = RelevanceGate(
+                self._llm, self._template, threshold=self.settings.relevance_threshold
+            )
         return self._llm
+
+    def _gate_for(
+        self, messages: list[Message], offered: list[ToolSpec], tool_choice: ToolChoice
+    ) -> Callable[[], bool] | None:
+        gate = self._gate
+        if gate is None or tool_choice != "auto" or not offered:
+            return None
+        return lambda: gate.allows_call(messages, offered)
 
     def _grammar(self, tools: list[ToolSpec], offered: list[ToolSpec]) -> str | None:
         if not self.settings.constrain_tool_calls:
@@ -176,6 +191,9 @@ class LlamaCppModel:
 
     def close(self) -> None:
         """Free the model and its context."""
+        if self._gate is not None:
+            self._gate.close()
+            self._gate = None
         if self._llm is not None:
             self._llm.close()
             self._llm = None
@@ -213,6 +231,8 @@ class LlamaCppModel:
             max_tokens=min(self.settings.max_tokens, room),
             grammar=self._grammar(tools, offered),
             constrain_from_start=tool_choice != "auto",
+            allow_call=self._gate_for(messages, offered, tool_choice),
+            text_grammar=self.call_format.text_grammar(),
             call_format=self.call_format,
             prompt_opens_think=prompt.rstrip().endswith("<think>"),
             max_thinking_tokens=self.settings.max_thinking_tokens,
@@ -232,7 +252,7 @@ class LlamaCppModel:
         finally:
             sampler.close()
         content, calls, invalid = completion.text, [], []
-        if offered:
+        if offered and not completion.call_refused:
             parsed = self.call_format.parse(completion.text, offered, first_id=next(self._call_ids))
             content, calls, invalid = parsed.content, parsed.calls, parsed.invalid
             for _ in calls[1:]:

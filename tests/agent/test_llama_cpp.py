@@ -26,6 +26,17 @@ def book_room(guests: int, nights: int, view: Literal["sea", "garden"]) -> str:
     return "booked"
 
 
+@tool
+def body_mass_index(weight: float, height: float) -> float:
+    """Calculate body mass index given weight and height.
+
+    Args:
+        weight: Weight of the individual in kilograms.
+        height: Height of the individual in meters.
+    """
+    return weight / height**2
+
+
 MOUNTAIN_VIEW = [
     Message(role="system", content="You are a helpful assistant."),
     Message(
@@ -37,13 +48,17 @@ MOUNTAIN_VIEW = [
 
 @pytest.mark.slow
 async def test_constrained_call_is_schema_valid_where_free_generation_is_not(
-    embedded_path: Path, greedy_model: LlamaCppModel
+    embedded_path: Path,
 ) -> None:
-    free = LlamaCppModel(embedded_path, ModelSettings(temperature=0, constrain_tool_calls=False))
+    # the relevance gate would (rightly) refuse this booking: the grammar is under test here
+    settings = ModelSettings(temperature=0, relevance_gate=False)
+    free = LlamaCppModel(embedded_path, settings.model_copy(update={"constrain_tool_calls": False}))
+    grammar = LlamaCppModel(embedded_path, settings)
     with anyio.fail_after(120):
         unconstrained = await free.respond(MOUNTAIN_VIEW, [book_room.spec])
-        constrained = await greedy_model.respond(MOUNTAIN_VIEW, [book_room.spec])
+        constrained = await grammar.respond(MOUNTAIN_VIEW, [book_room.spec])
     free.close()
+    grammar.close()
     # The model's natural answer names a view the schema does not allow ...
     assert unconstrained.tool_calls == []
     assert unconstrained.invalid_calls == [
@@ -134,3 +149,26 @@ async def test_a_corrupt_gguf_is_a_model_error_when_loaded(tmp_path: Path) -> No
     model = LlamaCppModel(path)
     with pytest.raises(ModelError, match="could not load"):
         await model.respond([Message(role="user", content="hi")], [])
+
+
+@pytest.mark.slow
+async def test_the_relevance_gate_stops_a_call_no_tool_can_serve(
+    embedded_path: Path, greedy_model: LlamaCppModel
+) -> None:
+    # BFCL irrelevance_0: a triangle's area, with only a body-mass-index tool on offer
+    triangle = [
+        Message(role="user", content="Calculate the area of a triangle given the base is 10 "
+                "meters and height is 5 meters."),
+    ]  # fmt: skip
+    ungated = LlamaCppModel(embedded_path, ModelSettings(temperature=0, relevance_gate=False))
+    with anyio.fail_after(120):
+        without_gate = await ungated.respond(triangle, [body_mass_index.spec])
+        gated = await greedy_model.respond(triangle, [body_mass_index.spec])
+        relevant = await greedy_model.respond(
+            [Message(role="user", content="What is 1234 * 5678 + 17?")], [calculator.spec]
+        )
+    ungated.close()
+    assert [c.name for c in without_gate.tool_calls] == ["body_mass_index"]  # the habit
+    assert gated.tool_calls == [] and gated.invalid_calls == []
+    assert gated.content.strip() and gated.content.lstrip()[0] not in "{`<"
+    assert [c.name for c in relevant.tool_calls] == ["calculator"]
