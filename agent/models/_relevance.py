@@ -61,7 +61,9 @@ class RelevanceGate:
 
     def margin(self, messages: list[Message], tools: list[ToolSpec]) -> float | None:
         """Logit margin of "Yes" over "No"; None when there is no request or it does not fit."""
-        request = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        # The first user message is the request; later ones are usually the runtime's own
+        # retry or verifier feedback, which no tool "does".
+        request = next((m.content for m in messages if m.role == "user"), "")
         if not request or not tools:
             return None
         listing = "\n".join(f"- {t.name}: {t.description}" for t in tools)
