@@ -48,6 +48,7 @@ class RelevanceGate:
         self._batch = _internals.LlamaBatch(
             n_tokens=GATE_CONTEXT, embd=0, n_seq_max=1, verbose=False
         )
+        self._cached: list[int] = []
         self._yes = self._first_tokens("Yes", "yes")
         self._no = self._first_tokens("No", "no")
 
@@ -83,9 +84,19 @@ class RelevanceGate:
         tokens = self._llm.tokenize(prompt.encode(), add_bos=False, special=True)
         if len(tokens) > GATE_CONTEXT:
             return None
-        self._ctx.kv_cache_clear()
-        self._batch.set_batch(tokens, n_past=0, logits_all=False)
+        # Within a run the gate asks the same question again: reuse the cached prefix.
+        common = 0
+        for cached, token in zip(self._cached, tokens, strict=False):
+            if cached != token:
+                break
+            common += 1
+        common = min(common, len(tokens) - 1)
+        if not self._ctx.kv_cache_seq_rm(-1, common, -1):
+            self._ctx.kv_cache_clear()
+            common = 0
+        self._batch.set_batch(tokens[common:], n_past=common, logits_all=False)
         self._ctx.decode(self._batch)
+        self._cached = tokens
         logits = np.ctypeslib.as_array(
             llama_cpp.llama_get_logits_ith(self._ctx.ctx, -1), shape=(self._llm.n_vocab(),)
         )
