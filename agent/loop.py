@@ -79,6 +79,9 @@ async def iter_run(
     await hooks.on_run_start(run_id, task, model.name)
     try:
         for step in range(1, settings.max_steps + 1):
+            if step > 1:  # servers may change their tools mid-run (MCP list_changed)
+                owners = await _tool_owners(toolsets)
+                specs = [spec for spec, _ in owners.values()]
             await hooks.on_model_start(run_id, step, messages)
             response = await model.respond(messages, specs, tool_choice=tool_choice)
             tool_choice = "auto"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 
@@ -19,7 +21,7 @@ from agent import (
     run,
 )
 from agent.testing import ScriptedModel, answer, calls
-from tools.base import ToolResult, tool
+from tools.base import FunctionTool, ToolResult, ToolSpec, tool
 from tools.toolset import FunctionToolset
 
 
@@ -222,5 +224,39 @@ async def test_valid_calls_run_and_invalid_ones_in_the_same_turn_get_a_retry_mes
     messages, _ = model.requests[1]
     assert [m.role for m in messages[-2:]] == ["tool", "user"]
     assert messages[-1].content.startswith("Your tool call was invalid: There is no tool named")
+    assert result.answer == "3"
+    model.assert_complete()
+
+
+async def test_tools_added_mid_run_are_offered_from_the_next_step() -> None:
+    @tool
+    def unlock() -> str:
+        """Unlock the second tool."""
+        toolset.extra.append(add)
+        return "unlocked"
+
+    class GrowingToolset(FunctionToolset):
+        def __init__(self) -> None:
+            super().__init__([unlock])
+            self.extra: list[FunctionTool] = []
+
+        async def list_tools(self) -> list[ToolSpec]:
+            return [*await super().list_tools(), *(t.spec for t in self.extra)]
+
+        async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+            extra = {t.spec.name: t for t in self.extra}
+            if name in extra:
+                return await FunctionToolset([extra[name]]).call_tool(name, arguments)
+            return await super().call_tool(name, arguments)
+
+    toolset = GrowingToolset()
+    model = ScriptedModel([calls(("unlock", {})), calls(("add", {"a": 1, "b": 2})), answer("3")])
+    with anyio.fail_after(5):
+        result = await run("unlock then add", model=model, toolsets=[toolset])
+    assert [[t.name for t in tools] for _, tools in model.requests] == [
+        ["unlock"],
+        ["unlock", "add"],
+        ["unlock", "add"],
+    ]
     assert result.answer == "3"
     model.assert_complete()
