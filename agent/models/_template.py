@@ -10,6 +10,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from agent.messages import Message
+from agent.models.base import function_tool
 from tools.base import ToolSpec
 
 __all__ = ["ChatTemplate"]
@@ -44,7 +45,7 @@ class ChatTemplate:
         """
         return self._template.render(
             messages=[_template_message(m) for m in messages],
-            tools=[_template_tool(t) for t in tools] or None,
+            tools=[function_tool(t) for t in tools] or None,
             add_generation_prompt=True,
             bos_token=self._bos_token,
             eos_token=self._eos_token,
@@ -64,14 +65,3 @@ def _template_message(message: Message) -> dict[str, Any]:
         rendered["tool_call_id"] = message.tool_call_id
         rendered["name"] = message.name
     return rendered
-
-
-def _template_tool(spec: ToolSpec) -> dict[str, Any]:
-    return {
-        "type": "function",
-        "function": {
-            "name": spec.name,
-            "description": spec.description,
-            "parameters": spec.parameters,
-        },
-    }

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from agent.messages import Message, ModelResponse
 from tools.base import ToolSpec
 
-__all__ = ["Model", "ToolChoice"]
+__all__ = ["Model", "ToolChoice", "function_tool"]
 
 ToolChoice = Literal["auto", "none", "required"] | str
 """"auto", "none", "required", or the name of the one tool that must be called."""
@@ -32,3 +32,15 @@ class Model(Protocol):
                 `ModelResponse.invalid_calls`).
         """
         ...
+
+
+def function_tool(spec: ToolSpec) -> dict[str, Any]:
+    """The OpenAI "function" tool shape that chat templates and HTTP servers both expect."""
+    return {
+        "type": "function",
+        "function": {
+            "name": spec.name,
+            "description": spec.description,
+            "parameters": spec.parameters,
+        },
+    }

@@ -17,7 +17,7 @@ import httpx
 
 from agent.errors import ModelError, UserError
 from agent.messages import Message, ModelResponse, ToolCall, Usage
-from agent.models.base import ToolChoice
+from agent.models.base import ToolChoice, function_tool
 from agent.models.formats import HermesFormat, ToolCallFormat
 from agent.models.formats.base import validate_call
 from tools.base import ToolSpec
@@ -84,7 +84,7 @@ class OpenAICompatModel:
             **self.sampling,
         }
         if tools:
-            body["tools"] = [_wire_tool(t) for t in tools]
+            body["tools"] = [function_tool(t) for t in tools]
             body["tool_choice"] = _wire_tool_choice(tool_choice)
         started = time.perf_counter()
         payload = await self._post(body)
@@ -191,17 +191,6 @@ def _wire_message(message: Message) -> dict[str, Any]:
     if message.role == "tool":
         wire["tool_call_id"] = message.tool_call_id
     return wire
-
-
-def _wire_tool(spec: ToolSpec) -> dict[str, Any]:
-    return {
-        "type": "function",
-        "function": {
-            "name": spec.name,
-            "description": spec.description,
-            "parameters": spec.parameters,
-        },
-    }
 
 
 def _wire_tool_choice(choice: ToolChoice) -> Any:
