@@ -33,6 +33,7 @@ from agent.messages import (
 from agent.models.base import Model
 from agent.models.embedded import embedded_model_path
 from agent.models.llama_cpp import LlamaCppModel
+from agent.models.openai_compat import OpenAICompatModel
 from agent.settings import ModelSettings, RunSettings
 from agent.solver import seeded_solver
 from agent.trace.store import TraceRecorder, TraceStore
@@ -64,6 +65,7 @@ __all__ = [
     "ModelResponse",
     "ModelSettings",
     "ModelStep",
+    "OpenAICompatModel",
     "Programmatic",
     "RunError",
     "RunHooks",
