@@ -47,9 +47,11 @@ class ModelSettings(BaseModel):
     constrain_tool_calls: bool = True
     """Decode tool calls under a grammar from the tools' schemas. False gives free generation
     with lenient parsing (what most frameworks do): a baseline for benchmarks and tests."""
-    relevance_gate: bool = True
+    relevance_gate: bool = False
     """Before the first token of a call, ask the model (on a small side context sharing the
-    weights) whether any offered tool fits the request; if not, it answers in text."""
+    weights) whether any offered tool fits the request; if not, it answers in text. Off by
+    default: on the embedded 0.5B model it fixes BFCL irrelevance but also refuses some word
+    problems and mixed tool lists (see the README)."""
     relevance_threshold: float = 0.1
     """Minimum logit margin of "Yes" over "No" for the gate to allow a call."""
     max_thinking_tokens: int | None = Field(default=None, ge=1)

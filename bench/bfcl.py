@@ -5,6 +5,7 @@
 
 Systems, all on the same model file, greedy:
 - verity       LlamaCppModel: the GGUF template, lazy grammar-constrained calls
+- verity_gate  the same with the relevance gate on (ModelSettings(relevance_gate=True))
 - free         create_chat_completion with the GGUF template + lenient JSON extraction (baseline a)
 - chatml_fc    llama-cpp-python's chatml-function-calling handler (baseline b)
 - json_object  response_format json_object with the calls' schema (baseline c)
@@ -178,7 +179,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--limit", type=int, default=20, help="cases per category (20)")
     parser.add_argument("--categories", default=",".join(CATEGORIES))
-    parser.add_argument("--systems", default="verity,free,chatml_fc,json_object")
+    parser.add_argument("--systems", default="verity,verity_gate,free,chatml_fc,json_object")
     parser.add_argument("--model", type=Path, help="GGUF file (default: the embedded model)")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     args = parser.parse_args()
@@ -189,6 +190,9 @@ def main() -> None:
         print(f"bfcl: {name} on {len(cases)} cases...", file=sys.stderr)
         if name == "verity":
             system = verity_system(model_path, ModelSettings(temperature=0, n_ctx=4096))
+        elif name == "verity_gate":
+            gated = ModelSettings(temperature=0, n_ctx=4096, relevance_gate=True)
+            system = verity_system(model_path, gated)
         else:
             system = llama_system(model_path, name)
         outcomes = [system(case) for case in cases]
@@ -211,13 +215,14 @@ def print_table(results: dict[str, dict[str, dict[str, float]]]) -> None:
                 f"{row['valid']:>7.1f} {row['accuracy']:>6.1f} {row['latency_s']:>6.2f}"
             )
     best = max(
-        (s for s in results if s != "verity"),
+        (s for s in results if not s.startswith("verity")),
         key=lambda s: results[s]["overall"]["accuracy"],
         default=None,
     )
-    if "verity" in results and best:
-        gain = results["verity"]["overall"]["accuracy"] - results[best]["overall"]["accuracy"]
-        print(f"\nverity overall vs best baseline ({best}): {gain:+.1f} points")
+    for ours in (s for s in results if s.startswith("verity")):
+        if best:
+            gain = results[ours]["overall"]["accuracy"] - results[best]["overall"]["accuracy"]
+            print(f"{ours} overall vs best baseline ({best}): {gain:+.1f} points")
 
 
 if __name__ == "__main__":

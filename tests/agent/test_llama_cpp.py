@@ -160,14 +160,14 @@ async def test_the_relevance_gate_stops_a_call_no_tool_can_serve(
         Message(role="user", content="Calculate the area of a triangle given the base is 10 "
                 "meters and height is 5 meters."),
     ]  # fmt: skip
-    ungated = LlamaCppModel(embedded_path, ModelSettings(temperature=0, relevance_gate=False))
+    gated_model = LlamaCppModel(embedded_path, ModelSettings(temperature=0, relevance_gate=True))
     with anyio.fail_after(120):
-        without_gate = await ungated.respond(triangle, [body_mass_index.spec])
-        gated = await greedy_model.respond(triangle, [body_mass_index.spec])
-        relevant = await greedy_model.respond(
+        without_gate = await greedy_model.respond(triangle, [body_mass_index.spec])
+        gated = await gated_model.respond(triangle, [body_mass_index.spec])
+        relevant = await gated_model.respond(
             [Message(role="user", content="What is 1234 * 5678 + 17?")], [calculator.spec]
         )
-    ungated.close()
+    gated_model.close()
     assert [c.name for c in without_gate.tool_calls] == ["body_mass_index"]  # the habit
     assert gated.tool_calls == [] and gated.invalid_calls == []
     assert gated.content.strip() and gated.content.lstrip()[0] not in "{`<"
