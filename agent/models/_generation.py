@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio.from_thread
@@ -52,7 +52,6 @@ class Completion:
     reasoning: str | None = None
     raw: str = ""
     """Everything generated, exactly as it will be rendered back."""
-    constrained: bool = False
     call_refused: bool = False
     """A call started but the relevance gate refused it: the text holds no call."""
     finish_reason: str = "stop"
@@ -60,8 +59,6 @@ class Completion:
     completion_tokens: int = 0
     prefill_s: float = 0.0
     decode_s: float = 0.0
-    grammar_resamples: int = 0
-    tokens: list[int] = field(default_factory=list)
 
 
 def prefill(llm: Any, tokens: list[int]) -> int:
@@ -192,9 +189,6 @@ def generate(llm: Any, sampler: TokenSampler, request: GenerationRequest) -> Com
                 completion.call_refused = refused
                 sampler.use_grammar(request.text_grammar if refused else request.grammar)
     completion.decode_s = time.perf_counter() - decode_started
-    completion.constrained = decision == "call"
-    completion.grammar_resamples = sampler.grammar_resamples
-    completion.tokens = generated
     completion.raw = decoder.text
     completion.reasoning, completion.text = decoder.split()
     return completion

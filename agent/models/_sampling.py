@@ -56,8 +56,6 @@ class TokenSampler:
                 llama_cpp.llama_sampler_chain_add(self._chain, sampler)
         self._grammar: Any = None
         self._single = (llama_cpp.llama_token_data * 1)()
-        self.grammar_resamples = 0
-        """How often the fast path's token was rejected and the full grammar pass ran."""
 
     def close(self) -> None:
         """Free the native samplers."""
@@ -94,7 +92,6 @@ class TokenSampler:
         if self._grammar is None:
             return token
         if not self._allowed(token):
-            self.grammar_resamples += 1
             token = self._sample_with_grammar(ctx)
             if not self._allowed(token):
                 raise GrammarRejectedError("the tool-call grammar allows no next token")
