@@ -4,13 +4,18 @@ Every returned call is validated against its tool's JSON Schema (a server cannot
 constrain decoding); an invalid one comes back in `invalid_calls` for a retry message. Calls a
 server left in the text (small models write fenced JSON that servers' parsers do not accept)
 are recovered with the model family's lenient parser and validated the same way.
+
+With `stream=True` the answer is read as server-sent events and its deltas are assembled into
+the same message shape a non-streamed answer has, so both go through one post-processing path.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import anyio
 import httpx
@@ -22,14 +27,31 @@ from agent.models.formats import HermesFormat, ToolCallFormat
 from agent.models.formats.base import validate_call
 from tools.base import ToolSpec
 
-__all__ = ["OpenAICompatModel"]
+__all__ = ["DeltaKind", "OpenAICompatModel"]
 
 _RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 
+DeltaKind = Literal["content", "reasoning"]
+"""What a streamed piece of text is: answer text, or reasoning the server reported apart."""
+
 
 class OpenAICompatModel:
-    """A model behind `POST {base_url}/chat/completions`."""
+    """A model behind `POST {base_url}/chat/completions`.
+
+    Args:
+        base_url: The API root, e.g. `http://127.0.0.1:8080/v1`.
+        model: The served model's name.
+        stream: Read the answer as server-sent events. The response is the same as without
+            streaming; token counts are those the server reports in its last event (none
+            if it sends none), `usage.prefill_s` is the time to the first delta, and
+            `timeout` bounds each wait for data, not the whole answer.
+        on_delta: Called with each piece of text as it arrives, as the server sends it (a
+            `<think>` block inside the content arrives as "content"). Only with `stream`.
+
+    Raises:
+        UserError: `base_url` is not an http(s) URL, or `on_delta` is given without `stream`.
+    """
 
     def __init__(
         self,
@@ -45,18 +67,24 @@ class OpenAICompatModel:
         max_retries: int = 3,
         http_client: httpx.AsyncClient | None = None,
         call_format: ToolCallFormat | None = None,
+        stream: bool = False,
+        on_delta: Callable[[DeltaKind, str], None] | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise UserError(
                 f"base_url {base_url!r} is not an http(s) URL, e.g. http://127.0.0.1:8080/v1.",
                 field="base_url",
             )
+        if on_delta is not None and not stream:
+            raise UserError("on_delta needs stream=True.", field="on_delta")
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.sampling = {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens}
         if seed is not None:
             self.sampling["seed"] = seed
         self.max_retries = max_retries
+        self.stream = stream
+        self._on_delta = on_delta
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = http_client or httpx.AsyncClient(headers=headers, timeout=timeout)
         self._call_format = call_format or HermesFormat()
@@ -76,7 +104,8 @@ class OpenAICompatModel:
         """One chat completion, with the calls validated.
 
         Raises:
-            ModelError: the server is unreachable, keeps failing, or answers with an error.
+            ModelError: the server is unreachable, keeps failing, answers with an error, or
+                breaks off a streamed answer.
         """
         body: dict[str, Any] = {
             "model": self.model,
@@ -86,9 +115,16 @@ class OpenAICompatModel:
         if tools:
             body["tools"] = [function_tool(t) for t in tools]
             body["tool_choice"] = _wire_tool_choice(tool_choice)
+        if self.stream:
+            body |= {"stream": True, "stream_options": {"include_usage": True}}
         started = time.perf_counter()
-        payload = await self._post(body)
+        payload, first_s = await self._request(body)
         duration = time.perf_counter() - started
+        return self._response(payload, tools, duration=duration, prefill_s=first_s or 0.0)
+
+    def _response(
+        self, payload: dict[str, Any], tools: list[ToolSpec], *, duration: float, prefill_s: float
+    ) -> ModelResponse:
         try:
             message = payload["choices"][0]["message"]
             finish = payload["choices"][0].get("finish_reason") or "stop"
@@ -116,7 +152,8 @@ class OpenAICompatModel:
                 - (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0),
                 completion_tokens=usage.get("completion_tokens", 0),
                 duration_s=duration,
-                decode_s=duration,
+                prefill_s=prefill_s,
+                decode_s=duration - prefill_s,
             ),
             model=payload.get("model") or self.model,
         )
@@ -142,33 +179,164 @@ class OpenAICompatModel:
             calls, invalid = parsed.calls, parsed.invalid
         return calls, invalid
 
-    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def _request(self, body: dict[str, Any]) -> tuple[dict[str, Any], float | None]:
+        """The completion as a non-streamed payload, and the seconds to its first streamed delta."""
         url = f"{self.base_url}/chat/completions"
         problem = ""
         for attempt in range(self.max_retries + 1):
             if attempt:
                 await anyio.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
             try:
-                response = await self._client.post(url, json=body)
-            except httpx.TimeoutException:
-                problem = f"timed out after {self._client.timeout.read} s"
-                continue
-            except httpx.TransportError as exc:
-                problem = f"unreachable ({type(exc).__name__}: {exc})"
-                continue
-            if response.status_code in _RETRY_STATUS:
-                problem = f"answered HTTP {response.status_code}: {response.text[:300]}"
-                continue
-            if response.status_code >= 400:
-                raise ModelError(
-                    f"{url} answered HTTP {response.status_code}: {response.text[:500]}"
-                )
-            try:
-                result: dict[str, Any] = response.json()
-            except json.JSONDecodeError:
-                raise ModelError(f"{url} answered with non-JSON: {response.text[:300]!r}") from None
-            return result
+                if self.stream:
+                    return await self._read_stream(url, body)
+                return await self._post(url, body), None
+            except _RetryableError as retry:
+                problem = retry.problem
         raise ModelError(f"{url} {problem} ({self.max_retries + 1} attempts).")
+
+    async def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = await self._client.post(url, json=body)
+        except httpx.TransportError as exc:
+            raise _RetryableError(self._transport_problem(exc)) from None
+        _check_status(url, response)
+        try:
+            result: dict[str, Any] = response.json()
+        except json.JSONDecodeError:
+            raise ModelError(f"{url} answered with non-JSON: {response.text[:300]!r}") from None
+        return result
+
+    async def _read_stream(
+        self, url: str, body: dict[str, Any]
+    ) -> tuple[dict[str, Any], float | None]:
+        started = time.perf_counter()
+        stream = _StreamedMessage()
+        try:
+            async with self._client.stream("POST", url, json=body) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    _check_status(url, response)
+                async for line in response.aiter_lines():
+                    if stream.add_line(url, line, self._on_delta) and stream.first_s is None:
+                        stream.first_s = time.perf_counter() - started
+                    if stream.done:
+                        break
+        except httpx.TransportError as exc:
+            # Once events arrived a retry would repeat what on_delta already passed on.
+            if not stream.events:
+                raise _RetryableError(self._transport_problem(exc)) from None
+            if isinstance(exc, httpx.TimeoutException):
+                what = f"no data for {self._client.timeout.read} s"
+            else:
+                what = f"{type(exc).__name__}: {exc}"
+            raise ModelError(f"{url} broke off the stream mid-answer ({what}).") from None
+        if not stream.done and stream.finish_reason is None:
+            raise ModelError(
+                f"{url} ended the stream mid-answer, before a finish_reason or [DONE]."
+            )
+        return stream.payload(), stream.first_s
+
+    def _transport_problem(self, exc: httpx.TransportError) -> str:
+        if isinstance(exc, httpx.TimeoutException):
+            return f"timed out after {self._client.timeout.read} s"
+        return f"unreachable ({type(exc).__name__}: {exc})"
+
+
+class _RetryableError(Exception):
+    """An attempt failed before anything was received, so another one is safe."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def _check_status(url: str, response: httpx.Response) -> None:
+    if response.status_code in _RETRY_STATUS:
+        raise _RetryableError(f"answered HTTP {response.status_code}: {response.text[:300]}")
+    if response.status_code >= 400:
+        raise ModelError(f"{url} answered HTTP {response.status_code}: {response.text[:500]}")
+
+
+@dataclass
+class _StreamedMessage:
+    """Chat-completion chunks assembled into the shape of a non-streamed payload."""
+
+    events: int = 0
+    done: bool = False
+    first_s: float | None = None
+    finish_reason: str | None = None
+    model: str | None = None
+    usage: dict[str, Any] | None = None
+    content: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    calls: dict[int | str, dict[str, str]] = field(default_factory=dict)
+
+    def add_line(
+        self, url: str, line: str, on_delta: Callable[[DeltaKind, str], None] | None
+    ) -> bool:
+        """Take one SSE line; True if it carried the first text or call of the answer."""
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "error":  # llama-server reports a failure mid-stream as `error: {...}`
+            raise ModelError(f"{url} sent an error mid-stream: {value[:500]}")
+        if name != "data" or not value.strip():
+            return False  # blank separators, `: keep-alive` comments, `event:` and `id:` fields
+        self.events += 1
+        if value.strip() == "[DONE]":
+            self.done = True
+            return False
+        try:
+            chunk = json.loads(value)
+        except json.JSONDecodeError:
+            raise ModelError(f"{url} sent a malformed stream event: {value[:300]!r}") from None
+        if not isinstance(chunk, dict):
+            raise ModelError(f"{url} sent a malformed stream event: {value[:300]!r}")
+        if chunk.get("error"):
+            raise ModelError(f"{url} sent an error mid-stream: {json.dumps(chunk['error'])[:500]}")
+        self.model = self.model or chunk.get("model")
+        self.usage = chunk.get("usage") or self.usage
+        choices = chunk.get("choices") or [{}]
+        self.finish_reason = choices[0].get("finish_reason") or self.finish_reason
+        return self._add_delta(choices[0].get("delta") or {}, on_delta)
+
+    def _add_delta(
+        self, delta: dict[str, Any], on_delta: Callable[[DeltaKind, str], None] | None
+    ) -> bool:
+        had_output = bool(self.content or self.reasoning or self.calls)
+        pieces: list[tuple[DeltaKind, str]] = [
+            ("reasoning", delta.get("reasoning_content") or delta.get("reasoning") or ""),
+            ("content", delta.get("content") or ""),
+        ]
+        for kind, text in pieces:
+            if text:
+                (self.reasoning if kind == "reasoning" else self.content).append(text)
+                if on_delta is not None:
+                    on_delta(kind, text)
+        for position, wire in enumerate(delta.get("tool_calls") or []):
+            index = wire.get("index")
+            key = index if isinstance(index, int) else (wire.get("id") or position)
+            call = self.calls.setdefault(key, {"id": "", "name": "", "arguments": ""})
+            function = wire.get("function") or {}
+            call["id"] = call["id"] or wire.get("id") or ""
+            name = function.get("name") or ""
+            # The spec sends the name once; llama-cpp-python repeats it in every chunk.
+            call["name"] = name if name.startswith(call["name"]) else call["name"] + name
+            call["arguments"] += function.get("arguments") or ""
+        return not had_output and bool(self.content or self.reasoning or self.calls)
+
+    def payload(self) -> dict[str, Any]:
+        """The assembled answer as a non-streamed `chat.completion` body."""
+        message = {
+            "content": "".join(self.content) or None,
+            "reasoning_content": "".join(self.reasoning) or None,
+            "tool_calls": [
+                {"id": c["id"], "type": "function",
+                 "function": {"name": c["name"], "arguments": c["arguments"]}}
+                for c in self.calls.values()
+            ],
+        }  # fmt: skip
+        choice = {"message": message, "finish_reason": self.finish_reason}
+        return {"choices": [choice], "usage": self.usage, "model": self.model}
 
 
 def _split_reasoning(message: dict[str, Any]) -> tuple[str | None, str]:
