@@ -218,8 +218,13 @@ def _print_result(result: RunResult, store: TraceStore, *, as_json: bool) -> Non
 def _logs_command(store: TraceStore, limit: int) -> int:
     for row in store.runs(limit=limit):
         answer = (row["answer"] or row["error"] or "").replace("\n", " ")[:60]
-        print(f"{row['id']}  {row['status']:<14} {row['task'][:50]!r:<54} {answer}")
+        verified = _verified_mark(row["verified"])
+        print(f"{row['id']}  {row['status']:<14} {verified:<3} {row['task'][:50]!r:<54} {answer}")
     return 0
+
+
+def _verified_mark(verified: int | None) -> str:
+    return "-" if verified is None else ("yes" if verified else "no")
 
 
 def _show_command(store: TraceStore, run_id: str) -> int:
@@ -240,8 +245,16 @@ def _show_command(store: TraceStore, run_id: str) -> int:
         for verdict in (v for v in record["verdicts"] if v["step"] == call["step"]):
             _print_verdict(verdict)
     judged = [v for v in record["verdicts"] if v["scope"] == "answer" and v["checked"]]
-    mark = (" (verified)" if judged[-1]["ok"] else " (unverified)") if judged else ""
+    verified = record["verified"]
+    if verified is None and judged and record["verify_rounds"] is None:  # recorded before m003
+        verified = judged[-1]["ok"]
+    mark = "" if verified is None else (" (verified)" if verified else " (unverified)")
     print(f"answer: {record['answer'] or '-'}{mark if record['answer'] else ''}")
+    if record["verify_rounds"] is not None:
+        rounds = record["verify_rounds"]
+        plural = "" if rounds == 1 else "s"
+        outcome = "no verifier ran" if verified is None else f"{rounds} round{plural}"
+        print(f"verified: {_verified_mark(verified)} ({outcome})")
     if record["error"]:
         print(f"error: {record['error']}")
     return 0

@@ -41,7 +41,7 @@ def test_show_prints_each_verdict_with_its_findings_and_marks_the_answer_unverif
         await recorder.on_model_start("r1", 1, [])
         await recorder.on_model_end("r1", 1, ModelResponse(content="$20", model="tiny"))
         await recorder.on_verdict("r1", 1, rejected)
-        await recorder.on_run_end("r1", "completed", "$20", None)
+        await recorder.on_run_end("r1", "completed", "$20", None, verified=False, verify_rounds=1)
 
     anyio.run(record)
     store.close()
@@ -54,7 +54,10 @@ def test_show_prints_each_verdict_with_its_findings_and_marks_the_answer_unverif
         "    verdict (self-check, answer): rejected, confidence 0.25",
         "      FAIL 16 - 3 - 4 = 10: calculator: 9",
         "answer: $20 (unverified)",
+        "verified: no (1 round)",
     ]
+    logs = verity("logs", trace_db=db)
+    assert logs.stdout == f"r1  completed      no  {'ducks'!r:<54} $20\n"
 
 
 @pytest.mark.slow

@@ -175,13 +175,21 @@ class TraceRecorder(RunHooks):
         await self.store.write(write)
 
     async def on_run_end(
-        self, run_id: str, status: RunStatus, answer: str | None, error: str | None
+        self,
+        run_id: str,
+        status: RunStatus,
+        answer: str | None,
+        error: str | None,
+        *,
+        verified: bool | None = None,
+        verify_rounds: int = 0,
     ) -> None:
-        """Close the run with its status, answer or error."""
+        """Close the run with its status, answer or error, and its verification outcome."""
         started = self._started.pop(run_id, None)
         duration = (datetime.now(UTC) - started).total_seconds() if started else None
         update = {"status": status, "answer": answer, "error": error, "ended_at": _now(),
-                  "duration_s": duration}  # fmt: skip
+                  "duration_s": duration, "verified": None if verified is None else int(verified),
+                  "verify_rounds": verify_rounds}  # fmt: skip
         await self.store.write(lambda: self.store.db.table("runs").update(run_id, update))
 
     def _end_step(self, run_id: str, step: int, outcome: str) -> None:

@@ -1,4 +1,5 @@
-"""Verdicts in the SQLite trace: linked to the run and step, with their scope (migration m002)."""
+"""Verdicts in the SQLite trace: linked to the run and step, with their scope (migration m002),
+and each run's verification outcome (m003)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sqlite_utils
 
 from agent import RunSettings, TraceRecorder, TraceStore, Verdict, run
 from agent.testing import ScriptedModel, answer, calls
-from agent.trace.migrations import MIGRATIONS, m001_initial
+from agent.trace.migrations import MIGRATIONS, m001_initial, m002_verdict_scope
 from agent.verify import Candidate
 from tools.base import tool
 from tools.toolset import FunctionToolset
@@ -88,3 +89,72 @@ async def test_every_verdict_is_stored_with_its_run_step_scope_and_findings(tmp_
     assert [s["outcome"] for s in record["steps"]] == ["tool_calls", "rejected", "accepted"]
     store.close()
     model.assert_complete()
+
+
+def test_m003_adds_the_verification_outcome_to_runs_and_keeps_every_row(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    db = sqlite_utils.Database(path)
+    for earlier in (m001_initial, m002_verdict_scope):
+        earlier(db)
+        db.table("_verity_migrations").insert({"name": earlier.__name__, "applied_at": "earlier"})
+    db.table("runs").insert_all(
+        [
+            {"id": "checked", "task": "t", "status": "completed", "answer": "42"},
+            {"id": "unchecked", "task": "t", "status": "completed", "answer": "42"},
+            {"id": "killed", "task": "t", "status": "running"},
+        ]
+    )
+    db.table("verdicts").insert_all(
+        [
+            {"run_id": "checked", "step": 1, "ok": 0, "checked": 1, "scope": "answer"},
+            {"run_id": "checked", "step": 2, "ok": 1, "checked": 1, "scope": "answer"},
+            {"run_id": "checked", "step": 2, "ok": 0, "checked": 1, "scope": "tool_calls"},
+            {"run_id": "unchecked", "step": 1, "ok": 1, "checked": 0, "scope": "answer"},
+        ]
+    )
+    db.conn.close()
+    store = TraceStore(path)
+    assert [m["name"] for m in store.db.table("_verity_migrations").rows][2] == (
+        "m003_run_verification"
+    )
+    assert store.db.table("runs").columns_dict["verified"] is int
+    assert store.db.table("runs").columns_dict["verify_rounds"] is int
+    rows = store.db.execute(
+        "select id, status, answer, verified, verify_rounds from runs order by id"
+    ).fetchall()
+    assert rows == [
+        ("checked", "completed", "42", 1, 2),
+        ("killed", "running", None, None, None),
+        ("unchecked", "completed", "42", None, 0),
+    ]
+    store.close()
+
+
+class RejectAll:
+    """Rejects every candidate."""
+
+    async def verify(self, candidate: Candidate) -> Verdict:
+        return Verdict(ok=False, verifier="reject-all", feedback="No.")
+
+
+async def test_each_run_records_whether_its_answer_was_verified_and_in_how_many_rounds(
+    tmp_path: Path,
+) -> None:
+    store = TraceStore(tmp_path / "t.db")
+    recorder = TraceRecorder(store)
+    with anyio.fail_after(5):
+        accepted = await run(
+            "6 * 7?", model=ScriptedModel([answer("41"), answer("42")]), verifier=RejectFirst(),
+            hooks=recorder,
+        )  # fmt: skip
+        exhausted = await run(
+            "6 * 7?", model=ScriptedModel([answer("41"), answer("40")]), verifier=RejectAll(),
+            settings=RunSettings(max_verify_rounds=2), hooks=recorder,
+        )  # fmt: skip
+        unverified = await run("6 * 7?", model=ScriptedModel([answer("42")]), hooks=recorder)
+    rows = store.db.execute("select id, verified, verify_rounds from runs").fetchall()
+    assert sorted(rows) == sorted(
+        [(accepted.run_id, 1, 2), (exhausted.run_id, 0, 2), (unverified.run_id, None, 0)]
+    )
+    assert (accepted.verified, exhausted.verified, unverified.verified) == (True, False, False)
+    store.close()
