@@ -14,7 +14,7 @@ import anyio
 
 from agent.cli_mcp import add_mcp_commands, add_mcp_options, mcp_command, mcp_toolsets
 from agent.errors import ModelError, RunError, UserError, VerityError
-from agent.hooks import CompositeHooks
+from agent.hooks import CompositeHooks, RunHooks
 from agent.loop import run
 from agent.messages import RunResult
 from agent.models.embedded import embedded_model_path
@@ -159,9 +159,10 @@ def _run_command(args: argparse.Namespace) -> int:
     path = configured or embedded_model_path()
     model = LlamaCppModel(path, _model_settings(args, embedded=configured is None))
     store = TraceStore(args.trace_db or default_trace_path())
-    hooks = [TraceRecorder(store)] if args.quiet else [TraceRecorder(store), ProgressPrinter()]
+    recorder = TraceRecorder(store)
+    hooks = [recorder] if args.quiet else [recorder, ProgressPrinter()]
     toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, model)]
-    verifier, settings = _verification(args, model, toolsets)
+    verifier, settings = _verification(args, model, toolsets, recorder)
     try:
         result = anyio.run(
             lambda: run(
@@ -180,7 +181,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
 
 def _verification(
-    args: argparse.Namespace, model: LlamaCppModel, toolsets: list[Toolset]
+    args: argparse.Namespace, model: LlamaCppModel, toolsets: list[Toolset], recorder: RunHooks
 ) -> tuple[Verifier | None, RunSettings]:
     if args.verify_rounds < 1:
         raise UserError(f"--verify-rounds must be at least 1, not {args.verify_rounds}.",
@@ -191,6 +192,7 @@ def _verification(
         lambda seed: model.with_sampling(seed=seed, temperature=temperature),
         toolsets=toolsets,
         settings=RunSettings(max_steps=args.max_steps),
+        hooks=recorder,  # each consensus sample is a run in the trace, linked to this one
     )
     verifier = build_verifier(args.verify, model=model, solve=solve, toolsets=toolsets)
     settings = RunSettings(max_steps=args.max_steps, max_verify_rounds=args.verify_rounds,
@@ -232,6 +234,8 @@ def _show_command(store: TraceStore, run_id: str) -> int:
     if record is None:
         raise UserError(f"No run {run_id!r} in {store.path}. List runs with `verity logs`.")
     print(f"run {record['id']}  {record['status']}  model {record['model']}")
+    if record["parent_run_id"]:
+        print(f"consensus sample for run {record['parent_run_id']}")
     print(f"task: {record['task']}")
     for call in record["model_calls"]:
         print(f"  step {call['step']}: model {call['input_tokens']} in "
@@ -243,7 +247,7 @@ def _show_command(store: TraceStore, run_id: str) -> int:
             print(f"    {tool_call['tool_name']}({tool_call['arguments']}) -> "
                   f"{tool_call['result'][:200]}{flag}")  # fmt: skip
         for verdict in (v for v in record["verdicts"] if v["step"] == call["step"]):
-            _print_verdict(verdict)
+            _print_verdict(verdict, record["verdict_samples"])
     judged = [v for v in record["verdicts"] if v["scope"] == "answer" and v["checked"]]
     verified = record["verified"]
     if verified is None and judged and record["verify_rounds"] is None:  # recorded before m003
@@ -260,7 +264,7 @@ def _show_command(store: TraceStore, run_id: str) -> int:
     return 0
 
 
-def _print_verdict(verdict: dict[str, Any]) -> None:
+def _print_verdict(verdict: dict[str, Any], samples: list[dict[str, Any]]) -> None:
     if not verdict["checked"]:
         return
     judged = "tool arguments" if verdict["scope"] == "tool_calls" else "answer"
@@ -270,3 +274,9 @@ def _print_verdict(verdict: dict[str, Any]) -> None:
     for finding in json.loads(verdict["findings"] or "[]"):
         mark = "ok  " if finding["ok"] else "FAIL"
         print(f"      {mark} {finding['claim'][:120]}: {finding['evidence'][:160]}")
+    for sample in (s for s in samples if s["verdict_id"] == verdict["id"]):
+        agrees = "agrees" if sample["agrees"] else "differs"
+        tokens = f"{sample['input_tokens']} in / {sample['output_tokens']} out"
+        traced = f", run {sample['sample_run_id']}" if sample["sample_run_id"] else ""
+        answer = sample["normalised"] or "(no answer)"
+        print(f"      sample seed {sample['seed']}: {answer} {agrees}, {tokens}{traced}")

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from agent import ModelResponse, TraceRecorder, TraceStore, Verdict
-from agent.messages import Finding
+from agent.messages import Finding, Sample
 from tests.test_cli import verity
 
 
@@ -58,6 +58,60 @@ def test_show_prints_each_verdict_with_its_findings_and_marks_the_answer_unverif
     ]
     logs = verity("logs", trace_db=db)
     assert logs.stdout == f"r1  completed      no  {'ducks'!r:<54} $20\n"
+
+
+def test_show_lists_the_consensus_samples_and_logs_lists_only_the_verified_run(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "t.db"
+    store = TraceStore(db)
+    recorder = TraceRecorder(store)
+    verdict = Verdict(
+        ok=True,
+        verifier="consensus",
+        findings=[Finding(claim="final answer 18", ok=True, evidence="2 of 3 answers agree.")],
+        confidence=2 / 3,
+        samples=[
+            Sample(seed=1, answer="It is 18.", normalised="18", agrees=True, input_tokens=75,
+                   output_tokens=18, run_id="s1"),
+            Sample(seed=2, answer="", normalised="", agrees=False, input_tokens=30,
+                   output_tokens=3, run_id="s2"),
+        ],
+    )  # fmt: skip
+
+    async def record() -> None:
+        await recorder.on_run_start("r1", "ducks", "tiny")
+        await recorder.on_model_start("r1", 1, [])
+        await recorder.on_model_end("r1", 1, ModelResponse(content="18", model="tiny"))
+        await recorder.on_run_start("s1", "ducks", "tiny")
+        await recorder.on_run_end("s1", "completed", "It is 18.", None)
+        await recorder.on_run_start("s2", "ducks", "tiny")
+        await recorder.on_run_end("s2", "limit_exceeded", None, "No final answer.")
+        await recorder.on_verdict("r1", 1, verdict)
+        await recorder.on_run_end("r1", "completed", "18", None, verified=True, verify_rounds=1)
+
+    anyio.run(record)
+    store.close()
+    shown = verity("show", "r1", trace_db=db)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == [
+        "run r1  completed  model tiny",
+        "task: ducks",
+        "  step 1: model 0 in (0 new), 0 out",
+        "    verdict (consensus, answer): accepted, confidence 0.67",
+        "      ok   final answer 18: 2 of 3 answers agree.",
+        "      sample seed 1: 18 agrees, 75 in / 18 out, run s1",
+        "      sample seed 2: (no answer) differs, 30 in / 3 out, run s2",
+        "answer: 18 (verified)",
+        "verified: yes (1 round)",
+    ]
+    sample = verity("show", "s2", trace_db=db)
+    assert sample.stdout.splitlines()[:2] == [
+        "run s2  limit_exceeded  model tiny",
+        "consensus sample for run r1",
+    ]
+    logs = verity("logs", trace_db=db)
+    assert [line.split()[0] for line in logs.stdout.splitlines()] == ["r1"]
 
 
 @pytest.mark.slow

@@ -153,3 +153,32 @@ def m003_run_verification(db: sqlite_utils.Database) -> None:
     )
     # only a completed run has a verified answer (the loop's own rule)
     db.execute("update runs set verified = 0 where verified = 1 and status != 'completed'")
+
+
+@migration
+def m004_verdict_samples(db: sqlite_utils.Database) -> None:
+    """The independent attempts a consensus verdict compared, each linked to its own run."""
+    db.table("verdict_samples").create(
+        {
+            "id": int,
+            "verdict_id": int,
+            "run_id": str,
+            "step": int,
+            "seed": int,
+            "answer": str,
+            "normalised": str,
+            "agrees": int,
+            "input_tokens": int,
+            "output_tokens": int,
+            "sample_run_id": str,
+        },
+        pk="id",
+        foreign_keys=[
+            ("verdict_id", "verdicts", "id"),
+            ("run_id", "runs", "id"),
+            ("sample_run_id", "runs", "id"),
+        ],
+    )
+    db.table("verdict_samples").create_index(["run_id", "step"])
+    db.table("runs").add_column("parent_run_id", str)
+    db.table("runs").create_index(["parent_run_id"])
