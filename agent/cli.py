@@ -18,7 +18,7 @@ from agent.hooks import CompositeHooks, RunHooks
 from agent.loop import run
 from agent.messages import RunResult
 from agent.models.embedded import embedded_model_path
-from agent.models.llama_cpp import LlamaCppModel
+from agent.models.llama_cpp import LlamaCppModel, check_gguf_file
 from agent.progress import ProgressPrinter
 from agent.settings import ModelSettings, RunSettings, default_trace_path
 from agent.solver import seeded_solver
@@ -83,6 +83,10 @@ def _add_verify_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--verify", metavar="SPEC", default=os.environ.get("VERITY_VERIFY", "none"),
         help=f"check the answer before accepting it: {VERIFY_SPECS} (none, or $VERITY_VERIFY)",
+    )  # fmt: skip
+    group.add_argument(
+        "--verifier-model", type=Path, metavar="PATH",
+        help="GGUF model that self-check judges with, same model settings (default: the run's)",
     )  # fmt: skip
     group.add_argument(
         "--verify-rounds",
@@ -153,16 +157,21 @@ def _run_command(args: argparse.Namespace) -> int:
                         "verity run \"What is 1234 * 5678 + 17?\"", field="task")  # fmt: skip
     if args.max_steps < 1:
         raise UserError(f"--max-steps must be at least 1, not {args.max_steps}.", field="max_steps")
+    if args.verifier_model is not None:  # before the embedded model is fetched for nothing
+        check_gguf_file(args.verifier_model, option="--verifier-model")
     configured = args.model or (
         Path(os.environ["VERITY_MODEL"]) if os.environ.get("VERITY_MODEL") else None
     )
     path = configured or embedded_model_path()
     model = LlamaCppModel(path, _model_settings(args, embedded=configured is None))
+    # a second instance even for the same file: one llama.cpp context per model, and the run's
+    # KV prefix stays valid while the verifier judges
+    judge = LlamaCppModel(args.verifier_model, model.settings) if args.verifier_model else model
     store = TraceStore(args.trace_db or default_trace_path())
     recorder = TraceRecorder(store)
     hooks = [recorder] if args.quiet else [recorder, ProgressPrinter()]
     toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, model)]
-    verifier, settings = _verification(args, model, toolsets, recorder)
+    verifier, settings = _verification(args, model, judge, toolsets, recorder)
     try:
         result = anyio.run(
             lambda: run(
@@ -176,12 +185,18 @@ def _run_command(args: argparse.Namespace) -> int:
         )
     finally:
         model.close()
+        if judge is not model:
+            judge.close()
     _print_result(result, store, as_json=args.json)
     return 0
 
 
 def _verification(
-    args: argparse.Namespace, model: LlamaCppModel, toolsets: list[Toolset], recorder: RunHooks
+    args: argparse.Namespace,
+    model: LlamaCppModel,
+    judge: LlamaCppModel,
+    toolsets: list[Toolset],
+    recorder: RunHooks,
 ) -> tuple[Verifier | None, RunSettings]:
     if args.verify_rounds < 1:
         raise UserError(f"--verify-rounds must be at least 1, not {args.verify_rounds}.",
@@ -194,7 +209,7 @@ def _verification(
         settings=RunSettings(max_steps=args.max_steps),
         hooks=recorder,  # each consensus sample is a run in the trace, linked to this one
     )
-    verifier = build_verifier(args.verify, model=model, solve=solve, toolsets=toolsets)
+    verifier = build_verifier(args.verify, model=judge, solve=solve, toolsets=toolsets)
     settings = RunSettings(max_steps=args.max_steps, max_verify_rounds=args.verify_rounds,
                            check_tool_arguments=args.check_tool_arguments)  # fmt: skip
     return verifier, settings

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import anyio
 import pytest
 
-from agent import ModelResponse, TraceRecorder, TraceStore, Verdict
+from agent import ModelResponse, TraceRecorder, TraceStore, Verdict, embedded_model_path
 from agent.messages import Finding, Sample
 from tests.test_cli import verity
 
@@ -20,6 +21,34 @@ def test_an_unknown_verify_spec_exits_2_with_the_choices_and_no_traceback(tmp_pa
         "verity: error: Unknown --verify 'maybe'. Use one of: none | self | "
         "consensus:N[:MAJORITY] | all:SPEC,SPEC | any:SPEC,SPEC (e.g. 'all:self,consensus:3').\n"
     )
+
+
+def test_a_missing_verifier_model_exits_2_naming_the_flag_and_no_traceback(tmp_path: Path) -> None:
+    missing = tmp_path / "judge.gguf"
+    done = verity(
+        "run", "What is 2 + 2?", "--verify", "self", "--verifier-model", str(missing),
+        trace_db=tmp_path / "t.db",
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"verity: error: The --verifier-model file {str(missing)!r} does not exist. Pass the "
+        "path of a GGUF file with --verifier-model, or leave it out to verify with the run's own "
+        "model.\n"
+    )
+
+
+def test_a_verifier_model_that_is_not_gguf_exits_2_without_a_traceback(tmp_path: Path) -> None:
+    page = tmp_path / "judge.gguf"
+    page.write_text("<html>a download error page</html>")
+    done = verity(
+        "run", "What is 2 + 2?", "--verify", "self", "--verifier-model", str(page),
+        trace_db=tmp_path / "t.db",
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        f"verity: error: The --verifier-model file {str(page)!r} is not a GGUF file"
+    )
+    assert "Traceback" not in done.stderr
 
 
 def test_show_prints_each_verdict_with_its_findings_and_marks_the_answer_unverified(
@@ -125,6 +154,28 @@ def test_run_with_self_check_reports_the_verdict_in_json_and_in_the_trace(tmp_pa
     assert "7006652" in payload["answer"].replace(",", "")
     shown = verity("show", payload["run_id"], trace_db=db)
     assert "    verdict (self-check, answer): " in shown.stdout
-    assert shown.stdout.splitlines()[-1].endswith(
-        "(verified)" if payload["verified"] else "(unverified)"
-    )
+    answer_line, verified_line = shown.stdout.splitlines()[-2:]
+    assert answer_line.endswith("(verified)" if payload["verified"] else "(unverified)")
+    assert verified_line.startswith("verified: yes (" if payload["verified"] else "verified: no (")
+
+
+@pytest.mark.slow
+def test_run_with_a_separate_verifier_model_judges_with_it_end_to_end(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    done = verity(
+        "run", "What is 1234 * 5678?", "--verify", "self", "--verifier-model",
+        str(embedded_model_path()), "--verify-rounds", "1", "--json", "--quiet", trace_db=db,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    payload = json.loads(done.stdout)
+    with sqlite3.connect(db) as conn:
+        run_row = conn.execute(
+            "select status, verified, verify_rounds from runs where id = ?", [payload["run_id"]]
+        ).fetchone()
+        verdicts = conn.execute(
+            "select verifier, checked from verdicts where run_id = ? and scope = 'answer'",
+            [payload["run_id"]],
+        ).fetchall()
+    assert run_row == ("completed", int(payload["verified"]), 1)
+    assert verdicts == [("self-check", 1)]
