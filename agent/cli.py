@@ -14,11 +14,11 @@ import anyio
 
 from agent.cli_mcp import add_mcp_commands, add_mcp_options, mcp_command, mcp_toolsets
 from agent.errors import ModelError, RunError, UserError, VerityError
-from agent.hooks import CompositeHooks
+from agent.hooks import CompositeHooks, RunHooks
 from agent.loop import run
 from agent.messages import RunResult
 from agent.models.embedded import embedded_model_path
-from agent.models.llama_cpp import LlamaCppModel
+from agent.models.llama_cpp import LlamaCppModel, check_gguf_file
 from agent.progress import ProgressPrinter
 from agent.settings import ModelSettings, RunSettings, default_trace_path
 from agent.solver import seeded_solver
@@ -83,6 +83,10 @@ def _add_verify_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--verify", metavar="SPEC", default=os.environ.get("VERITY_VERIFY", "none"),
         help=f"check the answer before accepting it: {VERIFY_SPECS} (none, or $VERITY_VERIFY)",
+    )  # fmt: skip
+    group.add_argument(
+        "--verifier-model", type=Path, metavar="PATH",
+        help="GGUF model that self-check judges with, same model settings (default: the run's)",
     )  # fmt: skip
     group.add_argument(
         "--verify-rounds",
@@ -153,15 +157,21 @@ def _run_command(args: argparse.Namespace) -> int:
                         "verity run \"What is 1234 * 5678 + 17?\"", field="task")  # fmt: skip
     if args.max_steps < 1:
         raise UserError(f"--max-steps must be at least 1, not {args.max_steps}.", field="max_steps")
+    if args.verifier_model is not None:  # before the embedded model is fetched for nothing
+        check_gguf_file(args.verifier_model, option="--verifier-model")
     configured = args.model or (
         Path(os.environ["VERITY_MODEL"]) if os.environ.get("VERITY_MODEL") else None
     )
     path = configured or embedded_model_path()
     model = LlamaCppModel(path, _model_settings(args, embedded=configured is None))
+    # a second instance even for the same file: one llama.cpp context per model, and the run's
+    # KV prefix stays valid while the verifier judges
+    judge = LlamaCppModel(args.verifier_model, model.settings) if args.verifier_model else model
     store = TraceStore(args.trace_db or default_trace_path())
-    hooks = [TraceRecorder(store)] if args.quiet else [TraceRecorder(store), ProgressPrinter()]
+    recorder = TraceRecorder(store)
+    hooks = [recorder] if args.quiet else [recorder, ProgressPrinter()]
     toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, model)]
-    verifier, settings = _verification(args, model, toolsets)
+    verifier, settings = _verification(args, model, judge, toolsets, recorder)
     try:
         result = anyio.run(
             lambda: run(
@@ -175,12 +185,18 @@ def _run_command(args: argparse.Namespace) -> int:
         )
     finally:
         model.close()
+        if judge is not model:
+            judge.close()
     _print_result(result, store, as_json=args.json)
     return 0
 
 
 def _verification(
-    args: argparse.Namespace, model: LlamaCppModel, toolsets: list[Toolset]
+    args: argparse.Namespace,
+    model: LlamaCppModel,
+    judge: LlamaCppModel,
+    toolsets: list[Toolset],
+    recorder: RunHooks,
 ) -> tuple[Verifier | None, RunSettings]:
     if args.verify_rounds < 1:
         raise UserError(f"--verify-rounds must be at least 1, not {args.verify_rounds}.",
@@ -191,8 +207,9 @@ def _verification(
         lambda seed: model.with_sampling(seed=seed, temperature=temperature),
         toolsets=toolsets,
         settings=RunSettings(max_steps=args.max_steps),
+        hooks=recorder,  # each consensus sample is a run in the trace, linked to this one
     )
-    verifier = build_verifier(args.verify, model=model, solve=solve, toolsets=toolsets)
+    verifier = build_verifier(args.verify, model=judge, solve=solve, toolsets=toolsets)
     settings = RunSettings(max_steps=args.max_steps, max_verify_rounds=args.verify_rounds,
                            check_tool_arguments=args.check_tool_arguments)  # fmt: skip
     return verifier, settings
@@ -218,8 +235,13 @@ def _print_result(result: RunResult, store: TraceStore, *, as_json: bool) -> Non
 def _logs_command(store: TraceStore, limit: int) -> int:
     for row in store.runs(limit=limit):
         answer = (row["answer"] or row["error"] or "").replace("\n", " ")[:60]
-        print(f"{row['id']}  {row['status']:<14} {row['task'][:50]!r:<54} {answer}")
+        verified = _verified_mark(row["verified"])
+        print(f"{row['id']}  {row['status']:<14} {verified:<3} {row['task'][:50]!r:<54} {answer}")
     return 0
+
+
+def _verified_mark(verified: int | None) -> str:
+    return "-" if verified is None else ("yes" if verified else "no")
 
 
 def _show_command(store: TraceStore, run_id: str) -> int:
@@ -227,6 +249,8 @@ def _show_command(store: TraceStore, run_id: str) -> int:
     if record is None:
         raise UserError(f"No run {run_id!r} in {store.path}. List runs with `verity logs`.")
     print(f"run {record['id']}  {record['status']}  model {record['model']}")
+    if record["parent_run_id"]:
+        print(f"consensus sample for run {record['parent_run_id']}")
     print(f"task: {record['task']}")
     for call in record["model_calls"]:
         print(f"  step {call['step']}: model {call['input_tokens']} in "
@@ -238,16 +262,24 @@ def _show_command(store: TraceStore, run_id: str) -> int:
             print(f"    {tool_call['tool_name']}({tool_call['arguments']}) -> "
                   f"{tool_call['result'][:200]}{flag}")  # fmt: skip
         for verdict in (v for v in record["verdicts"] if v["step"] == call["step"]):
-            _print_verdict(verdict)
+            _print_verdict(verdict, record["verdict_samples"])
     judged = [v for v in record["verdicts"] if v["scope"] == "answer" and v["checked"]]
-    mark = (" (verified)" if judged[-1]["ok"] else " (unverified)") if judged else ""
+    verified = record["verified"]
+    if verified is None and judged and record["verify_rounds"] is None:  # recorded before m003
+        verified = judged[-1]["ok"]
+    mark = "" if verified is None else (" (verified)" if verified else " (unverified)")
     print(f"answer: {record['answer'] or '-'}{mark if record['answer'] else ''}")
+    if record["verify_rounds"] is not None:
+        rounds = record["verify_rounds"]
+        plural = "" if rounds == 1 else "s"
+        outcome = "no verifier ran" if verified is None else f"{rounds} round{plural}"
+        print(f"verified: {_verified_mark(verified)} ({outcome})")
     if record["error"]:
         print(f"error: {record['error']}")
     return 0
 
 
-def _print_verdict(verdict: dict[str, Any]) -> None:
+def _print_verdict(verdict: dict[str, Any], samples: list[dict[str, Any]]) -> None:
     if not verdict["checked"]:
         return
     judged = "tool arguments" if verdict["scope"] == "tool_calls" else "answer"
@@ -257,3 +289,9 @@ def _print_verdict(verdict: dict[str, Any]) -> None:
     for finding in json.loads(verdict["findings"] or "[]"):
         mark = "ok  " if finding["ok"] else "FAIL"
         print(f"      {mark} {finding['claim'][:120]}: {finding['evidence'][:160]}")
+    for sample in (s for s in samples if s["verdict_id"] == verdict["id"]):
+        agrees = "agrees" if sample["agrees"] else "differs"
+        tokens = f"{sample['input_tokens']} in / {sample['output_tokens']} out"
+        traced = f", run {sample['sample_run_id']}" if sample["sample_run_id"] else ""
+        answer = sample["normalised"] or "(no answer)"
+        print(f"      sample seed {sample['seed']}: {answer} {agrees}, {tokens}{traced}")

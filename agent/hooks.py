@@ -37,9 +37,21 @@ class RunHooks:
         """A verifier judged a candidate answer."""
 
     async def on_run_end(
-        self, run_id: str, status: RunStatus, answer: str | None, error: str | None
+        self,
+        run_id: str,
+        status: RunStatus,
+        answer: str | None,
+        error: str | None,
+        *,
+        verified: bool | None = None,
+        verify_rounds: int = 0,
     ) -> None:
-        """The run ended."""
+        """The run ended.
+
+        `verified` says whether its answer passed verification: None when no verifier checked an
+        answer (verification off, or no answer reached it). `verify_rounds` counts the answers
+        a verifier checked.
+        """
 
 
 class CompositeHooks(RunHooks):
@@ -81,8 +93,17 @@ class CompositeHooks(RunHooks):
             await hook.on_verdict(run_id, step, verdict)
 
     async def on_run_end(
-        self, run_id: str, status: RunStatus, answer: str | None, error: str | None
+        self,
+        run_id: str,
+        status: RunStatus,
+        answer: str | None,
+        error: str | None,
+        *,
+        verified: bool | None = None,
+        verify_rounds: int = 0,
     ) -> None:
         """Forward to every hook."""
         for hook in self._hooks:
-            await hook.on_run_end(run_id, status, answer, error)
+            await hook.on_run_end(
+                run_id, status, answer, error, verified=verified, verify_rounds=verify_rounds
+            )

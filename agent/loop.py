@@ -136,7 +136,8 @@ async def iter_run(
         raise
     finally:
         with anyio.CancelScope(shield=True):
-            await hooks.on_run_end(run_id, status, answer, error)
+            await hooks.on_run_end(run_id, status, answer, error, verified=rounds.verified,
+                                   verify_rounds=rounds.checked)  # fmt: skip
 
 
 async def run(

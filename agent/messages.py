@@ -15,6 +15,7 @@ __all__ = [
     "ModelResponse",
     "ModelStep",
     "RunResult",
+    "Sample",
     "Step",
     "ToolCall",
     "ToolStep",
@@ -106,6 +107,23 @@ class Finding(BaseModel):
     evidence: str = ""
 
 
+class Sample(BaseModel):
+    """One independent attempt at the task that a consensus verdict compared with the candidate."""
+
+    seed: int
+    """The sampling seed of the attempt."""
+    answer: str
+    """Its final answer; "" when the attempt reached none."""
+    normalised: str = ""
+    """The answer in the form consensus compares (set by the verifier)."""
+    agrees: bool = False
+    """Whether `normalised` equals the candidate's (set by the verifier)."""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    run_id: str | None = None
+    """The attempt's own run, when it was traced."""
+
+
 class Verdict(BaseModel):
     """A verifier's judgement of a candidate answer."""
 
@@ -119,6 +137,8 @@ class Verdict(BaseModel):
     """False when nothing was checked (verification off): such an answer is never "verified"."""
     scope: Literal["answer", "tool_calls"] = "answer"
     """What was judged: a candidate answer, or one step's tool-call arguments."""
+    samples: list[Sample] = Field(default_factory=list)
+    """The independent attempts a consensus verifier compared the answer with."""
 
 
 class ModelStep(BaseModel):

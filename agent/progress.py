@@ -60,6 +60,13 @@ class ProgressPrinter(RunHooks):
             self._say(f"[step {step}] verdict: {'accepted' if verdict.ok else 'rejected'}")
 
     async def on_run_end(
-        self, run_id: str, status: RunStatus, answer: str | None, error: str | None
+        self,
+        run_id: str,
+        status: RunStatus,
+        answer: str | None,
+        error: str | None,
+        *,
+        verified: bool | None = None,
+        verify_rounds: int = 0,
     ) -> None:
         """Nothing here: the CLI prints the outcome itself."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from agent.errors import ModelError, RunLimitExceeded
-from agent.loop import iter_run
-from agent.messages import FinalStep
+from agent.hooks import RunHooks
+from agent.loop import iter_run, new_run_id
+from agent.messages import FinalStep, ModelStep, Sample, Usage
 from agent.models.base import Model
 from agent.settings import RunSettings
 from agent.verify import Solver
@@ -20,27 +21,39 @@ def seeded_solver(
     *,
     toolsets: Sequence[Toolset] = (),
     settings: RunSettings | None = None,
+    hooks: RunHooks | None = None,
 ) -> Solver:
     """A `Solver` for `Consensus`: each seed answers the task in a fresh, unverified run.
 
     `model_for_seed(seed)` gives the model to sample with, e.g.
     `lambda seed: model.with_sampling(seed=seed, temperature=0.7)`. The toolsets must already be
-    entered, as they are while the run being verified is going. The attempts are not traced.
+    entered, as they are while the run being verified is going. With `hooks` (a `TraceRecorder`)
+    each attempt is traced as a run of its own, and the verdict's `Sample` names it; recording
+    the verdict links it to the run being verified (`runs.parent_run_id`).
     """
 
-    async def solve(task: str, seed: int) -> str:
+    async def solve(task: str, seed: int) -> Sample:
+        run_id = new_run_id()
+        answer, usage = "", Usage()  # counted as they come: a failed attempt used tokens too
         try:
-            steps = [
-                step
-                async for step in iter_run(
-                    task, model=model_for_seed(seed), toolsets=toolsets, settings=settings
-                )
-            ]
+            async for step in iter_run(
+                task, model=model_for_seed(seed), toolsets=toolsets, settings=settings,
+                hooks=hooks, run_id=run_id,
+            ):  # fmt: skip
+                if isinstance(step, ModelStep):
+                    usage += step.response.usage
+                elif isinstance(step, FinalStep):
+                    answer = step.answer
         except (RunLimitExceeded, ModelError):
             # an attempt that found no answer, or outgrew the context, votes for nothing: the
             # run being verified is not at fault, and consensus counts the missing vote
-            return ""
-        final = steps[-1]
-        return final.answer if isinstance(final, FinalStep) else ""
+            pass
+        return Sample(
+            seed=seed,
+            answer=answer,
+            input_tokens=usage.prompt_tokens,
+            output_tokens=usage.completion_tokens,
+            run_id=run_id if hooks is not None else None,
+        )
 
     return solve

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import anyio
 import pytest
 
-from agent import ModelResponse, TraceRecorder, TraceStore, Verdict
-from agent.messages import Finding
+from agent import ModelResponse, TraceRecorder, TraceStore, Verdict, embedded_model_path
+from agent.messages import Finding, Sample
 from tests.test_cli import verity
 
 
@@ -20,6 +21,34 @@ def test_an_unknown_verify_spec_exits_2_with_the_choices_and_no_traceback(tmp_pa
         "verity: error: Unknown --verify 'maybe'. Use one of: none | self | "
         "consensus:N[:MAJORITY] | all:SPEC,SPEC | any:SPEC,SPEC (e.g. 'all:self,consensus:3').\n"
     )
+
+
+def test_a_missing_verifier_model_exits_2_naming_the_flag_and_no_traceback(tmp_path: Path) -> None:
+    missing = tmp_path / "judge.gguf"
+    done = verity(
+        "run", "What is 2 + 2?", "--verify", "self", "--verifier-model", str(missing),
+        trace_db=tmp_path / "t.db",
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"verity: error: The --verifier-model file {str(missing)!r} does not exist. Pass the "
+        "path of a GGUF file with --verifier-model, or leave it out to verify with the run's own "
+        "model.\n"
+    )
+
+
+def test_a_verifier_model_that_is_not_gguf_exits_2_without_a_traceback(tmp_path: Path) -> None:
+    page = tmp_path / "judge.gguf"
+    page.write_text("<html>a download error page</html>")
+    done = verity(
+        "run", "What is 2 + 2?", "--verify", "self", "--verifier-model", str(page),
+        trace_db=tmp_path / "t.db",
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        f"verity: error: The --verifier-model file {str(page)!r} is not a GGUF file"
+    )
+    assert "Traceback" not in done.stderr
 
 
 def test_show_prints_each_verdict_with_its_findings_and_marks_the_answer_unverified(
@@ -41,7 +70,7 @@ def test_show_prints_each_verdict_with_its_findings_and_marks_the_answer_unverif
         await recorder.on_model_start("r1", 1, [])
         await recorder.on_model_end("r1", 1, ModelResponse(content="$20", model="tiny"))
         await recorder.on_verdict("r1", 1, rejected)
-        await recorder.on_run_end("r1", "completed", "$20", None)
+        await recorder.on_run_end("r1", "completed", "$20", None, verified=False, verify_rounds=1)
 
     anyio.run(record)
     store.close()
@@ -54,7 +83,64 @@ def test_show_prints_each_verdict_with_its_findings_and_marks_the_answer_unverif
         "    verdict (self-check, answer): rejected, confidence 0.25",
         "      FAIL 16 - 3 - 4 = 10: calculator: 9",
         "answer: $20 (unverified)",
+        "verified: no (1 round)",
     ]
+    logs = verity("logs", trace_db=db)
+    assert logs.stdout == f"r1  completed      no  {'ducks'!r:<54} $20\n"
+
+
+def test_show_lists_the_consensus_samples_and_logs_lists_only_the_verified_run(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "t.db"
+    store = TraceStore(db)
+    recorder = TraceRecorder(store)
+    verdict = Verdict(
+        ok=True,
+        verifier="consensus",
+        findings=[Finding(claim="final answer 18", ok=True, evidence="2 of 3 answers agree.")],
+        confidence=2 / 3,
+        samples=[
+            Sample(seed=1, answer="It is 18.", normalised="18", agrees=True, input_tokens=75,
+                   output_tokens=18, run_id="s1"),
+            Sample(seed=2, answer="", normalised="", agrees=False, input_tokens=30,
+                   output_tokens=3, run_id="s2"),
+        ],
+    )  # fmt: skip
+
+    async def record() -> None:
+        await recorder.on_run_start("r1", "ducks", "tiny")
+        await recorder.on_model_start("r1", 1, [])
+        await recorder.on_model_end("r1", 1, ModelResponse(content="18", model="tiny"))
+        await recorder.on_run_start("s1", "ducks", "tiny")
+        await recorder.on_run_end("s1", "completed", "It is 18.", None)
+        await recorder.on_run_start("s2", "ducks", "tiny")
+        await recorder.on_run_end("s2", "limit_exceeded", None, "No final answer.")
+        await recorder.on_verdict("r1", 1, verdict)
+        await recorder.on_run_end("r1", "completed", "18", None, verified=True, verify_rounds=1)
+
+    anyio.run(record)
+    store.close()
+    shown = verity("show", "r1", trace_db=db)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == [
+        "run r1  completed  model tiny",
+        "task: ducks",
+        "  step 1: model 0 in (0 new), 0 out",
+        "    verdict (consensus, answer): accepted, confidence 0.67",
+        "      ok   final answer 18: 2 of 3 answers agree.",
+        "      sample seed 1: 18 agrees, 75 in / 18 out, run s1",
+        "      sample seed 2: (no answer) differs, 30 in / 3 out, run s2",
+        "answer: 18 (verified)",
+        "verified: yes (1 round)",
+    ]
+    sample = verity("show", "s2", trace_db=db)
+    assert sample.stdout.splitlines()[:2] == [
+        "run s2  limit_exceeded  model tiny",
+        "consensus sample for run r1",
+    ]
+    logs = verity("logs", trace_db=db)
+    assert [line.split()[0] for line in logs.stdout.splitlines()] == ["r1"]
 
 
 @pytest.mark.slow
@@ -68,6 +154,28 @@ def test_run_with_self_check_reports_the_verdict_in_json_and_in_the_trace(tmp_pa
     assert "7006652" in payload["answer"].replace(",", "")
     shown = verity("show", payload["run_id"], trace_db=db)
     assert "    verdict (self-check, answer): " in shown.stdout
-    assert shown.stdout.splitlines()[-1].endswith(
-        "(verified)" if payload["verified"] else "(unverified)"
-    )
+    answer_line, verified_line = shown.stdout.splitlines()[-2:]
+    assert answer_line.endswith("(verified)" if payload["verified"] else "(unverified)")
+    assert verified_line.startswith("verified: yes (" if payload["verified"] else "verified: no (")
+
+
+@pytest.mark.slow
+def test_run_with_a_separate_verifier_model_judges_with_it_end_to_end(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    done = verity(
+        "run", "What is 1234 * 5678?", "--verify", "self", "--verifier-model",
+        str(embedded_model_path()), "--verify-rounds", "1", "--json", "--quiet", trace_db=db,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    payload = json.loads(done.stdout)
+    with sqlite3.connect(db) as conn:
+        run_row = conn.execute(
+            "select status, verified, verify_rounds from runs where id = ?", [payload["run_id"]]
+        ).fetchone()
+        verdicts = conn.execute(
+            "select verifier, checked from verdicts where run_id = ? and scope = 'answer'",
+            [payload["run_id"]],
+        ).fetchall()
+    assert run_row == ("completed", int(payload["verified"]), 1)
+    assert verdicts == [("self-check", 1)]

@@ -29,28 +29,40 @@ _KV_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8
 _SAMPLING_FIELDS = {"temperature", "top_p", "top_k", "min_p", "seed", "max_tokens",
                     "max_thinking_tokens"}  # fmt: skip
 
+_UNSET_OPTION = {
+    "--model": " (or VERITY_MODEL), or leave both unset to use the embedded default model",
+    "--verifier-model": ", or leave it out to verify with the run's own model",
+}
 
-def check_gguf_file(path: Path) -> None:
+
+def check_gguf_file(path: Path, *, option: str = "--model") -> None:
     """Fail early, with what to do, when `path` cannot be a GGUF model.
+
+    Args:
+        path: The model file.
+        option: The command-line option that named it; messages and the error's field name it.
 
     Raises:
         UserError: the file is missing, is a directory, or does not start with the GGUF magic.
     """
+    field = option.removeprefix("--").replace("-", "_")
+    name = "Model" if option == "--model" else f"The {option}"
     if not path.exists():
+        unset = _UNSET_OPTION.get(option, ", or leave it out")
         raise UserError(
-            f"Model file {str(path)!r} does not exist. Pass the path of a GGUF file with --model "
-            "(or VERITY_MODEL), or leave both unset to use the embedded default model.",
-            field="model",
+            f"{name} file {str(path)!r} does not exist. Pass the path of a GGUF file with "
+            f"{option}{unset}.",
+            field=field,
         )
     if not path.is_file():
-        raise UserError(f"Model path {str(path)!r} is a directory, not a GGUF file.", field="model")
+        raise UserError(f"{name} path {str(path)!r} is a directory, not a GGUF file.", field=field)
     with path.open("rb") as handle:
         magic = handle.read(4)
     if magic != b"GGUF":
         raise UserError(
-            f"Model file {str(path)!r} is not a GGUF file (it does not start with 'GGUF'). "
+            f"{name} file {str(path)!r} is not a GGUF file (it does not start with 'GGUF'). "
             "Verity runs llama.cpp GGUF models; convert or download the model in GGUF format.",
-            field="model",
+            field=field,
         )
 
 

@@ -131,3 +131,54 @@ def m002_verdict_scope(db: sqlite_utils.Database) -> None:
     """What a verdict judged: a candidate answer, or a step's tool-call arguments."""
     db.table("verdicts").add_column("scope", str)
     db.execute("update verdicts set scope = 'answer'")
+
+
+@migration
+def m003_run_verification(db: sqlite_utils.Database) -> None:
+    """Whether a run's answer was verified (NULL: no verifier checked one), and in how many rounds.
+
+    Finished runs get both from their recorded verdicts; runs still `running` keep NULL.
+    """
+    runs = db.table("runs")
+    runs.add_column("verified", int)
+    runs.add_column("verify_rounds", int)
+    checked = "verdicts.run_id = runs.id and scope = 'answer' and checked = 1"
+    db.execute(
+        f"update runs set verify_rounds = (select count(*) from verdicts where {checked}) "
+        "where status != 'running'"
+    )
+    db.execute(
+        "update runs set verified = (select ok from verdicts where "
+        f"{checked} order by id desc limit 1) where verify_rounds > 0"
+    )
+    # only a completed run has a verified answer (the loop's own rule)
+    db.execute("update runs set verified = 0 where verified = 1 and status != 'completed'")
+
+
+@migration
+def m004_verdict_samples(db: sqlite_utils.Database) -> None:
+    """The independent attempts a consensus verdict compared, each linked to its own run."""
+    db.table("verdict_samples").create(
+        {
+            "id": int,
+            "verdict_id": int,
+            "run_id": str,
+            "step": int,
+            "seed": int,
+            "answer": str,
+            "normalised": str,
+            "agrees": int,
+            "input_tokens": int,
+            "output_tokens": int,
+            "sample_run_id": str,
+        },
+        pk="id",
+        foreign_keys=[
+            ("verdict_id", "verdicts", "id"),
+            ("run_id", "runs", "id"),
+            ("sample_run_id", "runs", "id"),
+        ],
+    )
+    db.table("verdict_samples").create_index(["run_id", "step"])
+    db.table("runs").add_column("parent_run_id", str)
+    db.table("runs").create_index(["parent_run_id"])

@@ -15,7 +15,7 @@ import sqlite_utils
 
 from agent.errors import UserError
 from agent.hooks import RunHooks, RunStatus
-from agent.messages import Message, ModelResponse, ToolCall, Verdict
+from agent.messages import Message, ModelResponse, Sample, ToolCall, Verdict
 from agent.trace.migrations import migrate
 from tools.base import ToolResult
 
@@ -65,17 +65,23 @@ class TraceStore:
         async with self._lock:
             return await anyio.to_thread.run_sync(in_transaction)
 
-    def runs(self, *, limit: int = 20) -> list[dict[str, Any]]:
-        """The latest runs, newest first."""
-        return list(self.db.table("runs").rows_where(order_by="started_at desc", limit=limit))
+    def runs(self, *, limit: int = 20, samples: bool = False) -> list[dict[str, Any]]:
+        """The latest runs, newest first; consensus samples' own runs only with `samples`."""
+        where = None if samples else "parent_run_id is null"
+        return list(
+            self.db.table("runs").rows_where(where, order_by="started_at desc", limit=limit)
+        )
 
     def run(self, run_id: str) -> dict[str, Any] | None:
-        """One run with its steps, model calls, tool calls and verdicts; None if unknown."""
+        """One run with its steps, model calls, tool calls, verdicts and consensus samples.
+
+        None if the run is unknown.
+        """
         rows = list(self.db.table("runs").rows_where("id = ?", [run_id]))
         if not rows:
             return None
         record = dict(rows[0])
-        for table in ("steps", "model_calls", "tool_calls", "verdicts"):
+        for table in ("steps", "model_calls", "tool_calls", "verdicts", "verdict_samples"):
             record[table] = list(
                 self.db.table(table).rows_where("run_id = ?", [run_id], order_by="id")
             )
@@ -83,7 +89,11 @@ class TraceStore:
 
 
 class TraceRecorder(RunHooks):
-    """Writes runs, steps, model calls, tool calls and verdicts as they happen."""
+    """Writes runs, steps, model calls, tool calls and verdicts as they happen.
+
+    A verdict's consensus samples go to `verdict_samples`; a sample traced as a run of its own
+    gets the verified run as its `parent_run_id`.
+    """
 
     def __init__(self, store: TraceStore) -> None:
         self.store = store
@@ -168,21 +178,55 @@ class TraceRecorder(RunHooks):
         }
 
         def write() -> None:
-            self.store.db.table("verdicts").insert(row)
+            verdict_id = self.store.db.table("verdicts").insert(row).last_pk
+            if verdict.samples:
+                self._write_samples(run_id, step, verdict_id, verdict.samples)
             if verdict.scope == "answer":  # a check of tool arguments leaves the step's outcome
                 self._end_step(run_id, step, "accepted" if verdict.ok else "rejected")
 
         await self.store.write(write)
 
     async def on_run_end(
-        self, run_id: str, status: RunStatus, answer: str | None, error: str | None
+        self,
+        run_id: str,
+        status: RunStatus,
+        answer: str | None,
+        error: str | None,
+        *,
+        verified: bool | None = None,
+        verify_rounds: int = 0,
     ) -> None:
-        """Close the run with its status, answer or error."""
+        """Close the run with its status, answer or error, and its verification outcome."""
         started = self._started.pop(run_id, None)
         duration = (datetime.now(UTC) - started).total_seconds() if started else None
         update = {"status": status, "answer": answer, "error": error, "ended_at": _now(),
-                  "duration_s": duration}  # fmt: skip
+                  "duration_s": duration, "verified": None if verified is None else int(verified),
+                  "verify_rounds": verify_rounds}  # fmt: skip
         await self.store.write(lambda: self.store.db.table("runs").update(run_id, update))
+
+    def _write_samples(
+        self, run_id: str, step: int, verdict_id: int | None, samples: list[Sample]
+    ) -> None:
+        rows = [
+            {
+                "verdict_id": verdict_id,
+                "run_id": run_id,
+                "step": step,
+                "seed": sample.seed,
+                "answer": sample.answer,
+                "normalised": sample.normalised,
+                "agrees": int(sample.agrees),
+                "input_tokens": sample.input_tokens,
+                "output_tokens": sample.output_tokens,
+                "sample_run_id": sample.run_id,
+            }
+            for sample in samples
+        ]
+        self.store.db.table("verdict_samples").insert_all(rows)
+        self.store.db.conn.executemany(
+            "update runs set parent_run_id = ? where id = ?",
+            [(run_id, s.run_id) for s in samples if s.run_id is not None],
+        )
 
     def _end_step(self, run_id: str, step: int, outcome: str) -> None:
         self.store.db.execute(

@@ -61,15 +61,25 @@ class VerifyRounds:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.count = 0
+        self.checked = 0
+        """Candidates a verifier really checked (none when verification is off)."""
         self.best: str | None = None
         self._best_confidence = -1.0
+        self._accepted = False
+
+    @property
+    def verified(self) -> bool | None:
+        """Whether the answer that ended the run passed a check; None when nothing was checked."""
+        return self._accepted if self.checked else None
 
     def settle(self, answer: str, verdict: Verdict) -> str | None:
         """The run's final answer once `verdict` ends it (accepted or out of rounds), else None."""
         self.count += 1
+        self.checked += verdict.checked
         confidence = verdict.confidence if verdict.confidence is not None else 0.0
         if confidence >= self._best_confidence:
             self.best, self._best_confidence = answer, confidence
         if verdict.ok:
+            self._accepted = verdict.checked
             return answer
         return self.best if self.count >= self.limit else None

@@ -110,4 +110,5 @@ def _merge(
         feedback="" if ok else "\n\n".join(v.feedback for v in verdicts if v.feedback),
         confidence=pick(confidences) if confidences else None,
         checked=any(v.checked for v in verdicts),
+        samples=[s for v in verdicts for s in v.samples],
     )

@@ -6,15 +6,16 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from agent.errors import UserError
-from agent.messages import Finding, Verdict
+from agent.messages import Finding, Sample, Verdict
 from agent.verify._base import Candidate
 from agent.verify._claims import normalise_answer
 
 __all__ = ["Consensus", "Solver"]
 
-Solver = Callable[[str, int], Awaitable[str]]
-"""Answers `task` in a fresh attempt sampled with `seed`; "" when the attempt gave no answer.
-`agent.loop.seeded_solver` builds one from a model."""
+Solver = Callable[[str, int], Awaitable[str | Sample]]
+"""Answers `task` in a fresh attempt sampled with `seed`: the answer ("" when the attempt gave
+none), or a `Sample` that also names its traced run and tokens. `agent.solver.seeded_solver`
+builds one from a model."""
 
 
 class Consensus:
@@ -22,7 +23,8 @@ class Consensus:
 
     The candidate is one of the `samples`; the other `samples - 1` come from `solve` with seeds
     `seed`, `seed + 1`, ... They depend on the task only, so a later round of the same run reuses
-    them. Answers are compared after `normalise` (by default: the final number).
+    them. Answers are compared after `normalise` (by default: the final number). The verdict
+    lists every attempt in `Verdict.samples`, with whether it agrees with the candidate.
 
     Args:
         solve: Produces one independent answer per seed.
@@ -58,7 +60,7 @@ class Consensus:
         self.majority = majority
         self.seed = seed
         self.normalise = normalise
-        self._cached: tuple[str, list[str]] | None = None
+        self._cached: tuple[str, list[Sample]] | None = None
 
     async def verify(self, candidate: Candidate) -> Verdict:
         """Compare the candidate with the independent answers; disagreement is a finding.
@@ -66,10 +68,14 @@ class Consensus:
         Raises:
             ModelError: sampling an answer failed in the model backend.
         """
-        others = await self._others(candidate.task)
         mine = self.normalise(candidate.answer)
-        votes = Counter(self.normalise(answer) for answer in others if answer.strip())
-        agreeing = 1 + votes[mine]
+        samples = []
+        for sample in await self._others(candidate.task):
+            normalised = self.normalise(sample.answer) if sample.answer.strip() else ""
+            agrees = bool(normalised) and normalised == mine
+            samples.append(sample.model_copy(update={"normalised": normalised, "agrees": agrees}))
+        votes = Counter(sample.normalised for sample in samples if sample.normalised)
+        agreeing = 1 + sum(sample.agrees for sample in samples)
         share = agreeing / self.samples
         ok = share > self.majority
         tally = ", ".join(f"{answer or '(none)'} x{count}" for answer, count in votes.most_common())
@@ -86,11 +92,22 @@ class Consensus:
                 f"not {mine}. Recheck each step with the tools and give the corrected final answer."
             )
         return Verdict(
-            ok=ok, verifier=self.name, findings=[finding], feedback=feedback, confidence=share
+            ok=ok,
+            verifier=self.name,
+            findings=[finding],
+            feedback=feedback,
+            confidence=share,
+            samples=samples,
         )
 
-    async def _others(self, task: str) -> list[str]:
+    async def _others(self, task: str) -> list[Sample]:
         if self._cached is None or self._cached[0] != task:
             seeds = range(self.seed, self.seed + self.samples - 1)
-            self._cached = (task, [await self.solve(task, seed) for seed in seeds])
+            self._cached = (task, [await self._sample(task, seed) for seed in seeds])
         return self._cached[1]
+
+    async def _sample(self, task: str, seed: int) -> Sample:
+        solved = await self.solve(task, seed)
+        if isinstance(solved, str):
+            return Sample(seed=seed, answer=solved)
+        return solved.model_copy(update={"seed": seed})

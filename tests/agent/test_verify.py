@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from agent import LlamaCppModel, RunSettings, ToolCall, TraceRecorder, TraceStore, UserError, run
-from agent.messages import Finding, Verdict
+from agent.messages import Finding, Sample, Verdict
 from agent.solver import seeded_solver
 from agent.verify import (
     AllOf,
@@ -143,6 +143,10 @@ async def test_consensus_accepts_an_answer_most_samples_agree_with() -> None:
             )
         ],
         confidence=2 / 3,
+        samples=[
+            Sample(seed=1, answer="It is 18.", normalised="18", agrees=True),
+            Sample(seed=2, answer="$20", normalised="20", agrees=False),
+        ],
     )
     assert seeds == [1, 2]
 
@@ -167,6 +171,15 @@ async def test_consensus_majority_threshold_is_configurable() -> None:
     with anyio.fail_after(5):
         verdict = await consensus.verify(ducks("18"))
     assert (verdict.ok, verdict.confidence) == (False, 0.5)
+
+
+async def test_a_composed_verdict_keeps_the_consensus_samples() -> None:
+    consensus = Consensus(solver_of({1: "20"}, []), samples=2)
+    with anyio.fail_after(5):
+        verdict = await AllOf(consensus, Programmatic(lambda c: True, name="any")).verify(
+            ducks("18")
+        )
+    assert verdict.samples == [Sample(seed=1, answer="20", normalised="20", agrees=False)]
 
 
 def test_consensus_needs_two_samples() -> None:
