@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
 import anyio
 
+from agent._dispatch import run_tools, tool_owners
 from agent.errors import RunLimitExceeded, UserError
 from agent.hooks import RunHooks, RunStatus
 from agent.messages import (
@@ -29,8 +29,8 @@ from agent.models.base import Model, ToolChoice
 from agent.prompts import load_prompt
 from agent.settings import RunSettings
 from agent.verify import AcceptAll, Verifier, VerifyRounds, candidate_of, check_calls
-from tools.base import ToolResult, ToolSpec
-from tools.toolset import Toolset, call_tool
+from tools.base import ToolResult
+from tools.toolset import Toolset
 
 __all__ = ["iter_run", "new_run_id", "run", "run_sync"]
 
@@ -63,7 +63,7 @@ async def iter_run(
     hooks = hooks or RunHooks()
     verifier = verifier or AcceptAll()
     run_id = run_id or new_run_id()
-    owners = await _tool_owners(toolsets)
+    owners = await tool_owners(toolsets)
     specs = [spec for spec, _ in owners.values()]
     messages = [
         Message(role="system", content=settings.system_prompt or load_prompt("system")),
@@ -80,7 +80,7 @@ async def iter_run(
     try:
         for step in range(1, settings.max_steps + 1):
             if step > 1:  # servers may change their tools mid-run (MCP list_changed)
-                owners = await _tool_owners(toolsets)
+                owners = await tool_owners(toolsets)
                 specs = [spec for spec, _ in owners.values()]
             await hooks.on_model_start(run_id, step, messages)
             response = await model.respond(messages, specs, tool_choice=tool_choice)
@@ -91,7 +91,7 @@ async def iter_run(
             if response.tool_calls:
                 calls = response.tool_calls
                 fresh = [c for c in calls if _call_key(c) not in answered]
-                results = await _run_tools(run_id, step, fresh, owners, settings, hooks)
+                results = await run_tools(run_id, step, fresh, owners, settings, hooks)
                 answered.update(zip(map(_call_key, fresh), results, strict=True))
                 evidence.extend(zip(fresh, results, strict=True))
                 yield ToolStep(step=step, calls=fresh, results=results)
@@ -204,52 +204,6 @@ def run_sync(
         )
 
     return anyio.run(main)
-
-
-async def _tool_owners(toolsets: Sequence[Toolset]) -> dict[str, tuple[ToolSpec, Toolset]]:
-    owners: dict[str, tuple[ToolSpec, Toolset]] = {}
-    for toolset in toolsets:
-        for spec in await toolset.list_tools():
-            if spec.name in owners:
-                raise UserError(
-                    f"Two toolsets offer a tool named {spec.name!r}; rename or prefix one.",
-                    field="toolsets",
-                )
-            owners[spec.name] = (spec, toolset)
-    return owners
-
-
-async def _run_tools(
-    run_id: str,
-    step: int,
-    calls: list[ToolCall],
-    owners: dict[str, tuple[ToolSpec, Toolset]],
-    settings: RunSettings,
-    hooks: RunHooks,
-) -> list[ToolResult]:
-    """Run the calls concurrently; results come back in call order."""
-    results: list[ToolResult | None] = [None] * len(calls)
-
-    async def run_one(index: int, call: ToolCall) -> None:
-        await hooks.on_tool_start(run_id, step, call)
-        started = time.perf_counter()
-        if call.name in owners:
-            result = await call_tool(
-                owners[call.name][1],
-                call.name,
-                call.arguments,
-                time_limit=settings.tool_timeout,
-                max_output_chars=settings.max_tool_output_chars,
-            )
-        else:
-            result = ToolResult(content=f"Unknown tool {call.name!r}.", is_error=True)
-        results[index] = result
-        await hooks.on_tool_end(run_id, step, call, result, time.perf_counter() - started)
-
-    async with anyio.create_task_group() as group:
-        for index, call in enumerate(calls):
-            group.start_soon(run_one, index, call)
-    return [r for r in results if r is not None]
 
 
 def _assistant_message(response: ModelResponse) -> Message:

@@ -1,0 +1,71 @@
+"""Tool dispatch for the loop: which toolset serves each tool, and running one turn's calls."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import anyio
+
+from agent.errors import UserError
+from agent.hooks import RunHooks
+from agent.messages import ToolCall
+from agent.settings import RunSettings
+from tools.base import ToolResult, ToolSpec
+from tools.toolset import Toolset, call_tool
+
+__all__ = ["Owners", "run_tools", "tool_owners"]
+
+Owners = dict[str, tuple[ToolSpec, Toolset]]
+"""Each offered tool's name, with its spec and the toolset that serves it."""
+
+
+async def tool_owners(toolsets: Sequence[Toolset]) -> Owners:
+    """Map each tool name to its spec and toolset.
+
+    Raises:
+        UserError: two toolsets offer the same tool name.
+    """
+    owners: Owners = {}
+    for toolset in toolsets:
+        for spec in await toolset.list_tools():
+            if spec.name in owners:
+                raise UserError(
+                    f"Two toolsets offer a tool named {spec.name!r}; rename or prefix one.",
+                    field="toolsets",
+                )
+            owners[spec.name] = (spec, toolset)
+    return owners
+
+
+async def run_tools(
+    run_id: str,
+    step: int,
+    calls: list[ToolCall],
+    owners: Owners,
+    settings: RunSettings,
+    hooks: RunHooks,
+) -> list[ToolResult]:
+    """Run the calls concurrently; results come back in call order, failures as error results."""
+    results: list[ToolResult | None] = [None] * len(calls)
+
+    async def run_one(index: int, call: ToolCall) -> None:
+        await hooks.on_tool_start(run_id, step, call)
+        started = time.perf_counter()
+        if call.name in owners:
+            result = await call_tool(
+                owners[call.name][1],
+                call.name,
+                call.arguments,
+                time_limit=settings.tool_timeout,
+                max_output_chars=settings.max_tool_output_chars,
+            )
+        else:
+            result = ToolResult(content=f"Unknown tool {call.name!r}.", is_error=True)
+        results[index] = result
+        await hooks.on_tool_end(run_id, step, call, result, time.perf_counter() - started)
+
+    async with anyio.create_task_group() as group:
+        for index, call in enumerate(calls):
+            group.start_soon(run_one, index, call)
+    return [r for r in results if r is not None]
