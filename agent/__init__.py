@@ -1,5 +1,6 @@
 """Verity: a runtime that turns a locally hosted reasoning model into a dependable agent."""
 
+from agent.answers import extract_boxed
 from agent.errors import (
     MCPServerError,
     ModelError,
@@ -86,6 +87,7 @@ __all__ = [
     "VerityError",
     "default_mcp_config_path",
     "embedded_model_path",
+    "extract_boxed",
     "iter_run",
     "load_mcp_config",
     "model_sampling_handler",

@@ -220,6 +220,7 @@ def _print_result(result: RunResult, store: TraceStore, *, as_json: bool) -> Non
         payload = {
             "run_id": result.run_id,
             "answer": result.answer,
+            "boxed_answer": result.boxed_answer,
             "verified": result.verified,
             "steps": max((s.step for s in result.steps), default=0),
             "usage": result.usage.model_dump(),
@@ -227,7 +228,8 @@ def _print_result(result: RunResult, store: TraceStore, *, as_json: bool) -> Non
         }
         print(json.dumps(payload))
         return
-    print(result.answer)
+    # a task that asks for \boxed{} wants the value; the full answer stays in the trace
+    print(result.answer if result.boxed_answer is None else result.boxed_answer)
     sys.stdout.flush()
     print(f"verity: run {result.run_id} stored in {store.path}", file=sys.stderr)
 

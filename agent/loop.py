@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import anyio
 
 from agent._dispatch import run_tools, tool_owners
+from agent.answers import boxed_answer
 from agent.errors import RunLimitExceeded, UserError
 from agent.hooks import RunHooks, RunStatus
 from agent.messages import (
@@ -177,7 +178,12 @@ async def run(
     assert isinstance(final, FinalStep)
     usage = sum((s.response.usage for s in steps if isinstance(s, ModelStep)), Usage())
     return RunResult(
-        run_id=run_id, answer=final.answer, verified=final.verified, steps=steps, usage=usage
+        run_id=run_id,
+        answer=final.answer,
+        verified=final.verified,
+        steps=steps,
+        usage=usage,
+        boxed_answer=boxed_answer(task, final.answer),
     )
 
 

@@ -187,6 +187,9 @@ class RunResult(BaseModel):
 
     run_id: str
     answer: str
+    """The final answer's full text."""
     verified: bool
     steps: list[Step]
     usage: Usage
+    boxed_answer: str | None = None
+    """The content of the answer's last `\\boxed{}`, when the task asked for one and it has one."""

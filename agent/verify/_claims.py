@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from agent.answers import extract_boxed
 from agent.messages import Finding, ToolCall
 from tools.base import ToolError, ToolResult
 from tools.builtin.calculator import evaluate
@@ -44,6 +45,8 @@ _WORDS = re.compile(r"[a-z]+")
 _EQUATION = re.compile(
     r"(?P<lhs>\(?-?\$?\d[\d,.]*(?:\s*[-+*/×x÷]\s*\(?\$?\d[\d,.]*\)?)+)\s*=\s*\$?(?P<rhs>-?\d[\d,]*(?:\.\d+)?)"
 )
+# spaces, LaTeX spacing commands and dollar signs: `\$1{,}200` and `1200` are one answer
+_LATEX_NOISE = re.compile(r"\s+|\\[,;:! ]|\\?\$|\{,\}")
 _TOLERANCE = 1e-6
 _FREE = (0.0, 1.0, 2.0, 100.0)
 """Numbers any reasoning may use without a source (halving, percent)."""
@@ -176,14 +179,26 @@ def normalise_answer(answer: str) -> str:
     """A comparable form of an answer: its final number (`$1,200.00` → `1200`), else its words.
 
     The number after the last "answer" wins over a later one, so "The answer is 18 (9 * 2)"
-    gives 18.
+    gives 18. A `\\boxed{}` value wins over both: `\\boxed{18}` gives 18 and a boxed expression
+    such as `\\boxed{\\frac{1}{2}}` is compared as written, without spaces.
     """
+    boxed = extract_boxed(answer)
+    if boxed is not None:
+        return _normalise_boxed(boxed)
     lowered = answer.lower()
     after = numbers_in(lowered[lowered.rfind("answer") :]) if "answer" in lowered else []
     numbers = numbers_in(lowered)
     if after or numbers:
         return _format(round(after[0] if after else numbers[-1], 6))
     return " ".join(_WORDS.findall(lowered))
+
+
+def _normalise_boxed(value: str) -> str:
+    compact = _LATEX_NOISE.sub("", value).replace("\\%", "%")
+    compact = compact.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    if _NUMBER.fullmatch(compact):
+        return _format(round(numbers_in(compact)[0], 6))
+    return compact
 
 
 def check_coverage(

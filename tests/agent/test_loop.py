@@ -260,3 +260,21 @@ async def test_tools_added_mid_run_are_offered_from_the_next_step() -> None:
     ]
     assert result.answer == "3"
     model.assert_complete()
+
+
+async def test_a_task_asking_for_a_boxed_answer_gets_the_boxed_value() -> None:
+    task = r"What is 2+3? Put your final answer within \boxed{}."
+    reply = r"2 plus 3 is 5, so the answer is \boxed{5}."
+    model = ScriptedModel([calls(("add", {"a": 2, "b": 3})), answer(reply)])
+    with anyio.fail_after(5):
+        result = await run(task, model=model, toolsets=[FunctionToolset([add])])
+    assert (result.answer, result.boxed_answer) == (reply, "5")
+    model.assert_complete()
+
+
+async def test_a_box_the_task_did_not_ask_for_is_left_in_the_answer() -> None:
+    model = ScriptedModel([answer(r"It is \boxed{5}.")])
+    with anyio.fail_after(5):
+        result = await run("What is 2+3?", model=model)
+    assert (result.answer, result.boxed_answer) == (r"It is \boxed{5}.", None)
+    model.assert_complete()

@@ -119,6 +119,19 @@ def test_normalise_answer_keeps_the_final_number(answer: str, normalised: str) -
     assert normalise_answer(answer) == normalised
 
 
+@pytest.mark.parametrize(
+    ("answer", "normalised"),
+    [
+        (r"\boxed{18} (9 * 2, not 20)", "18"),
+        (r"I first thought the answer is 17. \boxed{18}", "18"),
+        (r"She makes \boxed{\$1{,}200} a day.", "1200"),
+        (r"\boxed{ \dfrac{1}{2} }", r"\frac{1}{2}"),
+    ],
+)
+def test_normalise_answer_prefers_the_boxed_value(answer: str, normalised: str) -> None:
+    assert normalise_answer(answer) == normalised
+
+
 def solver_of(answers: dict[int, str], seeds: list[int]):  # type: ignore[no-untyped-def]
     async def solve(task: str, seed: int) -> str:
         seeds.append(seed)
