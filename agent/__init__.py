@@ -2,6 +2,7 @@
 
 from agent.answers import extract_boxed
 from agent.errors import (
+    KVCacheWarning,
     MCPServerError,
     ModelError,
     RunError,
@@ -57,6 +58,7 @@ __all__ = [
     "CompositeHooks",
     "Consensus",
     "FinalStep",
+    "KVCacheWarning",
     "LlamaCppModel",
     "MCPConfig",
     "MCPServerError",

@@ -1,4 +1,4 @@
-"""Exceptions Verity raises to its callers.
+"""Exceptions Verity raises to its callers, and the warnings it gives them.
 
 The model never sees these: tool failures, invalid calls and rejected verdicts reach the model
 as data. These are for the code (or the person) that started the run.
@@ -10,12 +10,16 @@ VerityError
 ├── MCPServerError      an MCP server failed to start or to handshake
 └── RunError            a run ended without an accepted answer (carries .trace_id)
     └── RunLimitExceeded    max_steps reached before a final answer
+
+UserWarning
+└── KVCacheWarning      a quantised KV cache: it saves memory but degrades tool calling
 ```
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "KVCacheWarning",
     "MCPServerError",
     "ModelError",
     "RunError",
@@ -75,3 +79,7 @@ class RunLimitExceeded(RunError):
     def __init__(self, message: str, *, max_steps: int, run_id: str | None = None) -> None:
         super().__init__(message, run_id=run_id)
         self.max_steps = max_steps
+
+
+class KVCacheWarning(UserWarning):
+    """`ModelSettings.type_k` or `type_v` quantises the KV cache (anything but f32, f16, bf16)."""

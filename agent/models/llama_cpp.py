@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from agent.errors import ModelError, UserError
+from agent.errors import KVCacheWarning, ModelError, UserError
 from agent.messages import Message, ModelResponse, Usage
 from agent.models._generation import GenerationRequest, generate
 from agent.models._relevance import RelevanceGate
@@ -26,6 +27,7 @@ __all__ = ["LlamaCppModel", "check_gguf_file", "llama_kwargs"]
 
 _KV_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8,
              "iq4_nl": 20, "bf16": 30}  # fmt: skip
+_FULL_PRECISION_KV = {"f32", "f16", "bf16"}
 _SAMPLING_FIELDS = {"temperature", "top_p", "top_k", "min_p", "seed", "max_tokens",
                     "max_thinking_tokens"}  # fmt: skip
 
@@ -103,6 +105,7 @@ class LlamaCppModel:
         self.path = Path(model_path)
         check_gguf_file(self.path)
         self.settings = settings or ModelSettings()
+        _warn_if_kv_cache_quantised(self.settings)
         self._chosen_format = call_format
         self.call_format: ToolCallFormat = call_format or HermesFormat()
         """The tool-call format; chosen from the GGUF's chat template when not given."""
@@ -285,6 +288,18 @@ class LlamaCppModel:
                 decode_s=completion.decode_s,
             ),
             model=self.name,
+        )
+
+
+def _warn_if_kv_cache_quantised(settings: ModelSettings) -> None:
+    chosen = {"type_k": settings.type_k, "type_v": settings.type_v}
+    quantised = [f"{k}={v}" for k, v in chosen.items() if v and v not in _FULL_PRECISION_KV]
+    if quantised:
+        warnings.warn(
+            f"A quantised KV cache ({', '.join(quantised)}) degrades tool calling: expect wrong "
+            "tools and arguments more often. Use f16 (the default) unless memory forces it.",
+            KVCacheWarning,
+            stacklevel=3,  # the caller that created the model
         )
 
 

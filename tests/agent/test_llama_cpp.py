@@ -9,7 +9,7 @@ import anyio
 import jsonschema
 import pytest
 
-from agent import LlamaCppModel, Message, ModelError, ModelSettings, UserError
+from agent import KVCacheWarning, LlamaCppModel, Message, ModelError, ModelSettings, UserError
 from tools.base import tool
 from tools.builtin.calculator import calculator
 
@@ -117,7 +117,8 @@ def test_gpu_and_cache_settings_reach_llama_cpp(embedded_path: Path) -> None:
         n_ctx=512, n_batch=64, n_threads=1, n_gpu_layers=0, flash_attn=True,
         type_k="q8_0", type_v="q8_0", offload_kqv=False,
     )  # fmt: skip
-    model = LlamaCppModel(embedded_path, settings)
+    with pytest.warns(KVCacheWarning):
+        model = LlamaCppModel(embedded_path, settings)
     llm = model.llama
     assert (llm.n_ctx(), llm.n_batch, llm.context_params.n_threads) == (512, 64, 1)
     assert llm.model_params.n_gpu_layers == 0
@@ -125,6 +126,27 @@ def test_gpu_and_cache_settings_reach_llama_cpp(embedded_path: Path) -> None:
     assert (llm.context_params.type_k, llm.context_params.type_v) == (8, 8)  # GGML_TYPE_Q8_0
     assert llm.context_params.offload_kqv is False
     model.close()
+
+
+def test_a_quantised_kv_cache_warns_that_tool_calling_degrades(tmp_path: Path) -> None:
+    path = tmp_path / "model.gguf"
+    path.write_bytes(b"GGUF" + b"\x03\x00\x00\x00")  # never loaded: the warning comes first
+    with pytest.warns(KVCacheWarning) as caught:
+        LlamaCppModel(path, ModelSettings(type_k="q8_0", type_v="q4_0"))
+    assert [str(w.message) for w in caught] == [
+        "A quantised KV cache (type_k=q8_0, type_v=q4_0) degrades tool calling: expect wrong "
+        "tools and arguments more often. Use f16 (the default) unless memory forces it."
+    ]
+    assert caught[0].filename == __file__  # it points at the line that created the model
+
+
+@pytest.mark.parametrize("cache_type", ["f32", "f16", "bf16", None])
+def test_a_full_precision_kv_cache_gives_no_warning(
+    tmp_path: Path, cache_type: Literal["f32", "f16", "bf16"] | None
+) -> None:
+    path = tmp_path / "model.gguf"
+    path.write_bytes(b"GGUF" + b"\x03\x00\x00\x00")
+    LlamaCppModel(path, ModelSettings(type_k=cache_type, type_v=cache_type))  # warnings are errors
 
 
 def test_a_missing_model_file_is_a_user_error(tmp_path: Path) -> None:
