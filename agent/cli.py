@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from agent.cli_mcp import add_mcp_commands, add_mcp_options, mcp_command, mcp_toolsets
 from agent.errors import ModelError, RunError, UserError, VerityError
@@ -39,6 +41,18 @@ EXIT_INTERRUPTED = 130
 EMBEDDED_MODEL_TEMPERATURE = 0.0
 CONSENSUS_TEMPERATURE = 0.7
 
+# ModelSettings field -> the argparse dest of its `verity run` option
+_MODEL_OPTIONS = {
+    "n_ctx": "n_ctx",
+    "n_threads": "threads",
+    "n_gpu_layers": "n_gpu_layers",
+    "flash_attn": "flash_attn",
+    "temperature": "temperature",
+    "seed": "seed",
+    "max_tokens": "max_tokens",
+    "max_thinking_tokens": "max_thinking_tokens",
+}
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -66,6 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     model.add_argument("--temperature", type=float, help="sampling temperature, 0 = greedy")
     model.add_argument("--seed", type=int, help="sampling seed (0)")
     model.add_argument("--max-tokens", type=int, help="largest completion per model call (1024)")
+    model.add_argument(
+        "--max-thinking-tokens", type=int, metavar="N",
+        help="close a <think> block after N tokens and ask for the action (no cap)",
+    )  # fmt: skip
 
     logs = commands.add_parser("logs", help="list recent runs from the trace database")
     logs.add_argument("-n", "--limit", type=int, default=20, help="how many runs (20)")
@@ -134,21 +152,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _model_settings(args: argparse.Namespace, *, embedded: bool) -> ModelSettings:
-    chosen: dict[str, Any] = {
-        "n_ctx": args.n_ctx,
-        "n_threads": args.threads,
-        "n_gpu_layers": args.n_gpu_layers,
-        "flash_attn": args.flash_attn,
-        "temperature": args.temperature,
-        "seed": args.seed,
-        "max_tokens": args.max_tokens,
-    }
+    chosen = {field: getattr(args, dest) for field, dest in _MODEL_OPTIONS.items()}
     if embedded and chosen["temperature"] is None:
         chosen["temperature"] = EMBEDDED_MODEL_TEMPERATURE
     try:
         return ModelSettings(**{k: v for k, v in chosen.items() if v is not None})
-    except ValueError as exc:
-        raise UserError(f"Invalid model setting: {exc}") from None
+    except ValidationError as exc:
+        raise _option_error(exc.errors()[0]) from None
+
+
+def _option_error(error: ErrorDetails) -> UserError:
+    """The first invalid model setting, named by its command-line option."""
+    field = str(error["loc"][0])
+    option = "--" + _MODEL_OPTIONS[field].replace("_", "-")
+    if error["type"] == "greater_than_equal":
+        requirement = f"must be at least {error['ctx']['ge']}"
+    else:
+        requirement = error["msg"].replace("Input should be", "must be")
+    return UserError(f"{option} {requirement}, not {error['input']}.", field=field)
 
 
 def _run_command(args: argparse.Namespace) -> int:
@@ -162,8 +183,9 @@ def _run_command(args: argparse.Namespace) -> int:
     configured = args.model or (
         Path(os.environ["VERITY_MODEL"]) if os.environ.get("VERITY_MODEL") else None
     )
-    path = configured or embedded_model_path()
-    model = LlamaCppModel(path, _model_settings(args, embedded=configured is None))
+    # settings first: a bad option must not wait for the embedded model to be assembled
+    model_settings = _model_settings(args, embedded=configured is None)
+    model = LlamaCppModel(configured or embedded_model_path(), model_settings)
     # a second instance even for the same file: one llama.cpp context per model, and the run's
     # KV prefix stays valid while the verifier judges
     judge = LlamaCppModel(args.verifier_model, model.settings) if args.verifier_model else model

@@ -104,6 +104,22 @@ def test_a_corrupt_gguf_exits_3_without_a_traceback(tmp_path: Path) -> None:
         assert conn.execute("select status from runs").fetchall() == [("failed",)]
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--max-thinking-tokens", "0", "--max-thinking-tokens must be at least 1, not 0."),
+        ("--n-ctx", "100", "--n-ctx must be at least 256, not 100."),
+    ],
+)
+def test_an_invalid_model_option_exits_2_naming_the_option(
+    tmp_path: Path, option: str, value: str, message: str
+) -> None:
+    # a missing model file would exit 2 too, so the message shows the option was checked first
+    model = tmp_path / "missing.gguf"
+    done = verity("run", "hi", "--model", str(model), option, value, trace_db=tmp_path / "t.db")
+    assert (done.returncode, done.stderr) == (2, f"verity: error: {message}\n")
+
+
 def test_an_empty_task_exits_2(tmp_path: Path) -> None:
     done = verity("run", "  ", trace_db=tmp_path / "t.db")
     assert done.returncode == 2
