@@ -199,11 +199,32 @@ def test_hermes_grammar_accepts_every_spelling_on_the_qwen_vocab(qwen: Llama) ->
     gbnf = HermesFormat().grammar([book_room.spec])
     body = '{"name": "book_room", "arguments": {"guests": 2, "view": "sea"}}'
     assert grammar_accepts(qwen, gbnf, body)
-    assert grammar_accepts(qwen, gbnf, f"```json\n{body}\n```")
+    assert grammar_accepts(qwen, gbnf, f"```json\n[{body}]\n```")
+    assert grammar_accepts(qwen, gbnf, f"```json\n[\n  {body},\n  {body}\n]\n```")
     assert grammar_accepts(qwen, gbnf, f"<tool_call>\n{body}\n</tool_call>")
     assert grammar_accepts(qwen, gbnf, f"{body}\n{body}")
+    assert not grammar_accepts(qwen, gbnf, f"```json\n{body}\n```")  # a fence holds an array
     assert not grammar_accepts(qwen, gbnf, body.replace('"sea"', '"mountains"'))
     assert not grammar_accepts(qwen, gbnf, body.replace("2", "2.5"))
+
+
+def test_hermes_parse_reads_fenced_arrays_bare_arrays_and_tags() -> None:
+    sea = '{"name": "book_room", "arguments": {"guests": 2, "view": "sea"}}'
+    garden = '{"name": "book_room", "arguments": {"guests": 3, "view": "garden"}}'
+    fenced = HermesFormat().parse(f"```json\n[{sea},\n {garden}]\n```", [book_room.spec],
+                                  first_id=0)  # fmt: skip
+    assert [c.arguments["view"] for c in fenced.calls] == ["sea", "garden"]
+    assert [c.id for c in fenced.calls] == ["call_0", "call_1"]
+    bare = HermesFormat().parse(f"Booking both.\n[{sea}, {garden}]", [book_room.spec], first_id=0)
+    assert (len(bare.calls), bare.content) == (2, "Booking both.")
+    tagged = HermesFormat().parse(f"<tool_call>{sea}</tool_call>", [book_room.spec], first_id=5)
+    assert tagged.calls == [
+        ToolCall(id="call_5", name="book_room", arguments={"guests": 2, "view": "sea"})
+    ]
+    code = HermesFormat().parse("Use:\n```json\n[1, 2]\n```", [book_room.spec], first_id=0)
+    assert (code.calls, code.invalid) == ([], [])
+    wrong = HermesFormat().parse(f"[{sea.replace('sea', 'moon')}]", [book_room.spec], first_id=0)
+    assert wrong.calls == [] and "moon" in wrong.invalid[0]
 
 
 def test_text_grammars_refuse_to_open_a_call(qwen: Llama, r1: Llama) -> None:

@@ -1,7 +1,7 @@
 """Tool calls for models whose chat template knows nothing of tools (Gemma, SmolLM2, Llama 2).
 
 Verity describes the tools in the system message and asks for the JSON form the Hermes format
-already detects, constrains and parses (a bare or fenced `{"name": ..., "arguments": ...}`).
+already detects, constrains and parses (an array of `{"name": ..., "arguments": ...}` calls).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ def tools_system_text(tools: list[ToolSpec]) -> str:
         lines.append(f"- {spec.name}: {spec.description}")
         lines.append(f"  Parameters (JSON Schema): {json.dumps(spec.parameters)}")
     lines.append(
-        "To call a tool, answer with only a JSON object, no other text: "
-        '{"name": "<tool name>", "arguments": {<arguments>}}. '
+        "To call tools, answer with only a JSON array of calls, no other text: "
+        '[{"name": "<tool name>", "arguments": {<arguments>}}], one object per call '
+        "(several when the request asks for several things). "
         "If no tool is needed, answer in plain text."
     )
     return "\n".join(lines)
