@@ -7,15 +7,12 @@ is whole); the Qwen ones from the embedded model loaded vocab-only.
 
 from __future__ import annotations
 
-import ctypes
 import importlib.metadata
-import math
 import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-import llama_cpp
 import pytest
 from llama_cpp import Llama
 
@@ -29,6 +26,7 @@ from agent.models.formats import (
     select_format,
 )
 from agent.models.formats.deepseek_r1 import CALL_BEGIN, CALL_END, CALLS_BEGIN, CALLS_END, SEP
+from tests.fixtures.grammar import grammar_accepts
 from tools.base import tool
 from tools.builtin.calculator import calculator
 
@@ -96,31 +94,6 @@ def qwen(embedded_path: Path) -> Iterator[Llama]:
     llm = _vocab_model(embedded_path)
     yield llm
     llm.close()
-
-
-def grammar_accepts(llm: Llama, gbnf: str, text: str) -> bool:
-    """Feed `text`'s tokens through llama.cpp's grammar sampler; then it must allow the end."""
-    vocab = llm._model.vocab
-    grammar = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode(), b"root")
-    assert grammar, "llama.cpp rejected the grammar"
-    single = (llama_cpp.llama_token_data * 1)()
-
-    def allowed(token: int) -> bool:
-        single[0].id, single[0].logit, single[0].p = token, 0.0, 0.0  # type: ignore[assignment]
-        candidates = llama_cpp.llama_token_data_array(
-            data=single, size=1, selected=-1, sorted=False
-        )
-        llama_cpp.llama_sampler_apply(grammar, ctypes.byref(candidates))
-        return not math.isinf(single[0].logit)
-
-    try:
-        for token in llm.tokenize(text.encode(), add_bos=False, special=True):
-            if not allowed(token):
-                return False
-            llama_cpp.llama_sampler_accept(grammar, token)
-        return allowed(llm.token_eos())
-    finally:
-        llama_cpp.llama_sampler_free(grammar)
 
 
 def r1_call(name: str, arguments: str) -> str:

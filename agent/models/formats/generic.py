@@ -2,13 +2,17 @@
 
 Verity describes the tools in the system message and asks for the JSON form the Hermes format
 already detects, constrains and parses (an array of `{"name": ..., "arguments": ...}` calls).
+Such templates know no "tool" role either: some render it under a role the model never saw,
+others drop it or insist that user and assistant alternate. So calls and results are rewritten
+into turns every template has: an assistant turn holding the JSON array (unless the model's own
+raw text is kept), and one user turn quoting which tool returned what.
 """
 
 from __future__ import annotations
 
 import json
 
-from agent.messages import Message
+from agent.messages import Message, ToolCall
 from agent.models._template import ChatTemplate
 from agent.models.formats.hermes import HermesFormat
 from tools.base import ToolSpec
@@ -37,7 +41,9 @@ class GenericJSONFormat(HermesFormat):
     name = "generic_json"
 
     def render(self, template: ChatTemplate, messages: list[Message], tools: list[ToolSpec]) -> str:
-        """Prepend the tool descriptions to the system message (adding one if needed)."""
+        """Prepend the tool descriptions to the system message (adding one if needed), and
+        turn calls and results into assistant and user turns."""
+        messages = _without_tool_turns(messages)
         if tools:
             addition = tools_system_text(tools)
             if messages and messages[0].role == "system":
@@ -48,3 +54,40 @@ class GenericJSONFormat(HermesFormat):
             else:
                 messages = [Message(role="system", content=addition), *messages]
         return template.render(messages, [])
+
+
+def _without_tool_turns(messages: list[Message]) -> list[Message]:
+    """The conversation with only system, user and assistant turns.
+
+    The results of one step share one user turn, so user and assistant still alternate.
+    """
+    calls: dict[str, ToolCall] = {}
+    rewritten: list[Message] = []
+    results: list[str] = []
+    for message in messages:
+        if message.role == "tool":
+            results.append(_quote_result(message, calls.get(message.tool_call_id or "")))
+            continue
+        if results:
+            rewritten.append(Message(role="user", content="\n\n".join(results)))
+            results = []
+        if message.role == "assistant" and message.tool_calls:
+            calls.update((call.id, call) for call in message.tool_calls)
+            if message.raw is None:  # a raw turn already holds the calls as the model wrote them
+                message = _assistant_calls_turn(message)
+        rewritten.append(message)
+    if results:
+        rewritten.append(Message(role="user", content="\n\n".join(results)))
+    return rewritten
+
+
+def _assistant_calls_turn(message: Message) -> Message:
+    array = json.dumps([{"name": c.name, "arguments": c.arguments} for c in message.tool_calls])
+    content = f"{message.content}\n{array}" if message.content else array
+    return message.model_copy(update={"content": content, "tool_calls": []})
+
+
+def _quote_result(message: Message, call: ToolCall | None) -> str:
+    if call is None:
+        return f"The tool {message.name or 'call'} returned:\n{message.content}"
+    return f"The tool call {call.name}({json.dumps(call.arguments)}) returned:\n{message.content}"
