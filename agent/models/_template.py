@@ -9,6 +9,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from agent.errors import ModelError
 from agent.messages import Message
 from agent.models.base import function_tool
 from tools.base import ToolSpec
@@ -41,8 +42,26 @@ class ChatTemplate:
         """The prompt for the next assistant turn.
 
         An assistant message with `raw` text is rendered as that text, so the tokens the model
-        generated come back identical and the KV cache prefix stays valid (design D2).
+        generated come back identical and the KV cache prefix stays valid (design D2). Templates
+        that refuse a system role (Gemma, Mistral) get the system text at the start of the first
+        user message instead.
+
+        Raises:
+            ModelError: the template itself fails on this conversation.
         """
+        try:
+            return self._render(messages, tools)
+        except jinja2.TemplateError as exc:
+            if messages and messages[0].role == "system":
+                try:
+                    return self._render(_system_folded(messages), tools)
+                except jinja2.TemplateError:
+                    pass
+            raise ModelError(
+                f"The model's chat template failed on this conversation: {exc}"
+            ) from None
+
+    def _render(self, messages: list[Message], tools: list[ToolSpec]) -> str:
         return self._template.render(
             messages=[_template_message(m) for m in messages],
             tools=[function_tool(t) for t in tools] or None,
@@ -50,6 +69,18 @@ class ChatTemplate:
             bos_token=self._bos_token,
             eos_token=self._eos_token,
         )
+
+
+def _system_folded(messages: list[Message]) -> list[Message]:
+    """The conversation with the leading system message merged into the first user message."""
+    system, rest = messages[0], messages[1:]
+    for index, message in enumerate(rest):
+        if message.role == "user":
+            merged = message.model_copy(
+                update={"content": f"{system.content}\n\n{message.content}"}
+            )
+            return [*rest[:index], merged, *rest[index + 1 :]]
+    return [Message(role="user", content=system.content), *rest]
 
 
 def _template_message(message: Message) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import pytest
 from llama_cpp import Llama
 
 from agent import LlamaCppModel, Message, ModelSettings, ToolCall
+from agent.errors import ModelError
 from agent.models._template import ChatTemplate
 from agent.models.formats import GenericJSONFormat, select_format
 from agent.models.formats.generic import tools_system_text
@@ -154,3 +155,32 @@ async def test_smollm2_reads_the_result_turn_with_its_cached_prefix(smollm2: Lla
         answered.usage.prompt_tokens_evaluated
         < answered.usage.prompt_tokens - called.usage.prompt_tokens
     )
+
+
+GEMMA_LIKE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
+    "{{ raise_exception('System role not supported') }}{% endif %}"
+    "{% for message in messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}<start_of_turn>{{ 'model' if message['role'] == 'assistant' else 'user' }}\n"
+    "{{ message['content'] | trim }}<end_of_turn>\n{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+
+def test_templates_without_a_system_role_get_the_tools_in_the_first_user_turn() -> None:
+    """Gemma's template raises on a system message; the tool text moves into the user turn."""
+    prompt = GenericJSONFormat().render(
+        ChatTemplate(GEMMA_LIKE, bos_token="<bos>"),
+        [Message(role="system", content="Be brief."), Message(role="user", content="6*7?")],
+        [calculator.spec],
+    )
+    assert prompt.startswith("<bos><start_of_turn>user\nBe brief.\n\nYou can call these tools:")
+    assert prompt.endswith("6*7?<end_of_turn>\n<start_of_turn>model\n")
+
+
+def test_a_template_that_fails_for_other_reasons_is_a_model_error() -> None:
+    template = ChatTemplate("{{ raise_exception('Only user turns, please') }}")
+    with pytest.raises(ModelError, match="chat template failed on this conversation: Only user"):
+        template.render([Message(role="user", content="hi")], [])
