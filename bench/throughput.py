@@ -1,6 +1,7 @@
 """Throughput of Verity's llama.cpp path against raw llama-cpp-python, in one process.
 
     python bench/throughput.py [--model GGUF] [--tokens N] [--repeats N] [--json]
+                               [--n-gpu-layers N] [--flash-attn]
 
 Prints three ratios, each with the baseline measured in the same run:
 1. decode and prefill tok/s through Verity / raw llama-cpp-python (`Llama.generate`, `Llama.eval`)
@@ -121,9 +122,17 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128, help="decode length (128)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--n-gpu-layers", type=int, default=0, help="-1 offloads all (0)")
+    parser.add_argument("--flash-attn", action="store_true")
     args = parser.parse_args()
     path = args.model or embedded_model_path()
-    settings = ModelSettings(temperature=0, n_ctx=4096, max_tokens=args.tokens)
+    settings = ModelSettings(
+        temperature=0,
+        n_ctx=4096,
+        max_tokens=args.tokens,
+        n_gpu_layers=args.n_gpu_layers,
+        flash_attn=args.flash_attn,
+    )
     model = LlamaCppModel(path, settings)
     llm = model.llama
     assert model._template is not None

@@ -3,7 +3,10 @@
 Runs in a worker thread. The flow per token: sample (with the grammar once a call has started),
 evaluate, and while the visible content is still undecided ask the tool-call format whether a
 call is starting. When it is, generation rolls back to the start of the content and continues
-under the grammar on the same KV cache, so the call is constrained from its first token.
+under the grammar on the same KV cache, so the call is constrained from its first token. A call
+that opens after some text is handled the same way: generation rolls back to the token boundary
+before its opening marker, re-evaluates the part of that token that came before the marker, and
+writes the call under the grammar. Calls are only ever read from the constrained part.
 """
 
 from __future__ import annotations
@@ -48,7 +51,10 @@ class Completion:
     """What was generated, with the counters that prove the KV cache was reused."""
 
     text: str = ""
-    """Visible content: everything after the reasoning."""
+    """Visible content after the reasoning, without the constrained calls."""
+    call_text: str | None = None
+    """What was written under the call grammar; None when no call started (or one was
+    refused)."""
     reasoning: str | None = None
     raw: str = ""
     """Everything generated, exactly as it will be rendered back."""
@@ -108,6 +114,11 @@ class _Decoder:
     def content(self) -> str:
         return self.text[self._content_offset :]
 
+    @property
+    def content_offset(self) -> int:
+        """Character index in `text` where the content starts (0 until known)."""
+        return self._content_offset
+
     def push(self, tokens: list[int], generated_count: int) -> None:
         """Add the text of `tokens`; `generated_count` counts them already."""
         self._bytes += bytes(self._llm.detokenize(tokens, special=True))
@@ -155,6 +166,8 @@ def generate(llm: Any, sampler: TokenSampler, request: GenerationRequest) -> Com
     decoder = _Decoder(llm, request.prompt_opens_think)
     generated: list[int] = []
     decision: CallStart = "undecided" if request.grammar else "text"
+    look_for_later_calls = bool(request.grammar) and not request.constrain_from_start
+    call_at: int | None = None
     completion.finish_reason = "length"
     thinking_tokens = 0
     while len(generated) < request.max_tokens:
@@ -182,13 +195,65 @@ def generate(llm: Any, sampler: TokenSampler, request: GenerationRequest) -> Com
                 else request.call_format.call_start(decoder.content)
             )
             if decision == "call":
-                del generated[decoder.content_start :]
-                decoder.truncate(bytes(llm.detokenize(generated, special=True)))
-                _rollback(llm, prompt + generated, len(prompt) + len(generated))
-                refused = request.allow_call is not None and not request.allow_call()
-                completion.call_refused = refused
-                sampler.use_grammar(request.text_grammar if refused else request.grammar)
+                assert decoder.content_start is not None
+                _rewind(llm, prompt, generated, decoder, decoder.content_start, b"")
+                call_at = _start_call(sampler, request, completion, len(decoder.text))
+        elif decision == "text" and look_for_later_calls:
+            found = request.call_format.find_call(decoder.content)
+            if found is not None:
+                before = decoder.text[: decoder.content_offset + found].encode("utf-8")
+                keep = _tokens_within(llm, generated, len(before))
+                _rewind(llm, prompt, generated, decoder, keep, before)
+                decision = "call"
+                call_at = _start_call(sampler, request, completion, len(decoder.text))
     completion.decode_s = time.perf_counter() - decode_started
     completion.raw = decoder.text
-    completion.reasoning, completion.text = decoder.split()
+    completion.reasoning, content = decoder.split()
+    if call_at is None:
+        completion.text = content
+    else:
+        completion.text = decoder.text[decoder.content_offset : call_at].strip()
+        completion.call_text = decoder.text[call_at:]
     return completion
+
+
+def _start_call(
+    sampler: TokenSampler, request: GenerationRequest, completion: Completion, at: int
+) -> int | None:
+    """Switch to the call grammar (or, if the gate refuses, to plain text); where the call
+    starts, or None when refused."""
+    refused = request.allow_call is not None and not request.allow_call()
+    completion.call_refused = refused
+    sampler.use_grammar(request.text_grammar if refused else request.grammar)
+    return None if refused else at
+
+
+def _tokens_within(llm: Any, generated: list[int], byte_count: int) -> int:
+    """How many leading tokens of `generated` fit entirely within its first `byte_count` bytes."""
+    length = 0
+    for index, token in enumerate(generated):
+        length += len(llm.detokenize([token], special=True))
+        if length > byte_count:
+            return index
+    return len(generated)
+
+
+def _rewind(
+    llm: Any,
+    prompt: list[int],
+    generated: list[int],
+    decoder: _Decoder,
+    keep: int,
+    text_before: bytes,
+) -> None:
+    """Keep `generated[:keep]`, then re-evaluate whatever of `text_before` those tokens do not
+    cover (the start of a token that also held a call's opening), as tokens of their own."""
+    del generated[keep:]
+    kept = bytes(llm.detokenize(generated, special=True))
+    _rollback(llm, prompt + generated, len(prompt) + len(generated))
+    rest = text_before[len(kept) :] if text_before.startswith(kept) else b""
+    if rest:
+        extra = llm.tokenize(rest, add_bos=False, special=False)
+        generated.extend(extra)
+        llm.eval(extra)
+    decoder.truncate(bytes(llm.detokenize(generated, special=True)))

@@ -267,11 +267,18 @@ class LlamaCppModel:
         finally:
             sampler.close()
         content, calls, invalid = completion.text, [], []
-        if offered and not completion.call_refused:
-            parsed = self.call_format.parse(completion.text, offered, first_id=next(self._call_ids))
-            content, calls, invalid = parsed.content, parsed.calls, parsed.invalid
+        # Constrained decoding: calls come only from the part written under the grammar (JSON
+        # in the text before it is text). Free generation (a baseline): from anywhere.
+        constrained = self.settings.constrain_tool_calls
+        source = completion.call_text if constrained else completion.text
+        if offered and source is not None and not completion.call_refused:
+            parsed = self.call_format.parse(source, offered, first_id=next(self._call_ids))
+            calls, invalid = parsed.calls, parsed.invalid
+            content = _joined(completion.text, parsed.content) if constrained else parsed.content
             for _ in calls[1:]:
                 next(self._call_ids)
+        elif completion.call_text is not None:  # the grammar was the plain-text one
+            content = _joined(completion.text, completion.call_text.strip())
         return ModelResponse(
             content=content,
             reasoning=completion.reasoning,
@@ -301,6 +308,10 @@ def _warn_if_kv_cache_quantised(settings: ModelSettings) -> None:
             KVCacheWarning,
             stacklevel=3,  # the caller that created the model
         )
+
+
+def _joined(*parts: str) -> str:
+    return "\n\n".join(part for part in parts if part)
 
 
 def _offered_tools(tools: list[ToolSpec], tool_choice: ToolChoice) -> list[ToolSpec]:

@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 
 from agent import KVCacheWarning, LlamaCppModel, Message, ModelError, ModelSettings, UserError
+from agent.models.formats import HermesFormat
 from tools.base import tool
 from tools.builtin.calculator import calculator
 
@@ -69,6 +70,37 @@ async def test_constrained_call_is_schema_valid_where_free_generation_is_not(
     assert [c.name for c in constrained.tool_calls] == ["book_room"]
     jsonschema.validate(constrained.tool_calls[0].arguments, book_room.spec.parameters)
     assert constrained.finish_reason == "tool_calls"
+
+
+class CallAfterFirstWord(HermesFormat):
+    """Treats whatever follows the answer's first word as the opening of a call, so that a
+    call starts mid-text, in the middle of a token (" sea" holds the space before the word)."""
+
+    def find_call(self, content: str) -> int | None:
+        stripped = content.lstrip()
+        if " " not in stripped[1:]:
+            return None
+        return len(content) - len(stripped) + stripped.index(" ", 1) + 1
+
+
+@pytest.mark.slow
+async def test_a_call_that_opens_after_some_text_is_constrained_from_its_first_token(
+    embedded_path: Path,
+) -> None:
+    model = LlamaCppModel(
+        embedded_path, ModelSettings(temperature=0), call_format=CallAfterFirstWord()
+    )
+    story = [Message(role="user", content="Describe the sea in two sentences.")]
+    with anyio.fail_after(120):
+        response = await model.respond(story, [calculator.spec])
+    model.close()
+    first_word = response.raw.split()[0]
+    assert response.content == first_word
+    assert response.invalid_calls == []
+    assert [c.name for c in response.tool_calls] >= ["calculator"]
+    jsonschema.validate(response.tool_calls[0].arguments, calculator.spec.parameters)
+    # the text before the opening survives whole, the part of its token before the call included
+    assert response.raw.startswith(f"{first_word} ")
 
 
 @pytest.mark.slow

@@ -50,6 +50,11 @@ class ToolCallFormat(Protocol):
         """Decide from the start of the visible content whether the model is writing a call."""
         ...
 
+    def find_call(self, content: str) -> int | None:
+        """Where in `content` a call opens after some text (a complete opening marker), if it
+        does: generation rolls back to there and continues under the grammar."""
+        ...
+
     def grammar(self, tools: list[ToolSpec]) -> str:
         """GBNF that accepts one or more calls to `tools`, in this format, and nothing else."""
         ...

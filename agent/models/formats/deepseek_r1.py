@@ -92,6 +92,11 @@ class DeepSeekR1Format:
             return "undecided"
         return "text" if not text.startswith("<｜tool") else "undecided"
 
+    def find_call(self, content: str) -> int | None:
+        """The calls (or call) marker, also misspelled, anywhere in the text."""
+        match = _OPENING.search(content)
+        return match.start() if match else None
+
     def grammar(self, tools: list[ToolSpec]) -> str:
         """One calls block holding one or more calls, each bound to its tool's schema."""
         calls = " | ".join(f"call{index}" for index in range(len(tools)))

@@ -34,6 +34,9 @@ __all__ = ["HermesFormat"]
 _CALL_OPENING = re.compile(r"<tool_call>|```(?:json)?\s*(?:<tool_call>\s*)?[\[{]|\{")
 _MAYBE_FENCE = re.compile(r"`{1,2}|```(?:j(?:s(?:o(?:n)?)?)?)?\s*")
 _TAG = "<tool_call>"
+_LATER_CALL = re.compile(
+    r"<tool_call>|(?m:^)[ \t]*```(?:json)?[ \t]*\n?\s*(?:<tool_call>\s*)?[\[{]"
+)
 _BLOCK = re.compile(
     r"<tool_call>\s*(?P<tag>.*?)\s*(?:</tool_call>|\Z)"
     r"|```(?:json)?[ \t]*\n?(?P<fence>.*?)(?:```|\Z)",
@@ -54,6 +57,12 @@ class HermesFormat:
         if not text or _TAG.startswith(text) or _MAYBE_FENCE.fullmatch(text):
             return "undecided"
         return "text"
+
+    def find_call(self, content: str) -> int | None:
+        """A tag anywhere, or a JSON fence at the start of a line (a bare `{` in running text is
+        more often an example than a call)."""
+        match = _LATER_CALL.search(content)
+        return match.start() if match else None
 
     def render(self, template: ChatTemplate, messages: list[Message], tools: list[ToolSpec]) -> str:
         """The model's own template describes the tools."""
