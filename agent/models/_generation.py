@@ -23,6 +23,9 @@ from agent.models.formats.base import CallStart, ToolCallFormat
 
 __all__ = ["Completion", "GenerationRequest", "generate"]
 
+_MARKER_REACH = 64
+"""Characters of already searched content searched again, for a call marker still being written."""
+
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
 
@@ -168,6 +171,7 @@ def generate(llm: Any, sampler: TokenSampler, request: GenerationRequest) -> Com
     decision: CallStart = "undecided" if request.grammar else "text"
     look_for_later_calls = bool(request.grammar) and not request.constrain_from_start
     call_at: int | None = None
+    scanned = 0  # content before this index was searched for a later call already
     completion.finish_reason = "length"
     thinking_tokens = 0
     while len(generated) < request.max_tokens:
@@ -199,9 +203,11 @@ def generate(llm: Any, sampler: TokenSampler, request: GenerationRequest) -> Com
                 _rewind(llm, prompt, generated, decoder, decoder.content_start, b"")
                 call_at = _start_call(sampler, request, completion, len(decoder.text))
         elif decision == "text" and look_for_later_calls:
-            found = request.call_format.find_call(decoder.content)
+            content, start = decoder.content, scanned
+            found = request.call_format.find_call(content[start:])
+            scanned = max(0, len(content) - _MARKER_REACH)
             if found is not None:
-                before = decoder.text[: decoder.content_offset + found].encode("utf-8")
+                before = decoder.text[: decoder.content_offset + start + found].encode("utf-8")
                 keep = _tokens_within(llm, generated, len(before))
                 _rewind(llm, prompt, generated, decoder, keep, before)
                 decision = "call"
