@@ -15,12 +15,14 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from agent.cli_mcp import add_mcp_commands, add_mcp_options, mcp_command, mcp_toolsets
+from agent.cli_model import add_server_options, server_model
 from agent.errors import ModelError, RunError, UserError, VerityError
 from agent.hooks import CompositeHooks, RunHooks
 from agent.loop import run
 from agent.messages import RunResult
 from agent.models.embedded import embedded_model_path
 from agent.models.llama_cpp import LlamaCppModel, check_gguf_file
+from agent.models.openai_compat import OpenAICompatModel
 from agent.progress import ProgressPrinter
 from agent.settings import ModelSettings, RunSettings, default_trace_path
 from agent.solver import seeded_solver
@@ -72,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_verify_options(run_cmd)
     _add_trace_option(run_cmd)
     add_mcp_options(run_cmd)
+    add_server_options(run_cmd)
     model = run_cmd.add_argument_group("model settings")
     model.add_argument("--n-ctx", type=int, help="context window in tokens (8192)")
     model.add_argument("--threads", type=int, help="CPU threads (llama.cpp's choice)")
@@ -178,6 +181,9 @@ def _run_command(args: argparse.Namespace) -> int:
                         "verity run \"What is 1234 * 5678 + 17?\"", field="task")  # fmt: skip
     if args.max_steps < 1:
         raise UserError(f"--max-steps must be at least 1, not {args.max_steps}.", field="max_steps")
+    remote = server_model(args)
+    if remote is not None:
+        return _run_on_server(args, remote)
     if args.verifier_model is not None:  # before the embedded model is fetched for nothing
         check_gguf_file(args.verifier_model, option="--verifier-model")
     configured = args.model or (
@@ -210,6 +216,24 @@ def _run_command(args: argparse.Namespace) -> int:
         if judge is not model:
             judge.close()
     _print_result(result, store, as_json=args.json)
+    return 0
+
+
+def _run_on_server(args: argparse.Namespace, model: OpenAICompatModel) -> int:
+    store = TraceStore(args.trace_db or default_trace_path())
+    recorder = TraceRecorder(store)
+    hooks = [recorder] if args.quiet else [recorder, ProgressPrinter()]
+    toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, model)]
+    settings = RunSettings(max_steps=args.max_steps, check_tool_arguments=args.check_tool_arguments)
+
+    async def run_and_close() -> RunResult:
+        try:
+            return await run(args.task, model=model, toolsets=toolsets, settings=settings,
+                             hooks=CompositeHooks(hooks))  # fmt: skip
+        finally:
+            await model.aclose()
+
+    _print_result(anyio.run(run_and_close), store, as_json=args.json)
     return 0
 
 
