@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,10 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from agent.errors import KVCacheWarning, ModelError, UserError
+from agent.errors import ModelError, UserError
 from agent.messages import Message, ModelResponse, Usage
 from agent.models._generation import GenerationRequest, generate
+from agent.models._llama_setup import check_gguf_file, llama_kwargs, warn_if_kv_cache_quantised
 from agent.models._relevance import RelevanceGate
 from agent.models._sampling import GrammarRejectedError, TokenSampler
 from agent.models._template import ChatTemplate
@@ -25,68 +25,8 @@ from tools.base import ToolSpec
 
 __all__ = ["LlamaCppModel", "check_gguf_file", "llama_kwargs"]
 
-_KV_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8,
-             "iq4_nl": 20, "bf16": 30}  # fmt: skip
-_FULL_PRECISION_KV = {"f32", "f16", "bf16"}
 _SAMPLING_FIELDS = {"temperature", "top_p", "top_k", "min_p", "seed", "max_tokens",
                     "max_thinking_tokens"}  # fmt: skip
-
-_UNSET_OPTION = {
-    "--model": " (or VERITY_MODEL), or leave both unset to use the embedded default model",
-    "--verifier-model": ", or leave it out to verify with the run's own model",
-}
-
-
-def check_gguf_file(path: Path, *, option: str = "--model") -> None:
-    """Fail early, with what to do, when `path` cannot be a GGUF model.
-
-    Args:
-        path: The model file.
-        option: The command-line option that named it; messages and the error's field name it.
-
-    Raises:
-        UserError: the file is missing, is a directory, or does not start with the GGUF magic.
-    """
-    field = option.removeprefix("--").replace("-", "_")
-    name = "Model" if option == "--model" else f"The {option}"
-    if not path.exists():
-        unset = _UNSET_OPTION.get(option, ", or leave it out")
-        raise UserError(
-            f"{name} file {str(path)!r} does not exist. Pass the path of a GGUF file with "
-            f"{option}{unset}.",
-            field=field,
-        )
-    if not path.is_file():
-        raise UserError(f"{name} path {str(path)!r} is a directory, not a GGUF file.", field=field)
-    with path.open("rb") as handle:
-        magic = handle.read(4)
-    if magic != b"GGUF":
-        raise UserError(
-            f"{name} file {str(path)!r} is not a GGUF file (it does not start with 'GGUF'). "
-            "Verity runs llama.cpp GGUF models; convert or download the model in GGUF format.",
-            field=field,
-        )
-
-
-def llama_kwargs(settings: ModelSettings) -> dict[str, Any]:
-    """The `llama_cpp.Llama` arguments for `settings`, GPU options included."""
-    kwargs: dict[str, Any] = {
-        "n_ctx": settings.n_ctx,
-        "n_batch": settings.n_batch,
-        "n_threads": settings.n_threads,
-        "n_gpu_layers": settings.n_gpu_layers,
-        "main_gpu": settings.main_gpu,
-        "tensor_split": settings.tensor_split,
-        "flash_attn": settings.flash_attn,
-        "offload_kqv": settings.offload_kqv,
-        "seed": settings.seed,
-        "verbose": False,
-    }
-    if settings.type_k is not None:
-        kwargs["type_k"] = _KV_TYPES[settings.type_k]
-    if settings.type_v is not None:
-        kwargs["type_v"] = _KV_TYPES[settings.type_v]
-    return kwargs
 
 
 class LlamaCppModel:
@@ -105,7 +45,7 @@ class LlamaCppModel:
         self.path = Path(model_path)
         check_gguf_file(self.path)
         self.settings = settings or ModelSettings()
-        _warn_if_kv_cache_quantised(self.settings)
+        warn_if_kv_cache_quantised(self.settings)
         self._chosen_format = call_format
         self.call_format: ToolCallFormat = call_format or HermesFormat()
         """The tool-call format; chosen from the GGUF's chat template when not given."""
@@ -295,18 +235,6 @@ class LlamaCppModel:
                 decode_s=completion.decode_s,
             ),
             model=self.name,
-        )
-
-
-def _warn_if_kv_cache_quantised(settings: ModelSettings) -> None:
-    chosen = {"type_k": settings.type_k, "type_v": settings.type_v}
-    quantised = [f"{k}={v}" for k, v in chosen.items() if v and v not in _FULL_PRECISION_KV]
-    if quantised:
-        warnings.warn(
-            f"A quantised KV cache ({', '.join(quantised)}) degrades tool calling: expect wrong "
-            "tools and arguments more often. Use f16 (the default) unless memory forces it.",
-            KVCacheWarning,
-            stacklevel=3,  # the caller that created the model
         )
 
 

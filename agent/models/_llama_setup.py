@@ -1,0 +1,86 @@
+"""Before llama.cpp loads a model: is the file a GGUF, and which arguments do the settings
+give `llama_cpp.Llama` (GPU options included)?"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from agent.errors import KVCacheWarning, UserError
+from agent.settings import ModelSettings
+
+__all__ = ["check_gguf_file", "llama_kwargs", "warn_if_kv_cache_quantised"]
+
+_KV_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8,
+             "iq4_nl": 20, "bf16": 30}  # fmt: skip
+_FULL_PRECISION_KV = {"f32", "f16", "bf16"}
+
+_UNSET_OPTION = {
+    "--model": " (or VERITY_MODEL), or leave both unset to use the embedded default model",
+    "--verifier-model": ", or leave it out to verify with the run's own model",
+}
+
+
+def check_gguf_file(path: Path, *, option: str = "--model") -> None:
+    """Fail early, with what to do, when `path` cannot be a GGUF model.
+
+    Args:
+        path: The model file.
+        option: The command-line option that named it; messages and the error's field name it.
+
+    Raises:
+        UserError: the file is missing, is a directory, or does not start with the GGUF magic.
+    """
+    field = option.removeprefix("--").replace("-", "_")
+    name = "Model" if option == "--model" else f"The {option}"
+    if not path.exists():
+        unset = _UNSET_OPTION.get(option, ", or leave it out")
+        raise UserError(
+            f"{name} file {str(path)!r} does not exist. Pass the path of a GGUF file with "
+            f"{option}{unset}.",
+            field=field,
+        )
+    if not path.is_file():
+        raise UserError(f"{name} path {str(path)!r} is a directory, not a GGUF file.", field=field)
+    with path.open("rb") as handle:
+        magic = handle.read(4)
+    if magic != b"GGUF":
+        raise UserError(
+            f"{name} file {str(path)!r} is not a GGUF file (it does not start with 'GGUF'). "
+            "Verity runs llama.cpp GGUF models; convert or download the model in GGUF format.",
+            field=field,
+        )
+
+
+def llama_kwargs(settings: ModelSettings) -> dict[str, Any]:
+    """The `llama_cpp.Llama` arguments for `settings`, GPU options included."""
+    kwargs: dict[str, Any] = {
+        "n_ctx": settings.n_ctx,
+        "n_batch": settings.n_batch,
+        "n_threads": settings.n_threads,
+        "n_gpu_layers": settings.n_gpu_layers,
+        "main_gpu": settings.main_gpu,
+        "tensor_split": settings.tensor_split,
+        "flash_attn": settings.flash_attn,
+        "offload_kqv": settings.offload_kqv,
+        "seed": settings.seed,
+        "verbose": False,
+    }
+    if settings.type_k is not None:
+        kwargs["type_k"] = _KV_TYPES[settings.type_k]
+    if settings.type_v is not None:
+        kwargs["type_v"] = _KV_TYPES[settings.type_v]
+    return kwargs
+
+
+def warn_if_kv_cache_quantised(settings: ModelSettings) -> None:
+    chosen = {"type_k": settings.type_k, "type_v": settings.type_v}
+    quantised = [f"{k}={v}" for k, v in chosen.items() if v and v not in _FULL_PRECISION_KV]
+    if quantised:
+        warnings.warn(
+            f"A quantised KV cache ({', '.join(quantised)}) degrades tool calling: expect wrong "
+            "tools and arguments more often. Use f16 (the default) unless memory forces it.",
+            KVCacheWarning,
+            stacklevel=3,  # the caller that created the model
+        )
