@@ -1,7 +1,7 @@
 """Verity: a runtime that turns a locally hosted reasoning model into a dependable agent."""
 
-from agent.answers import extract_boxed
-from agent.errors import (
+from verity.answers import extract_boxed
+from verity.errors import (
     KVCacheWarning,
     MCPServerError,
     ModelError,
@@ -10,16 +10,16 @@ from agent.errors import (
     UserError,
     VerityError,
 )
-from agent.hooks import CompositeHooks, RunHooks
-from agent.loop import iter_run, run, run_sync
-from agent.mcp_config import (
+from verity.hooks import CompositeHooks, RunHooks
+from verity.loop import iter_run, run, run_sync
+from verity.mcp_config import (
     MCPConfig,
     default_mcp_config_path,
     load_mcp_config,
     model_sampling_handler,
     parse_mcp_config,
 )
-from agent.messages import (
+from verity.messages import (
     FinalStep,
     Message,
     ModelResponse,
@@ -32,14 +32,14 @@ from agent.messages import (
     Verdict,
     VerifyStep,
 )
-from agent.models.base import Model
-from agent.models.embedded import embedded_model_path
-from agent.models.llama_cpp import LlamaCppModel
-from agent.models.openai_compat import OpenAICompatModel
-from agent.settings import ModelSettings, RunSettings
-from agent.solver import seeded_solver
-from agent.trace.store import TraceRecorder, TraceStore
-from agent.verify import (
+from verity.models.base import Model
+from verity.models.embedded import embedded_model_path
+from verity.models.llama_cpp import LlamaCppModel
+from verity.models.openai_compat import OpenAICompatModel
+from verity.settings import ModelSettings, RunSettings
+from verity.solver import seeded_solver
+from verity.trace.store import TraceRecorder, TraceStore
+from verity.verify import (
     AcceptAll,
     AllOf,
     AnyOf,

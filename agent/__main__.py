@@ -1,7 +1,7 @@
-"""`python -m agent` is the `verity` command."""
+"""`python -m verity` is the `verity` command."""
 
 import sys
 
-from agent.cli import main
+from verity.cli import main
 
 sys.exit(main())

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 
 import anyio
 
-from agent.errors import UserError
-from agent.hooks import RunHooks
-from agent.messages import ToolCall
-from agent.settings import RunSettings
-from tools.base import ToolResult, ToolSpec
-from tools.toolset import Toolset, call_tool
+from verity.errors import UserError
+from verity.hooks import RunHooks
+from verity.messages import ToolCall
+from verity.settings import RunSettings
+from verity.tools.base import ToolResult, ToolSpec
+from verity.tools.toolset import Toolset, call_tool
 
 __all__ = ["Owners", "run_tools", "tool_owners"]
 

@@ -14,22 +14,22 @@ import anyio
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from agent.cli_mcp import add_mcp_commands, add_mcp_options, mcp_command, mcp_toolsets
-from agent.cli_model import add_server_options, server_model
-from agent.errors import ModelError, RunError, UserError, VerityError
-from agent.hooks import CompositeHooks, RunHooks
-from agent.loop import run
-from agent.messages import RunResult
-from agent.models.embedded import embedded_model_path
-from agent.models.llama_cpp import LlamaCppModel, check_gguf_file
-from agent.models.openai_compat import OpenAICompatModel
-from agent.progress import ProgressPrinter
-from agent.settings import ModelSettings, RunSettings, default_trace_path
-from agent.solver import seeded_solver
-from agent.trace.store import TraceRecorder, TraceStore
-from agent.verify import VERIFY_SPECS, Verifier, build_verifier
-from tools.builtin.calculator import calculator
-from tools.toolset import FunctionToolset, Toolset
+from verity.cli_mcp import add_mcp_commands, add_mcp_options, mcp_command, mcp_toolsets
+from verity.cli_model import add_server_options, server_model
+from verity.errors import ModelError, RunError, UserError, VerityError
+from verity.hooks import CompositeHooks, RunHooks
+from verity.loop import run
+from verity.messages import RunResult
+from verity.models.embedded import embedded_model_path
+from verity.models.llama_cpp import LlamaCppModel, check_gguf_file
+from verity.models.openai_compat import OpenAICompatModel
+from verity.progress import ProgressPrinter
+from verity.settings import ModelSettings, RunSettings, default_trace_path
+from verity.solver import seeded_solver
+from verity.tools.builtin.calculator import calculator
+from verity.tools.toolset import FunctionToolset, Toolset
+from verity.trace.store import TraceRecorder, TraceStore
+from verity.verify import VERIFY_SPECS, Verifier, build_verifier
 
 __all__ = ["main"]
 

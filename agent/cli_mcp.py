@@ -22,22 +22,22 @@ import anyio
 import platformdirs
 from mcp import MCPError
 
-from agent.errors import MCPServerError, UserError
-from agent.mcp_config import (
+from verity.errors import MCPServerError, UserError
+from verity.mcp_config import (
     MCPConfig,
     default_mcp_config_path,
     load_mcp_config,
     model_sampling_handler,
 )
-from agent.models.base import Model
-from tools.approval import Answer, ApprovalPolicy, ApprovalStore, ApprovalToolset
-from tools.base import ToolError, ToolSpec
-from tools.mcp import (
+from verity.models.base import Model
+from verity.tools.approval import Answer, ApprovalPolicy, ApprovalStore, ApprovalToolset
+from verity.tools.base import ToolError, ToolSpec
+from verity.tools.mcp import (
     ElicitationAnswer,
     ElicitationRequest,
     MCPToolset,
 )
-from tools.toolset import Toolset
+from verity.tools.toolset import Toolset
 
 __all__ = ["add_mcp_commands", "add_mcp_options", "mcp_command", "mcp_toolsets"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from agent.errors import UserError
-from agent.models.openai_compat import OpenAICompatModel
+from verity.errors import UserError
+from verity.models.openai_compat import OpenAICompatModel
 
 __all__ = ["add_server_options", "server_model"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from agent.messages import Message, ModelResponse, ToolCall, Verdict
-from tools.base import ToolResult
+from verity.messages import Message, ModelResponse, ToolCall, Verdict
+from verity.tools.base import ToolResult
 
 __all__ = ["CompositeHooks", "RunHooks", "RunStatus"]
 

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 
 import anyio
 
-from agent._dispatch import run_tools, tool_owners
-from agent.answers import boxed_answer
-from agent.errors import RunLimitExceeded, UserError
-from agent.hooks import RunHooks, RunStatus
-from agent.messages import (
+from verity._dispatch import run_tools, tool_owners
+from verity.answers import boxed_answer
+from verity.errors import RunLimitExceeded, UserError
+from verity.hooks import RunHooks, RunStatus
+from verity.messages import (
     FinalStep,
     Message,
     ModelResponse,
@@ -26,12 +26,12 @@ from agent.messages import (
     Usage,
     VerifyStep,
 )
-from agent.models.base import Model, ToolChoice
-from agent.prompts import load_prompt
-from agent.settings import RunSettings
-from agent.verify import AcceptAll, Verifier, VerifyRounds, candidate_of, check_calls
-from tools.base import ToolResult
-from tools.toolset import Toolset
+from verity.models.base import Model, ToolChoice
+from verity.prompts import load_prompt
+from verity.settings import RunSettings
+from verity.tools.base import ToolResult
+from verity.tools.toolset import Toolset
+from verity.verify import AcceptAll, Verifier, VerifyRounds, candidate_of, check_calls
 
 __all__ = ["iter_run", "new_run_id", "run", "run_sync"]
 

@@ -25,10 +25,10 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
-from agent.errors import UserError
-from agent.messages import Message
-from agent.models.base import Model
-from tools.mcp import HTTPServer, SamplingHandler, SamplingRequest, ServerSpec, StdioServer
+from verity.errors import UserError
+from verity.messages import Message
+from verity.models.base import Model
+from verity.tools.mcp import HTTPServer, SamplingHandler, SamplingRequest, ServerSpec, StdioServer
 
 _Fail = Callable[[str, str], UserError]
 

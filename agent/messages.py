@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.base import ToolResult
+from verity.tools.base import ToolResult
 
 __all__ = [
     "FinalStep",

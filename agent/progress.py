@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from agent.hooks import RunHooks, RunStatus
-from agent.messages import Message, ModelResponse, ToolCall, Verdict
-from tools.base import ToolResult
+from verity.hooks import RunHooks, RunStatus
+from verity.messages import Message, ModelResponse, ToolCall, Verdict
+from verity.tools.base import ToolResult
 
 __all__ = ["ProgressPrinter"]
 

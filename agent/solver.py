@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from agent.errors import ModelError, RunLimitExceeded
-from agent.hooks import RunHooks
-from agent.loop import iter_run, new_run_id
-from agent.messages import FinalStep, ModelStep, Sample, Usage
-from agent.models.base import Model
-from agent.settings import RunSettings
-from agent.verify import Solver
-from tools.toolset import Toolset
+from verity.errors import ModelError, RunLimitExceeded
+from verity.hooks import RunHooks
+from verity.loop import iter_run, new_run_id
+from verity.messages import FinalStep, ModelStep, Sample, Usage
+from verity.models.base import Model
+from verity.settings import RunSettings
+from verity.tools.toolset import Toolset
+from verity.verify import Solver
 
 __all__ = ["seeded_solver"]
 

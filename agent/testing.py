@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent.messages import Message, ModelResponse, ToolCall
-from agent.models.base import ToolChoice
-from tools.base import ToolSpec
+from verity.messages import Message, ModelResponse, ToolCall
+from verity.models.base import ToolChoice
+from verity.tools.base import ToolSpec
 
 __all__ = ["ScriptedModel", "ScriptExhaustedError", "answer", "calls"]
 

@@ -29,10 +29,10 @@ import jsonschema
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent import LlamaCppModel, Message, ModelSettings, embedded_model_path
-from agent.models.formats.base import call_schema
 from bench.bfcl_scoring import CATEGORIES, Case, Outcome, is_correct, load_cases, to_json_schema
-from tools.base import ToolSpec
+from verity import LlamaCppModel, Message, ModelSettings, embedded_model_path
+from verity.models.formats.base import call_schema
+from verity.tools.base import ToolSpec
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / "bfcl"
 System = Callable[[Case], Outcome]

@@ -3,10 +3,10 @@
     PYTHONPATH=. python bench/mcp_latency.py [--calls 300] [--concurrency 16]
 
 Both sides call `echo` of tests/fixtures/faulty_server.py (an MCPServer) over stdio and over
-streamable HTTP on 127.0.0.1. Verity's side goes through `tools.toolset.call_tool`, the path a
-run takes (name lookup, timeout scope, error boundary, rendering). Prints p50/p99 per call, the
-ratio to the raw client (target <= 1.10), wall time for N concurrent calls, and the time from a
-server crash mid-call to the error result.
+streamable HTTP on 127.0.0.1. Verity's side goes through `verity.tools.toolset.call_tool`, the
+path a run takes (name lookup, timeout scope, error boundary, rendering). Prints p50/p99 per
+call, the ratio to the raw client (target <= 1.10), wall time for N concurrent calls, and the
+time from a server crash mid-call to the error result.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from pathlib import Path
 import anyio
 from mcp import Client, StdioServerParameters
 
-from tools.mcp import HTTPServer, MCPToolset, ServerSpec, StdioServer
-from tools.toolset import call_tool
+from verity.tools.mcp import HTTPServer, MCPToolset, ServerSpec, StdioServer
+from verity.tools.toolset import call_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {"PYTHONPATH": str(ROOT)}

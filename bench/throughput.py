@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import llama_cpp
 from llama_cpp import LlamaGrammar
 
-from agent import LlamaCppModel, Message, ModelSettings, embedded_model_path
-from tools.builtin.calculator import calculator
+from verity import LlamaCppModel, Message, ModelSettings, embedded_model_path
+from verity.tools.builtin.calculator import calculator
 
 # A few hundred prompt tokens, so prefill time is not dominated by per-call overhead and noise.
 SETTING = " ".join(

@@ -28,7 +28,7 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent import (
+from verity import (
     LlamaCppModel,
     Message,
     ModelError,
@@ -41,12 +41,12 @@ from agent import (
     embedded_model_path,
     iter_run,
 )
-from agent.models.base import ToolChoice
-from agent.solver import seeded_solver
-from agent.verify import build_verifier, normalise_answer
-from tools.base import ToolSpec
-from tools.builtin.calculator import calculator
-from tools.toolset import FunctionToolset
+from verity.models.base import ToolChoice
+from verity.solver import seeded_solver
+from verity.tools.base import ToolSpec
+from verity.tools.builtin.calculator import calculator
+from verity.tools.toolset import FunctionToolset
+from verity.verify import build_verifier, normalise_answer
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / "gsm8k"
 INSTRUCTION = "\n\nUse the calculator for the arithmetic. End with: The answer is <number>."

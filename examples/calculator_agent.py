@@ -1,8 +1,8 @@
 """Ask the embedded model an arithmetic question; it answers with the calculator tool."""
 
-from agent import LlamaCppModel, ModelSettings, embedded_model_path, run_sync
-from tools.builtin.calculator import calculator
-from tools.toolset import FunctionToolset
+from verity import LlamaCppModel, ModelSettings, embedded_model_path, run_sync
+from verity.tools.builtin.calculator import calculator
+from verity.tools.toolset import FunctionToolset
 
 model = LlamaCppModel(embedded_model_path(), ModelSettings(temperature=0))
 result = run_sync(

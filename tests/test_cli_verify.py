@@ -9,9 +9,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from agent import ModelResponse, TraceRecorder, TraceStore, Verdict, embedded_model_path
-from agent.messages import Finding, Sample
 from tests.test_cli import verity
+from verity import ModelResponse, TraceRecorder, TraceStore, Verdict, embedded_model_path
+from verity.messages import Finding, Sample
 
 
 def test_an_unknown_verify_spec_exits_2_with_the_choices_and_no_traceback(tmp_path: Path) -> None:

@@ -31,3 +31,18 @@ def test_calculator_example_is_checked_for_its_answer() -> None:
     assert (
         "17 boxes of 24 apples" in (PROJECT_ROOT / "examples" / "calculator_agent.py").read_text()
     )
+
+
+@pytest.mark.slow
+def test_example_runs_beside_a_users_own_tools_and_agent_modules(tmp_path: Path) -> None:
+    example = PROJECT_ROOT / "examples" / "calculator_agent.py"
+    (tmp_path / "calculator_agent.py").write_text(example.read_text())
+    for own in ("tools.py", "agent.py", "servers.py"):
+        (tmp_path / own).write_text(f"raise RuntimeError('Verity imported the user\\'s {own}')\n")
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "VERITY_TRACE_DB": str(tmp_path / "t.db")}
+    done = subprocess.run(
+        [sys.executable, "calculator_agent.py"], cwd=tmp_path, env=env, capture_output=True,
+        text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "408" in done.stdout

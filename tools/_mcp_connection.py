@@ -37,8 +37,8 @@ from mcp.types import (
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from tools._mcp_types import HTTPServer, ServerSpec, StdioServer
-from tools.base import ToolError
+from verity.tools._mcp_types import HTTPServer, ServerSpec, StdioServer
+from verity.tools.base import ToolError
 
 __all__ = ["ClientOptions", "ServerConnection", "ServerUnavailable"]
 

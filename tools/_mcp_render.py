@@ -24,7 +24,7 @@ from mcp.types import (
     Tool,
 )
 
-from tools.base import ToolSpec
+from verity.tools.base import ToolSpec
 
 __all__ = [
     "GET_PROMPT",

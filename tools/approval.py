@@ -18,8 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from tools.base import ToolError, ToolResult, ToolSpec
-from tools.toolset import Toolset
+from verity.tools.base import ToolError, ToolResult, ToolSpec
+from verity.tools.toolset import Toolset
 
 __all__ = [
     "Answer",

@@ -5,7 +5,7 @@ handshake with the rest). Servers connect concurrently; one that fails is report
 `status()` and skipped. Every request has a timeout that sends a cancellation; a server that
 dies is restarted for the next call (bounded, with backoff); closing kills each stdio server's
 whole process group after a grace period. Failures are raised as `ToolError`s for
-`tools.toolset.call_tool` to hand to the model.
+`verity.tools.toolset.call_tool` to hand to the model.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from mcp.types import (
     Tool,
 )
 
-from tools._mcp_callbacks import answer_with_defaults, client_callbacks
-from tools._mcp_connection import ClientOptions, ServerConnection, ServerUnavailable
-from tools._mcp_render import (
+from verity.tools._mcp_callbacks import answer_with_defaults, client_callbacks
+from verity.tools._mcp_connection import ClientOptions, ServerConnection, ServerUnavailable
+from verity.tools._mcp_render import (
     GET_PROMPT,
     READ_RESOURCE,
     get_prompt_spec,
@@ -36,7 +36,7 @@ from tools._mcp_render import (
     render_resource_contents,
     tool_spec,
 )
-from tools._mcp_types import (
+from verity.tools._mcp_types import (
     ElicitationAnswer,
     ElicitationHandler,
     ElicitationRequest,
@@ -46,7 +46,7 @@ from tools._mcp_types import (
     ServerSpec,
     StdioServer,
 )
-from tools.base import ToolError, ToolResult, ToolSpec
+from verity.tools.base import ToolError, ToolResult, ToolSpec
 
 __all__ = [
     "ElicitationAnswer",

@@ -10,7 +10,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 import anyio
 import pydantic
 
-from tools.base import FunctionTool, ToolError, ToolResult, ToolSpec
+from verity.tools.base import FunctionTool, ToolError, ToolResult, ToolSpec
 
 __all__ = ["DEFAULT_MAX_OUTPUT_CHARS", "FunctionToolset", "Toolset", "call_tool"]
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import anyio.from_thread
 
-from agent.models._sampling import TokenSampler
-from agent.models.formats.base import CallStart, ToolCallFormat
+from verity.models._sampling import TokenSampler
+from verity.models.formats.base import CallStart, ToolCallFormat
 
 __all__ = ["Completion", "GenerationRequest", "generate"]
 

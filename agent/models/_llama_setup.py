@@ -7,8 +7,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from agent.errors import KVCacheWarning, UserError
-from agent.settings import ModelSettings
+from verity.errors import KVCacheWarning, UserError
+from verity.settings import ModelSettings
 
 __all__ = ["check_gguf_file", "llama_kwargs", "warn_if_kv_cache_quantised"]
 

@@ -17,9 +17,9 @@ import llama_cpp
 import numpy as np
 from llama_cpp import _internals
 
-from agent.messages import Message
-from agent.models._template import ChatTemplate
-from tools.base import ToolSpec
+from verity.messages import Message
+from verity.models._template import ChatTemplate
+from verity.tools.base import ToolSpec
 
 __all__ = ["RelevanceGate"]
 

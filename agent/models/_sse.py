@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agent.errors import ModelError
+from verity.errors import ModelError
 
 __all__ = ["DeltaKind", "StreamedMessage"]
 

@@ -9,10 +9,10 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from agent.errors import ModelError
-from agent.messages import Message
-from agent.models.base import function_tool
-from tools.base import ToolSpec
+from verity.errors import ModelError
+from verity.messages import Message
+from verity.models.base import function_tool
+from verity.tools.base import ToolSpec
 
 __all__ = ["ChatTemplate"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from agent.messages import Message, ModelResponse
-from tools.base import ToolSpec
+from verity.messages import Message, ModelResponse
+from verity.tools.base import ToolSpec
 
 __all__ = ["Model", "ToolChoice", "function_tool"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import platformdirs
 
-from agent.errors import UserError
+from verity.errors import UserError
 
 __all__ = ["EMBEDDED_MODEL", "EmbeddedModel", "embedded_model_path"]
 

@@ -11,17 +11,17 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from agent.errors import ModelError, UserError
-from agent.messages import Message, ModelResponse, Usage
-from agent.models._generation import GenerationRequest, generate
-from agent.models._llama_setup import check_gguf_file, llama_kwargs, warn_if_kv_cache_quantised
-from agent.models._relevance import RelevanceGate
-from agent.models._sampling import GrammarRejectedError, TokenSampler
-from agent.models._template import ChatTemplate
-from agent.models.base import ToolChoice
-from agent.models.formats import HermesFormat, ToolCallFormat, select_format
-from agent.settings import ModelSettings
-from tools.base import ToolSpec
+from verity.errors import ModelError, UserError
+from verity.messages import Message, ModelResponse, Usage
+from verity.models._generation import GenerationRequest, generate
+from verity.models._llama_setup import check_gguf_file, llama_kwargs, warn_if_kv_cache_quantised
+from verity.models._relevance import RelevanceGate
+from verity.models._sampling import GrammarRejectedError, TokenSampler
+from verity.models._template import ChatTemplate
+from verity.models.base import ToolChoice
+from verity.models.formats import HermesFormat, ToolCallFormat, select_format
+from verity.settings import ModelSettings
+from verity.tools.base import ToolSpec
 
 __all__ = ["LlamaCppModel", "check_gguf_file", "llama_kwargs"]
 

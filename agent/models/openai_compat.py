@@ -19,13 +19,13 @@ from typing import Any
 import anyio
 import httpx
 
-from agent.errors import ModelError, UserError
-from agent.messages import Message, ModelResponse, ToolCall, Usage
-from agent.models._sse import DeltaKind, StreamedMessage
-from agent.models.base import ToolChoice, function_tool
-from agent.models.formats import HermesFormat, ToolCallFormat
-from agent.models.formats.base import validate_call
-from tools.base import ToolSpec
+from verity.errors import ModelError, UserError
+from verity.messages import Message, ModelResponse, ToolCall, Usage
+from verity.models._sse import DeltaKind, StreamedMessage
+from verity.models.base import ToolChoice, function_tool
+from verity.models.formats import HermesFormat, ToolCallFormat
+from verity.models.formats.base import validate_call
+from verity.tools.base import ToolSpec
 
 __all__ = ["DeltaKind", "OpenAICompatModel"]
 

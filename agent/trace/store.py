@@ -13,11 +13,11 @@ import anyio
 import anyio.to_thread
 import sqlite_utils
 
-from agent.errors import UserError
-from agent.hooks import RunHooks, RunStatus
-from agent.messages import Message, ModelResponse, Sample, ToolCall, Verdict
-from agent.trace.migrations import migrate
-from tools.base import ToolResult
+from verity.errors import UserError
+from verity.hooks import RunHooks, RunStatus
+from verity.messages import Message, ModelResponse, Sample, ToolCall, Verdict
+from verity.tools.base import ToolResult
+from verity.trace.migrations import migrate
 
 __all__ = ["TraceRecorder", "TraceStore"]
 

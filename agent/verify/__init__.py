@@ -7,12 +7,12 @@ model. Built-ins: `SelfCheck` (claims checked against the evidence, then judged 
 `AllOf` / `AnyOf`.
 """
 
-from agent.verify._base import AcceptAll, Candidate, Verifier, VerifyRounds, candidate_of
-from agent.verify._claims import normalise_answer
-from agent.verify._compose import AllOf, AnyOf, Check, Programmatic
-from agent.verify._consensus import Consensus, Solver
-from agent.verify._self_check import VERDICT_TOOL, SelfCheck
-from agent.verify._spec import VERIFY_SPECS, build_verifier, check_calls
+from verity.verify._base import AcceptAll, Candidate, Verifier, VerifyRounds, candidate_of
+from verity.verify._claims import normalise_answer
+from verity.verify._compose import AllOf, AnyOf, Check, Programmatic
+from verity.verify._consensus import Consensus, Solver
+from verity.verify._self_check import VERDICT_TOOL, SelfCheck
+from verity.verify._spec import VERIFY_SPECS, build_verifier, check_calls
 
 __all__ = [
     "VERDICT_TOOL",

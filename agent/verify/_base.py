@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from agent.messages import Message, ModelResponse, ToolCall, Verdict
-from tools.base import ToolResult
+from verity.messages import Message, ModelResponse, ToolCall, Verdict
+from verity.tools.base import ToolResult
 
 __all__ = ["AcceptAll", "Candidate", "Verifier", "VerifyRounds", "candidate_of"]
 

@@ -14,10 +14,10 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from agent.answers import extract_boxed
-from agent.messages import Finding, ToolCall
-from tools.base import ToolError, ToolResult
-from tools.builtin.calculator import evaluate
+from verity.answers import extract_boxed
+from verity.messages import Finding, ToolCall
+from verity.tools.base import ToolError, ToolResult
+from verity.tools.builtin.calculator import evaluate
 
 __all__ = [
     "arithmetic_claims",

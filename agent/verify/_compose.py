@@ -5,8 +5,8 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 
-from agent.messages import Finding, Verdict
-from agent.verify._base import Candidate, Verifier
+from verity.messages import Finding, Verdict
+from verity.verify._base import Candidate, Verifier
 
 __all__ = ["AllOf", "AnyOf", "Check", "Programmatic"]
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
-from agent.errors import UserError
-from agent.messages import Finding, Sample, Verdict
-from agent.verify._base import Candidate
-from agent.verify._claims import normalise_answer
+from verity.errors import UserError
+from verity.messages import Finding, Sample, Verdict
+from verity.verify._base import Candidate
+from verity.verify._claims import normalise_answer
 
 __all__ = ["Consensus", "Solver"]
 
 Solver = Callable[[str, int], Awaitable[str | Sample]]
 """Answers `task` in a fresh attempt sampled with `seed`: the answer ("" when the attempt gave
-none), or a `Sample` that also names its traced run and tokens. `agent.solver.seeded_solver`
+none), or a `Sample` that also names its traced run and tokens. `verity.solver.seeded_solver`
 builds one from a model."""
 
 

@@ -6,18 +6,18 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from agent.messages import Finding, Message, Verdict
-from agent.models.base import Model
-from agent.prompts import load_prompt
-from agent.verify._base import Candidate
-from agent.verify._claims import (
+from verity.messages import Finding, Message, Verdict
+from verity.models.base import Model
+from verity.prompts import load_prompt
+from verity.tools.base import ToolSpec
+from verity.tools.toolset import Toolset, call_tool
+from verity.verify._base import Candidate
+from verity.verify._claims import (
     arithmetic_claims,
     check_arguments,
     check_coverage,
     check_numbers,
 )
-from tools.base import ToolSpec
-from tools.toolset import Toolset, call_tool
 
 __all__ = ["VERDICT_TOOL", "SelfCheck"]
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent.errors import UserError
-from agent.messages import ToolCall, Verdict
-from agent.models.base import Model
-from agent.verify._base import Verifier
-from agent.verify._claims import check_arguments
-from agent.verify._compose import AllOf, AnyOf
-from agent.verify._consensus import Consensus, Solver
-from agent.verify._self_check import SelfCheck
-from tools.base import ToolResult
-from tools.toolset import Toolset
+from verity.errors import UserError
+from verity.messages import ToolCall, Verdict
+from verity.models.base import Model
+from verity.tools.base import ToolResult
+from verity.tools.toolset import Toolset
+from verity.verify._base import Verifier
+from verity.verify._claims import check_arguments
+from verity.verify._compose import AllOf, AnyOf
+from verity.verify._consensus import Consensus, Solver
+from verity.verify._self_check import SelfCheck
 
 __all__ = ["VERIFY_SPECS", "build_verifier", "check_calls"]
 

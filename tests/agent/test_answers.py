@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent import extract_boxed
+from verity import extract_boxed
 
 
 @pytest.mark.parametrize(

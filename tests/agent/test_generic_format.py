@@ -15,13 +15,13 @@ import jsonschema
 import pytest
 from llama_cpp import Llama
 
-from agent import LlamaCppModel, Message, ModelSettings, ToolCall
-from agent.errors import ModelError
-from agent.models._template import ChatTemplate
-from agent.models.formats import GenericJSONFormat, select_format
-from agent.models.formats.generic import tools_system_text
 from tests.fixtures.grammar import grammar_accepts
-from tools.builtin.calculator import calculator
+from verity import LlamaCppModel, Message, ModelSettings, ToolCall
+from verity.errors import ModelError
+from verity.models._template import ChatTemplate
+from verity.models.formats import GenericJSONFormat, select_format
+from verity.models.formats.generic import tools_system_text
+from verity.tools.builtin.calculator import calculator
 
 SYSTEM = "You are a careful assistant that uses tools."
 

@@ -9,10 +9,10 @@ import anyio
 import jsonschema
 import pytest
 
-from agent import KVCacheWarning, LlamaCppModel, Message, ModelError, ModelSettings, UserError
-from agent.models.formats import HermesFormat
-from tools.base import tool
-from tools.builtin.calculator import calculator
+from verity import KVCacheWarning, LlamaCppModel, Message, ModelError, ModelSettings, UserError
+from verity.models.formats import HermesFormat
+from verity.tools.base import tool
+from verity.tools.builtin.calculator import calculator
 
 
 @tool

@@ -7,7 +7,7 @@ from typing import Any
 import anyio
 import pytest
 
-from agent import (
+from verity import (
     FinalStep,
     Message,
     ModelResponse,
@@ -20,9 +20,9 @@ from agent import (
     iter_run,
     run,
 )
-from agent.testing import ScriptedModel, answer, calls
-from tools.base import FunctionTool, ToolResult, ToolSpec, tool
-from tools.toolset import FunctionToolset
+from verity.testing import ScriptedModel, answer, calls
+from verity.tools.base import FunctionTool, ToolResult, ToolSpec, tool
+from verity.tools.toolset import FunctionToolset
 
 
 @tool

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import anyio
 
-from agent import (
+from verity import (
     FinalStep,
     Message,
     Model,
@@ -18,13 +18,13 @@ from agent import (
     VerifyStep,
     run,
 )
-from agent.messages import Finding
-from agent.models.base import ToolChoice
-from agent.solver import seeded_solver
-from agent.testing import ScriptedModel, answer, calls
-from agent.verify import Candidate, Consensus, Programmatic
-from tools.base import ToolSpec, tool
-from tools.toolset import FunctionToolset
+from verity.messages import Finding
+from verity.models.base import ToolChoice
+from verity.solver import seeded_solver
+from verity.testing import ScriptedModel, answer, calls
+from verity.tools.base import ToolSpec, tool
+from verity.tools.toolset import FunctionToolset
+from verity.verify import Candidate, Consensus, Programmatic
 
 
 @tool(read_only=True)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import MCPConfig, UserError, load_mcp_config, parse_mcp_config
-from tools.mcp import HTTPServer, StdioServer
+from verity import MCPConfig, UserError, load_mcp_config, parse_mcp_config
+from verity.tools.mcp import HTTPServer, StdioServer
 
 
 def test_claude_desktop_file_with_preferences_and_both_transports_parses_unchanged(

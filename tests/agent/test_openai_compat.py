@@ -11,9 +11,9 @@ import httpx
 import jsonschema
 import pytest
 
-from agent import Message, ModelError, ModelResponse, ToolCall, Usage, UserError
-from agent.models.openai_compat import OpenAICompatModel
-from tools.builtin.calculator import calculator
+from verity import Message, ModelError, ModelResponse, ToolCall, Usage, UserError
+from verity.models.openai_compat import OpenAICompatModel
+from verity.tools.builtin.calculator import calculator
 
 QUESTION = [
     Message(role="system", content="You are a careful assistant that uses tools."),

@@ -9,11 +9,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from agent import RunLimitExceeded, RunSettings, TraceRecorder, TraceStore, UserError, run
-from agent.testing import ScriptedModel, answer, calls
-from agent.trace.migrations import MIGRATIONS
-from tools.base import tool
-from tools.toolset import FunctionToolset
+from verity import RunLimitExceeded, RunSettings, TraceRecorder, TraceStore, UserError, run
+from verity.testing import ScriptedModel, answer, calls
+from verity.tools.base import tool
+from verity.tools.toolset import FunctionToolset
+from verity.trace.migrations import MIGRATIONS
 
 
 @tool

@@ -8,10 +8,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from agent import LlamaCppModel, RunSettings, ToolCall, TraceRecorder, TraceStore, UserError, run
-from agent.messages import Finding, Sample, Verdict
-from agent.solver import seeded_solver
-from agent.verify import (
+from verity import LlamaCppModel, RunSettings, ToolCall, TraceRecorder, TraceStore, UserError, run
+from verity.messages import Finding, Sample, Verdict
+from verity.solver import seeded_solver
+from verity.tools.base import ToolResult
+from verity.tools.builtin.calculator import calculator
+from verity.tools.toolset import FunctionToolset
+from verity.verify import (
     AllOf,
     AnyOf,
     Candidate,
@@ -21,9 +24,6 @@ from agent.verify import (
     build_verifier,
     normalise_answer,
 )
-from tools.base import ToolResult
-from tools.builtin.calculator import calculator
-from tools.toolset import FunctionToolset
 
 DUCKS = (
     "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes "

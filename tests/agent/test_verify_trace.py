@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import sqlite_utils
 
-from agent import (
+from verity import (
     ModelResponse,
     RunSettings,
     TraceRecorder,
@@ -21,17 +21,17 @@ from agent import (
     run,
     seeded_solver,
 )
-from agent.models.base import Model
-from agent.testing import ScriptedModel, answer, calls
-from agent.trace.migrations import (
+from verity.models.base import Model
+from verity.testing import ScriptedModel, answer, calls
+from verity.tools.base import tool
+from verity.tools.toolset import FunctionToolset
+from verity.trace.migrations import (
     MIGRATIONS,
     m001_initial,
     m002_verdict_scope,
     m003_run_verification,
 )
-from agent.verify import Candidate, Consensus
-from tools.base import tool
-from tools.toolset import FunctionToolset
+from verity.verify import Candidate, Consensus
 
 
 @tool(read_only=True)

@@ -11,9 +11,9 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.types import TextContent, ToolAnnotations
 
-from servers.toolbox import server
-from tools.base import ToolError
-from tools.builtin.calculator import calculator, evaluate
+from verity.servers.toolbox import server
+from verity.tools.base import ToolError
+from verity.tools.builtin.calculator import calculator, evaluate
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,7 +64,7 @@ async def test_toolbox_calculator_rejects_a_missing_expression() -> None:
 async def test_toolbox_runs_over_stdio_as_a_module() -> None:
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "servers.toolbox"],
+        args=["-m", "verity.servers.toolbox"],
         cwd=str(PROJECT_ROOT),
         env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
     )

@@ -8,8 +8,8 @@ import time
 import anyio
 import pytest
 
-from tools.base import ToolError
-from tools.builtin.calculator import calculator, evaluate
+from verity.tools.base import ToolError
+from verity.tools.builtin.calculator import calculator, evaluate
 
 
 @pytest.mark.parametrize(

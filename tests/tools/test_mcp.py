@@ -9,8 +9,6 @@ from pathlib import Path
 import anyio
 import pytest
 
-from agent import LlamaCppModel, RunSettings, ToolStep, run
-from agent.models.formats import HermesFormat
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.processes import (
     assert_no_leftovers,
@@ -18,9 +16,11 @@ from tests.fixtures.processes import (
     eventually,
     server_env,
 )
-from tools.base import ToolResult
-from tools.mcp import MCPToolset, ServerStatus, StdioServer, model_tool_name
-from tools.toolset import call_tool
+from verity import LlamaCppModel, RunSettings, ToolStep, run
+from verity.models.formats import HermesFormat
+from verity.tools.base import ToolResult
+from verity.tools.mcp import MCPToolset, ServerStatus, StdioServer, model_tool_name
+from verity.tools.toolset import call_tool
 
 TIME_SERVER = Path(sys.executable).with_name("mcp-server-time")
 

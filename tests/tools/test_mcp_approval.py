@@ -12,16 +12,16 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.processes import assert_no_leftovers, server_env
-from tools.approval import (
+from verity.tools.approval import (
     Answer,
     ApprovalPolicy,
     ApprovalStore,
     ApprovalToolset,
     definition_hash,
 )
-from tools.base import ToolResult, ToolSpec, tool
-from tools.mcp import MCPToolset, StdioServer
-from tools.toolset import FunctionToolset, call_tool
+from verity.tools.base import ToolResult, ToolSpec, tool
+from verity.tools.mcp import MCPToolset, StdioServer
+from verity.tools.toolset import FunctionToolset, call_tool
 
 
 @pytest.fixture(autouse=True)

@@ -12,9 +12,9 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.processes import assert_no_leftovers, eventually, server_env
-from tools.base import ToolResult
-from tools.mcp import MCPToolset, StdioServer
-from tools.toolset import call_tool
+from verity.tools.base import ToolResult
+from verity.tools.mcp import MCPToolset, StdioServer
+from verity.tools.toolset import call_tool
 
 
 @pytest.fixture(autouse=True)

@@ -22,9 +22,9 @@ from tests.fixtures.processes import (
     stop,
     wait_for_port,
 )
-from tools.base import ToolResult
-from tools.mcp import HTTPServer, MCPToolset
-from tools.toolset import call_tool
+from verity.tools.base import ToolResult
+from verity.tools.mcp import HTTPServer, MCPToolset
+from verity.tools.toolset import call_tool
 
 
 @pytest.fixture(autouse=True)

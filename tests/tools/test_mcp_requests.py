@@ -9,10 +9,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from agent import LlamaCppModel, model_sampling_handler
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.processes import assert_no_leftovers, ensure_everything, server_env
-from tools.mcp import (
+from verity import LlamaCppModel, model_sampling_handler
+from verity.tools.mcp import (
     ElicitationAnswer,
     ElicitationHandler,
     ElicitationRequest,
@@ -22,7 +22,7 @@ from tools.mcp import (
     StdioServer,
     answer_with_defaults,
 )
-from tools.toolset import call_tool
+from verity.tools.toolset import call_tool
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import anyio
 import pydantic
 import pytest
 
-from tools.base import FunctionTool, ToolSpec, tool
+from verity.tools.base import FunctionTool, ToolSpec, tool
 
 
 class Point(pydantic.BaseModel):

@@ -7,8 +7,8 @@ from typing import Any
 
 import anyio
 
-from tools.base import ToolError, ToolResult, tool
-from tools.toolset import DEFAULT_MAX_OUTPUT_CHARS, FunctionToolset, Toolset, call_tool
+from verity.tools.base import ToolError, ToolResult, tool
+from verity.tools.toolset import DEFAULT_MAX_OUTPUT_CHARS, FunctionToolset, Toolset, call_tool
 
 
 @tool

@@ -8,7 +8,7 @@ import operator
 import re
 from collections.abc import Callable
 
-from tools.base import ToolError, tool
+from verity.tools.base import ToolError, tool
 
 __all__ = ["calculator", "evaluate"]
 

@@ -1,9 +1,9 @@
 """Tool-call formats, one per model family: how calls are detected, constrained and parsed."""
 
-from agent.models.formats.base import CallStart, ToolCallFormat
-from agent.models.formats.deepseek_r1 import CALLS_BEGIN, DeepSeekR1Format
-from agent.models.formats.generic import GenericJSONFormat
-from agent.models.formats.hermes import HermesFormat
+from verity.models.formats.base import CallStart, ToolCallFormat
+from verity.models.formats.deepseek_r1 import CALLS_BEGIN, DeepSeekR1Format
+from verity.models.formats.generic import GenericJSONFormat
+from verity.models.formats.hermes import HermesFormat
 
 __all__ = [
     "CallStart",

@@ -9,9 +9,9 @@ from typing import Any, Literal, Protocol
 import jsonschema
 from llama_cpp.llama_grammar import SchemaConverter
 
-from agent.messages import Message, ToolCall
-from agent.models._template import ChatTemplate
-from tools.base import ToolSpec
+from verity.messages import Message, ToolCall
+from verity.models._template import ChatTemplate
+from verity.tools.base import ToolSpec
 
 __all__ = [
     "CallStart",

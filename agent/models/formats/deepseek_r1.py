@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 import re
 
-from agent.messages import Message, ToolCall
-from agent.models._template import ChatTemplate
-from agent.models.formats.base import CallStart, ParsedCalls, json_grammar_rules, validate_call
-from tools.base import ToolSpec
+from verity.messages import Message, ToolCall
+from verity.models._template import ChatTemplate
+from verity.models.formats.base import CallStart, ParsedCalls, json_grammar_rules, validate_call
+from verity.tools.base import ToolSpec
 
 __all__ = ["DeepSeekR1Format"]
 

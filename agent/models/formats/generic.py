@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 
-from agent.messages import Message, ToolCall
-from agent.models._template import ChatTemplate
-from agent.models.formats.hermes import HermesFormat
-from tools.base import ToolSpec
+from verity.messages import Message, ToolCall
+from verity.models._template import ChatTemplate
+from verity.models.formats.hermes import HermesFormat
+from verity.tools.base import ToolSpec
 
 __all__ = ["GenericJSONFormat", "tools_system_text"]
 

@@ -17,9 +17,9 @@ import json
 import re
 from typing import Any
 
-from agent.messages import Message, ToolCall
-from agent.models._template import ChatTemplate
-from agent.models.formats.base import (
+from verity.messages import Message, ToolCall
+from verity.models._template import ChatTemplate
+from verity.models.formats.base import (
     WHITESPACE,
     CallStart,
     ParsedCalls,
@@ -27,7 +27,7 @@ from agent.models.formats.base import (
     json_grammar_rules,
     validate_call,
 )
-from tools.base import ToolSpec
+from verity.tools.base import ToolSpec
 
 __all__ = ["HermesFormat"]
 
