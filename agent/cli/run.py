@@ -1,12 +1,12 @@
-"""The `verity` command: argv → settings → run → print. Each VerityError maps to an exit code."""
+"""`verity run TASK`: run an agent on a task and print the answer."""
 
+# ruff: noqa: T201 - the command line: printing is its job
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +14,10 @@ import anyio
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from verity.cli_mcp import add_mcp_commands, add_mcp_options, mcp_command, mcp_toolsets
-from verity.cli_model import add_server_options, server_model
-from verity.errors import ModelError, RunError, UserError, VerityError
+from verity.cli._common import add_trace_option, open_store
+from verity.cli.mcp import add_mcp_options, mcp_toolsets
+from verity.cli.model import add_server_options, server_model
+from verity.errors import UserError
 from verity.hooks import CompositeHooks, RunHooks
 from verity.loop import run
 from verity.messages import RunResult
@@ -24,19 +25,12 @@ from verity.models.embedded import embedded_model_path
 from verity.models.llama_cpp import LlamaCppModel, check_gguf_file
 from verity.models.openai_compat import OpenAICompatModel
 from verity.progress import ProgressPrinter
-from verity.settings import ModelSettings, RunSettings, default_trace_path
+from verity.settings import ModelSettings, RunSettings
 from verity.solver import seeded_solver
 from verity.tools.builtin.calculator import calculator
 from verity.tools.toolset import FunctionToolset, Toolset
 from verity.trace.store import TraceRecorder, TraceStore
 from verity.verify import VERIFY_SPECS, Verifier, build_verifier
-
-__all__ = ["main"]
-
-EXIT_USER_ERROR = 2
-EXIT_MODEL_ERROR = 3
-EXIT_RUN_ERROR = 4
-EXIT_INTERRUPTED = 130
 
 # At 0.5B parameters sampling noise decides whether the model uses the calculator or guesses,
 # so the embedded demo model decodes greedily; any --model gets the R1 defaults (0.6 / 0.95).
@@ -56,13 +50,8 @@ _MODEL_OPTIONS = {
 }
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="verity",
-        description="Run a local reasoning model as a dependable tool-using agent.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_commands(commands: Any) -> None:
+    """Add `run` to the `verity` command's subparsers."""
     run_cmd = commands.add_parser("run", help="run an agent on a task and print the answer")
     run_cmd.add_argument("task", help="what the agent should do")
     run_cmd.add_argument(
@@ -72,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--json", action="store_true", help="print the result as JSON")
     run_cmd.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     _add_verify_options(run_cmd)
-    _add_trace_option(run_cmd)
+    add_trace_option(run_cmd)
     add_mcp_options(run_cmd)
     add_server_options(run_cmd)
     model = run_cmd.add_argument_group("model settings")
@@ -88,15 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         help="close a <think> block after N tokens and ask for the action (no cap)",
     )  # fmt: skip
 
-    logs = commands.add_parser("logs", help="list recent runs from the trace database")
-    logs.add_argument("-n", "--limit", type=int, default=20, help="how many runs (20)")
-    _add_trace_option(logs)
-
-    show = commands.add_parser("show", help="show one run with its steps and tool calls")
-    show.add_argument("run_id", help="a run id from `verity logs`")
-    _add_trace_option(show)
-    add_mcp_commands(commands)
-    return parser
+    run_cmd.set_defaults(handler=run_command)
 
 
 def _add_verify_options(parser: argparse.ArgumentParser) -> None:
@@ -117,41 +98,6 @@ def _add_verify_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--check-tool-arguments", action="store_true",
                        help="record a check of each step's tool-call arguments")  # fmt: skip
-
-
-def _add_trace_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--trace-db", type=Path, help="trace database (default: $VERITY_TRACE_DB or user data dir)"
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `verity` command; returns the exit code."""
-    args = _parser().parse_args(argv)
-    try:
-        if args.command == "run":
-            return _run_command(args)
-        if args.command == "mcp":
-            return mcp_command(args)
-        store = TraceStore(args.trace_db or default_trace_path())
-        if args.command == "logs":
-            return _logs_command(store, args.limit)
-        return _show_command(store, args.run_id)
-    except UserError as exc:
-        print(f"verity: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except ModelError as exc:
-        print(f"verity: model error: {exc}", file=sys.stderr)
-        return EXIT_MODEL_ERROR
-    except RunError as exc:
-        print(f"verity: {exc}", file=sys.stderr)
-        return EXIT_RUN_ERROR
-    except VerityError as exc:
-        print(f"verity: error: {exc}", file=sys.stderr)
-        return EXIT_RUN_ERROR
-    except KeyboardInterrupt:
-        print("verity: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
 
 
 def _model_settings(args: argparse.Namespace, *, embedded: bool) -> ModelSettings:
@@ -175,7 +121,8 @@ def _option_error(error: ErrorDetails) -> UserError:
     return UserError(f"{option} {requirement}, not {error['input']}.", field=field)
 
 
-def _run_command(args: argparse.Namespace) -> int:
+def run_command(args: argparse.Namespace) -> int:
+    """`verity run`: run the task, print the answer; the exit code says how it ended."""
     if not args.task.strip():
         raise UserError("The task is empty. Say what the agent should do, e.g. "
                         "verity run \"What is 1234 * 5678 + 17?\"", field="task")  # fmt: skip
@@ -195,7 +142,7 @@ def _run_command(args: argparse.Namespace) -> int:
     # a second instance even for the same file: one llama.cpp context per model, and the run's
     # KV prefix stays valid while the verifier judges
     judge = LlamaCppModel(args.verifier_model, model.settings) if args.verifier_model else model
-    store = TraceStore(args.trace_db or default_trace_path())
+    store = open_store(args)
     recorder = TraceRecorder(store)
     hooks = [recorder] if args.quiet else [recorder, ProgressPrinter()]
     toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, model)]
@@ -220,7 +167,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
 
 def _run_on_server(args: argparse.Namespace, model: OpenAICompatModel) -> int:
-    store = TraceStore(args.trace_db or default_trace_path())
+    store = open_store(args)
     recorder = TraceRecorder(store)
     hooks = [recorder] if args.quiet else [recorder, ProgressPrinter()]
     toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, model)]
@@ -280,66 +227,3 @@ def _print_result(result: RunResult, store: TraceStore, *, as_json: bool) -> Non
     print(f"verity: run {result.run_id} stored in {store.path}", file=sys.stderr)
 
 
-def _logs_command(store: TraceStore, limit: int) -> int:
-    for row in store.runs(limit=limit):
-        answer = (row["answer"] or row["error"] or "").replace("\n", " ")[:60]
-        verified = _verified_mark(row["verified"])
-        print(f"{row['id']}  {row['status']:<14} {verified:<3} {row['task'][:50]!r:<54} {answer}")
-    return 0
-
-
-def _verified_mark(verified: int | None) -> str:
-    return "-" if verified is None else ("yes" if verified else "no")
-
-
-def _show_command(store: TraceStore, run_id: str) -> int:
-    record = store.run(run_id)
-    if record is None:
-        raise UserError(f"No run {run_id!r} in {store.path}. List runs with `verity logs`.")
-    print(f"run {record['id']}  {record['status']}  model {record['model']}")
-    if record["parent_run_id"]:
-        print(f"consensus sample for run {record['parent_run_id']}")
-    print(f"task: {record['task']}")
-    for call in record["model_calls"]:
-        print(f"  step {call['step']}: model {call['input_tokens']} in "
-              f"({call['input_tokens_evaluated']} new), {call['output_tokens']} out")  # fmt: skip
-        if call["reasoning"]:
-            print(f"    thought: {call['reasoning'][:300]}")
-        for tool_call in (t for t in record["tool_calls"] if t["step"] == call["step"]):
-            flag = " (error)" if tool_call["is_error"] else ""
-            print(f"    {tool_call['tool_name']}({tool_call['arguments']}) -> "
-                  f"{tool_call['result'][:200]}{flag}")  # fmt: skip
-        for verdict in (v for v in record["verdicts"] if v["step"] == call["step"]):
-            _print_verdict(verdict, record["verdict_samples"])
-    judged = [v for v in record["verdicts"] if v["scope"] == "answer" and v["checked"]]
-    verified = record["verified"]
-    if verified is None and judged and record["verify_rounds"] is None:  # recorded before m003
-        verified = judged[-1]["ok"]
-    mark = "" if verified is None else (" (verified)" if verified else " (unverified)")
-    print(f"answer: {record['answer'] or '-'}{mark if record['answer'] else ''}")
-    if record["verify_rounds"] is not None:
-        rounds = record["verify_rounds"]
-        plural = "" if rounds == 1 else "s"
-        outcome = "no verifier ran" if verified is None else f"{rounds} round{plural}"
-        print(f"verified: {_verified_mark(verified)} ({outcome})")
-    if record["error"]:
-        print(f"error: {record['error']}")
-    return 0
-
-
-def _print_verdict(verdict: dict[str, Any], samples: list[dict[str, Any]]) -> None:
-    if not verdict["checked"]:
-        return
-    judged = "tool arguments" if verdict["scope"] == "tool_calls" else "answer"
-    outcome = "accepted" if verdict["ok"] else "rejected"
-    confidence = f", confidence {verdict['confidence']:.2f}" if verdict["confidence"] else ""
-    print(f"    verdict ({verdict['verifier']}, {judged}): {outcome}{confidence}")
-    for finding in json.loads(verdict["findings"] or "[]"):
-        mark = "ok  " if finding["ok"] else "FAIL"
-        print(f"      {mark} {finding['claim'][:120]}: {finding['evidence'][:160]}")
-    for sample in (s for s in samples if s["verdict_id"] == verdict["id"]):
-        agrees = "agrees" if sample["agrees"] else "differs"
-        tokens = f"{sample['input_tokens']} in / {sample['output_tokens']} out"
-        traced = f", run {sample['sample_run_id']}" if sample["sample_run_id"] else ""
-        answer = sample["normalised"] or "(no answer)"
-        print(f"      sample seed {sample['seed']}: {answer} {agrees}, {tokens}{traced}")

@@ -6,7 +6,7 @@ debugging a server the way the agent sees it. In a run, tools that need approval
 about on the terminal, and denied when nobody is there to answer.
 """
 
-# ruff: noqa: T201 - a CLI module: printing is its job, as in agent/cli.py
+# ruff: noqa: T201 - the command line: printing is its job
 from __future__ import annotations
 
 import argparse
@@ -78,6 +78,7 @@ def add_mcp_commands(commands: Any) -> None:
     prompt.add_argument("--args", default="{}", help="prompt arguments as a JSON object")
     for parser in (listing, call, read, prompt):
         parser.add_argument("--mcp-config", type=Path, help="mcpServers JSON file")
+    mcp.set_defaults(handler=mcp_command)
 
 
 def mcp_command(args: argparse.Namespace) -> int:
