@@ -12,13 +12,15 @@ VerityError
     └── RunLimitExceeded    max_steps reached before a final answer
 
 UserWarning
-└── KVCacheWarning      a quantised KV cache: it saves memory but degrades tool calling
+├── KVCacheWarning      a quantised KV cache: it saves memory but degrades tool calling
+└── GPUOffloadWarning   GPU layers asked of a llama.cpp build that cannot offload
 ```
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "GPUOffloadWarning",
     "KVCacheWarning",
     "MCPServerError",
     "ModelError",
@@ -76,10 +78,23 @@ class RunError(VerityError):
 class RunLimitExceeded(RunError):
     """The run used all of `max_steps` without reaching a final answer."""
 
-    def __init__(self, message: str, *, max_steps: int, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        max_steps: int,
+        run_id: str | None = None,
+        partial_answer: str | None = None,
+    ) -> None:
         super().__init__(message, run_id=run_id)
         self.max_steps = max_steps
+        self.partial_answer = partial_answer
+        """The last step's text (or reasoning) when the token limit cut it off, else None."""
 
 
 class KVCacheWarning(UserWarning):
     """`ModelSettings.type_k` or `type_v` quantises the KV cache (anything but f32, f16, bf16)."""
+
+
+class GPUOffloadWarning(UserWarning):
+    """`ModelSettings.n_gpu_layers` asks for offload of a llama.cpp built without GPU support."""

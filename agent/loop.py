@@ -123,11 +123,7 @@ async def iter_run(
             return
         status = "limit_exceeded"
         error = f"No final answer after {settings.max_steps} steps (max_steps)."
-        raise RunLimitExceeded(
-            f"{error} Raise --max-steps, or simplify the task. Run {run_id} is in the trace.",
-            max_steps=settings.max_steps,
-            run_id=run_id,
-        )
+        raise _limit_exceeded(error, settings.max_steps, run_id, response)
     except anyio.get_cancelled_exc_class():
         status, error = "cancelled", "The run was cancelled."
         raise
@@ -251,6 +247,20 @@ def _retry_message(response: ModelResponse) -> str:
         + " ".join(response.invalid_calls)
         + " Call the tool again with valid arguments, or answer in plain text."
     )
+
+
+def _limit_exceeded(
+    error: str, max_steps: int, run_id: str, last: ModelResponse
+) -> RunLimitExceeded:
+    """The error that ends a run at `max_steps`, with a hint at the limit that was really hit."""
+    if last.finish_reason == "length":
+        hint = ("The last answer was cut off at the token limit: raise --max-tokens "
+                "(ModelSettings.max_tokens), or ask for a shorter answer.")  # fmt: skip
+        partial = last.content or last.reasoning
+    else:
+        hint, partial = "Raise --max-steps, or simplify the task.", None
+    return RunLimitExceeded(f"{error} {hint} Run {run_id} is in the trace.", max_steps=max_steps,
+                            run_id=run_id, partial_answer=partial)  # fmt: skip
 
 
 def _unusable_answer(response: ModelResponse) -> str | None:

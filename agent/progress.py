@@ -1,8 +1,19 @@
-"""Progress lines on stderr while a run works: the hook behind the CLI's live output."""
+"""Live output while a run works: step lines with elapsed time, streamed text, loading progress.
+
+`ProgressPrinter` is a `RunHooks` for the progress lines and also the `on_delta` callback of a
+model, for the text it streams. On a terminal the line of a working step (or of a model being
+loaded) is redrawn in place every second with its elapsed time; elsewhere (a log file) a line
+says every `heartbeat_s` seconds that it is still working. Streamed text pauses the redrawing.
+Models call `on_delta` from their generating thread, the redrawing runs in a thread of its own,
+and the hooks on the event loop: one lock orders their writes.
+"""
 
 from __future__ import annotations
 
 import sys
+import threading
+import time
+from collections.abc import Callable
 from typing import TextIO
 
 from verity.hooks import RunHooks, RunStatus
@@ -11,40 +22,208 @@ from verity.tools.base import ToolResult
 
 __all__ = ["ProgressPrinter"]
 
+_CLEAR_LINE = "\r\033[K"
+_DIM, _PLAIN = "\033[2m", "\033[0m"
+
 
 class ProgressPrinter(RunHooks):
-    """Prints one line per event to a stream (stderr by default)."""
+    """Prints the progress of a run to a stream (stderr by default).
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    Args:
+        stream: Where progress lines go.
+        live: Redraw the working line in place (default: whether `stream` is a terminal).
+        answer_stream: Where the answer text streams as it is generated (None: nowhere).
+        show_reasoning: Stream the model's reasoning to `stream` too.
+        heartbeat_s: Seconds between updates of a working line (1 live, else 30).
+    """
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        live: bool | None = None,
+        answer_stream: TextIO | None = None,
+        show_reasoning: bool = False,
+        heartbeat_s: float | None = None,
+    ) -> None:
         self._stream = stream or sys.stderr
+        self._live = self._stream.isatty() if live is None else live
+        self._answer_stream = answer_stream
+        self._show_reasoning = show_reasoning
+        self._heartbeat_s = heartbeat_s or (1.0 if self._live else 30.0)
+        self._lock = threading.Lock()
+        self._run_started = time.monotonic()
+        self._status: str | None = None
+        """The working line drawn without a newline (live only), to be cleared or replaced."""
+        self._open: tuple[TextIO, str] | None = None
+        """The stream and kind of streamed text whose line is not ended yet."""
+        self._step_active = False
+        self._text_seen = False
+        self._parts: list[str] = []
+        self._stop_ticker: Callable[[], None] | None = None
+        self.streamed_answer = ""
+        """The answer text streamed to `answer_stream` by the last model call without tool calls."""
+
+    @property
+    def answer_stream(self) -> TextIO | None:
+        """Where the answer streams as it is generated, if anywhere."""
+        return self._answer_stream
+
+    # -- writing (every method below holds the lock when it writes) --
+
+    def _stamp(self, step: int) -> str:
+        elapsed = int(time.monotonic() - self._run_started)
+        return f"[step {step} {elapsed // 60}:{elapsed % 60:02d}]"
+
+    def _settle(self) -> None:
+        """End a working line or an open line of streamed text before writing a new line."""
+        if self._status is not None:
+            self._stream.write(_CLEAR_LINE)
+            self._status = None
+        if self._open is not None:
+            self._open[0].write("\n")
+            self._open[0].flush()
+            self._open = None
 
     def _say(self, text: str) -> None:
-        self._stream.write(text + "\n")
-        self._stream.flush()
+        with self._lock:
+            self._settle()
+            self._stream.write(text + "\n")
+            self._stream.flush()
+
+    def _show_working(self, text: str) -> None:
+        """Draw (live) or print (else) a working line."""
+        with self._lock:
+            if self._text_seen:
+                return  # the streamed text is the progress
+            if self._live:
+                self._stream.write(_CLEAR_LINE + text)
+                self._status = text
+            else:
+                self._settle()
+                self._stream.write(text + "\n")
+            self._stream.flush()
+
+    def _start_ticker(self, line: Callable[[float], str]) -> Callable[[], None]:
+        """Show `line(elapsed_s)` now and every heartbeat; returns the function that stops it."""
+        started = time.monotonic()
+        stop = threading.Event()
+        self._show_working(line(0.0))
+
+        def tick() -> None:
+            while not stop.wait(self._heartbeat_s):
+                self._show_working(line(time.monotonic() - started))
+
+        ticker = threading.Thread(target=tick, name="verity-progress", daemon=True)
+        ticker.start()
+
+        def stop_ticker() -> None:
+            stop.set()
+            ticker.join()
+
+        return stop_ticker
+
+    # -- the model's streamed text --
+
+    def on_delta(self, kind: str, text: str) -> None:
+        """A model's `on_delta` callback: stream the answer and, if asked, the reasoning."""
+        with self._lock:
+            if not self._step_active:
+                return  # a verifier's or a consensus sample's generation, not the run's answer
+            target = self._stream if kind == "reasoning" else self._answer_stream
+            if target is None or (kind == "reasoning" and not self._show_reasoning):
+                return
+            if self._status is not None:
+                self._stream.write(_CLEAR_LINE)
+                self._stream.flush()
+                self._status = None
+            if self._open is not None and self._open != (target, kind):
+                self._open[0].write("\n")
+                self._open[0].flush()
+            dim = kind == "reasoning" and self._live
+            target.write(f"{_DIM}{text}{_PLAIN}" if dim else text)
+            target.flush()
+            self._open = (target, kind)
+            self._text_seen = True
+            if kind == "content":
+                self._parts.append(text)
+
+    # -- before the run: assembling and loading the model --
+
+    def assembly_progress(
+        self, label: str = "assembling the embedded model (first run only)"
+    ) -> Callable[[int, int], None]:
+        """A progress callback for `embedded_model_path`: percent done, on one line."""
+        shown = -1
+
+        def report(done: int, total: int) -> None:
+            nonlocal shown
+            percent = done * 100 // max(total, 1)
+            if self._live and percent != shown:
+                self._show_working(f"verity: {label}: {percent}% of {total / 1e6:.0f} MB")
+            elif not self._live and shown < 0:
+                self._say(f"verity: {label} ({total / 1e6:.0f} MB)...")
+            shown = percent
+            if done >= total:
+                self._say(f"verity: {label}: done")
+
+        return report
+
+    def loading(self, label: str, load: Callable[[], object]) -> None:
+        """Run `load()` while a working line shows `label` and the time it takes."""
+        started = time.monotonic()
+        stop = self._start_ticker(
+            lambda s: f"verity: loading {label}..." + (f" {s:.0f} s" if s else "")
+        )
+        try:
+            load()
+        finally:
+            stop()
+        self._say(f"verity: loaded {label} in {time.monotonic() - started:.1f} s")
+
+    # -- the run's hooks --
 
     async def on_run_start(self, run_id: str, task: str, model: str) -> None:
-        """Announce the run."""
+        """Announce the run and start its clock."""
+        self._run_started = time.monotonic()
         self._say(f"verity: run {run_id} on {model}")
 
     async def on_model_start(self, run_id: str, step: int, messages: list[Message]) -> None:
-        """Say the model is working."""
-        self._say(f"[step {step}] model working...")
+        """Show the working step, with its elapsed time, until the model answers."""
+        with self._lock:
+            self._step_active, self._text_seen, self._parts = True, False, []
+        self._stop_step_ticker()
+        self._stop_ticker = self._start_ticker(
+            lambda s: f"{self._stamp(step)} model working..." + (f" {s:.0f} s" if s else "")
+        )
+
+    def _stop_step_ticker(self) -> None:
+        if self._stop_ticker is not None:
+            self._stop_ticker()
+            self._stop_ticker = None
 
     async def on_model_end(self, run_id: str, step: int, response: ModelResponse) -> None:
         """Summarise the model call."""
+        self._stop_step_ticker()
+        with self._lock:
+            self._step_active = False
+            if not response.tool_calls:
+                self.streamed_answer = "".join(self._parts)
         usage = response.usage
         speed = f", {usage.completion_tokens / usage.decode_s:.1f} tok/s" if usage.decode_s else ""
+        cut = " (cut off at the token limit, --max-tokens)"
         self._say(
-            f"[step {step}] {usage.prompt_tokens} prompt tokens ({usage.prompt_tokens_evaluated} "
-            f"new), {usage.completion_tokens} generated in {usage.duration_s:.1f} s{speed}"
+            f"{self._stamp(step)} {usage.prompt_tokens} prompt tokens "
+            f"({usage.prompt_tokens_evaluated} new), {usage.completion_tokens} generated in "
+            f"{usage.duration_s:.1f} s{speed}{cut if response.finish_reason == 'length' else ''}"
         )
         for problem in response.invalid_calls:
-            self._say(f"[step {step}] invalid tool call: {problem}")
+            self._say(f"{self._stamp(step)} invalid tool call: {problem}")
 
     async def on_tool_start(self, run_id: str, step: int, call: ToolCall) -> None:
         """Show the call."""
         arguments = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
-        self._say(f"[step {step}] -> {call.name}({arguments})")
+        self._say(f"{self._stamp(step)} -> {call.name}({arguments})")
 
     async def on_tool_end(
         self, run_id: str, step: int, call: ToolCall, result: ToolResult, duration_s: float
@@ -52,12 +231,12 @@ class ProgressPrinter(RunHooks):
         """Show the result, shortened."""
         text = result.content if len(result.content) <= 200 else result.content[:200] + "..."
         marker = "error" if result.is_error else "<-"
-        self._say(f"[step {step}] {marker} {text} ({duration_s:.2f} s)")
+        self._say(f"{self._stamp(step)} {marker} {text} ({duration_s:.2f} s)")
 
     async def on_verdict(self, run_id: str, step: int, verdict: Verdict) -> None:
         """Show the verdict when something was checked."""
         if verdict.checked:
-            self._say(f"[step {step}] verdict: {'accepted' if verdict.ok else 'rejected'}")
+            self._say(f"{self._stamp(step)} verdict: {'accepted' if verdict.ok else 'rejected'}")
 
     async def on_run_end(
         self,
@@ -69,4 +248,8 @@ class ProgressPrinter(RunHooks):
         verified: bool | None = None,
         verify_rounds: int = 0,
     ) -> None:
-        """Nothing here: the CLI prints the outcome itself."""
+        """End any open line: the CLI prints the outcome itself."""
+        self._stop_step_ticker()
+        with self._lock:
+            self._step_active = False
+            self._settle()

@@ -1,19 +1,25 @@
 """The `verity` command: argv → settings → run → print. Each VerityError maps to an exit code.
 
 One module per command family: `run` (run a task), `traces` (logs, show), `mcp` (mcp list, call,
-read, prompt; MCP options of run), `model` (options for an OpenAI-compatible server). Each adds
-its parsers with `add_commands(commands)` and sets the `handler` its commands call.
+read, prompt; MCP options of run), `model` (options for an OpenAI-compatible server), `models`
+(the models Verity can find). Each adds its parsers with `add_commands(commands)` and sets the
+`handler` its commands call. `config` fills the options left unset from the config file and the
+`VERITY_*` variables before the handler runs.
 """
 
 # ruff: noqa: T201 - the command line: printing is its job
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
-from verity.cli import mcp, run, traces
+from verity.cli import mcp, models, run, traces
 from verity.cli._common import EXIT_INTERRUPTED, EXIT_MODEL_ERROR, EXIT_RUN_ERROR, EXIT_USER_ERROR
+from verity.cli.config import apply_defaults, load_defaults
 from verity.errors import ModelError, RunError, UserError, VerityError
 
 __all__ = ["main"]
@@ -24,17 +30,48 @@ def _parser() -> argparse.ArgumentParser:
         prog="verity",
         description="Run a local reasoning model as a dependable tool-using agent.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run.add_commands(commands)
     traces.add_commands(commands)
     mcp.add_mcp_commands(commands)
+    models.add_commands(commands)
     return parser
+
+
+def _version() -> str:
+    versions = []
+    for package in ("verity-agent", "llama-cpp-python"):
+        try:
+            versions.append(importlib.metadata.version(package))
+        except importlib.metadata.PackageNotFoundError:
+            versions.append("not installed")
+    return f"verity {versions[0]} (llama-cpp-python {versions[1]})"
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """One line per warning, without the source location a user cannot act on."""
+    print(f"verity: warning: {message}", file=file or sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `verity` command; returns the exit code."""
     args = _parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _handle(args)
+
+
+def _handle(args: argparse.Namespace) -> int:
     try:
+        apply_defaults(args, load_defaults())
         code: int = args.handler(args)
         return code
     except UserError as exc:

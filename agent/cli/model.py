@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 
 from verity.errors import UserError
+from verity.models.base import DeltaKind
 from verity.models.openai_compat import OpenAICompatModel
 
 __all__ = ["add_server_options", "server_model"]
@@ -29,8 +31,12 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--stream", action="store_true", help="read answers as server-sent events")
 
 
-def server_model(args: argparse.Namespace) -> OpenAICompatModel | None:
+def server_model(
+    args: argparse.Namespace, *, on_delta: Callable[[DeltaKind, str], None] | None = None
+) -> OpenAICompatModel | None:
     """The server model `verity run` was pointed at; None without --base-url.
+
+    `on_delta` is passed each piece of streamed text (with --stream).
 
     Raises:
         UserError: --api-model is missing, a local-model option is given too, or the URL is bad.
@@ -55,5 +61,6 @@ def server_model(args: argparse.Namespace) -> OpenAICompatModel | None:
         args.api_model,
         api_key=os.environ.get("VERITY_API_KEY") or None,
         stream=args.stream,
+        on_delta=on_delta,
         **{key: value for key, value in sampling.items() if value is not None},
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,13 @@ from pydantic_core import ErrorDetails
 from verity.cli._common import add_trace_option, open_store
 from verity.cli.mcp import add_mcp_options, mcp_toolsets
 from verity.cli.model import add_server_options, server_model
-from verity.errors import UserError
+from verity.errors import RunLimitExceeded, UserError
 from verity.hooks import CompositeHooks, RunHooks
 from verity.loop import run
 from verity.messages import RunResult
-from verity.models.embedded import embedded_model_path
 from verity.models.llama_cpp import LlamaCppModel, check_gguf_file
 from verity.models.openai_compat import OpenAICompatModel
+from verity.models.refs import EMBEDDED_REF, resolve_model_ref
 from verity.progress import ProgressPrinter
 from verity.settings import ModelSettings, RunSettings
 from verity.solver import seeded_solver
@@ -53,13 +52,22 @@ _MODEL_OPTIONS = {
 def add_commands(commands: Any) -> None:
     """Add `run` to the `verity` command's subparsers."""
     run_cmd = commands.add_parser("run", help="run an agent on a task and print the answer")
-    run_cmd.add_argument("task", help="what the agent should do")
     run_cmd.add_argument(
-        "--model", type=Path, help="GGUF model file (default: $VERITY_MODEL, else embedded model)"
+        "task", nargs="?", help="what the agent should do; '-' or none: read it from stdin"
     )
-    run_cmd.add_argument("--max-steps", type=int, default=8, help="model calls allowed (8)")
+    run_cmd.add_argument(
+        "--model", metavar="MODEL",
+        help="a GGUF file, embedded, ollama:NAME[:TAG] or hf:ORG/REPO/FILE (default: "
+        "$VERITY_MODEL, the config file, else embedded); `verity models` lists them",
+    )  # fmt: skip
+    run_cmd.add_argument("--system", metavar="PROMPT", help="system prompt replacing Verity's")
+    run_cmd.add_argument("--max-steps", type=int, help="model calls allowed (8)")
     run_cmd.add_argument("--json", action="store_true", help="print the result as JSON")
-    run_cmd.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    run_cmd.add_argument(
+        "--quiet", action="store_true", help="only the answer on stdout; stderr only for problems"
+    )
+    run_cmd.add_argument("--show-reasoning", action="store_true", default=None,
+                         help="stream the model's reasoning to stderr")  # fmt: skip
     _add_verify_options(run_cmd)
     add_trace_option(run_cmd)
     add_mcp_options(run_cmd)
@@ -83,7 +91,7 @@ def add_commands(commands: Any) -> None:
 def _add_verify_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("verification")
     group.add_argument(
-        "--verify", metavar="SPEC", default=os.environ.get("VERITY_VERIFY", "none"),
+        "--verify", metavar="SPEC",
         help=f"check the answer before accepting it: {VERIFY_SPECS} (none, or $VERITY_VERIFY)",
     )  # fmt: skip
     group.add_argument(
@@ -91,10 +99,7 @@ def _add_verify_options(parser: argparse.ArgumentParser) -> None:
         help="GGUF model that self-check judges with, same model settings (default: the run's)",
     )  # fmt: skip
     group.add_argument(
-        "--verify-rounds",
-        type=int,
-        default=3,
-        help="answers verified before the best is returned unverified (3)",
+        "--verify-rounds", type=int, help="answers checked before the best is kept unverified (3)"
     )
     group.add_argument("--check-tool-arguments", action="store_true",
                        help="record a check of each step's tool-call arguments")  # fmt: skip
@@ -123,28 +128,69 @@ def _option_error(error: ErrorDetails) -> UserError:
 
 def run_command(args: argparse.Namespace) -> int:
     """`verity run`: run the task, print the answer; the exit code says how it ended."""
-    if not args.task.strip():
-        raise UserError("The task is empty. Say what the agent should do, e.g. "
-                        "verity run \"What is 1234 * 5678 + 17?\"", field="task")  # fmt: skip
+    args.task = _task(args.task)
     if args.max_steps < 1:
         raise UserError(f"--max-steps must be at least 1, not {args.max_steps}.", field="max_steps")
-    remote = server_model(args)
-    if remote is not None:
-        return _run_on_server(args, remote)
+    printer = _printer(args)
+    try:
+        remote = server_model(args, on_delta=printer.on_delta if printer and args.stream else None)
+        if remote is not None:
+            return _run_on_server(args, remote, printer)
+        return _run_locally(args, printer)
+    except RunLimitExceeded as exc:
+        if exc.partial_answer:
+            print(f"verity: the cut-off text of the last step:\n{exc.partial_answer}",
+                  file=sys.stderr)  # fmt: skip
+        raise
+
+
+def _task(given: str | None) -> str:
+    """The task from the command line, or from stdin for `-` or none."""
+    if given is None or given == "-":
+        if sys.stdin is None or (given is None and sys.stdin.isatty()):
+            raise UserError(
+                'Say what the agent should do: verity run "What is 1234 * 5678 + 17?", or pipe '
+                "the task in: echo TASK | verity run",
+                field="task",
+            )
+        given = sys.stdin.read()
+    if not given.strip():
+        raise UserError("The task is empty. Say what the agent should do, e.g. "
+                        "verity run \"What is 1234 * 5678 + 17?\"", field="task")  # fmt: skip
+    return given
+
+
+def _printer(args: argparse.Namespace) -> ProgressPrinter | None:
+    """Progress on stderr; the answer streams to the terminal: stdout if it is one (and not
+    --json), else stderr if that is. Nothing with --quiet."""
+    if args.quiet:
+        return None
+    answer_stream = None
+    if sys.stdout.isatty() and not args.json:
+        answer_stream = sys.stdout
+    elif sys.stderr.isatty():
+        answer_stream = sys.stderr
+    return ProgressPrinter(answer_stream=answer_stream, show_reasoning=bool(args.show_reasoning))
+
+
+def _run_locally(args: argparse.Namespace, printer: ProgressPrinter | None) -> int:
     if args.verifier_model is not None:  # before the embedded model is fetched for nothing
         check_gguf_file(args.verifier_model, option="--verifier-model")
-    configured = args.model or (
-        Path(os.environ["VERITY_MODEL"]) if os.environ.get("VERITY_MODEL") else None
-    )
+    ref = args.model or EMBEDDED_REF
     # settings first: a bad option must not wait for the embedded model to be assembled
-    model_settings = _model_settings(args, embedded=configured is None)
-    model = LlamaCppModel(configured or embedded_model_path(), model_settings)
+    model_settings = _model_settings(args, embedded=ref == EMBEDDED_REF)
+    resolved = resolve_model_ref(ref, progress=printer.assembly_progress() if printer else None)
+    model = LlamaCppModel(resolved.path, model_settings, name=resolved.name,
+                          on_delta=printer.on_delta if printer else None)  # fmt: skip
+    if printer is not None:
+        size = resolved.path.stat().st_size / 1e9
+        printer.loading(f"{model.name} ({size:.1f} GB)", lambda: model.llama)
     # a second instance even for the same file: one llama.cpp context per model, and the run's
     # KV prefix stays valid while the verifier judges
     judge = LlamaCppModel(args.verifier_model, model.settings) if args.verifier_model else model
     store = open_store(args)
     recorder = TraceRecorder(store)
-    hooks = [recorder] if args.quiet else [recorder, ProgressPrinter()]
+    hooks = [recorder] if printer is None else [recorder, printer]
     toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, model)]
     verifier, settings = _verification(args, model, judge, toolsets, recorder)
     try:
@@ -162,16 +208,19 @@ def run_command(args: argparse.Namespace) -> int:
         model.close()
         if judge is not model:
             judge.close()
-    _print_result(result, store, as_json=args.json)
+    _print_result(result, store, args=args, printer=printer)
     return 0
 
 
-def _run_on_server(args: argparse.Namespace, model: OpenAICompatModel) -> int:
+def _run_on_server(
+    args: argparse.Namespace, model: OpenAICompatModel, printer: ProgressPrinter | None
+) -> int:
     store = open_store(args)
     recorder = TraceRecorder(store)
-    hooks = [recorder] if args.quiet else [recorder, ProgressPrinter()]
+    hooks = [recorder] if printer is None else [recorder, printer]
     toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, model)]
-    settings = RunSettings(max_steps=args.max_steps, check_tool_arguments=args.check_tool_arguments)
+    settings = RunSettings(max_steps=args.max_steps, system_prompt=args.system,
+                           check_tool_arguments=args.check_tool_arguments)  # fmt: skip
 
     async def run_and_close() -> RunResult:
         try:
@@ -180,7 +229,7 @@ def _run_on_server(args: argparse.Namespace, model: OpenAICompatModel) -> int:
         finally:
             await model.aclose()
 
-    _print_result(anyio.run(run_and_close), store, as_json=args.json)
+    _print_result(anyio.run(run_and_close), store, args=args, printer=printer)
     return 0
 
 
@@ -199,17 +248,24 @@ def _verification(
     solve = seeded_solver(
         lambda seed: model.with_sampling(seed=seed, temperature=temperature),
         toolsets=toolsets,
-        settings=RunSettings(max_steps=args.max_steps),
+        settings=RunSettings(max_steps=args.max_steps, system_prompt=args.system),
         hooks=recorder,  # each consensus sample is a run in the trace, linked to this one
     )
     verifier = build_verifier(args.verify, model=judge, solve=solve, toolsets=toolsets)
     settings = RunSettings(max_steps=args.max_steps, max_verify_rounds=args.verify_rounds,
+                           system_prompt=args.system,
                            check_tool_arguments=args.check_tool_arguments)  # fmt: skip
     return verifier, settings
 
 
-def _print_result(result: RunResult, store: TraceStore, *, as_json: bool) -> None:
-    if as_json:
+def _print_result(
+    result: RunResult,
+    store: TraceStore,
+    *,
+    args: argparse.Namespace,
+    printer: ProgressPrinter | None,
+) -> None:
+    if args.json:
         payload = {
             "run_id": result.run_id,
             "answer": result.answer,
@@ -222,8 +278,10 @@ def _print_result(result: RunResult, store: TraceStore, *, as_json: bool) -> Non
         print(json.dumps(payload))
         return
     # a task that asks for \boxed{} wants the value; the full answer stays in the trace
-    print(result.answer if result.boxed_answer is None else result.boxed_answer)
+    answer = result.answer if result.boxed_answer is None else result.boxed_answer
+    streamed = printer is not None and printer.answer_stream is sys.stdout
+    if not (streamed and printer and printer.streamed_answer.strip() == answer.strip()):
+        print(answer)  # unless it already streamed there, as it was generated
     sys.stdout.flush()
-    print(f"verity: run {result.run_id} stored in {store.path}", file=sys.stderr)
-
-
+    if not args.quiet:
+        print(f"verity: run {result.run_id} stored in {store.path}", file=sys.stderr)

@@ -19,6 +19,8 @@ from typing import Any
 import anyio.from_thread
 
 from verity.models._sampling import TokenSampler
+from verity.models._stream import TextStream
+from verity.models.base import DeltaKind
 from verity.models.formats.base import CallStart, ToolCallFormat
 
 __all__ = ["Completion", "GenerationRequest", "generate"]
@@ -47,6 +49,8 @@ class GenerationRequest:
     prompt_opens_think: bool = False
     """The template already wrote `<think>` into the prompt (R1 distills, QwQ)."""
     max_thinking_tokens: int | None = None
+    on_delta: Callable[[DeltaKind, str], None] | None = None
+    """Called in the generating thread with each new piece of reasoning or answer text."""
 
 
 @dataclass
@@ -118,6 +122,16 @@ class _Decoder:
         return self.text[self._content_offset :]
 
     @property
+    def opened(self) -> bool:
+        """A `<think>` block was opened, by the prompt or by the model."""
+        return self._opened
+
+    def reasoning_so_far(self) -> tuple[str, bool]:
+        """The reasoning written so far, and whether its block is closed."""
+        reasoning, close, _ = self.text.lstrip().removeprefix(THINK_OPEN).partition(THINK_CLOSE)
+        return reasoning, bool(close)
+
+    @property
     def content_offset(self) -> int:
         """Character index in `text` where the content starts (0 until known)."""
         return self._content_offset
@@ -174,6 +188,7 @@ def generate(llm: Any, sampler: TokenSampler, request: GenerationRequest) -> Com
     scanned = 0  # content before this index was searched for a later call already
     completion.finish_reason = "length"
     thinking_tokens = 0
+    stream = TextStream(request.on_delta) if request.on_delta else None
     while len(generated) < request.max_tokens:
         anyio.from_thread.check_cancelled()
         token = sampler.sample()
@@ -191,6 +206,7 @@ def generate(llm: Any, sampler: TokenSampler, request: GenerationRequest) -> Com
                 generated.extend(closing)
                 llm.eval(closing)
                 decoder.push(closing, len(generated))
+            _pass_on(stream, decoder, "undecided", hold_markers=False)
             continue
         if decision == "undecided" and decoder.content_start is not None:
             decision = (
@@ -212,6 +228,7 @@ def generate(llm: Any, sampler: TokenSampler, request: GenerationRequest) -> Com
                 _rewind(llm, prompt, generated, decoder, keep, before)
                 decision = "call"
                 call_at = _start_call(sampler, request, completion, len(decoder.text))
+        _pass_on(stream, decoder, decision, hold_markers=look_for_later_calls)
     completion.decode_s = time.perf_counter() - decode_started
     completion.raw = decoder.text
     completion.reasoning, content = decoder.split()
@@ -220,7 +237,23 @@ def generate(llm: Any, sampler: TokenSampler, request: GenerationRequest) -> Com
     else:
         completion.text = decoder.text[decoder.content_offset : call_at].strip()
         completion.call_text = decoder.text[call_at:]
+    if stream is not None:
+        stream.reasoning(completion.reasoning or "", final=True)
+        stream.content(completion.text, hold_markers=False, final=True)
     return completion
+
+
+def _pass_on(
+    stream: TextStream | None, decoder: _Decoder, decision: CallStart, *, hold_markers: bool
+) -> None:
+    """Stream the new reasoning, and the new answer once it is known not to be a call."""
+    if stream is None:
+        return
+    if decoder.opened:
+        reasoning, closed = decoder.reasoning_so_far()
+        stream.reasoning(reasoning, final=closed)
+    if decision == "text" and decoder.content_start is not None:
+        stream.content(decoder.content, hold_markers=hold_markers)
 
 
 def _start_call(

@@ -7,10 +7,15 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from verity.errors import KVCacheWarning, UserError
+from verity.errors import GPUOffloadWarning, KVCacheWarning, UserError
 from verity.settings import ModelSettings
 
-__all__ = ["check_gguf_file", "llama_kwargs", "warn_if_kv_cache_quantised"]
+__all__ = [
+    "check_gguf_file",
+    "llama_kwargs",
+    "warn_if_kv_cache_quantised",
+    "warn_if_no_gpu_offload",
+]
 
 _KV_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8,
              "iq4_nl": 20, "bf16": 30}  # fmt: skip
@@ -84,3 +89,26 @@ def warn_if_kv_cache_quantised(settings: ModelSettings) -> None:
             KVCacheWarning,
             stacklevel=3,  # the caller that created the model
         )
+
+
+_gpu_warning_given = False
+
+
+def warn_if_no_gpu_offload(settings: ModelSettings, *, supported: bool) -> None:
+    """Warn, once per process, when layers are to be offloaded but llama.cpp cannot offload.
+
+    `supported` is `llama_cpp.llama_supports_gpu_offload()`: False for a CPU-only build, which
+    otherwise runs every layer on the CPU without a word.
+    """
+    global _gpu_warning_given
+    if settings.n_gpu_layers == 0 or supported or _gpu_warning_given:
+        return
+    _gpu_warning_given = True
+    warnings.warn(
+        f"n_gpu_layers={settings.n_gpu_layers} asks for GPU offload, but this llama-cpp-python "
+        "is a CPU-only build (llama_supports_gpu_offload() is false), so the model runs on the "
+        'CPU. Reinstall it for your GPU, e.g. CMAKE_ARGS="-DGGML_CUDA=on" pip install '
+        '--force-reinstall --no-cache-dir llama-cpp-python (see the README, "GPU").',
+        GPUOffloadWarning,
+        stacklevel=4,  # the caller of respond() or llama
+    )

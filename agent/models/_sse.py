@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from verity.errors import ModelError
+from verity.models.base import DeltaKind
 
 __all__ = ["DeltaKind", "StreamedMessage"]
-
-DeltaKind = Literal["content", "reasoning"]
 
 
 @dataclass

@@ -7,10 +7,13 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from verity.messages import Message, ModelResponse
 from verity.tools.base import ToolSpec
 
-__all__ = ["Model", "ToolChoice", "function_tool"]
+__all__ = ["DeltaKind", "Model", "ToolChoice", "function_tool"]
 
 ToolChoice = Literal["auto", "none", "required"] | str
 """"auto", "none", "required", or the name of the one tool that must be called."""
+
+DeltaKind = Literal["content", "reasoning"]
+"""What a streamed piece of text is: part of the answer, or of the reasoning."""
 
 
 @runtime_checkable

@@ -5,13 +5,23 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import platformdirs
 
 from verity.errors import UserError
 
-__all__ = ["EMBEDDED_MODEL", "EmbeddedModel", "embedded_model_path"]
+__all__ = [
+    "EMBEDDED_MODEL",
+    "AssemblyProgress",
+    "EmbeddedModel",
+    "assembled_path",
+    "embedded_model_path",
+]
+
+AssemblyProgress = Callable[[int, int], None]
+"""Called with the bytes assembled so far and the total, while the parts are joined."""
 
 
 class EmbeddedModel:
@@ -64,22 +74,38 @@ EMBEDDED_MODEL = EmbeddedModel(
 )
 
 
+def assembled_path(model: EmbeddedModel = EMBEDDED_MODEL, *, cache_dir: Path | None = None) -> Path:
+    """Where the assembled GGUF file lies (or will, once assembled)."""
+    directory = cache_dir or Path(platformdirs.user_cache_dir("verity")) / "models"
+    return directory / f"{model.name}.{model.sha256[:12]}.gguf"
+
+
 def embedded_model_path(
-    model: EmbeddedModel = EMBEDDED_MODEL, *, cache_dir: Path | None = None
+    model: EmbeddedModel = EMBEDDED_MODEL,
+    *,
+    cache_dir: Path | None = None,
+    progress: AssemblyProgress | None = None,
 ) -> Path:
     """Return the assembled GGUF file, concatenating and checking the parts on first use.
+
+    Args:
+        model: The embedded model.
+        cache_dir: Where assembled models are kept (default: the user cache dir).
+        progress: Told the bytes done and the total as the parts are joined (first use only).
 
     Raises:
         UserError: a part is missing, or the assembled file fails its sha256 check.
     """
-    directory = cache_dir or Path(platformdirs.user_cache_dir("verity")) / "models"
-    target = directory / f"{model.name}.{model.sha256[:12]}.gguf"
+    target = assembled_path(model, cache_dir=cache_dir)
     if target.is_file():
         return target
+    directory = target.parent
     parts = model.part_files()
     directory.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     digest = hashlib.sha256()
+    total = sum(part.stat().st_size for part in parts)
+    done = 0
     try:
         with partial.open("wb") as out:
             for part in parts:
@@ -87,6 +113,9 @@ def embedded_model_path(
                     while chunk := source.read(1 << 22):
                         digest.update(chunk)
                         out.write(chunk)
+                        done += len(chunk)
+                        if progress is not None:
+                            progress(done, total)
         if digest.hexdigest() != model.sha256:
             raise UserError(
                 f"The embedded model {model.name} assembled from {len(parts)} parts has sha256 "

@@ -14,11 +14,16 @@ import anyio.to_thread
 from verity.errors import ModelError, UserError
 from verity.messages import Message, ModelResponse, Usage
 from verity.models._generation import GenerationRequest, generate
-from verity.models._llama_setup import check_gguf_file, llama_kwargs, warn_if_kv_cache_quantised
+from verity.models._llama_setup import (
+    check_gguf_file,
+    llama_kwargs,
+    warn_if_kv_cache_quantised,
+    warn_if_no_gpu_offload,
+)
 from verity.models._relevance import RelevanceGate
 from verity.models._sampling import GrammarRejectedError, TokenSampler
 from verity.models._template import ChatTemplate
-from verity.models.base import ToolChoice
+from verity.models.base import DeltaKind, ToolChoice
 from verity.models.formats import HermesFormat, ToolCallFormat, select_format
 from verity.settings import ModelSettings
 from verity.tools.base import ToolSpec
@@ -33,6 +38,14 @@ class LlamaCppModel:
     """A GGUF model run in-process, with grammar-constrained tool calls and KV prefix reuse.
 
     One instance holds one llama.cpp context; concurrent runs sharing it are serialised.
+
+    Args:
+        model_path: The GGUF file.
+        settings: How to load and sample it.
+        call_format: The tool-call format; chosen from the GGUF's chat template when not given.
+        name: The name traces and progress show (default: the file name without extension).
+        on_delta: Called with each new piece of reasoning or answer text as it is generated,
+            in the generating thread; never with tool-call text.
     """
 
     def __init__(
@@ -41,8 +54,12 @@ class LlamaCppModel:
         settings: ModelSettings | None = None,
         *,
         call_format: ToolCallFormat | None = None,
+        name: str | None = None,
+        on_delta: Callable[[DeltaKind, str], None] | None = None,
     ) -> None:
         self.path = Path(model_path)
+        self._name = name or self.path.stem
+        self.on_delta = on_delta
         check_gguf_file(self.path)
         self.settings = settings or ModelSettings()
         warn_if_kv_cache_quantised(self.settings)
@@ -59,8 +76,8 @@ class LlamaCppModel:
 
     @property
     def name(self) -> str:
-        """The file name without its extension."""
-        return self.path.stem
+        """The name given, else the file name without its extension."""
+        return self._name
 
     @property
     def llama(self) -> Any:
@@ -72,6 +89,7 @@ class LlamaCppModel:
             return self._llm
         import llama_cpp  # heavy native import: only when a model is really used
 
+        warn_if_no_gpu_offload(self.settings, supported=llama_cpp.llama_supports_gpu_offload())
         try:
             self._llm = llama_cpp.Llama(str(self.path), **llama_kwargs(self.settings))
         except (ValueError, RuntimeError) as exc:
@@ -191,6 +209,7 @@ class LlamaCppModel:
             call_format=self.call_format,
             prompt_opens_think=prompt.rstrip().endswith("<think>"),
             max_thinking_tokens=self.settings.max_thinking_tokens,
+            on_delta=self.on_delta,
         )
         sampler = TokenSampler(
             llm,
