@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from verity.hooks import RunHooks, RunStatus
 from verity.messages import Message, ModelResponse, ToolCall, Verdict
@@ -22,6 +22,7 @@ from verity.tools.base import ToolResult
 
 __all__ = ["ProgressPrinter"]
 
+_T = TypeVar("_T")
 _CLEAR_LINE = "\r\033[K"
 _DIM, _PLAIN = "\033[2m", "\033[0m"
 
@@ -61,6 +62,7 @@ class ProgressPrinter(RunHooks):
         self._text_seen = False
         self._parts: list[str] = []
         self._stop_ticker: Callable[[], None] | None = None
+        self._loading: str | None = None
         self.streamed_answer = ""
         """The answer text streamed to `answer_stream` by the last model call without tool calls."""
 
@@ -169,17 +171,33 @@ class ProgressPrinter(RunHooks):
 
         return report
 
-    def loading(self, label: str, load: Callable[[], object]) -> None:
-        """Run `load()` while a working line shows `label` and the time it takes."""
+    def loading(self, label: str, load: Callable[[], _T]) -> _T:
+        """Call `load()` and return its result, while progress shows `label` and the time taken.
+
+        Inside a model step (a model loads on first use) the step's working line shows it.
+        """
         started = time.monotonic()
-        stop = self._start_ticker(
-            lambda s: f"verity: loading {label}..." + (f" {s:.0f} s" if s else "")
-        )
+        with self._lock:
+            self._loading = label
+        stop = None if self._stop_ticker else self._start_ticker(self._working_line(None))
+        if not self._live and self._stop_ticker:
+            self._say(f"verity: loading {label}...")
         try:
-            load()
+            return load()
         finally:
-            stop()
-        self._say(f"verity: loaded {label} in {time.monotonic() - started:.1f} s")
+            if stop is not None:
+                stop()
+            with self._lock:
+                self._loading = None
+            self._say(f"verity: loaded {label} in {time.monotonic() - started:.1f} s")
+
+    def _working_line(self, step: int | None) -> Callable[[float], str]:
+        def line(elapsed_s: float) -> str:
+            prefix = "verity:" if step is None else self._stamp(step)
+            doing = "model working" if self._loading is None else f"loading {self._loading}"
+            return f"{prefix} {doing}..." + (f" {elapsed_s:.0f} s" if elapsed_s else "")
+
+        return line
 
     # -- the run's hooks --
 
@@ -193,9 +211,7 @@ class ProgressPrinter(RunHooks):
         with self._lock:
             self._step_active, self._text_seen, self._parts = True, False, []
         self._stop_step_ticker()
-        self._stop_ticker = self._start_ticker(
-            lambda s: f"{self._stamp(step)} model working..." + (f" {s:.0f} s" if s else "")
-        )
+        self._stop_ticker = self._start_ticker(self._working_line(step))
 
     def _stop_step_ticker(self) -> None:
         if self._stop_ticker is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from verity.loop import run
 from verity.messages import RunResult
 from verity.models.llama_cpp import LlamaCppModel, check_gguf_file
 from verity.models.openai_compat import OpenAICompatModel
-from verity.models.refs import EMBEDDED_REF, resolve_model_ref
+from verity.models.refs import EMBEDDED_REF, ResolvedModel, resolve_model_ref
 from verity.progress import ProgressPrinter
 from verity.settings import ModelSettings, RunSettings
 from verity.solver import seeded_solver
@@ -181,10 +182,7 @@ def _run_locally(args: argparse.Namespace, printer: ProgressPrinter | None) -> i
     model_settings = _model_settings(args, embedded=ref == EMBEDDED_REF)
     resolved = resolve_model_ref(ref, progress=printer.assembly_progress() if printer else None)
     model = LlamaCppModel(resolved.path, model_settings, name=resolved.name,
-                          on_delta=printer.on_delta if printer else None)  # fmt: skip
-    if printer is not None:
-        size = resolved.path.stat().st_size / 1e9
-        printer.loading(f"{model.name} ({size:.1f} GB)", lambda: model.llama)
+                          **(_model_progress(printer, resolved) if printer else {}))  # fmt: skip
     # a second instance even for the same file: one llama.cpp context per model, and the run's
     # KV prefix stays valid while the verifier judges
     judge = LlamaCppModel(args.verifier_model, model.settings) if args.verifier_model else model
@@ -210,6 +208,16 @@ def _run_locally(args: argparse.Namespace, printer: ProgressPrinter | None) -> i
             judge.close()
     _print_result(result, store, args=args, printer=printer)
     return 0
+
+
+def _model_progress(printer: ProgressPrinter, resolved: ResolvedModel) -> dict[str, Any]:
+    """The `on_delta` and `on_load` that show a local model's text and loading as they go."""
+
+    def on_load(load: Callable[[], Any]) -> Any:
+        label = f"{resolved.name} ({resolved.path.stat().st_size / 1e9:.1f} GB)"
+        return printer.loading(label, load)
+
+    return {"on_delta": printer.on_delta, "on_load": on_load}
 
 
 def _run_on_server(

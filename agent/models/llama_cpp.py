@@ -46,6 +46,8 @@ class LlamaCppModel:
         name: The name traces and progress show (default: the file name without extension).
         on_delta: Called with each new piece of reasoning or answer text as it is generated,
             in the generating thread; never with tool-call text.
+        on_load: Called with the function that loads the weights, to call it (e.g. while
+            showing progress); it returns what that function returns.
     """
 
     def __init__(
@@ -56,10 +58,12 @@ class LlamaCppModel:
         call_format: ToolCallFormat | None = None,
         name: str | None = None,
         on_delta: Callable[[DeltaKind, str], None] | None = None,
+        on_load: Callable[[Callable[[], Any]], Any] | None = None,
     ) -> None:
         self.path = Path(model_path)
         self._name = name or self.path.stem
         self.on_delta = on_delta
+        self._on_load = on_load
         check_gguf_file(self.path)
         self.settings = settings or ModelSettings()
         warn_if_kv_cache_quantised(self.settings)
@@ -90,8 +94,12 @@ class LlamaCppModel:
         import llama_cpp  # heavy native import: only when a model is really used
 
         warn_if_no_gpu_offload(self.settings, supported=llama_cpp.llama_supports_gpu_offload())
+
+        def load() -> Any:
+            return llama_cpp.Llama(str(self.path), **llama_kwargs(self.settings))
+
         try:
-            self._llm = llama_cpp.Llama(str(self.path), **llama_kwargs(self.settings))
+            self._llm = self._on_load(load) if self._on_load else load()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(
                 f"llama.cpp could not load {str(self.path)!r} ({exc}). The file may be truncated "
