@@ -15,7 +15,7 @@ import importlib.metadata
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from verity.cli import mcp, models, run, traces
 from verity.cli._common import EXIT_INTERRUPTED, EXIT_MODEL_ERROR, EXIT_RUN_ERROR, EXIT_USER_ERROR
@@ -30,13 +30,28 @@ def _parser() -> argparse.ArgumentParser:
         prog="verity",
         description="Run a local reasoning model as a dependable tool-using agent.",
     )
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="print the versions and whether llama.cpp can offload to a GPU",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run.add_commands(commands)
     traces.add_commands(commands)
     mcp.add_mcp_commands(commands)
     models.add_commands(commands)
     return parser
+
+
+class _VersionAction(argparse.Action):
+    """`--version`: computed only when asked, as it imports llama.cpp."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(_version())
+        parser.exit()
 
 
 def _version() -> str:
@@ -46,7 +61,13 @@ def _version() -> str:
             versions.append(importlib.metadata.version(package))
         except importlib.metadata.PackageNotFoundError:
             versions.append("not installed")
-    return f"verity {versions[0]} (llama-cpp-python {versions[1]})"
+    try:
+        import llama_cpp
+
+        offload = "yes" if llama_cpp.llama_supports_gpu_offload() else "no (CPU-only build)"
+    except (ImportError, OSError):
+        offload = "unknown (llama_cpp does not import)"
+    return f"verity {versions[0]} (llama-cpp-python {versions[1]}, GPU offload: {offload})"
 
 
 def _show_warning(
