@@ -36,6 +36,25 @@ def greedy_model(embedded_path: Path) -> Iterator[LlamaCppModel]:
 
 
 @pytest.fixture(scope="session")
+def thinking_model_path(embedded_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded model with a chat template that opens `<think>` for the reply, as the R1
+    distills' does: whatever it writes first is reasoning (close it with max_thinking_tokens)."""
+    import llama_cpp
+
+    from tests._gguf import copy_with_strings
+
+    vocab = llama_cpp.Llama(str(embedded_path), vocab_only=True, verbose=False)
+    template = vocab.metadata["tokenizer.chat_template"]
+    vocab.close()
+    opening = "{{- '<|im_start|>assistant\\n' }}"
+    assert opening in template
+    thinking = template.replace(opening, "{{- '<|im_start|>assistant\\n<think>\\n' }}")
+    path = tmp_path_factory.mktemp("thinking") / "thinking-qwen.gguf"
+    copy_with_strings(embedded_path, path, {"tokenizer.chat_template": thinking})
+    return path
+
+
+@pytest.fixture(scope="session")
 def smollm2_path() -> Path:
     """SmolLM2-135M-Instruct, whose chat template knows no tools (from the `test` extra).
 
