@@ -3,7 +3,7 @@
 The answer is passed on only once the tool-call format has decided it is text, and text that
 may still turn out to open a call (a `<` or a backtick that a later-call search has not yet
 ruled out) is held back until it is ruled out or the generation ends, so what is passed on is
-always a prefix of the final text.
+always a prefix of the final text (which is stripped: trailing whitespace waits too).
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ class TextStream:
         self._send("content", text, end)
 
     def _send(self, kind: DeltaKind, text: str, end: int) -> None:
+        # trailing whitespace waits for what follows it: the final text is stripped
+        end = len(text[:end].rstrip())
         sent = self._sent[kind]
         if end > sent:
             self._on_delta(kind, text[sent:end])
