@@ -2,6 +2,7 @@
 
 from verity.answers import extract_boxed
 from verity.errors import (
+    GPUOffloadWarning,
     KVCacheWarning,
     MCPServerError,
     ModelError,
@@ -58,6 +59,7 @@ __all__ = [
     "CompositeHooks",
     "Consensus",
     "FinalStep",
+    "GPUOffloadWarning",
     "KVCacheWarning",
     "LlamaCppModel",
     "MCPConfig",
