@@ -10,21 +10,16 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import signal
-import sys
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import anyio
 import anyio.abc
 import httpx2
 import pydantic
-from mcp import Client, MCPError, StdioServerParameters, stdio_client
+from mcp import Client, MCPError
 from mcp.client.session import IncomingMessage
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import (
@@ -37,6 +32,7 @@ from mcp.types import (
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from verity.tools._mcp_stdio import MESSAGE_TOO_LARGE, StdioState, stdio_transport
 from verity.tools._mcp_types import HTTPServer, ServerSpec, StdioServer
 from verity.tools.base import ToolError
 
@@ -45,8 +41,6 @@ __all__ = ["ClientOptions", "ServerConnection", "ServerUnavailable"]
 _T = TypeVar("_T")
 _log = logging.getLogger("verity.mcp")
 
-# Set in each stdio server's environment so its process group can be found and killed at close.
-_MARKER = "VERITY_MCP_SERVER_ID"
 _WATCH_INTERVAL = 0.2
 
 
@@ -60,13 +54,14 @@ class ClientOptions:
 
     kwargs: dict[str, Any] = field(default_factory=dict)
     errlog: TextIO | None = None
-    """Where stdio servers' stderr goes (None: this process's stderr)."""
+    """Where stdio servers' stderr goes, each line stamped with the time and the server's name
+    (None: passed through to this process's stderr)."""
 
 
 @dataclass
 class _Live:
     client: Client
-    pgid: int | None
+    stdio: StdioState | None
     close: anyio.Event = field(default_factory=anyio.Event)
     lost: anyio.Event = field(default_factory=anyio.Event)
     scopes: set[anyio.CancelScope] = field(default_factory=set)
@@ -94,6 +89,8 @@ class ServerConnection:
         self._lock = anyio.Lock()
         self._discover: DiscoverResult | None = None
         self._closed = False
+        self.failed = False
+        """Skipped at start-up: it did not start, or did not list its tools, in time."""
 
     @property
     def connected(self) -> bool:
@@ -105,15 +102,19 @@ class ServerConnection:
         """The live client, or None while down."""
         return self._live.client if self.connected and self._live is not None else None
 
-    async def connect(self) -> None:
+    async def connect(self, deadline: float | None = None) -> None:
         """Connect now, in auto mode (2026-07-28, else the 2025-11-25 handshake).
+
+        Args:
+            deadline: `anyio.current_time()` by which the handshake must be done; None: the
+                server's start-up timeout from now.
 
         Raises:
             ServerUnavailable: the server could not be started or did not complete the handshake
-                within `connect_timeout`.
+                in time.
         """
         async with self._lock:
-            await self._connect_locked()
+            await self._connect_locked(deadline)
 
     async def request(self, what: str, send: Callable[[Client], Awaitable[_T]]) -> _T:
         """Send one request through the live client, reconnecting first if the server died.
@@ -138,8 +139,11 @@ class ServerConnection:
                     "without this tool."
                 ) from None
             if exc.code == CONNECTION_CLOSED:
-                self._mark_lost(live, f"the connection closed during {what}")
+                fault = live.stdio.fault if live.stdio is not None else None
+                self._mark_lost(live, fault or f"the connection closed during {what}")
                 raise self._down(live) from None
+            if exc.code == MESSAGE_TOO_LARGE:
+                raise ToolError(exc.error.message) from None
             raise
         except pydantic.ValidationError as exc:
             first = exc.errors()[0]
@@ -186,13 +190,14 @@ class ServerConnection:
             assert self._live is not None
             return self._live
 
-    async def _connect_locked(self) -> None:
+    async def _connect_locked(self, deadline: float | None = None) -> None:
         mode, prior = "auto", None
         if self.protocol_version in MODERN_PROTOCOL_VERSIONS:
             mode, prior = self.protocol_version, self._discover
         elif self.protocol_version is not None:
             mode = "legacy"  # the era is known: skip the discover probe on restarts
-        deadline = anyio.current_time() + self.spec.connect_timeout
+        if deadline is None:
+            deadline = anyio.current_time() + self.spec.startup_timeout
         try:
             if mode == "auto":
                 # A server that ignores `server/discover` would cost the SDK's fixed 10 s probe
@@ -220,43 +225,42 @@ class ServerConnection:
     ) -> None:
         """Own one client from connect to close; the task that enters it must also leave it."""
         live: _Live | None = None
-        marker = uuid.uuid4().hex
+        stdio = StdioState() if isinstance(self.spec, StdioServer) else None
         try:
             # One deadline for the whole connect, the discover probe's own 10 s wait included.
             with anyio.CancelScope(deadline=deadline) as cs:
-                async with self._client(mode, prior, marker) as client:
+                async with self._client(mode, prior, stdio) as client:
                     cs.deadline = math.inf
-                    live = _Live(client=client, pgid=_find_group(marker))
+                    live = _Live(client=client, stdio=stdio)
                     self.protocol_version = client.protocol_version
                     self._discover = client.session.discover_result
                     task_status.started(live)
                     async with anyio.create_task_group() as inner:
                         if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
                             inner.start_soon(self._listen, client)
-                        if live.pgid is not None:
-                            inner.start_soon(self._watch, live)
+                        if stdio is not None:
+                            inner.start_soon(self._watch, live, stdio)
                         await live.close.wait()
                         inner.cancel_scope.cancel()
             if live is None:
-                raise TimeoutError(f"no handshake within {self.spec.connect_timeout:g} s")
+                raise TimeoutError(f"no handshake within {self.spec.startup_timeout:g} s")
         except Exception as exc:
             if live is None:
+                if stdio is not None and stdio.fault is not None:
+                    raise ConnectionError(stdio.fault) from exc
                 raise
             self._mark_lost(live, _describe(exc))
             _log.warning("MCP server %r failed: %s", self.spec.name, live.why)
         finally:
             if live is not None:
-                with anyio.CancelScope(shield=True):
-                    await _kill_group(live.pgid, self.spec.kill_grace)
                 self._mark_lost(live, live.why or "closed")
 
-    async def _watch(self, live: _Live) -> None:
-        """Notice a stdio server that exits between calls, so the next call restarts it."""
-        assert live.pgid is not None
-        while _running(live.pgid):  # noqa: ASYNC110 - no event tells us a process has exited
+    async def _watch(self, live: _Live, stdio: StdioState) -> None:
+        """Notice a stdio server that exits (or breaks its line) between calls: restart it next."""
+        while stdio.running and stdio.fault is None:  # noqa: ASYNC110 - no event for either
             await anyio.sleep(_WATCH_INTERVAL)
-        self._mark_lost(live, "the server process exited")
-        _log.warning("MCP server %r exited", self.spec.name)
+        self._mark_lost(live, stdio.fault or "the server process exited")
+        _log.warning("MCP server %r stopped: %s", self.spec.name, live.why)
 
     def _mark_lost(self, live: _Live, why: str) -> None:
         if live.lost.is_set():
@@ -276,7 +280,7 @@ class ServerConnection:
 
     @asynccontextmanager
     async def _client(
-        self, mode: str, prior: DiscoverResult | None, marker: str
+        self, mode: str, prior: DiscoverResult | None, stdio: StdioState | None
     ) -> AsyncIterator[Client]:
         spec = self.spec
         kwargs: dict[str, Any] = dict(
@@ -288,20 +292,14 @@ class ServerConnection:
         )
         async with AsyncExitStack() as stack:
             if isinstance(spec, StdioServer):
-                params = StdioServerParameters(
-                    command=spec.command,
-                    args=list(spec.args),
-                    env={**spec.env, _MARKER: marker},
-                    cwd=spec.cwd,
-                )
-                errlog = self._options.errlog or sys.stderr
-                client = Client(stdio_client(params, errlog=errlog), **kwargs)
+                assert stdio is not None
+                client = Client(stdio_transport(spec, stdio, self._options.errlog), **kwargs)
             else:
                 assert isinstance(spec, HTTPServer)
                 http = await stack.enter_async_context(
                     httpx2.AsyncClient(
                         headers=dict(spec.headers),
-                        timeout=httpx2.Timeout(min(spec.connect_timeout, 30.0), read=300.0),
+                        timeout=httpx2.Timeout(min(spec.startup_timeout, 30.0), read=300.0),
                     )
                 )
                 client = Client(streamable_http_client(spec.url, http_client=http), **kwargs)
@@ -343,52 +341,3 @@ def _describe(exc: BaseException) -> str:
         return f"command not found: {exc.filename or exc}"
     text = str(exc) or type(exc).__name__
     return text if isinstance(exc, MCPError | TimeoutError) else f"{type(exc).__name__}: {text}"
-
-
-def _find_group(marker: str) -> int | None:
-    """The process group of the stdio server carrying `marker` (the SDK gives it a new session)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return None  # pragma: no cover - not Linux: the SDK's own tree kill still applies
-    needle = f"{_MARKER}={marker}".encode()
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        with suppress(OSError):
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(stat[1]) == os.getpid() and needle in (entry / "environ").read_bytes():
-                return int(entry.name)
-    return None
-
-
-async def _kill_group(pgid: int | None, grace: float) -> None:
-    """Kill what is left of a server's process group: children that outlived their leader."""
-    if pgid is None or not _group_alive(pgid):
-        return
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGTERM)
-    with anyio.move_on_after(grace):
-        while _group_alive(pgid):  # noqa: ASYNC110 - nothing signals a group's end; poll it
-            await anyio.sleep(0.02)
-        return
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
-def _running(pid: int) -> bool:
-    """Whether the process exists and is not a zombie waiting to be reaped."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "DEFAULT_STARTUP_TIMEOUT",
+    "LAUNCHER_STARTUP_TIMEOUT",
     "ElicitationAnswer",
     "ElicitationHandler",
     "ElicitationRequest",
@@ -16,6 +19,18 @@ __all__ = [
     "ServerSpec",
     "StdioServer",
 ]
+
+
+DEFAULT_STARTUP_TIMEOUT = 10.0
+LAUNCHER_STARTUP_TIMEOUT = 120.0
+# Commands whose first start fetches the server package: give them time, never kill an install.
+_LAUNCHERS = {"npx", "uvx", "uv", "pipx", "bunx", "bun", "pnpm", "pnpx", "yarn", "npm", "docker"}
+
+
+def _launcher(options: _ServerOptions) -> bool:
+    command = getattr(options, "command", "")
+    name = os.path.basename(str(command)).lower().removesuffix(".exe").removesuffix(".cmd")
+    return name in _LAUNCHERS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,8 +43,12 @@ class _ServerOptions:
     """Never offer these tools."""
     timeout: float = 60.0
     """Seconds one request may take; then it is cancelled and the call becomes an error."""
-    connect_timeout: float = 10.0
-    """Seconds to start the server and complete the handshake, era negotiation included."""
+    connect_timeout: float | None = None
+    """Seconds to start the server, complete the handshake and list its tools (`startupTimeout`);
+    None: 10 s, or 120 s for a package launcher (`npx`, `uvx`, ...) whose first start downloads."""
+    trusted: bool = False
+    """Believe the server's tool annotations (`"trust": true`): only then may its `readOnlyHint`
+    let a tool run without approval. Annotations are untrusted hints otherwise (MCP spec)."""
     discover_timeout: float = 3.0
     """Seconds for the first connect in auto mode; then the 2025-11-25 handshake is used."""
     max_restarts: int = 3
@@ -40,6 +59,15 @@ class _ServerOptions:
     """Seconds a stdio server's process group gets after SIGTERM before SIGKILL."""
     max_output_chars: int = 100_000
     """Longest text of one result kept in memory; the run's own cap is usually lower."""
+    max_message_bytes: int = 32 * 2**20
+    """Largest message read from a stdio server; a larger result fails its call at once."""
+
+    @property
+    def startup_timeout(self) -> float:
+        """`connect_timeout`, or its default for this kind of command."""
+        if self.connect_timeout is not None:
+            return self.connect_timeout
+        return LAUNCHER_STARTUP_TIMEOUT if _launcher(self) else DEFAULT_STARTUP_TIMEOUT
 
     def offers(self, tool: str) -> bool:
         """Whether the allow/deny lists let `tool` through."""
