@@ -8,15 +8,21 @@
 ```
 Other top-level keys (Claude Desktop keeps its preferences there) are ignored. Per server, the
 keys other clients add are understood: `type`, `disabled`, `timeout` (seconds, Cline),
-`alwaysAllow` / `autoApprove` (approved tools), `includeTools` / `excludeTools` (Gemini CLI).
-A broken entry becomes a `UserError` naming the server and the field, and the others still load.
+`alwaysAllow` / `autoApprove` (approved tools), `includeTools` / `excludeTools` (Gemini CLI);
+Verity's own are `trust` (believe the server's read-only hints) and `startupTimeout` (seconds).
+`${VAR}` and `${VAR:-default}` expand from the environment in `command`, `args`, `env`, `url`
+and `headers`, as in Claude Code and Cursor. A broken entry becomes a `UserError` naming the
+server and the field, and the others still load; a broken file (not JSON, a key given twice,
+not a regular file) is one `UserError`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +34,14 @@ import platformdirs
 from verity.errors import UserError
 from verity.messages import Message
 from verity.models.base import Model
-from verity.tools.mcp import HTTPServer, SamplingHandler, SamplingRequest, ServerSpec, StdioServer
+from verity.tools.mcp import (
+    HTTPServer,
+    SamplingHandler,
+    SamplingRequest,
+    ServerSpec,
+    StdioServer,
+    tool_prefixes,
+)
 
 _Fail = Callable[[str, str], UserError]
 
@@ -41,11 +54,13 @@ __all__ = [
 ]
 
 _COMMON = {"type", "transport", "disabled", "timeout", "alwaysAllow", "autoApprove"}
-_COMMON |= {"includeTools", "excludeTools"}
+_COMMON |= {"includeTools", "excludeTools", "trust", "startupTimeout"}
 _STDIO = {"command", "args", "env", "cwd"}
 _HTTP = {"url", "headers"}
 _HTTP_TYPES = {"http", "streamable-http", "streamable_http", "streamableHttp"}
 _MAX_TIMEOUT = 3600
+_MAX_FILE_BYTES = 4 * 2**20
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 @dataclass(frozen=True)
@@ -82,19 +97,68 @@ def load_mcp_config(path: Path, *, required: bool = True, **options: Any) -> MCP
     """
     if not path.exists() and not required:
         return MCPConfig()
+    text = _read_config(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"MCP config {path} does not exist.", field="mcp_config") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"Cannot read MCP config {path}: {exc}", field="mcp_config") from None
+        data = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise UserError(
             f"MCP config {path} is not valid JSON: {exc.msg} at line {exc.lineno}, column "
             f"{exc.colno}.",
             field="mcp_config",
         ) from None
+    except _DuplicateKey as exc:
+        raise UserError(
+            f"MCP config {path}: {exc.key!r} is given twice in one object (another client would "
+            "silently take the last); keep one.",
+            field="mcp_config",
+        ) from None
+    except RecursionError:
+        raise UserError(
+            f"MCP config {path} is nested too deeply to be an mcpServers file.",
+            field="mcp_config",
+        ) from None
     return parse_mcp_config(data, source=str(path), **options)
+
+
+def _read_config(path: Path) -> str:
+    """The file's text: a regular file (never a FIFO or a device), not huge, UTF-8 (BOM ok)."""
+    fail = f"Cannot read MCP config {path}"
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise UserError(f"{fail}: it is not a regular file.", field="mcp_config")
+        if info.st_size > _MAX_FILE_BYTES:
+            raise UserError(
+                f"{fail}: {info.st_size} bytes is too large for an mcpServers file.",
+                field="mcp_config",
+            )
+        with path.open("rb") as file:
+            data = file.read(_MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise UserError(f"MCP config {path} does not exist.", field="mcp_config") from None
+    except OSError as exc:
+        raise UserError(f"{fail}: {exc.strerror or exc}.", field="mcp_config") from None
+    try:
+        return data.decode("utf-8-sig")  # editors on Windows save a BOM
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{fail}: it is not UTF-8 text (byte {exc.start}).", field="mcp_config"
+        ) from None
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
 
 
 def parse_mcp_config(data: Any, *, source: str = "MCP config", **options: Any) -> MCPConfig:
@@ -127,11 +191,11 @@ def _server(name: str, entry: Any, options: dict[str, Any]) -> tuple[ServerSpec 
         where = f"mcpServers.{name}" + (f".{key}" if key else "")
         return UserError(f"MCP server {name!r}: {problem}", field=where)
 
-    if not name or "__" in name or not name.replace("-", "").replace("_", "").isalnum():
-        raise fail("", "use letters, digits, '-' and single '_' in server names.")
+    if not name.strip():
+        raise fail("", "give the server a name.")
     if not isinstance(entry, Mapping):
         raise fail("", 'expected an object such as {"command": "...", "args": [...]}.')
-    if entry.get("disabled") is True:
+    if _flag(entry, "disabled", fail):
         return None, []
     kind = entry.get("type", entry.get("transport"))
     if kind == "sse":
@@ -145,16 +209,17 @@ def _server(name: str, entry: Any, options: dict[str, Any]) -> tuple[ServerSpec 
     if kind not in (None, "stdio", *_HTTP_TYPES) or (kind == "stdio" and is_http):
         raise fail("type", f'unknown type {kind!r}; use "stdio" or "http".')
     common: dict[str, Any] = dict(options)
-    timeout = entry.get("timeout")
-    if timeout is not None:
-        if not isinstance(timeout, int | float) or not 0 < timeout <= _MAX_TIMEOUT:
-            raise fail("timeout", f"give seconds between 0 and {_MAX_TIMEOUT}, not {timeout!r}.")
-        common["timeout"] = float(timeout)
+    for key, option in (("timeout", "timeout"), ("startupTimeout", "connect_timeout")):
+        if (seconds := _seconds(entry, key, fail)) is not None:
+            common[option] = seconds
+    if _flag(entry, "trust", fail):
+        common["trusted"] = True
     if "includeTools" in entry:
         common["include_tools"] = frozenset(_strings(entry, "includeTools", fail))
     common["exclude_tools"] = frozenset(_strings(entry, "excludeTools", fail))
     approved = _strings(entry, "alwaysAllow", fail) + _strings(entry, "autoApprove", fail)
-    approved = [f"{name}__{tool}" for tool in approved]
+    prefix = tool_prefixes([name])[name]
+    approved = [f"{prefix}__{tool}" for tool in approved]
     if is_http:
         return _http(name, entry, common, fail), approved
     return _stdio(name, entry, common, fail), approved
@@ -164,6 +229,7 @@ def _stdio(name: str, entry: Mapping[str, Any], common: dict[str, Any], fail: _F
     command = entry.get("command")
     if not isinstance(command, str) or not command.strip():
         raise fail("command", 'missing "command" (the program that starts the server).')
+    command = _expand(command, "command", fail)
     env = _string_map(entry, "env", fail)
     cwd = entry.get("cwd")
     if cwd is not None and (not isinstance(cwd, str) or not Path(cwd).is_dir()):
@@ -178,7 +244,7 @@ def _stdio(name: str, entry: Mapping[str, Any], common: dict[str, Any], fail: _F
     return StdioServer(
         name=name,
         command=command,
-        args=tuple(_strings(entry, "args", fail)),
+        args=tuple(_expand(arg, "args", fail) for arg in _strings(entry, "args", fail)),
         env=env,
         cwd=cwd,
         **common,
@@ -187,8 +253,7 @@ def _stdio(name: str, entry: Mapping[str, Any], common: dict[str, Any], fail: _F
 
 def _http(name: str, entry: Mapping[str, Any], common: dict[str, Any], fail: _Fail) -> HTTPServer:
     url = entry.get("url")
-    if not isinstance(url, str):
-        url = repr(url)
+    url = _expand(url, "url", fail) if isinstance(url, str) else repr(url)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         example = "http://127.0.0.1:8000/mcp"
@@ -209,7 +274,47 @@ def _string_map(entry: Mapping[str, Any], key: str, fail: _Fail) -> dict[str, st
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise fail(key, f'"{key}" must be an object of strings.')
-    return dict(value)
+    return {k: _expand(v, f"{key}.{k}", fail) for k, v in value.items()}
+
+
+def _expand(text: str, key: str, fail: _Fail) -> str:
+    """`${VAR}` and `${VAR:-default}` from the environment; an unset VAR without default fails."""
+
+    def value(match: re.Match[str]) -> str:
+        variable, default = match.group(1), match.group(2)
+        found = os.environ.get(variable)
+        if found is not None and (found or default is None):
+            return found
+        if default is not None:
+            return default
+        raise fail(
+            key,
+            f"environment variable {variable} is not set. Set it, or give a default: "
+            f"${{{variable}:-default}}.",
+        )
+
+    return _VARIABLE.sub(value, text)
+
+
+def _flag(entry: Mapping[str, Any], key: str, fail: _Fail) -> bool:
+    value = entry.get(key, False)
+    if not isinstance(value, bool):
+        raise fail(key, f'"{key}" must be true or false (no quotes), not {value!r}.')
+    return value
+
+
+def _seconds(entry: Mapping[str, Any], key: str, fail: _Fail) -> float | None:
+    value = entry.get(key)
+    if value is None:
+        return None
+    # bool is an int in Python: `"timeout": true` must not mean one second
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 < value <= _MAX_TIMEOUT
+    ):
+        raise fail(key, f"give seconds between 0 and {_MAX_TIMEOUT}, not {value!r}.")
+    return float(value)
 
 
 def model_sampling_handler(model: Model) -> SamplingHandler:

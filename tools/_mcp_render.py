@@ -35,6 +35,7 @@ __all__ = [
     "read_resource_spec",
     "render_content",
     "render_resource_contents",
+    "tool_prefixes",
     "tool_spec",
 ]
 
@@ -48,6 +49,25 @@ SEPARATOR = "__"
 # The strictest tool-name rule among the model APIs Verity speaks (OpenAI: ^[a-zA-Z0-9_-]{1,64}$).
 _MAX_NAME = 64
 _INVALID = re.compile(r"[^A-Za-z0-9_-]")
+
+
+_PREFIX_INVALID = re.compile(r"[^A-Za-z0-9-]+")
+_MAX_PREFIX = 32
+
+
+def tool_prefixes(names: Iterable[str]) -> dict[str, str]:
+    """Each server name's prefix in tool names: valid characters only, distinct, no `__` inside.
+
+    A name such as `my server` or `github.com` becomes `my_server`, `github_com`; a prefix that
+    had to change, or would repeat another, gets a short hash of the full name.
+    """
+    prefixes: dict[str, str] = {}
+    for name in names:
+        prefix = _PREFIX_INVALID.sub("_", name).strip("_")[:_MAX_PREFIX].strip("_") or "server"
+        if prefix in prefixes.values():
+            prefix = f"{prefix}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
+        prefixes[name] = prefix
+    return prefixes
 
 
 def model_tool_name(server: str, tool: str, taken: Iterable[str] = ()) -> str:
@@ -123,8 +143,12 @@ def _cap(text: str, max_chars: int) -> str:
     return f"{text[:max_chars]}\n[... {len(text) - max_chars} more characters cut]"
 
 
-def tool_spec(name: str, tool: Tool) -> ToolSpec:
-    """The spec the model sees for a server tool; only `readOnlyHint: true` marks it read-only."""
+def tool_spec(name: str, tool: Tool, *, trusted: bool = False) -> ToolSpec:
+    """The spec the model sees for a server tool, with the server's hints as untrusted claims.
+
+    `is_read_only()` believes `readOnlyHint` only where `trusted` (the user's `"trust": true`);
+    `destructiveHint: true` beside it makes the tool destructive either way.
+    """
     parameters = dict(tool.input_schema) or {"type": "object", "properties": {}}
     parameters.setdefault("type", "object")
     parameters.setdefault("properties", {})
@@ -134,6 +158,8 @@ def tool_spec(name: str, tool: Tool) -> ToolSpec:
         description=tool.description or tool.title or tool.name,
         parameters=parameters,
         read_only=bool(hints and hints.read_only_hint),
+        destructive=bool(hints and hints.destructive_hint),
+        trusted=trusted,
     )
 
 

@@ -1,10 +1,13 @@
-"""Approval policy (design D9): allow, ask or deny each `server__tool`, wrapping any toolset.
+"""Approval (design D9): allow, ask or deny each `server__tool`; MCPToolset and any toolset.
 
-Rules are glob patterns matched in order (`time__*`, `*__delete_*`); the first match decides.
-Unmatched tools follow the MCP annotations: `readOnlyHint: true` is allowed, anything else
-(unannotated tools count as destructive, per the spec) is asked for, and denied when nobody
+Rules are glob patterns matched in order (`time__*`, `*__delete_*`); the first match decides,
+then the allow-list (`--allow`, a config's `alwaysAllow`). Unmatched tools that are read-only by
+`is_read_only()` (MCP hints count only from a server the user trusts) are allowed; anything else
+(unannotated tools count as destructive, per the spec) is asked for, and withheld when nobody
 can answer. An approval given "always" is stored with a hash of the tool's definition, so a
-tool whose description or schema changed afterwards must be approved again.
+tool whose description or schema changed afterwards must be approved again. Every decision is
+reported as an `ApprovalDecision`: to the gate's own listener and to the one the running loop
+installs with `reporting_approvals()` (the trace).
 """
 
 from __future__ import annotations
@@ -12,23 +15,29 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from verity.tools.base import ToolError, ToolResult, ToolSpec
+from verity.tools.base import ToolError, ToolResult, ToolSpec, is_read_only
 from verity.tools.toolset import Toolset
 
 __all__ = [
     "Answer",
+    "ApprovalDecision",
+    "ApprovalGate",
+    "ApprovalListener",
     "ApprovalPolicy",
     "ApprovalStore",
     "ApprovalToolset",
     "Asker",
     "Decision",
     "definition_hash",
+    "reporting_approvals",
 ]
 
 Decision = Literal["allow", "ask", "deny"]
@@ -39,12 +48,14 @@ Asker = Callable[[ToolSpec, dict[str, Any]], Awaitable[Answer]]
 
 def definition_hash(spec: ToolSpec) -> str:
     """A stable hash of what the model and the user were shown about a tool."""
-    shown = {
+    shown: dict[str, Any] = {
         "name": spec.name,
         "description": spec.description,
         "parameters": spec.parameters,
         "read_only": spec.read_only,
     }
+    if spec.destructive:  # only when set, so approvals stored before the field stay valid
+        shown["destructive"] = True
     return hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()
 
 
@@ -61,10 +72,61 @@ class ApprovalPolicy:
 
     def decide(self, spec: ToolSpec) -> Decision:
         """The decision for one tool, before anyone is asked."""
+        return self.explain(spec)[0]
+
+    def rule_for(self, spec: ToolSpec) -> tuple[str, Decision] | None:
+        """The first rule whose pattern matches the tool's name, if any."""
         for pattern, decision in self.rules:
             if fnmatch.fnmatchcase(spec.name, pattern):
-                return decision
-        return self.read_only if spec.read_only else self.other
+                return pattern, decision
+        return None
+
+    def explain(self, spec: ToolSpec) -> tuple[Decision, By, str]:
+        """The decision for one tool, what made it, and why."""
+        if (rule := self.rule_for(spec)) is not None:
+            return rule[1], "policy", f"rule {rule[0]!r}"
+        if is_read_only(spec):
+            return self.read_only, "trust", "read-only, as declared by a trusted source"
+        if spec.destructive:
+            why = "declared destructive"
+        elif spec.read_only:
+            why = "its read-only hint comes from a server not marked trusted"
+        else:
+            why = "it may change things (not read-only)"
+        return self.other, "policy", why
+
+
+Outcome = Literal["allowed", "denied", "withheld"]
+By = Literal["policy", "allow", "trust", "user"]
+
+
+@dataclass(frozen=True)
+class ApprovalDecision:
+    """One approval decision about a tool: for the trace, and to tell the person."""
+
+    tool: str
+    outcome: Outcome
+    """`withheld`: not offered to the model; `allowed`/`denied`: one call."""
+    by: By
+    """What decided: the policy (rules, defaults), an allow pattern, trust in the tool's own
+    read-only claim, or the user (asked now, or an "always" answer stored earlier)."""
+    reason: str
+    arguments: dict[str, Any] | None = None
+    """The call's arguments; None for a decision made while listing tools."""
+
+
+ApprovalListener = Callable[[ApprovalDecision], Awaitable[None]]
+_listener: ContextVar[ApprovalListener | None] = ContextVar("verity_approvals", default=None)
+
+
+@contextmanager
+def reporting_approvals(listener: ApprovalListener) -> Iterator[None]:
+    """Within this block (and the tasks it starts), decisions also go to `listener`."""
+    token = _listener.set(listener)
+    try:
+        yield
+    finally:
+        _listener.reset(token)
 
 
 class ApprovalStore:
@@ -99,8 +161,92 @@ class ApprovalStore:
             self.path.write_text(json.dumps(self._approved, indent=2, sort_keys=True) + "\n")
 
 
+class ApprovalGate:
+    """Decides, asks and reports: the approval logic a toolset puts in front of its tools."""
+
+    def __init__(
+        self,
+        policy: ApprovalPolicy | None = None,
+        *,
+        ask: Asker | None = None,
+        allow: Sequence[str] = (),
+        store: ApprovalStore | None = None,
+        on_decision: ApprovalListener | None = None,
+    ) -> None:
+        """Set up the gate; the defaults withhold every tool that is not read-only.
+
+        Args:
+            policy: Rules and defaults; the default allows read-only tools and asks for the rest.
+            ask: Asks a person; None means nobody can answer, so such tools are withheld.
+            allow: `server__tool` glob patterns allowed without asking (`--allow`, `alwaysAllow`),
+                after the policy's own rules.
+            store: Where "always" answers are kept; an in-memory store by default.
+            on_decision: Also told every decision (e.g. to say on stderr what was withheld).
+        """
+        self.policy = policy or ApprovalPolicy()
+        self._ask = ask
+        self._allow = tuple(allow)
+        self._store = store or ApprovalStore()
+        self._on_decision = on_decision
+
+    def decide(self, spec: ToolSpec) -> tuple[Decision, By, str]:
+        """What happens to a call of this tool before anyone is asked, what decided it, and why."""
+        decision, by, reason = self.policy.explain(spec)
+        if self.policy.rule_for(spec) is not None:
+            return decision, by, reason
+        for pattern in self._allow:
+            if fnmatch.fnmatchcase(spec.name, pattern):
+                return "allow", "allow", f"allowed by pattern {pattern!r}"
+        if decision == "ask" and self._store.approved(spec):
+            return "allow", "user", "approved 'always' earlier"
+        if decision == "ask" and self._ask is None:
+            return "deny", "policy", f"needs approval ({reason}) and nobody can be asked"
+        return decision, by, reason
+
+    async def screen(self, specs: list[ToolSpec]) -> list[ToolSpec]:
+        """The tools that may be offered; the others are reported as withheld."""
+        offered = []
+        for spec in specs:
+            decision, by, reason = self.decide(spec)
+            if decision == "deny":
+                await self._report(ApprovalDecision(spec.name, "withheld", by, reason))
+            else:
+                offered.append(spec)
+        return offered
+
+    async def check(self, spec: ToolSpec, arguments: dict[str, Any]) -> None:
+        """Let one call through, asking the person if the policy says so.
+
+        Raises:
+            ToolError: the call was denied (by the policy or the person).
+        """
+        decision, by, reason = self.decide(spec)
+        if decision == "ask":
+            assert self._ask is not None
+            answer = await self._ask(spec, arguments)
+            by = "user"
+            if answer == "always":
+                self._store.remember(spec)
+            decision = "deny" if answer == "deny" else "allow"
+            reason = {"once": "approved once", "always": "approved always"}.get(answer, "declined")
+        outcome: Outcome = "allowed" if decision == "allow" else "denied"
+        await self._report(ApprovalDecision(spec.name, outcome, by, reason, dict(arguments)))
+        if decision == "allow":
+            return
+        if by == "user":
+            raise ToolError(
+                f"The user declined the call to {spec.name!r}. Do not retry it; answer without it."
+            )
+        raise ToolError(f"Calling {spec.name!r} is not allowed by the approval policy ({reason}).")
+
+    async def _report(self, decision: ApprovalDecision) -> None:
+        for listener in (self._on_decision, _listener.get()):
+            if listener is not None:
+                await listener(decision)
+
+
 class ApprovalToolset:
-    """Wraps a toolset: denied tools are not offered, asked ones run only once approved."""
+    """Wraps a toolset: withheld tools are not offered, asked ones run only once approved."""
 
     def __init__(
         self,
@@ -109,19 +255,12 @@ class ApprovalToolset:
         *,
         ask: Asker | None = None,
         store: ApprovalStore | None = None,
+        allow: Sequence[str] = (),
+        on_decision: ApprovalListener | None = None,
     ) -> None:
-        """Wrap `inner`.
-
-        Args:
-            inner: The toolset whose calls need approval.
-            policy: The rules; the default allows read-only tools and asks for the rest.
-            ask: Asks a person; None means nobody can answer, so "ask" becomes "deny".
-            store: Where "always" answers are kept; an in-memory store by default.
-        """
+        """Wrap `inner` (the arguments are `ApprovalGate`'s)."""
         self.inner = inner
-        self.policy = policy or ApprovalPolicy()
-        self._ask = ask
-        self._store = store or ApprovalStore()
+        self.gate = ApprovalGate(policy, ask=ask, allow=allow, store=store, on_decision=on_decision)
 
     async def __aenter__(self) -> Self:
         await self.inner.__aenter__()
@@ -136,34 +275,16 @@ class ApprovalToolset:
         await self.inner.__aexit__(exc_type, exc, tb)
 
     async def list_tools(self) -> list[ToolSpec]:
-        """The inner tools that could run: denied ones are not offered to the model."""
-        return [spec for spec in await self.inner.list_tools() if self._effective(spec) != "deny"]
+        """The inner tools that could run: withheld ones are not offered to the model."""
+        return await self.gate.screen(await self.inner.list_tools())
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolResult:
-        """Run the call if the policy, a stored approval or the person allows it.
+        """Run the call if the policy, an allow pattern, a stored approval or the person allows.
 
         Raises:
             KeyError: no offered tool has this name.
             ToolError: the call was denied.
         """
         specs = {spec.name: spec for spec in await self.inner.list_tools()}
-        spec = specs[name]
-        decision = self._effective(spec)
-        if decision == "deny":
-            raise ToolError(f"Calling {name!r} is not allowed by the approval policy.")
-        if decision == "ask" and not self._store.approved(spec):
-            assert self._ask is not None
-            answer = await self._ask(spec, arguments)
-            if answer == "deny":
-                raise ToolError(
-                    f"The user declined the call to {name!r}. Do not retry it; answer without it."
-                )
-            if answer == "always":
-                self._store.remember(spec)
+        await self.gate.check(specs[name], arguments)
         return await self.inner.call_tool(name, arguments)
-
-    def _effective(self, spec: ToolSpec) -> Decision:
-        decision = self.policy.decide(spec)
-        if decision == "ask" and self._ask is None and not self._store.approved(spec):
-            return "deny"
-        return decision

@@ -11,7 +11,7 @@ import anyio.to_thread
 import docstring_parser
 import pydantic
 
-__all__ = ["FunctionTool", "ToolError", "ToolResult", "ToolSpec", "tool"]
+__all__ = ["FunctionTool", "ToolError", "ToolResult", "ToolSpec", "is_read_only", "tool"]
 
 JSONSchema = dict[str, Any]
 
@@ -27,7 +27,23 @@ class ToolSpec:
     parameters: JSONSchema
     """JSON Schema of the arguments object."""
     read_only: bool = False
-    """True when calling the tool changes nothing (MCP `readOnlyHint`)."""
+    """The tool's claim that calling it changes nothing (`@tool(read_only=True)`, MCP
+    `readOnlyHint`). Only a claim: ask `is_read_only(spec)` whether Verity believes it."""
+    destructive: bool = False
+    """The tool's claim that it may destroy data (MCP `destructiveHint: true`)."""
+    trusted: bool = True
+    """Whether the claims above come from a source the user trusts: the program's own Python
+    tools, an MCP server only when its config entry says `"trust": true`."""
+
+
+def is_read_only(spec: ToolSpec) -> bool:
+    """Verity's one rule for "calling this tool changes nothing".
+
+    Approval, the verifier's re-checks and the reuse of earlier results all ask this. A claim
+    counts only from a trusted source (MCP annotations are untrusted hints, per the spec), and a
+    tool that also claims to be destructive is destructive.
+    """
+    return spec.trusted and spec.read_only and not spec.destructive
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """MCPToolset: the tools of any MCP server, over stdio or streamable HTTP, as `<server>__<tool>`.
 
 One `mcp.Client` per server, in `auto` mode (2026-07-28 with v2 servers, the 2025-11-25
-handshake with the rest). Servers connect concurrently; one that fails is reported in
-`status()` and skipped. Every request has a timeout that sends a cancellation; a server that
-dies is restarted for the next call (bounded, with backoff); closing kills each stdio server's
-whole process group after a grace period. Failures are raised as `ToolError`s for
+handshake with the rest). Servers connect concurrently; one that does not start and list its
+tools within its start-up timeout is reported in `status()` and skipped. Every request has a
+timeout that sends a cancellation; a server that dies or breaks its line is restarted for the
+next call (bounded, with backoff); closing kills each stdio server's whole process tree after a
+grace period. Calls pass an `ApprovalGate` first: by default, tools that are not read-only by
+`is_read_only()` are withheld. Failures are raised as `ToolError`s for
 `verity.tools.toolset.call_tool` to hand to the model.
 """
 
@@ -34,9 +36,11 @@ from verity.tools._mcp_render import (
     read_resource_spec,
     render_content,
     render_resource_contents,
+    tool_prefixes,
     tool_spec,
 )
 from verity.tools._mcp_types import (
+    DEFAULT_STARTUP_TIMEOUT,
     ElicitationAnswer,
     ElicitationHandler,
     ElicitationRequest,
@@ -46,6 +50,7 @@ from verity.tools._mcp_types import (
     ServerSpec,
     StdioServer,
 )
+from verity.tools.approval import ApprovalGate
 from verity.tools.base import ToolError, ToolResult, ToolSpec
 
 __all__ = [
@@ -62,6 +67,7 @@ __all__ = [
     "StdioServer",
     "answer_with_defaults",
     "model_tool_name",
+    "tool_prefixes",
 ]
 
 _log = logging.getLogger("verity.mcp")
@@ -74,6 +80,7 @@ class ServerStatus:
     name: str
     transport: Literal["stdio", "http"]
     state: Literal["connected", "down", "failed"]
+    """`failed`: skipped at start-up (it did not start or list its tools in time)."""
     protocol_version: str | None
     tools: list[str]
     """The server's own tool names, as offered after the allow/deny lists."""
@@ -89,6 +96,8 @@ class _Server:
     """Model-facing name → the server's tool and the spec the model sees."""
     extras: dict[str, tuple[str, ToolSpec]] = field(default_factory=dict)
     """Model-facing name → kind (`read_resource`, `get_prompt`) and spec of the read-only tools."""
+    prefix: str = ""
+    """What the server's tools are prefixed with (its name, made valid)."""
     stale: bool = True
 
     def mark_stale(self) -> None:
@@ -107,6 +116,7 @@ class MCPToolset:
         sampling: SamplingHandler | None = None,
         resource_tools: bool = True,
         errlog: TextIO | None = None,
+        approval: ApprovalGate | None = None,
     ) -> None:
         """Describe the servers; nothing starts before `async with`.
 
@@ -117,16 +127,21 @@ class MCPToolset:
                 leaves the capability off.
             resource_tools: Offer resources and prompts as the read-only tools
                 `<server>__read_resource` and `<server>__get_prompt` where a server has them.
-            errlog: Where stdio servers' stderr goes (a file with a descriptor); None passes it
-                through to this process's stderr.
+            errlog: Where stdio servers' stderr goes, each line stamped with the time and the
+                server's name; None passes it through to this process's stderr.
+            approval: Which tools may run; None: read-only tools (by `is_read_only()`: hints
+                count only from servers marked `trusted`) run, all others are withheld. Give
+                `ApprovalGate(ask=...)` to ask a person, or `ApprovalGate(allow=["name__*"])`.
 
         Raises:
-            ValueError: two servers share a name, or a name contains "__".
+            ValueError: two servers share a name, or a name is empty.
         """
         self._specs = list(servers)
         names = [s.name for s in self._specs]
-        if len(set(names)) != len(names) or any("__" in n or not n for n in names):
-            raise ValueError(f"server names must be unique, non-empty, without '__': {names}")
+        if len(set(names)) != len(names) or not all(n.strip() for n in names):
+            raise ValueError(f"server names must be unique and non-empty: {names}")
+        self._prefixes = tool_prefixes(names)
+        self.approval = approval or ApprovalGate()
         self._elicitation = elicitation
         self._sampling = sampling
         self._resource_tools = resource_tools
@@ -141,7 +156,7 @@ class MCPToolset:
             for spec in self._specs:
                 callbacks = client_callbacks(spec.name, self._elicitation, self._sampling)
                 options = ClientOptions(callbacks, errlog=self._errlog)
-                server = _Server(spec)
+                server = _Server(spec, prefix=self._prefixes[spec.name])
                 server.connection = ServerConnection(spec, self._group, options, server.mark_stale)
                 self._servers[spec.name] = server
             async with anyio.create_task_group() as starting:
@@ -169,7 +184,11 @@ class MCPToolset:
                 transport="stdio" if isinstance(s.spec, StdioServer) else "http",
                 state="connected"
                 if s.connection.connected
-                else ("down" if s.connection.protocol_version else "failed"),
+                else (
+                    "down"
+                    if s.connection.protocol_version and not s.connection.failed
+                    else "failed"
+                ),
                 protocol_version=s.connection.protocol_version,
                 tools=[tool.name for tool, _ in s.tools.values()],
                 restarts=s.connection.restarts,
@@ -187,35 +206,43 @@ class MCPToolset:
         return connection_capabilities(self._servers[server].connection)
 
     async def list_tools(self) -> list[ToolSpec]:
-        """The offered tools of every server that connected; lists refresh after a change."""
+        """The offered tools of every server that connected; lists refresh after a change.
+
+        Tools the approval gate withholds are left out (and reported to its listeners).
+        """
         specs: list[ToolSpec] = []
         for server in self._servers.values():
             if server.stale and server.connection.connected:
-                # A server that hangs on re-listing keeps its last list rather than stall a run.
-                with anyio.move_on_after(server.spec.connect_timeout):
+                # Re-listed once per change: a server that hangs on it keeps its last list.
+                server.stale = False
+                with anyio.move_on_after(min(server.spec.startup_timeout, DEFAULT_STARTUP_TIMEOUT)):
                     await self._refresh(server)
             specs.extend(spec for _, spec in server.tools.values())
             specs.extend(spec for _, spec in server.extras.values())
-        return specs
+        return await self.approval.screen(specs)
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolResult:
-        """Call `<server>__<tool>`.
+        """Call `<server>__<tool>`, once the approval gate lets it through.
 
         Raises:
             KeyError: no offered tool has this name.
-            ToolError: the call timed out, or the server is down (it is restarted next time).
+            ToolError: the call was denied, timed out, or the server is down (it is restarted
+                next time).
             MCPError: the server answered with a protocol error.
         """
         for server in self._servers.values():
             if name in server.tools:
-                tool, _ = server.tools[name]
+                tool, spec = server.tools[name]
+                await self.approval.check(spec, arguments)
                 return await self._call(server, tool.name, arguments)
             if name in server.extras:
+                await self.approval.check(server.extras[name][1], arguments)
                 return await self._call_extra(server, name, arguments)
         raise KeyError(name)
 
     async def call(self, server: str, tool: str, arguments: dict[str, Any]) -> ToolResult:
-        """Call a tool by its server's own name (for debugging; allow/deny lists still apply).
+        """Call a tool by its server's own name, as the person who asked for it directly
+        (`verity mcp call`): no approval; the allow/deny lists still apply.
 
         Raises:
             KeyError: no such server, or the tool is not offered.
@@ -289,14 +316,43 @@ class MCPToolset:
         return text[:cap]
 
     async def _start(self, server: _Server) -> None:
+        """Connect and list the tools within the start-up timeout, or skip the server."""
+        spec, connection = server.spec, server.connection
+        deadline = anyio.current_time() + spec.startup_timeout
         try:
-            await server.connection.connect()
-            await self._refresh(server)
+            await connection.connect(deadline)
+            with anyio.fail_after(max(deadline - anyio.current_time(), 0)):
+                await self._refresh(server, strict=True)
+        except TimeoutError:
+            connection.error = f"it did not list its tools within {spec.startup_timeout:g} s"
+            await self._skip(server, f"MCP server {spec.name!r}: {connection.error}")
         except ToolError as exc:
-            _log.warning("%s; skipping it", exc)
+            await self._skip(server, str(exc))
+        except Exception as exc:  # noqa: BLE001 - a server whose lists fail offers no tools
+            connection.error = f"listing its tools failed: {exc}"
+            await self._skip(server, f"MCP server {spec.name!r}: {connection.error}")
 
-    async def _refresh(self, server: _Server) -> None:
-        """Re-list tools (and resources and prompts); a failed re-list keeps the last lists."""
+    async def _skip(self, server: _Server, problem: str) -> None:
+        server.connection.failed = True
+        await server.connection.close()
+        hint = ""
+        if isinstance(server.spec, StdioServer):
+            log = getattr(self._errlog, "name", None)
+            hint = f" Its output is in {log}." if isinstance(log, str) else ""
+            hint += (
+                " A first start through npx/uvx downloads the package: give the server more time"
+                ' with "startupTimeout" (seconds) in its config entry.'
+                if "within" in problem
+                else ""
+            )
+        _log.warning("%s; skipping it.%s", problem, hint)
+
+    async def _refresh(self, server: _Server, *, strict: bool = False) -> None:
+        """Re-list tools (and resources and prompts); a failed re-list keeps the last lists.
+
+        Raises:
+            Exception: only with `strict`: whatever the listing raised.
+        """
         connection = server.connection
         try:
             listed = await connection.request(
@@ -304,19 +360,21 @@ class MCPToolset:
             )
             tools = {t.name: t for t in listed.tools if server.spec.offers(t.name)}
             extras = await self._extra_tools(server) if self._resource_tools else {}
-        except Exception as exc:  # noqa: BLE001 - a server whose lists fail offers no new tools
+        except Exception as exc:
+            if strict:
+                raise
             connection.error = f"listing failed: {exc}"
             _log.warning("MCP server %r: %s", server.spec.name, connection.error)
             return
         taken: set[str] = set()
         server.tools = {}
         for tool in tools.values():
-            name = model_tool_name(server.spec.name, tool.name, taken)
+            name = model_tool_name(server.prefix, tool.name, taken)
             taken.add(name)
-            server.tools[name] = (tool, tool_spec(name, tool))
+            server.tools[name] = (tool, tool_spec(name, tool, trusted=server.spec.trusted))
         server.extras = {}
         for kind, spec in extras.items():
-            name = model_tool_name(server.spec.name, kind, taken)
+            name = model_tool_name(server.prefix, kind, taken)
             taken.add(name)
             server.extras[name] = (
                 kind,

@@ -9,7 +9,7 @@ from typing import Any
 from verity.messages import Finding, Message, Verdict
 from verity.models.base import Model
 from verity.prompts import load_prompt
-from verity.tools.base import ToolSpec
+from verity.tools.base import ToolSpec, is_read_only
 from verity.tools.toolset import Toolset, call_tool
 from verity.verify._base import Candidate
 from verity.verify._claims import (
@@ -124,7 +124,7 @@ class SelfCheck:
         owners: dict[str, Toolset] = {}
         for toolset in self.toolsets:
             for spec in await toolset.list_tools():
-                if spec.read_only:
+                if is_read_only(spec):
                     owners.setdefault(spec.name, toolset)
         findings = []
         for call, recorded in candidate.evidence:
