@@ -174,15 +174,19 @@ def parse_mcp_config(data: Any, *, source: str = "MCP config", **options: Any) -
             field="mcpServers",
         )
     config = MCPConfig()
+    approved: dict[str, list[str]] = {}
     for name, entry in servers.items():
         try:
-            spec, approved = _server(str(name), entry, options)
+            spec, approved[name] = _server(str(name), entry, options)
         except UserError as exc:
             config.errors.append(exc)
             continue
         if spec is not None:
             config.servers.append(spec)
-            config.approved.extend(approved)
+    # the prefixes MCPToolset gives these servers' tools
+    prefixes = tool_prefixes(spec.name for spec in config.servers)
+    for spec in config.servers:
+        config.approved.extend(f"{prefixes[spec.name]}__{tool}" for tool in approved[spec.name])
     return config
 
 
@@ -218,8 +222,6 @@ def _server(name: str, entry: Any, options: dict[str, Any]) -> tuple[ServerSpec 
         common["include_tools"] = frozenset(_strings(entry, "includeTools", fail))
     common["exclude_tools"] = frozenset(_strings(entry, "excludeTools", fail))
     approved = _strings(entry, "alwaysAllow", fail) + _strings(entry, "autoApprove", fail)
-    prefix = tool_prefixes([name])[name]
-    approved = [f"{prefix}__{tool}" for tool in approved]
     if is_http:
         return _http(name, entry, common, fail), approved
     return _stdio(name, entry, common, fail), approved
