@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 import anyio
 
@@ -11,6 +12,7 @@ from verity.errors import UserError
 from verity.hooks import RunHooks
 from verity.messages import ToolCall
 from verity.settings import RunSettings
+from verity.tools.approval import ApprovalDecision, reporting_approvals
 from verity.tools.base import ToolResult, ToolSpec
 from verity.tools.toolset import Toolset, call_tool
 
@@ -20,15 +22,33 @@ Owners = dict[str, tuple[ToolSpec, Toolset]]
 """Each offered tool's name, with its spec and the toolset that serves it."""
 
 
-async def tool_owners(toolsets: Sequence[Toolset]) -> Owners:
-    """Map each tool name to its spec and toolset.
+def _approvals_to(hooks: RunHooks, run_id: str, step: int) -> AbstractContextManager[None]:
+    async def report(decision: ApprovalDecision) -> None:
+        await hooks.on_approval(run_id, step, decision)
+
+    return reporting_approvals(report)
+
+
+async def tool_owners(
+    toolsets: Sequence[Toolset],
+    *,
+    hooks: RunHooks | None = None,
+    run_id: str = "",
+    step: int = 0,
+) -> Owners:
+    """Map each tool name to its spec and toolset; tools withheld for approval go to `hooks`.
 
     Raises:
         UserError: two toolsets offer the same tool name.
     """
     owners: Owners = {}
     for toolset in toolsets:
-        for spec in await toolset.list_tools():
+        if hooks is None:
+            specs = await toolset.list_tools()
+        else:
+            with _approvals_to(hooks, run_id, step):
+                specs = await toolset.list_tools()
+        for spec in specs:
             if spec.name in owners:
                 raise UserError(
                     f"Two toolsets offer a tool named {spec.name!r}; rename or prefix one.",
@@ -53,13 +73,14 @@ async def run_tools(
         await hooks.on_tool_start(run_id, step, call)
         started = time.perf_counter()
         if call.name in owners:
-            result = await call_tool(
-                owners[call.name][1],
-                call.name,
-                call.arguments,
-                time_limit=settings.tool_timeout,
-                max_output_chars=settings.max_tool_output_chars,
-            )
+            with _approvals_to(hooks, run_id, step):  # approval decisions go into the trace
+                result = await call_tool(
+                    owners[call.name][1],
+                    call.name,
+                    call.arguments,
+                    time_limit=settings.tool_timeout,
+                    max_output_chars=settings.max_tool_output_chars,
+                )
         else:
             result = ToolResult(content=f"Unknown tool {call.name!r}.", is_error=True)
         results[index] = result

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from verity.messages import Message, ModelResponse, ToolCall, Verdict
+from verity.tools.approval import ApprovalDecision
 from verity.tools.base import ToolResult
 
 __all__ = ["CompositeHooks", "RunHooks", "RunStatus"]
@@ -35,6 +36,12 @@ class RunHooks:
 
     async def on_verdict(self, run_id: str, step: int, verdict: Verdict) -> None:
         """A verifier judged a candidate answer."""
+
+    async def on_approval(self, run_id: str, step: int, decision: ApprovalDecision) -> None:
+        """An approval gate withheld a tool while listing, or allowed or denied one call.
+
+        Withheld tools are reported at every listing (each step); record them once.
+        """
 
     async def on_run_end(
         self,
@@ -91,6 +98,11 @@ class CompositeHooks(RunHooks):
         """Forward to every hook."""
         for hook in self._hooks:
             await hook.on_verdict(run_id, step, verdict)
+
+    async def on_approval(self, run_id: str, step: int, decision: ApprovalDecision) -> None:
+        """Forward to every hook."""
+        for hook in self._hooks:
+            await hook.on_approval(run_id, step, decision)
 
     async def on_run_end(
         self,

@@ -64,7 +64,7 @@ async def iter_run(
     hooks = hooks or RunHooks()
     verifier = verifier or AcceptAll()
     run_id = run_id or new_run_id()
-    owners = await tool_owners(toolsets)
+    owners = await tool_owners(toolsets, hooks=hooks, run_id=run_id, step=1)
     specs = [spec for spec, _ in owners.values()]
     messages = [
         Message(role="system", content=settings.system_prompt or load_prompt("system")),
@@ -81,7 +81,7 @@ async def iter_run(
     try:
         for step in range(1, settings.max_steps + 1):
             if step > 1:  # servers may change their tools mid-run (MCP list_changed)
-                owners = await tool_owners(toolsets)
+                owners = await tool_owners(toolsets, hooks=hooks, run_id=run_id, step=step)
                 specs = [spec for spec, _ in owners.values()]
             await hooks.on_model_start(run_id, step, messages)
             response = await model.respond(messages, specs, tool_choice=tool_choice)

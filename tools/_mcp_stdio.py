@@ -147,6 +147,7 @@ async def _read(
                     if end < 0:
                         break
                     start = end + 1
+                    message: SessionMessage | str | None
                     if skipped is not None:
                         message = _refuse(spec, state, skipped)
                         skipped = None

@@ -3,7 +3,8 @@
 `verity mcp list` connects to every configured server and shows its era, tools and health;
 `verity mcp call SERVER TOOL --args JSON`, `read SERVER URI` and `prompt SERVER NAME` are for
 debugging a server the way the agent sees it. In a run, tools that need approval are asked
-about on the terminal, and denied when nobody is there to answer.
+about on the terminal; when nobody is there to answer they are withheld, said on stderr, unless
+`--allow PATTERN` allows them. Whatever a server sent is printed through `printable()`.
 """
 
 # ruff: noqa: T201 - the command line: printing is its job
@@ -30,7 +31,14 @@ from verity.mcp_config import (
     model_sampling_handler,
 )
 from verity.models.base import Model
-from verity.tools.approval import Answer, ApprovalPolicy, ApprovalStore, ApprovalToolset
+from verity.terminal import printable
+from verity.tools.approval import (
+    Answer,
+    ApprovalDecision,
+    ApprovalGate,
+    ApprovalPolicy,
+    ApprovalStore,
+)
 from verity.tools.base import ToolError, ToolSpec
 from verity.tools.mcp import (
     ElicitationAnswer,
@@ -42,6 +50,7 @@ from verity.tools.toolset import Toolset
 __all__ = ["add_mcp_commands", "add_mcp_options", "mcp_command", "mcp_toolsets"]
 
 EXIT_TOOL_ERROR = 1
+EXIT_SERVER_FAILED = 1
 _T = TypeVar("_T")
 
 
@@ -56,6 +65,13 @@ def add_mcp_options(parser: argparse.ArgumentParser) -> None:
         "--mcp-sampling",
         action="store_true",
         help="let MCP servers ask the local model for completions (legacy MCP sampling)",
+    )
+    parser.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="run MCP tools matching PATTERN without asking (repeatable; wildcards: 'time__*')",
     )
 
 
@@ -91,7 +107,8 @@ def mcp_command(args: argparse.Namespace) -> int:
     _report_to_stderr()
     config = _config(args.mcp_config, required=True)
     if args.mcp_command == "list":
-        return _connected(config, None, lambda toolset: _list(toolset, as_json=args.json))
+        code = _connected(config, None, lambda toolset: _list(toolset, as_json=args.json))
+        return EXIT_SERVER_FAILED if config.errors else code
     server = args.server
     if server not in {s.name for s in config.servers}:
         known = ", ".join(s.name for s in config.servers) or "none"
@@ -118,22 +135,45 @@ def mcp_toolsets(args: argparse.Namespace, model: Model) -> list[Toolset]:
     if not config.servers:
         return []
     interactive = sys.stdin.isatty()
-    toolset = MCPToolset(
-        config.servers,
-        errlog=_server_log(),
-        elicitation=_ask_user_for_input if interactive else None,
-        sampling=model_sampling_handler(model) if args.mcp_sampling else None,
-    )
-    policy = ApprovalPolicy(rules=[(pattern, "allow") for pattern in config.approved])
     store_path = Path(platformdirs.user_config_dir("verity")) / "approvals.json"
     try:
         store = ApprovalStore(store_path)
     except ValueError as exc:
         raise UserError(f"{exc}. Fix or delete it.", field="approvals") from None
-    return [
-        ApprovalToolset(toolset, policy, ask=_ask_user_for_approval if interactive else None,
-                        store=store)
-    ]  # fmt: skip
+    gate = ApprovalGate(
+        ApprovalPolicy(),
+        ask=_ask_user_for_approval if interactive else None,
+        allow=[*config.approved, *args.allow],
+        store=store,
+        on_decision=_WithheldNotice(),
+    )
+    toolset = MCPToolset(
+        config.servers,
+        errlog=_server_log(),
+        elicitation=_ask_user_for_input if interactive else None,
+        sampling=model_sampling_handler(model) if args.mcp_sampling else None,
+        approval=gate,
+    )
+    return [toolset]
+
+
+class _WithheldNotice:
+    """Says on stderr, once per tool, which tools nobody could approve and how to allow them."""
+
+    def __init__(self) -> None:
+        self._told: set[str] = set()
+
+    async def __call__(self, decision: ApprovalDecision) -> None:
+        if decision.outcome != "withheld" or decision.tool in self._told:
+            return
+        if not self._told:
+            example = decision.tool.split("__", 1)[0] + "__*"
+            print("verity: these MCP tools need approval and nobody can give it (stdin is not a "
+                  "terminal), so the model will not see them. Allow them with --allow PATTERN "
+                  f"(e.g. --allow '{example}'), or with \"alwaysAllow\" or \"trust\": true in "
+                  "the MCP config:", file=sys.stderr)  # fmt: skip
+        self._told.add(decision.tool)
+        print(printable(f"verity:   {decision.tool}: {decision.reason}"), file=sys.stderr)
 
 
 def _config(path: Path | None, *, required: bool) -> MCPConfig:
@@ -152,9 +192,15 @@ def _connected(config: MCPConfig, only: str | None, action: Callable[[MCPToolset
                 (status,) = toolset.status()
                 if status.state != "connected":
                     raise MCPServerError(
-                        f"MCP server {only!r} is not available: {status.error}", server=only
+                        printable(f"MCP server {only!r} is not available: {status.error}"),
+                        server=only,
                     )
-            code: int = await action(toolset)
+            try:
+                code: int = await action(toolset)
+            except (ToolError, MCPError) as exc:  # a hung, crashed or failing server: one line
+                name = only or "?"
+                text = str(exc) if isinstance(exc, ToolError) else f"MCP server {name!r}: {exc}"
+                raise MCPServerError(printable(text), server=name) from None
             return code
 
     return anyio.run(main)
@@ -166,19 +212,27 @@ async def _list(toolset: MCPToolset, *, as_json: bool) -> int:
         listing = asdict(status)
         listing["resources"], listing["prompts"] = await _listings(toolset, status.name)
         servers.append(listing)
+    failed = any(server["state"] != "connected" for server in servers)
+    code = EXIT_SERVER_FAILED if failed else 0
     if as_json:
         print(json.dumps({"servers": servers}))
-        return 0
+        return code
     for server in servers:
-        print(f"{server['name']}  {server['transport']}  {server['state']}  "
-              f"{server['protocol_version'] or '-'}  {len(server['tools'])} tools  "
-              f"{server['restarts']} restarts")  # fmt: skip
+        print(printable(
+            f"{server['name']}  {server['transport']}  {server['state']}  "
+            f"{server['protocol_version'] or '-'}  {_count(len(server['tools']), 'tool')}  "
+            f"{_count(server['restarts'], 'restart')}"
+        ))  # fmt: skip
         if server["error"]:
-            print(f"  error: {server['error']}")
+            print(printable(f"  error: {server['error']}"))
         for kind in ("tools", "resources", "prompts"):
             for name in server[kind]:
-                print(f"  {kind[:-1]}: {name}")
-    return 0
+                print(printable(f"  {kind[:-1]}: {name}"))
+    return code
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 async def _listings(toolset: MCPToolset, server: str) -> tuple[list[str], list[str]]:
@@ -192,7 +246,8 @@ async def _listings(toolset: MCPToolset, server: str) -> tuple[list[str], list[s
         if toolset.capabilities(server).get("prompts") is not None:
             prompts = [p.name for p in await toolset.list_prompts(server)]
     except (ToolError, MCPError) as exc:  # the server's health line already tells the story
-        print(f"verity: warning: MCP server {server!r}: listing failed: {exc}", file=sys.stderr)
+        warning = f"verity: warning: MCP server {server!r}: listing failed: {exc}"
+        print(printable(warning), file=sys.stderr)
     return resources, prompts
 
 
@@ -201,14 +256,14 @@ async def _call(toolset: MCPToolset, server: str, tool: str, arguments: dict[str
         result = await toolset.call(server, tool, arguments)
     except KeyError:
         raise UserError(f"MCP server {server!r} offers no tool {tool!r}.", field="tool") from None
-    print(result.content)
+    print(printable(result.content))
     if result.structured is not None:
         print(json.dumps({"structured": result.structured}), file=sys.stderr)
     return EXIT_TOOL_ERROR if result.is_error else 0
 
 
 async def _print(text: Awaitable[str]) -> int:
-    print(await text)
+    print(printable(await text))
     return 0
 
 
@@ -233,24 +288,33 @@ def _report_to_stderr() -> None:
     logger = logging.getLogger("verity.mcp")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("verity: warning: %(message)s"))
+        handler.setFormatter(_PrintableFormatter("verity: warning: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.WARNING)
         logger.propagate = False
 
 
+class _PrintableFormatter(logging.Formatter):
+    """Warnings quote servers' own errors: print them without escape sequences."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
 async def _ask_user_for_approval(spec: ToolSpec, arguments: dict[str, Any]) -> Answer:
-    question = (f"verity: allow {spec.name}({json.dumps(arguments)})? "
-                "[y]es once, [a]lways, [N]o: ")  # fmt: skip
+    question = printable(f"verity: allow {spec.name}({json.dumps(arguments)})? "
+                         "[y]es once, [a]lways, [N]o: ")  # fmt: skip
     reply = (await _ask(question)).strip().lower()
     return "always" if reply in ("a", "always") else "once" if reply in ("y", "yes") else "deny"
 
 
 async def _ask_user_for_input(request: ElicitationRequest) -> ElicitationAnswer:
-    print(f"verity: MCP server {request.server!r} asks: {request.message}", file=sys.stderr)
+    asks = f"verity: MCP server {request.server!r} asks: {request.message}"
+    print(printable(asks), file=sys.stderr)
     content: dict[str, Any] = {}
     for key, schema in request.schema.get("properties", {}).items():
-        reply = await _ask(f"  {key} ({schema.get('type', 'string')}), empty to decline: ")
+        field = printable(f"  {key} ({schema.get('type', 'string')}), empty to decline: ")
+        reply = await _ask(field)
         if not reply.strip():
             return ElicitationAnswer(action="decline")
         content[key] = _coerce(reply.strip(), schema.get("type"))

@@ -182,3 +182,28 @@ def m004_verdict_samples(db: sqlite_utils.Database) -> None:
     db.table("verdict_samples").create_index(["run_id", "step"])
     db.table("runs").add_column("parent_run_id", str)
     db.table("runs").create_index(["parent_run_id"])
+
+
+@migration
+def m010_approvals(db: sqlite_utils.Database) -> None:
+    """Approval decisions: tools withheld from the model, and each call allowed or denied.
+
+    `decided_by` says what decided: `policy` (rules, defaults, nobody to ask), `allow` (an allow
+    pattern), `trust` (a read-only claim from a trusted source) or `user`.
+    """
+    db.table("approvals").create(
+        {
+            "id": int,
+            "run_id": str,
+            "step": int,
+            "tool_name": str,
+            "outcome": str,
+            "decided_by": str,
+            "reason": str,
+            "arguments": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db.table("approvals").create_index(["run_id", "step"])

@@ -16,6 +16,7 @@ import sqlite_utils
 from verity.errors import UserError
 from verity.hooks import RunHooks, RunStatus
 from verity.messages import Message, ModelResponse, Sample, ToolCall, Verdict
+from verity.tools.approval import ApprovalDecision
 from verity.tools.base import ToolResult
 from verity.trace.migrations import migrate
 
@@ -81,7 +82,8 @@ class TraceStore:
         if not rows:
             return None
         record = dict(rows[0])
-        for table in ("steps", "model_calls", "tool_calls", "verdicts", "verdict_samples"):
+        tables = ("steps", "model_calls", "tool_calls", "verdicts", "verdict_samples", "approvals")
+        for table in tables:
             record[table] = list(
                 self.db.table(table).rows_where("run_id = ?", [run_id], order_by="id")
             )
@@ -98,6 +100,7 @@ class TraceRecorder(RunHooks):
     def __init__(self, store: TraceStore) -> None:
         self.store = store
         self._started: dict[str, datetime] = {}
+        self._withheld: set[tuple[str, str]] = set()
 
     async def on_run_start(self, run_id: str, task: str, model: str) -> None:
         """Insert the run as `running`, so a killed process leaves it visible as unfinished."""
@@ -186,6 +189,24 @@ class TraceRecorder(RunHooks):
 
         await self.store.write(write)
 
+    async def on_approval(self, run_id: str, step: int, decision: ApprovalDecision) -> None:
+        """Record a call's approval decision, and each withheld tool once per run."""
+        if decision.outcome == "withheld":
+            if (run_id, decision.tool) in self._withheld:
+                return
+            self._withheld.add((run_id, decision.tool))
+        row = {
+            "run_id": run_id,
+            "step": step,
+            "tool_name": decision.tool,
+            "outcome": decision.outcome,
+            "decided_by": decision.by,
+            "reason": decision.reason,
+            "arguments": None if decision.arguments is None else json.dumps(decision.arguments),
+            "created_at": _now(),
+        }
+        await self.store.write(lambda: self.store.db.table("approvals").insert(row))
+
     async def on_run_end(
         self,
         run_id: str,
@@ -197,6 +218,7 @@ class TraceRecorder(RunHooks):
         verify_rounds: int = 0,
     ) -> None:
         """Close the run with its status, answer or error, and its verification outcome."""
+        self._withheld = {seen for seen in self._withheld if seen[0] != run_id}
         started = self._started.pop(run_id, None)
         duration = (datetime.now(UTC) - started).total_seconds() if started else None
         update = {"status": status, "answer": answer, "error": error, "ended_at": _now(),
