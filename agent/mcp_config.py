@@ -192,7 +192,7 @@ def parse_mcp_config(data: Any, *, source: str = "MCP config", **options: Any) -
 
 def _server(name: str, entry: Any, options: dict[str, Any]) -> tuple[ServerSpec | None, list[str]]:
     def fail(key: str, problem: str) -> UserError:
-        where = f"mcpServers.{name}" + (f".{key}" if key else "")
+        where = "mcpServers" + (f".{name}" if name else "") + (f".{key}" if key else "")
         return UserError(f"MCP server {name!r}: {problem}", field=where)
 
     if not name.strip():

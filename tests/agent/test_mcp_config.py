@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -58,7 +59,8 @@ def test_other_clients_keys_are_understood() -> None:
     [
         ({"command": sys.executable, "argz": []}, "mcpServers.bad.argz",
          "MCP server 'bad': unknown key 'argz'. Allowed here: alwaysAllow, args, autoApprove, "
-         "command, cwd, disabled, env, excludeTools, includeTools, timeout, transport, type."),
+         "command, cwd, disabled, env, excludeTools, includeTools, startupTimeout, timeout, "
+         "transport, trust, type."),
         ({"args": ["x"]}, "mcpServers.bad.command",
          "MCP server 'bad': missing \"command\" (the program that starts the server)."),
         ({"command": "verity-no-such-server"}, "mcpServers.bad.command",
@@ -73,6 +75,18 @@ def test_other_clients_keys_are_understood() -> None:
          "MCP server 'bad': \"env\" must be an object of strings."),
         ({"command": sys.executable, "timeout": 60000}, "mcpServers.bad.timeout",
          "MCP server 'bad': give seconds between 0 and 3600, not 60000."),
+        ({"command": sys.executable, "timeout": True}, "mcpServers.bad.timeout",
+         "MCP server 'bad': give seconds between 0 and 3600, not True."),
+        ({"command": sys.executable, "startupTimeout": "60"}, "mcpServers.bad.startupTimeout",
+         "MCP server 'bad': give seconds between 0 and 3600, not '60'."),
+        ({"command": sys.executable, "disabled": "true"}, "mcpServers.bad.disabled",
+         "MCP server 'bad': \"disabled\" must be true or false (no quotes), not 'true'."),
+        ({"command": sys.executable, "trust": "yes"}, "mcpServers.bad.trust",
+         "MCP server 'bad': \"trust\" must be true or false (no quotes), not 'yes'."),
+        ({"command": sys.executable, "args": ["${VERITY_TEST_UNSET_VARIABLE}"]},
+         "mcpServers.bad.args",
+         "MCP server 'bad': environment variable VERITY_TEST_UNSET_VARIABLE is not set. Set it, "
+         "or give a default: ${VERITY_TEST_UNSET_VARIABLE:-default}."),
     ],
 )  # fmt: skip
 def test_a_broken_entry_is_skipped_with_an_error_naming_the_server_and_field(
@@ -84,10 +98,88 @@ def test_a_broken_entry_is_skipped_with_an_error_naming_the_server_and_field(
     assert (error.field, error.message) == (field, message)
 
 
-def test_server_names_that_could_collide_in_tool_names_are_rejected() -> None:
-    config = parse_mcp_config({"mcpServers": {"a__b": {"command": sys.executable}}})
-    assert config.servers == []
-    assert [e.field for e in config.errors] == ["mcpServers.a__b"]
+def test_server_names_with_dots_spaces_or_double_underscores_are_accepted() -> None:
+    entry = {"command": sys.executable, "alwaysAllow": ["read"]}
+    config = parse_mcp_config({"mcpServers": {
+        "github.com": entry, "my server": entry, "a__b": entry, "": entry,
+    }})  # fmt: skip
+    assert [s.name for s in config.servers] == ["github.com", "my server", "a__b"]
+    assert [e.field for e in config.errors] == ["mcpServers"]
+    assert config.approved == ["github_com__read", "my_server__read", "a_b__read"]
+
+
+def test_trust_and_startup_timeout_are_read_and_launchers_get_a_long_default() -> None:
+    config = parse_mcp_config({"mcpServers": {
+        "mem": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-memory"]},
+        "local": {"command": sys.executable, "trust": True, "startupTimeout": 45},
+    }})  # fmt: skip
+    assert config.errors == []
+    mem, local = config.servers
+    assert (mem.trusted, mem.startup_timeout) == (False, 120.0)
+    assert (local.trusted, local.startup_timeout) == (True, 45.0)
+
+
+def test_variables_expand_in_command_args_env_url_and_headers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VERITY_TEST_TOKEN_VALUE", "s3cret")
+    monkeypatch.setenv("VERITY_TEST_EMPTY", "")
+    monkeypatch.delenv("VERITY_TEST_UNSET_VARIABLE", raising=False)
+    python_dir = str(Path(sys.executable).parent)
+    monkeypatch.setenv("VERITY_TEST_PYTHON_DIR", python_dir)
+    config = parse_mcp_config({"mcpServers": {
+        "s": {"command": "${VERITY_TEST_PYTHON_DIR}/" + Path(sys.executable).name,
+              "args": ["--token=${VERITY_TEST_TOKEN_VALUE}", "${VERITY_TEST_UNSET_VARIABLE:-x}",
+                       "${VERITY_TEST_EMPTY:-fallback}", "$HOME stays", "${VERITY_TEST_EMPTY}"],
+              "env": {"TOKEN": "${VERITY_TEST_TOKEN_VALUE}"}},
+        "h": {"url": "http://127.0.0.1:${VERITY_TEST_UNSET_VARIABLE:-8000}/mcp",
+              "headers": {"Authorization": "Bearer ${VERITY_TEST_TOKEN_VALUE}"}},
+    }})  # fmt: skip
+    assert config.errors == []
+    stdio, http = config.servers
+    assert isinstance(stdio, StdioServer) and isinstance(http, HTTPServer)
+    assert stdio.command == f"{python_dir}/{Path(sys.executable).name}"
+    assert stdio.args == ("--token=s3cret", "x", "fallback", "$HOME stays", "")
+    assert stdio.env == {"TOKEN": "s3cret"}
+    assert (http.url, http.headers) == (
+        "http://127.0.0.1:8000/mcp", {"Authorization": "Bearer s3cret"}
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"mcpServers": {"a": {"command": "x"}, "a": {"command": "y"}}}',
+         "'a' is given twice in one object (another client would silently take the last); "
+         "keep one."),
+        (b"[" * 100_000 + b"]" * 100_000, "is nested too deeply to be an mcpServers file."),
+        (b'{"mcpServers": {"a": "\xff"}}', "it is not UTF-8 text (byte 22)."),
+    ],
+)  # fmt: skip
+def test_a_broken_file_is_one_user_error(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "mcp.json"
+    path.write_bytes(content)
+    with pytest.raises(UserError) as caught:
+        load_mcp_config(path)
+    assert caught.value.message.endswith(message), caught.value.message
+    assert str(path) in caught.value.message
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "mcp.json"
+    path.write_bytes(
+        b"\xef\xbb\xbf" + json.dumps({"mcpServers": {"t": {"command": sys.executable}}}).encode()
+    )
+    assert [s.name for s in load_mcp_config(path).servers] == ["t"]
+
+
+def test_a_device_or_fifo_is_refused_without_reading_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    for path in (Path("/dev/zero"), fifo):
+        with pytest.raises(UserError) as caught:
+            load_mcp_config(path)  # reading either would never end
+        assert caught.value.message == f"Cannot read MCP config {path}: it is not a regular file."
 
 
 def test_a_file_that_is_not_json_or_has_no_servers_is_a_user_error(tmp_path: Path) -> None:

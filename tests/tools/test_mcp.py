@@ -14,12 +14,13 @@ from tests.fixtures.processes import (
     assert_no_leftovers,
     ensure_everything,
     eventually,
+    open_toolset,
     server_env,
 )
 from verity import LlamaCppModel, RunSettings, ToolStep, run
 from verity.models.formats import HermesFormat
 from verity.tools.base import ToolResult
-from verity.tools.mcp import MCPToolset, ServerStatus, StdioServer, model_tool_name
+from verity.tools.mcp import ServerStatus, StdioServer, model_tool_name
 from verity.tools.toolset import call_tool
 
 TIME_SERVER = Path(sys.executable).with_name("mcp-server-time")
@@ -62,7 +63,7 @@ def faulty(name: str = "faulty", **options: object) -> StdioServer:
 
 async def test_time_server_tools_are_offered_prefixed_with_their_schemas_and_read_only() -> None:
     with anyio.fail_after(20):
-        async with MCPToolset([time_server()]) as toolset:
+        async with open_toolset([time_server()]) as toolset:
             specs = {spec.name: spec for spec in await toolset.list_tools()}
             (status,) = toolset.status()
     assert sorted(specs) == ["time__convert_time", "time__get_current_time"]
@@ -78,7 +79,7 @@ async def test_time_server_tools_are_offered_prefixed_with_their_schemas_and_rea
 
 async def test_time_server_answers_a_call_with_text_and_structured_output() -> None:
     with anyio.fail_after(20):
-        async with MCPToolset([time_server()]) as toolset:
+        async with open_toolset([time_server()]) as toolset:
             result = await call_tool(
                 toolset, "time__convert_time",
                 {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"},
@@ -96,7 +97,7 @@ async def test_npm_reference_server_connects_on_the_2025_era_and_renders_every_c
         name="everything", command="node", args=(str(everything_js),), env=server_env()
     )
     with anyio.fail_after(30):
-        async with MCPToolset([server]) as toolset:
+        async with open_toolset([server]) as toolset:
             names = {spec.name for spec in await toolset.list_tools()}
             image = await call_tool(toolset, "everything__get-tiny-image", {}, time_limit=10)
             links = await call_tool(
@@ -118,7 +119,7 @@ async def test_npm_reference_server_connects_on_the_2025_era_and_renders_every_c
 
 async def test_resources_and_prompts_are_readable_and_offered_as_read_only_tools() -> None:
     with anyio.fail_after(20):
-        async with MCPToolset([faulty()]) as toolset:
+        async with open_toolset([faulty()]) as toolset:
             specs = {spec.name: spec for spec in await toolset.list_tools()}
             resources, templates = await toolset.list_resources("faulty")
             read = await call_tool(
@@ -146,7 +147,7 @@ async def test_allow_and_deny_lists_limit_the_offered_tools() -> None:
         faulty("a", include_tools=frozenset({"echo", "huge"}), exclude_tools=frozenset({"huge"})),
     ]
     with anyio.fail_after(20):
-        async with MCPToolset(servers, resource_tools=False) as toolset:
+        async with open_toolset(servers, resource_tools=False) as toolset:
             names = [spec.name for spec in await toolset.list_tools()]
             hidden = await call_tool(toolset, "a__huge", {"chars": 3}, time_limit=5)
     assert names == ["a__echo"]
@@ -156,7 +157,7 @@ async def test_allow_and_deny_lists_limit_the_offered_tools() -> None:
 
 async def test_tool_list_refreshes_after_the_server_announces_a_change() -> None:
     with anyio.fail_after(20):
-        async with MCPToolset([faulty()], resource_tools=False) as toolset:
+        async with open_toolset([faulty()], resource_tools=False) as toolset:
             before = {spec.name for spec in await toolset.list_tools()}
             grown = await call_tool(toolset, "faulty__grow", {}, time_limit=5)
 
@@ -173,7 +174,7 @@ async def test_tool_list_refreshes_after_the_server_announces_a_change() -> None
 async def test_a_broken_server_is_reported_and_skipped_while_the_others_work() -> None:
     missing = StdioServer(name="missing", command="/nonexistent/mcp-server")
     with anyio.fail_after(20):
-        async with MCPToolset([missing, time_server()]) as toolset:
+        async with open_toolset([missing, time_server()]) as toolset:
             names = {spec.name for spec in await toolset.list_tools()}
             statuses = toolset.status()
     assert names == {"time__get_current_time", "time__convert_time"}
@@ -200,7 +201,8 @@ async def test_embedded_model_answers_a_time_question_with_the_time_server(
     task = "What time is it in Tokyo when it is 12:00 in UTC? Use the convert_time tool."
     with anyio.fail_after(300):
         result = await run(
-            task, model=greedy_model, toolsets=[MCPToolset([time_server()], resource_tools=False)],
+            task, model=greedy_model,
+            toolsets=[open_toolset([time_server()], resource_tools=False)],
             settings=RunSettings(max_steps=3),
         )  # fmt: skip
     tool_steps = [step for step in result.steps if isinstance(step, ToolStep)]
@@ -222,7 +224,7 @@ async def test_every_reference_server_schema_converts_into_the_models_call_gramm
         faulty(),
     ]
     with anyio.fail_after(30):
-        async with MCPToolset(servers) as toolset:
+        async with open_toolset(servers) as toolset:
             specs = await toolset.list_tools()
     grammar = HermesFormat().grammar(specs)
     assert len(specs) > 25

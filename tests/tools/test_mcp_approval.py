@@ -1,4 +1,4 @@
-"""The approval policy over a real MCP server: read-only runs, unannotated asks, changes re-ask."""
+"""Approval over real MCP servers: untrusted hints never skip it, every decision is reported."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ from tests.conftest import PROJECT_ROOT
 from tests.fixtures.processes import assert_no_leftovers, server_env
 from verity.tools.approval import (
     Answer,
+    ApprovalDecision,
+    ApprovalGate,
     ApprovalPolicy,
     ApprovalStore,
     ApprovalToolset,
     definition_hash,
 )
-from verity.tools.base import ToolResult, ToolSpec, tool
+from verity.tools.base import ToolResult, ToolSpec, is_read_only, tool
 from verity.tools.mcp import MCPToolset, StdioServer
 from verity.tools.toolset import FunctionToolset, call_tool
 
@@ -30,12 +32,19 @@ def no_leftover_processes() -> Iterator[None]:
     assert_no_leftovers()
 
 
-def faulty() -> MCPToolset:
+def faulty(approval: ApprovalGate | None = None) -> MCPToolset:
     server = StdioServer(
         name="faulty", command=sys.executable, args=("-m", "tests.fixtures.faulty_server"),
-        env=server_env(), cwd=str(PROJECT_ROOT),
+        env=server_env(), cwd=str(PROJECT_ROOT), trusted=True,
     )  # fmt: skip
-    return MCPToolset([server], resource_tools=False)
+    return MCPToolset([server], resource_tools=False, approval=approval)
+
+
+def lying(record: Path, *, trusted: bool = False) -> StdioServer:
+    return StdioServer(
+        name="files", command=sys.executable, args=("-m", "tests.fixtures.lying_server"),
+        env=server_env(LYING_RECORD=str(record)), cwd=str(PROJECT_ROOT), trusted=trusted,
+    )  # fmt: skip
 
 
 class Person:
@@ -50,11 +59,44 @@ class Person:
         return self.answers.pop(0)
 
 
-async def test_without_anyone_to_ask_unannotated_tools_are_not_offered_and_read_only_ones_run() -> (
-    None
-):
+class Decisions(list[ApprovalDecision]):
+    async def __call__(self, decision: ApprovalDecision) -> None:
+        self.append(decision)
+
+
+def spec(**claims: bool) -> ToolSpec:
+    return ToolSpec(name="s__t", description="t", parameters={"type": "object"}, **claims)
+
+
+def test_only_a_trusted_read_only_claim_without_a_destructive_one_counts_as_read_only() -> None:
+    assert is_read_only(spec(read_only=True)) is True  # a Python tool: the program's own word
+    assert is_read_only(spec(read_only=True, trusted=False)) is False
+    assert is_read_only(spec(read_only=True, destructive=True)) is False
+    assert is_read_only(spec()) is False
+
+
+async def test_a_lying_servers_read_only_hints_do_not_skip_approval_unless_it_is_trusted(
+    tmp_path: Path,
+) -> None:
+    record = tmp_path / "record"
     with anyio.fail_after(20):
-        async with ApprovalToolset(faulty()) as toolset:
+        async with MCPToolset([lying(record)]) as untrusted:
+            offered = [s.name for s in await untrusted.list_tools()]
+            refused = await call_tool(untrusted, "files__delete_everything", {"confirm": True},
+                                      time_limit=5)  # fmt: skip
+        async with MCPToolset([lying(record, trusted=True)]) as trusted:
+            believed = [s.name for s in await trusted.list_tools()]
+    assert offered == []
+    assert refused.content.startswith("Unknown tool 'files__delete_everything'.")
+    assert not record.exists()  # the server's own record: it was never called
+    # trusted: the hints count, but read-only and destructive at once is destructive
+    assert believed == ["files__read_notes", "files__delete_everything"]
+
+
+async def test_without_anyone_to_ask_tools_are_withheld_and_each_is_reported() -> None:
+    decisions = Decisions()
+    with anyio.fail_after(20):
+        async with faulty(ApprovalGate(on_decision=decisions)) as toolset:
             names = {spec.name for spec in await toolset.list_tools()}
             echoed = await call_tool(toolset, "faulty__echo", {"text": "hi"}, time_limit=5)
             refused = await call_tool(toolset, "faulty__write_note", {"text": "x"}, time_limit=5)
@@ -62,12 +104,21 @@ async def test_without_anyone_to_ask_unannotated_tools_are_not_offered_and_read_
     assert echoed.content == "hi"
     assert refused.is_error is True
     assert refused.content.startswith("Unknown tool 'faulty__write_note'.")
+    assert ApprovalDecision(
+        "faulty__write_note", "withheld", "policy",
+        "needs approval (it may change things (not read-only)) and nobody can be asked",
+    ) in decisions  # fmt: skip
+    assert ApprovalDecision(
+        "faulty__echo", "allowed", "trust", "read-only, as declared by a trusted source",
+        {"text": "hi"},
+    ) in decisions  # fmt: skip
 
 
 async def test_an_unannotated_tool_asks_and_a_declined_call_is_an_error_result() -> None:
     person = Person("deny", "once")
+    decisions = Decisions()
     with anyio.fail_after(20):
-        async with ApprovalToolset(faulty(), ask=person) as toolset:
+        async with faulty(ApprovalGate(ask=person, on_decision=decisions)) as toolset:
             declined = await call_tool(toolset, "faulty__write_note", {"text": "a"}, time_limit=5)
             allowed = await call_tool(toolset, "faulty__write_note", {"text": "b"}, time_limit=5)
     assert person.asked == [
@@ -80,16 +131,26 @@ async def test_an_unannotated_tool_asks_and_a_declined_call_is_an_error_result()
         is_error=True,
     )
     assert allowed.content == "noted: b"
+    assert [(d.outcome, d.by, d.reason) for d in decisions if d.arguments is not None] == [
+        ("denied", "user", "declined"),
+        ("allowed", "user", "approved once"),
+    ]
 
 
-async def test_rules_with_wildcards_decide_before_the_annotations() -> None:
-    policy = ApprovalPolicy(rules=[("faulty__write_*", "allow"), ("faulty__e*", "deny")])
+async def test_allow_patterns_and_rules_decide_before_the_annotations() -> None:
+    policy = ApprovalPolicy(rules=[("faulty__e*", "deny")])
+    decisions = Decisions()
+    gate = ApprovalGate(policy, allow=["faulty__write_*"], on_decision=decisions)
     with anyio.fail_after(20):
-        async with ApprovalToolset(faulty(), policy) as toolset:
+        async with faulty(gate) as toolset:
             names = {spec.name for spec in await toolset.list_tools()}
             written = await call_tool(toolset, "faulty__write_note", {"text": "c"}, time_limit=5)
     assert "faulty__write_note" in names and "faulty__echo" not in names
     assert written.content == "noted: c"
+    assert decisions[-1] == ApprovalDecision(
+        "faulty__write_note", "allowed", "allow", "allowed by pattern 'faulty__write_*'",
+        {"text": "c"},
+    )  # fmt: skip
 
 
 def note_tool(description: str) -> FunctionToolset:

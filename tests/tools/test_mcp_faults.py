@@ -11,9 +11,9 @@ import anyio
 import pytest
 
 from tests.conftest import PROJECT_ROOT
-from tests.fixtures.processes import assert_no_leftovers, eventually, server_env
+from tests.fixtures.processes import assert_no_leftovers, eventually, open_toolset, server_env
 from verity.tools.base import ToolResult
-from verity.tools.mcp import MCPToolset, StdioServer
+from verity.tools.mcp import StdioServer
 from verity.tools.toolset import call_tool
 
 
@@ -44,7 +44,7 @@ def raw_server() -> StdioServer:
 
 async def test_server_that_dies_mid_call_gives_an_error_within_a_second_and_is_restarted() -> None:
     with anyio.fail_after(20):
-        async with MCPToolset([faulty()], resource_tools=False) as toolset:
+        async with open_toolset([faulty()], resource_tools=False) as toolset:
             started = time.perf_counter()
             crashed = await call_tool(toolset, "faulty__crash", {}, time_limit=10)
             crash_to_error = time.perf_counter() - started
@@ -63,7 +63,7 @@ async def test_server_that_dies_mid_call_gives_an_error_within_a_second_and_is_r
 
 async def test_server_that_exits_between_calls_is_noticed_and_restarted_for_the_next_call() -> None:
     with anyio.fail_after(20):
-        async with MCPToolset([faulty()], resource_tools=False) as toolset:
+        async with open_toolset([faulty()], resource_tools=False) as toolset:
             bye = await call_tool(toolset, "faulty__exit_soon", {}, time_limit=10)
             await eventually(lambda: toolset.status()[0].state == "down")
             again = await call_tool(toolset, "faulty__echo", {"text": "back"}, time_limit=10)
@@ -81,7 +81,7 @@ async def test_a_crash_fails_every_call_in_flight_at_once_and_concurrent_calls_a
         results[index] = await call_tool(toolset, "faulty__slow", args, time_limit=30)
 
     with anyio.fail_after(30):
-        async with MCPToolset([faulty()], resource_tools=False) as toolset:
+        async with open_toolset([faulty()], resource_tools=False) as toolset:
             echoes = [
                 await call_tool(toolset, "faulty__echo", {"text": str(i)}, time_limit=5)
                 for i in range(3)
@@ -102,7 +102,7 @@ async def test_a_crash_fails_every_call_in_flight_at_once_and_concurrent_calls_a
 
 async def test_restarts_are_bounded_and_then_calls_fail_at_once() -> None:
     with anyio.fail_after(30):
-        async with MCPToolset(
+        async with open_toolset(
             [faulty(max_restarts=1, restart_backoff=0.01)], resource_tools=False
         ) as toolset:
             first = await call_tool(toolset, "faulty__crash", {}, time_limit=10)
@@ -125,7 +125,7 @@ async def test_hung_call_times_out_sends_a_cancellation_and_the_server_stays_usa
     tmp_path: Path,
 ) -> None:
     with anyio.fail_after(20):
-        async with MCPToolset([faulty(tmp_path, timeout=0.5)], resource_tools=False) as toolset:
+        async with open_toolset([faulty(tmp_path, timeout=0.5)], resource_tools=False) as toolset:
             hung = await call_tool(toolset, "faulty__hang", {}, time_limit=10)
             await eventually((tmp_path / "hang-cancelled").exists)
             after = await call_tool(toolset, "faulty__echo", {"text": "still here"}, time_limit=5)
@@ -139,7 +139,7 @@ async def test_hung_call_times_out_sends_a_cancellation_and_the_server_stays_usa
 
 async def test_run_time_limit_cancels_the_call_on_the_server_too(tmp_path: Path) -> None:
     with anyio.fail_after(20):
-        async with MCPToolset([faulty(tmp_path)], resource_tools=False) as toolset:
+        async with open_toolset([faulty(tmp_path)], resource_tools=False) as toolset:
             hung = await call_tool(toolset, "faulty__hang", {}, time_limit=0.5)
             await eventually((tmp_path / "hang-cancelled").exists)
     assert hung.is_error is True
@@ -148,7 +148,7 @@ async def test_run_time_limit_cancels_the_call_on_the_server_too(tmp_path: Path)
 
 async def test_huge_output_is_capped_and_the_next_call_still_works() -> None:
     with anyio.fail_after(20):
-        async with MCPToolset([faulty(max_output_chars=1000)], resource_tools=False) as toolset:
+        async with open_toolset([faulty(max_output_chars=1000)], resource_tools=False) as toolset:
             huge = await call_tool(toolset, "faulty__huge", {"chars": 5_000_000}, time_limit=10)
             after = await call_tool(toolset, "faulty__echo", {"text": "ok"}, time_limit=5)
     assert huge.content == "x" * 1000 + "\n[... 4999000 more characters cut]"
@@ -157,7 +157,7 @@ async def test_huge_output_is_capped_and_the_next_call_still_works() -> None:
 
 async def test_slow_tool_with_progress_finishes_within_its_timeout() -> None:
     with anyio.fail_after(20):
-        async with MCPToolset([faulty(timeout=2)], resource_tools=False) as toolset:
+        async with open_toolset([faulty(timeout=2)], resource_tools=False) as toolset:
             result = await call_tool(
                 toolset, "faulty__slow", {"steps": 5, "delay": 0.05}, time_limit=10
             )
@@ -167,7 +167,7 @@ async def test_slow_tool_with_progress_finishes_within_its_timeout() -> None:
 async def test_invalid_result_content_becomes_an_error_result_not_a_crash() -> None:
     raw = raw_server()
     with anyio.fail_after(20):
-        async with MCPToolset([raw]) as toolset:
+        async with open_toolset([raw]) as toolset:
             bad = await call_tool(toolset, "raw__bad_content", {}, time_limit=5)
             good = await call_tool(toolset, "raw__ping", {}, time_limit=5)
     assert bad.is_error is True
@@ -182,7 +182,7 @@ async def test_server_that_ignores_discover_connects_on_the_2025_era_without_the
     raw = raw_server()
     started = time.perf_counter()
     with anyio.fail_after(20):
-        async with MCPToolset([raw]) as toolset:
+        async with open_toolset([raw]) as toolset:
             connected_in = time.perf_counter() - started
             (status,) = toolset.status()
     assert connected_in < 3.0
@@ -196,7 +196,7 @@ async def test_silent_server_is_skipped_after_the_connect_timeout() -> None:
     )  # fmt: skip
     started = time.perf_counter()
     with anyio.fail_after(20):
-        async with MCPToolset([silent]) as toolset:
+        async with open_toolset([silent]) as toolset:
             waited = time.perf_counter() - started
             specs = await toolset.list_tools()
             (status,) = toolset.status()
@@ -218,7 +218,7 @@ async def test_closing_kills_children_that_outlive_the_server(tmp_path: Path) ->
         cwd=str(PROJECT_ROOT), kill_grace=0.5,
     )  # fmt: skip
     with anyio.fail_after(20):
-        async with MCPToolset([wrapper], resource_tools=False) as toolset:
+        async with open_toolset([wrapper], resource_tools=False) as toolset:
             result = await call_tool(toolset, "wrapped__echo", {"text": "hi"}, time_limit=5)
     assert result.content == "hi"
     assert_no_leftovers(deadline=0.5)

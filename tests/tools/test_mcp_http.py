@@ -17,13 +17,14 @@ from tests.fixtures.processes import (
     ensure_everything,
     eventually,
     free_port,
+    open_toolset,
     server_env,
     start_http_fixture,
     stop,
     wait_for_port,
 )
 from verity.tools.base import ToolResult
-from verity.tools.mcp import HTTPServer, MCPToolset
+from verity.tools.mcp import HTTPServer
 from verity.tools.toolset import call_tool
 
 
@@ -62,7 +63,7 @@ async def test_fixture_server_over_http_uses_the_2026_era_and_answers_calls(
 ) -> None:
     server = HTTPServer(name="web", url=f"http://127.0.0.1:{port}/mcp", headers={"X-Test": "1"})
     with anyio.fail_after(20):
-        async with MCPToolset([server], resource_tools=False) as toolset:
+        async with open_toolset([server], resource_tools=False) as toolset:
             result = await call_tool(toolset, "web__echo", {"text": "hi"}, time_limit=5)
             (status,) = toolset.status()
     assert result == ToolResult(content="hi", structured={"result": "hi"})
@@ -74,7 +75,7 @@ async def test_http_server_dying_mid_call_is_an_error_result_and_reconnects_when
 ) -> None:
     server = HTTPServer(name="web", url=f"http://127.0.0.1:{port}/mcp", restart_backoff=0.01)
     with anyio.fail_after(30):
-        async with MCPToolset([server], resource_tools=False) as toolset:
+        async with open_toolset([server], resource_tools=False) as toolset:
             started = time.perf_counter()
             crashed = await call_tool(toolset, "web__crash", {}, time_limit=10)
             crash_to_error = time.perf_counter() - started
@@ -95,7 +96,7 @@ async def test_hung_http_call_times_out_cancels_on_the_server_and_the_session_st
 ) -> None:
     server = HTTPServer(name="web", url=f"http://127.0.0.1:{port}/mcp", timeout=0.5)
     with anyio.fail_after(20):
-        async with MCPToolset([server], resource_tools=False) as toolset:
+        async with open_toolset([server], resource_tools=False) as toolset:
             hung = await call_tool(toolset, "web__hang", {}, time_limit=10)
             await eventually((tmp_path / "hang-cancelled").exists)
             after = await call_tool(toolset, "web__echo", {"text": "still here"}, time_limit=5)
@@ -110,7 +111,7 @@ async def test_hung_http_call_times_out_cancels_on_the_server_and_the_session_st
 async def test_unreachable_url_is_reported_and_skipped(port: int) -> None:
     server = HTTPServer(name="gone", url=f"http://127.0.0.1:{port}/mcp", connect_timeout=3)
     with anyio.fail_after(20):
-        async with MCPToolset([server]) as toolset:
+        async with open_toolset([server]) as toolset:
             specs = await toolset.list_tools()
             (status,) = toolset.status()
     assert specs == []
@@ -138,7 +139,7 @@ async def test_npm_reference_server_over_streamable_http_on_loopback(
 ) -> None:
     server = HTTPServer(name="everything", url=f"http://127.0.0.1:{port}/mcp")
     with anyio.fail_after(30):
-        async with MCPToolset([server]) as toolset:
+        async with open_toolset([server]) as toolset:
             result = await call_tool(
                 toolset, "everything__get-sum", {"a": 2, "b": 3}, time_limit=10
             )
@@ -163,7 +164,7 @@ async def test_killing_a_2025_era_http_server_mid_call_gives_error_results_not_a
         results.append(await call_tool(toolset, tool, args, time_limit=20))
 
     with anyio.fail_after(30):
-        async with MCPToolset([server], resource_tools=False) as toolset:
+        async with open_toolset([server], resource_tools=False) as toolset:
             async with anyio.create_task_group() as group:
                 group.start_soon(long_call)
                 await anyio.sleep(0.5)

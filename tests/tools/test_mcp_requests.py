@@ -10,7 +10,12 @@ import anyio
 import pytest
 
 from tests.conftest import PROJECT_ROOT
-from tests.fixtures.processes import assert_no_leftovers, ensure_everything, server_env
+from tests.fixtures.processes import (
+    assert_no_leftovers,
+    ensure_everything,
+    open_toolset,
+    server_env,
+)
 from verity import LlamaCppModel, model_sampling_handler
 from verity.tools.mcp import (
     ElicitationAnswer,
@@ -38,7 +43,7 @@ def faulty(
         name="faulty", command=sys.executable, args=("-m", "tests.fixtures.faulty_server"),
         env=server_env(), cwd=str(PROJECT_ROOT),
     )  # fmt: skip
-    return MCPToolset([server], elicitation=elicitation, sampling=sampling, resource_tools=False)
+    return open_toolset([server], elicitation=elicitation, sampling=sampling, resource_tools=False)
 
 
 async def test_elicitation_is_answered_by_the_callback() -> None:
@@ -115,7 +120,7 @@ async def test_a_2025_era_server_pushes_an_elicitation_that_the_callback_answers
         name="everything", command="node", args=(str(Path(everything)),), env=server_env()
     )
     with anyio.fail_after(30):
-        async with MCPToolset([server], elicitation=user, resource_tools=False) as toolset:
+        async with open_toolset([server], elicitation=user, resource_tools=False) as toolset:
             result = await call_tool(
                 toolset, "everything__trigger-elicitation-request", {}, time_limit=10
             )
