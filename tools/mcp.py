@@ -334,7 +334,9 @@ class MCPToolset:
 
     async def _skip(self, server: _Server, problem: str) -> None:
         server.connection.failed = True
+        error = server.connection.error
         await server.connection.close()
+        server.connection.error = error  # why it was skipped, not that it was closed
         hint = ""
         if isinstance(server.spec, StdioServer):
             log = getattr(self._errlog, "name", None)

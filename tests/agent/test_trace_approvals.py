@@ -73,4 +73,3 @@ def test_a_database_from_before_the_approvals_migration_gains_the_table(tmp_path
         "id", "run_id", "step", "tool_name", "outcome", "decided_by", "reason", "arguments",
         "created_at",
     }  # fmt: skip
-

@@ -222,3 +222,95 @@ async def test_closing_kills_children_that_outlive_the_server(tmp_path: Path) ->
             result = await call_tool(toolset, "wrapped__echo", {"text": "hi"}, time_limit=5)
     assert result.content == "hi"
     assert_no_leftovers(deadline=0.5)
+
+
+def raw(*flags: str, **options: object) -> StdioServer:
+    script = str(PROJECT_ROOT / "tests" / "fixtures" / "raw_server.py")
+    return StdioServer(
+        name="raw", command=sys.executable, args=(script, *flags), env=server_env(),
+        discover_timeout=0.5, **options,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("tool", "why"),
+    [
+        ("bad_bytes", "it sent a line that is not valid UTF-8 (byte 77 of 84)"),
+        ("surrogate", "it sent a message that is not valid JSON-RPC (Invalid JSON: unexpected "
+                      "end of hex escape at line 1 column 85)"),
+    ],
+)  # fmt: skip
+async def test_an_undecodable_line_fails_the_call_at_once_and_the_server_is_restarted(
+    tool: str, why: str
+) -> None:
+    with anyio.fail_after(30):
+        async with open_toolset([raw("--banner", timeout=20)]) as toolset:
+            started = time.perf_counter()
+            broken = await call_tool(toolset, f"raw__{tool}", {}, time_limit=25)
+            failed_in = time.perf_counter() - started
+            again = await call_tool(toolset, "raw__ping", {}, time_limit=25)
+            (status,) = toolset.status()
+    assert failed_in < 5.0  # not the 20 s request timeout
+    assert broken == ToolResult(
+        content=f"Tool 'raw__{tool}' failed: MCP server 'raw' stopped: {why}. It will be "
+        "restarted for the next call; try again, or answer without this tool.",
+        is_error=True,
+    )
+    assert again.content == "pong"  # a banner line on stdout is ignored, not fatal
+    assert (status.state, status.restarts) == ("connected", 1)
+
+
+@pytest.mark.parametrize("id_last", [False, True])
+async def test_a_result_over_the_message_cap_fails_at_once_and_the_server_stays_up(
+    id_last: bool,
+) -> None:
+    with anyio.fail_after(30):
+        async with open_toolset([raw(max_message_bytes=1_000_000)]) as toolset:
+            big = await call_tool(
+                toolset, "raw__big", {"size": 3_000_000, "id_last": id_last}, time_limit=20
+            )
+            small = await call_tool(toolset, "raw__big", {"size": 10}, time_limit=20)
+            (status,) = toolset.status()
+    assert big == ToolResult(
+        content="Tool 'raw__big' failed: MCP server 'raw' sent a 3.0 MB result, over the 1 MB "
+        "limit per message; it was discarded. Ask for less (a smaller range, a filter), or "
+        "answer without this tool.",
+        is_error=True,
+    )
+    assert small.content == "x" * 10
+    assert (status.state, status.restarts) == ("connected", 0)
+
+
+async def test_a_server_that_never_lists_its_tools_is_skipped_within_the_startup_timeout() -> None:
+    started = time.perf_counter()
+    with anyio.fail_after(30):
+        async with open_toolset([raw("--silent-list", connect_timeout=1.5)]) as toolset:
+            waited = time.perf_counter() - started
+            listed = time.perf_counter()
+            specs = await toolset.list_tools()
+            second_listing = time.perf_counter() - listed
+            (status,) = toolset.status()
+    assert waited < 5.0  # not the 60 s request timeout
+    assert second_listing < 0.5  # and no wait at each step either
+    assert specs == []
+    assert (status.state, status.error) == ("failed", "it did not list its tools within 1.5 s")
+
+
+async def test_closing_kills_a_child_that_left_the_group_and_ignores_end_of_input(
+    tmp_path: Path,
+) -> None:
+    # The server starts a child in a session of its own (a daemon): the process-group kill
+    # cannot reach it, and it never reads stdin, so end-of-input means nothing to it.
+    script = (
+        f"{sys.executable} -c 'import os,time; os.setsid(); time.sleep(60)' & "
+        f"exec {sys.executable} -m tests.fixtures.faulty_server"
+    )
+    wrapper = StdioServer(
+        name="wrapped", command="/bin/sh", args=("-c", script), env=server_env(),
+        cwd=str(PROJECT_ROOT), kill_grace=0.5,
+    )  # fmt: skip
+    with anyio.fail_after(20):
+        async with open_toolset([wrapper], resource_tools=False) as toolset:
+            result = await call_tool(toolset, "wrapped__echo", {"text": "hi"}, time_limit=5)
+    assert result.content == "hi"
+    assert_no_leftovers(deadline=1.0)
