@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from tests.conftest import PROJECT_ROOT
 from tests.fixtures.processes import assert_no_leftovers, free_port, server_env
 
 TIME_SERVER = Path(sys.executable).with_name("mcp-server-time")
+NPM_CACHE = PROJECT_ROOT / ".tools" / "npm-cache"
 
 
 @pytest.fixture(autouse=True)
@@ -36,11 +39,13 @@ def config(tmp_path: Path) -> Path:
     return path
 
 
-def verity(*args: str) -> subprocess.CompletedProcess[str]:
+def verity(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "verity", *args],
-        cwd=PROJECT_ROOT, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
-        capture_output=True, text=True, timeout=60,
+        cwd=PROJECT_ROOT, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **(env or {})},
+        capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
     )  # fmt: skip
 
 
@@ -48,7 +53,7 @@ def test_mcp_list_shows_each_server_with_era_tools_and_health_and_reports_broken
     config: Path,
 ) -> None:
     done = verity("mcp", "list", "--json", "--mcp-config", str(config))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # the broken entry
     servers = {s["name"]: s for s in json.loads(done.stdout)["servers"]}
     assert servers["time"] == {
         "name": "time", "transport": "stdio", "state": "connected",
@@ -147,3 +152,114 @@ def test_run_with_mcp_config_answers_with_the_time_servers_tool(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     assert "21:00" in json.loads(done.stdout)["answer"]
     assert "Traceback" not in done.stderr
+
+
+def faulty_entry(**extra: object) -> dict[str, object]:
+    return {"command": sys.executable, "args": ["-m", "tests.fixtures.faulty_server"],
+            "env": server_env(), "cwd": str(PROJECT_ROOT), **extra}  # fmt: skip
+
+
+def write_config(tmp_path: Path, servers: dict[str, object]) -> Path:
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps({"mcpServers": servers}))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "last_line"),
+    [
+        (("call", "faulty", "hang"),
+         "verity: error: MCP server 'faulty' did not answer tools/call 'hang' within 1 s; the "
+         "request was cancelled. Try again or answer without this tool."),
+        (("call", "faulty", "crash"),
+         "verity: error: MCP server 'faulty' stopped: the connection closed during tools/call "
+         "'crash'. It will be restarted for the next call; try again, or answer without this "
+         "tool."),
+        (("read", "faulty", "nothing://here"),
+         "verity: error: MCP server 'faulty': Unknown resource: nothing://here"),
+    ],
+)  # fmt: skip
+def test_mcp_call_read_and_prompt_on_a_failing_server_print_one_line_and_exit_4(
+    tmp_path: Path, args: tuple[str, ...], last_line: str
+) -> None:
+    path = write_config(tmp_path, {"faulty": faulty_entry(timeout=1)})
+    done = verity("mcp", *args, "--mcp-config", str(path))
+    assert (done.returncode, done.stderr.splitlines()[-1]) == (4, last_line)
+    assert "Traceback" not in done.stderr
+
+
+def test_mcp_list_exits_1_when_a_server_fails_to_start_and_counts_tools_in_the_singular(
+    tmp_path: Path,
+) -> None:
+    raw = str(PROJECT_ROOT / "tests" / "fixtures" / "raw_server.py")
+    path = write_config(tmp_path, {
+        "one": {**faulty_entry(), "includeTools": ["echo"]},
+        "broken": {"command": sys.executable, "args": ["-c", "import sys; sys.exit(3)"],
+                   "env": server_env()},
+        "silent": {"command": sys.executable, "args": [raw, "--silent-list"],
+                   "env": server_env(), "startupTimeout": 5},
+    })  # fmt: skip
+    state = tmp_path / "state"
+    done = verity("mcp", "list", "--mcp-config", str(path), env={"XDG_STATE_HOME": str(state)})
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    name, transport, health, _era, counts = lines[0].split("  ", 4)  # the era depends on timing
+    assert (name, transport, health, counts) == ("one", "stdio", "connected", "1 tool  0 restarts")
+    assert lines[1] == "  tool: echo"
+    assert "broken  stdio  failed  -  0 tools  0 restarts" in lines
+    assert "silent  stdio  failed  2025-11-25  0 tools  0 restarts" in lines
+    log = state / "verity" / "log" / "mcp-servers.log"
+    assert (
+        "verity: warning: MCP server 'silent': it did not list its tools within 5 s; skipping it. "
+        f"Its output is in {log}. A first start through npx or uvx downloads the package: give "
+        'the server more time with "startupTimeout" (seconds) in its config entry.'
+    ) in done.stderr.splitlines()
+
+
+def test_mcp_call_prints_what_a_server_sent_without_escape_sequences(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"faulty": faulty_entry()})
+    hostile = "\x1b]0;pwned\x07\x1b[2Jsafe\x1b[31m text\x1b]52;c;ZWNobyBoaQ==\x07\u202e!"
+    done = verity("mcp", "call", "faulty", "echo", "--args", json.dumps({"text": hostile}),
+                  "--mcp-config", str(path))  # fmt: skip
+    assert (done.returncode, done.stdout) == (0, "safe text!\n")
+
+
+def test_server_stderr_goes_to_the_log_with_the_time_and_the_servers_name(tmp_path: Path) -> None:
+    script = "import sys; print('starting up', file=sys.stderr, flush=True); sys.exit(1)"
+    path = write_config(tmp_path, {"my server": {"command": sys.executable, "args": ["-c", script],
+                                                 "env": server_env()}})  # fmt: skip
+    state = tmp_path / "state"
+    done = verity("mcp", "list", "--mcp-config", str(path), env={"XDG_STATE_HOME": str(state)})
+    assert done.returncode == 1
+    (line,) = (state / "verity" / "log" / "mcp-servers.log").read_text().splitlines()
+    stamp, name, text = line.split(" ", 2)
+    assert datetime.fromisoformat(stamp).tzinfo is not None
+    assert (name, text) == ("[my", "server] starting up")
+
+
+def test_a_literal_claude_desktop_config_with_npx_starts_the_npm_server(tmp_path: Path) -> None:
+    if shutil.which("npx") is None:
+        pytest.skip("npx is not installed")
+    config = tmp_path / "claude_desktop_config.json"
+    config.write_text(json.dumps({
+        "globalShortcut": "",
+        "mcpServers": {
+            "memory store": {
+                "command": "npx",
+                "args": ["-y", "@modelcontextprotocol/server-memory@2026.8.31"],
+                "env": {"MEMORY_FILE_PATH": "${VERITY_TEST_DIR}/memory.jsonl",
+                        "npm_config_cache": "${VERITY_TEST_NPM_CACHE:-" + str(NPM_CACHE) + "}",
+                        **server_env()},
+            }
+        },
+    }))  # fmt: skip
+    done = verity("mcp", "list", "--json", "--mcp-config", str(config),
+                  env={"VERITY_TEST_DIR": str(tmp_path)}, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (server,) = json.loads(done.stdout)["servers"]
+    assert (server["name"], server["state"]) == ("memory store", "connected")
+    assert "read_graph" in server["tools"]
+    call = verity("mcp", "call", "memory store", "read_graph", "--mcp-config", str(config),
+                  env={"VERITY_TEST_DIR": str(tmp_path)}, timeout=300)  # fmt: skip
+    assert call.returncode == 0, call.stderr
+    assert json.loads(call.stdout) == {"entities": [], "relations": []}

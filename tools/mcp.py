@@ -341,11 +341,10 @@ class MCPToolset:
         if isinstance(server.spec, StdioServer):
             log = getattr(self._errlog, "name", None)
             hint = f" Its output is in {log}." if isinstance(log, str) else ""
+        if "within" in (error or ""):
             hint += (
-                " A first start through npx/uvx downloads the package: give the server more time"
-                ' with "startupTimeout" (seconds) in its config entry.'
-                if "within" in problem
-                else ""
+                " A first start through npx or uvx downloads the package: give the server more"
+                ' time with "startupTimeout" (seconds) in its config entry.'
             )
         _log.warning("%s; skipping it.%s", problem, hint)
 
