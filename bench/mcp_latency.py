@@ -129,14 +129,14 @@ def start_http(port: int) -> subprocess.Popen[bytes]:
 
 async def main(n: int, width: int) -> None:
     stdio = StdioServer(name="bench", command=sys.executable, args=ARGS, env=ENV, cwd=str(ROOT),
-                        max_restarts=100, restart_backoff=0.0)  # fmt: skip
+                        max_restarts=100, restart_backoff=0.0, trusted=True)  # fmt: skip
     params = StdioServerParameters(command=sys.executable, args=list(ARGS), env=ENV, cwd=ROOT)
     rows = {"stdio": await measure(params, stdio, n, width)}
     port = free_port()
     process = start_http(port)
     try:
         url = f"http://127.0.0.1:{port}/mcp"
-        rows["http"] = await measure(url, HTTPServer(name="bench", url=url), n, width)
+        rows["http"] = await measure(url, HTTPServer(name="bench", url=url, trusted=True), n, width)
     finally:
         process.kill()
         process.wait()

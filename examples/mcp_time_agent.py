@@ -11,6 +11,7 @@ config = parse_mcp_config(
             "time": {
                 "command": sys.executable,
                 "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"],
+                "trust": True,  # believe its read-only hints: its tools run without asking
             }
         }
     }

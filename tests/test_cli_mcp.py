@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.processes import assert_no_leftovers, free_port, server_env
+from verity.trace.store import TraceStore
 
 TIME_SERVER = Path(sys.executable).with_name("mcp-server-time")
 NPM_CACHE = PROJECT_ROOT / ".tools" / "npm-cache"
@@ -136,22 +137,38 @@ def test_mcp_call_on_an_unreachable_server_exits_4_naming_the_url(tmp_path: Path
 
 
 @pytest.mark.slow
-def test_run_with_mcp_config_answers_with_the_time_servers_tool(tmp_path: Path) -> None:
+def test_run_without_a_terminal_says_what_it_withheld_allows_patterns_and_traces_decisions(
+    tmp_path: Path,
+) -> None:
     config = tmp_path / "time.json"
     config.write_text(json.dumps({"mcpServers": {"time": {
         "command": str(TIME_SERVER), "args": ["--local-timezone", "UTC"], "env": server_env(),
     }}}))  # fmt: skip
+    traces = tmp_path / "traces.db"
     done = subprocess.run(
         [sys.executable, "-m", "verity", "run", "--mcp-config", str(config), "--json", "--quiet",
-         "--max-steps", "3",
+         "--max-steps", "3", "--allow", "time__convert_*",
          "What time is it in Tokyo when it is 12:00 in UTC? Use the convert_time tool."],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT),
-             "VERITY_TRACE_DB": str(tmp_path / "traces.db")},
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "VERITY_TRACE_DB": str(traces)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "21:00" in json.loads(done.stdout)["answer"]
     assert "Traceback" not in done.stderr
+    # the server is not trusted: its read-only hint does not let get_current_time run unasked
+    assert done.stderr.splitlines()[:2] == [
+        "verity: these MCP tools need approval and nobody can give it (stdin is not a terminal), "
+        "so the model will not see them. Allow them with --allow PATTERN (e.g. --allow "
+        '\'time__*\'), or with "alwaysAllow" or "trust": true in the MCP config:',
+        "verity:   time__get_current_time: needs approval (its read-only hint comes from a server "
+        "not marked trusted) and nobody can be asked",
+    ]
+    store = TraceStore(traces)
+    record = store.run(json.loads(done.stdout)["run_id"])
+    assert record is not None
+    decisions = {(a["tool_name"], a["outcome"], a["decided_by"]) for a in record["approvals"]}
+    assert ("time__get_current_time", "withheld", "policy") in decisions
+    assert ("time__convert_time", "allowed", "allow") in decisions
 
 
 def faulty_entry(**extra: object) -> dict[str, object]:
