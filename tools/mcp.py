@@ -28,14 +28,18 @@ from mcp.types import (
 
 from verity.tools._mcp_callbacks import answer_with_defaults, client_callbacks
 from verity.tools._mcp_connection import ClientOptions, ServerConnection, ServerUnavailable
+from verity.tools._mcp_extras import (
+    call_extra,
+    capabilities,
+    extra_tools,
+    get_prompt,
+    list_prompts,
+    list_resources,
+    read_resource,
+)
 from verity.tools._mcp_render import (
-    GET_PROMPT,
-    READ_RESOURCE,
-    get_prompt_spec,
     model_tool_name,
-    read_resource_spec,
     render_content,
-    render_resource_contents,
     tool_prefixes,
     tool_spec,
 )
@@ -203,7 +207,7 @@ class MCPToolset:
         Raises:
             KeyError: no such server.
         """
-        return connection_capabilities(self._servers[server].connection)
+        return capabilities(self._servers[server].connection)
 
     async def list_tools(self) -> list[ToolSpec]:
         """The offered tools of every server that connected; lists refresh after a change.
@@ -237,7 +241,8 @@ class MCPToolset:
                 return await self._call(server, tool.name, arguments)
             if name in server.extras:
                 await self.approval.check(server.extras[name][1], arguments)
-                return await self._call_extra(server, name, arguments)
+                kind = server.extras[name][0]
+                return await call_extra(server.connection, kind, arguments)
         raise KeyError(name)
 
     async def call(self, server: str, tool: str, arguments: dict[str, Any]) -> ToolResult:
@@ -261,14 +266,7 @@ class MCPToolset:
             KeyError: no such server.
             ToolError: the server is down or did not answer in time.
         """
-        connection = self._servers[server].connection
-        resources = await connection.request(
-            "resources/list", lambda c: c.list_resources(cache_mode="refresh")
-        )
-        templates = await connection.request(
-            "resources/templates/list", lambda c: c.list_resource_templates(cache_mode="refresh")
-        )
-        return resources.resources, templates.resource_templates
+        return await list_resources(self._servers[server].connection)
 
     async def read_resource(self, server: str, uri: str) -> str:
         """The contents of one resource, as text for the model.
@@ -278,11 +276,7 @@ class MCPToolset:
             ToolError: the server is down or did not answer in time.
             MCPError: the server does not know the resource.
         """
-        entry = self._servers[server]
-        result = await entry.connection.request(
-            "resources/read", lambda c: c.read_resource(uri, cache_mode="bypass")
-        )
-        return render_resource_contents(result.contents, max_chars=entry.spec.max_output_chars)
+        return await read_resource(self._servers[server].connection, uri)
 
     async def list_prompts(self, server: str) -> list[Prompt]:
         """The prompts of one server.
@@ -291,10 +285,7 @@ class MCPToolset:
             KeyError: no such server.
             ToolError: the server is down or did not answer in time.
         """
-        result = await self._servers[server].connection.request(
-            "prompts/list", lambda c: c.list_prompts(cache_mode="refresh")
-        )
-        return result.prompts
+        return await list_prompts(self._servers[server].connection)
 
     async def get_prompt(self, server: str, name: str, arguments: dict[str, str]) -> str:
         """One prompt rendered as text, each message headed by its role.
@@ -304,16 +295,7 @@ class MCPToolset:
             ToolError: the server is down or did not answer in time.
             MCPError: the server does not know the prompt or rejects the arguments.
         """
-        entry = self._servers[server]
-        result = await entry.connection.request(
-            "prompts/get", lambda c: c.get_prompt(name, arguments)
-        )
-        cap = entry.spec.max_output_chars
-        text = "\n\n".join(
-            f"[{m.role}]\n{render_content([m.content], None, max_chars=cap)}"
-            for m in result.messages
-        )
-        return text[:cap]
+        return await get_prompt(self._servers[server].connection, name, arguments)
 
     async def _start(self, server: _Server) -> None:
         """Connect and list the tools within the start-up timeout, or skip the server."""
@@ -360,7 +342,7 @@ class MCPToolset:
                 "tools/list", lambda c: c.list_tools(cache_mode="refresh")
             )
             tools = {t.name: t for t in listed.tools if server.spec.offers(t.name)}
-            extras = await self._extra_tools(server) if self._resource_tools else {}
+            extras = await extra_tools(connection) if self._resource_tools else {}
         except Exception as exc:
             if strict:
                 raise
@@ -388,20 +370,6 @@ class MCPToolset:
             )
         server.stale = False
 
-    async def _extra_tools(self, server: _Server) -> dict[str, ToolSpec]:
-        connection = server.connection
-        capabilities = connection_capabilities(connection)
-        extras: dict[str, ToolSpec] = {}
-        if "resources" in capabilities:
-            resources, templates = await self.list_resources(server.spec.name)
-            if resources or templates:
-                extras[READ_RESOURCE] = read_resource_spec(server.spec.name, resources, templates)
-        if "prompts" in capabilities:
-            prompts = await self.list_prompts(server.spec.name)
-            if prompts:
-                extras[GET_PROMPT] = get_prompt_spec(server.spec.name, prompts)
-        return extras
-
     async def _call(self, server: _Server, tool: str, arguments: dict[str, Any]) -> ToolResult:
         result = await server.connection.request(
             f"tools/call {tool!r}", lambda c: c.call_tool(tool, arguments)
@@ -412,29 +380,3 @@ class MCPToolset:
         return ToolResult(
             content=content, is_error=result.is_error, structured=result.structured_content
         )
-
-    async def _call_extra(
-        self, server: _Server, name: str, arguments: dict[str, Any]
-    ) -> ToolResult:
-        kind, _ = server.extras[name]
-        if kind == READ_RESOURCE:
-            uri = arguments.get("uri")
-            if not isinstance(uri, str):
-                raise ToolError("Give the resource's URI as the string argument 'uri'.")
-            return ToolResult(content=await self.read_resource(server.spec.name, uri))
-        prompt = arguments.get("name")
-        prompt_args = arguments.get("arguments") or {}
-        if not isinstance(prompt, str) or not isinstance(prompt_args, dict):
-            raise ToolError("Give the prompt's 'name' and an 'arguments' object of strings.")
-        text = await self.get_prompt(
-            server.spec.name, prompt, {k: str(v) for k, v in prompt_args.items()}
-        )
-        return ToolResult(content=text)
-
-
-def connection_capabilities(connection: ServerConnection) -> dict[str, Any]:
-    """The capabilities the server announced, as a plain dict (empty when unknown)."""
-    client = connection.client
-    if client is None:
-        return {}
-    return client.server_capabilities.model_dump(exclude_none=True)
