@@ -130,14 +130,14 @@ class ServerConnection:
         live.scopes.add(scope)
         try:
             with scope:
-                return await send(live.client)
+                # Our own timer, not the SDK's: its read timeout would also bound the handshake,
+                # which only the start-up timeout should. Leaving the scope sends the cancel.
+                with anyio.move_on_after(self.spec.timeout):
+                    return await send(live.client)
+                raise self._timed_out(what)
         except MCPError as exc:
             if exc.code == REQUEST_TIMEOUT:
-                raise ToolError(
-                    f"MCP server {self.spec.name!r} did not answer {what} within "
-                    f"{self.spec.timeout:g} s; the request was cancelled. Try again or answer "
-                    "without this tool."
-                ) from None
+                raise self._timed_out(what) from None
             if exc.code == CONNECTION_CLOSED:
                 fault = live.stdio.fault if live.stdio is not None else None
                 self._mark_lost(live, fault or f"the connection closed during {what}")
@@ -157,6 +157,12 @@ class ServerConnection:
             live.scopes.discard(scope)
         # Only the supervisor cancels these scopes: the transport died under the request.
         raise self._down(live)
+
+    def _timed_out(self, what: str) -> ToolError:
+        return ToolError(
+            f"MCP server {self.spec.name!r} did not answer {what} within {self.spec.timeout:g} s;"
+            " the request was cancelled. Try again or answer without this tool."
+        )
 
     async def close(self) -> None:
         """Close the client; a stdio server gets a grace period, then its group is killed."""
@@ -287,7 +293,7 @@ class ServerConnection:
             self._options.kwargs,
             mode=mode,
             prior_discover=prior,
-            read_timeout_seconds=spec.timeout,
+            read_timeout_seconds=None,  # see request(): our timer per request
             message_handler=self._on_message,
         )
         async with AsyncExitStack() as stack:

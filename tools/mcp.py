@@ -304,7 +304,14 @@ class MCPToolset:
         try:
             await connection.connect(deadline)
             with anyio.fail_after(max(deadline - anyio.current_time(), 0)):
-                await self._refresh(server, strict=True)
+                while True:
+                    try:
+                        await self._refresh(server, strict=True)
+                        break
+                    except ServerUnavailable:
+                        raise
+                    except ToolError:  # its per-request timeout ran out: the start-up one rules
+                        continue
         except TimeoutError:
             connection.error = f"it did not list its tools within {spec.startup_timeout:g} s"
             await self._skip(server, f"MCP server {spec.name!r}: {connection.error}")
