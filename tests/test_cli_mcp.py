@@ -67,8 +67,8 @@ def test_mcp_list_shows_each_server_with_era_tools_and_health_and_reports_broken
     assert "typo" not in servers
     assert done.stderr == (
         "verity: warning: MCP server 'typo': unknown key 'comand'. Allowed here: alwaysAllow, "
-        "args, autoApprove, command, cwd, disabled, env, excludeTools, includeTools, timeout, "
-        "transport, type. (skipped)\n"
+        "args, autoApprove, command, cwd, disabled, env, excludeTools, includeTools, "
+        "startupTimeout, timeout, transport, trust, type. (skipped)\n"
     )
 
 
