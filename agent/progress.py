@@ -18,6 +18,7 @@ from typing import TextIO, TypeVar
 
 from verity.hooks import RunHooks, RunStatus
 from verity.messages import Message, ModelResponse, ToolCall, Verdict
+from verity.terminal import printable
 from verity.tools.base import ToolResult
 
 __all__ = ["ProgressPrinter"]
@@ -90,7 +91,8 @@ class ProgressPrinter(RunHooks):
     def _say(self, text: str) -> None:
         with self._lock:
             self._settle()
-            self._stream.write(text + "\n")
+            # tool results, arguments and model text may carry escape sequences: never raw
+            self._stream.write(printable(text) + "\n")
             self._stream.flush()
 
     def _show_working(self, text: str) -> None:
@@ -143,7 +145,8 @@ class ProgressPrinter(RunHooks):
                 self._open[0].write("\n")
                 self._open[0].flush()
             dim = kind == "reasoning" and self._live
-            target.write(f"{_DIM}{text}{_PLAIN}" if dim else text)
+            shown = printable(text)
+            target.write(f"{_DIM}{shown}{_PLAIN}" if dim else shown)
             target.flush()
             self._open = (target, kind)
             self._text_seen = True
