@@ -27,6 +27,7 @@ from verity.models.refs import EMBEDDED_REF, ResolvedModel, resolve_model_ref
 from verity.progress import ProgressPrinter
 from verity.settings import ModelSettings, RunSettings
 from verity.solver import seeded_solver
+from verity.terminal import printable
 from verity.tools.builtin.calculator import calculator
 from verity.tools.toolset import FunctionToolset, Toolset
 from verity.trace.store import TraceRecorder, TraceStore
@@ -289,7 +290,7 @@ def _print_result(
     answer = result.answer if result.boxed_answer is None else result.boxed_answer
     streamed = printer is not None and printer.answer_stream is sys.stdout
     if not (streamed and printer and printer.streamed_answer.strip() == answer.strip()):
-        print(answer)  # unless it already streamed there, as it was generated
+        print(printable(answer))  # unless it already streamed there, as it was generated
     sys.stdout.flush()
     if not args.quiet:
         print(f"verity: run {result.run_id} stored in {store.path}", file=sys.stderr)
