@@ -39,7 +39,8 @@ from verity.models.llama_cpp import LlamaCppModel
 from verity.models.openai_compat import OpenAICompatModel
 from verity.settings import ModelSettings, RunSettings
 from verity.solver import seeded_solver
-from verity.trace.store import TraceRecorder, TraceStore
+from verity.trace.recorder import TraceRecorder
+from verity.trace.store import TraceStore
 from verity.verify import (
     AcceptAll,
     AllOf,

@@ -2,28 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from verity.messages import Message, ModelResponse, ToolCall, Verdict
 from verity.tools.approval import ApprovalDecision
-from verity.tools.base import ToolResult
+from verity.tools.base import ToolResult, ToolSpec
 
-__all__ = ["CompositeHooks", "RunHooks", "RunStatus"]
+__all__ = ["CompositeHooks", "ModelPurpose", "RunHooks", "RunStatus"]
 
 RunStatus = Literal["completed", "failed", "limit_exceeded", "cancelled"]
+
+ModelPurpose = Literal["agent", "verifier", "relevance", "consensus"]
+"""Why a model call was made: the agent's own turn, or a call on its behalf (a verifier
+judging an answer, a relevance gate, a consensus attempt). The trace keeps it per call."""
 
 
 class RunHooks:
     """No-op callbacks for the events of a run; subclass and override what you need."""
 
-    async def on_run_start(self, run_id: str, task: str, model: str) -> None:
-        """A run began."""
+    async def on_run_start(
+        self, run_id: str, task: str, model: str, *, config: Mapping[str, Any] | None = None
+    ) -> None:
+        """A run began.
 
-    async def on_model_start(self, run_id: str, step: int, messages: list[Message]) -> None:
-        """The model is about to be called."""
+        `config` describes how it runs: the model (backend, file, sampling and GPU settings)
+        and the run settings, as JSON-ready data.
+        """
 
-    async def on_model_end(self, run_id: str, step: int, response: ModelResponse) -> None:
+    async def on_model_start(
+        self,
+        run_id: str,
+        step: int,
+        messages: list[Message],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        purpose: ModelPurpose = "agent",
+    ) -> None:
+        """The model is about to be called with `messages` and the offered `tools`.
+
+        A call made for something other than the agent's own turn (a verifier's judgement)
+        passes its `purpose`, and the matching `on_model_end` the same.
+        """
+
+    async def on_model_end(
+        self, run_id: str, step: int, response: ModelResponse, *, purpose: ModelPurpose = "agent"
+    ) -> None:
         """The model answered."""
 
     async def on_tool_start(self, run_id: str, step: int, call: ToolCall) -> None:
@@ -67,20 +91,32 @@ class CompositeHooks(RunHooks):
     def __init__(self, hooks: Sequence[RunHooks]) -> None:
         self._hooks = list(hooks)
 
-    async def on_run_start(self, run_id: str, task: str, model: str) -> None:
+    async def on_run_start(
+        self, run_id: str, task: str, model: str, *, config: Mapping[str, Any] | None = None
+    ) -> None:
         """Forward to every hook."""
         for hook in self._hooks:
-            await hook.on_run_start(run_id, task, model)
+            await hook.on_run_start(run_id, task, model, config=config)
 
-    async def on_model_start(self, run_id: str, step: int, messages: list[Message]) -> None:
+    async def on_model_start(
+        self,
+        run_id: str,
+        step: int,
+        messages: list[Message],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        purpose: ModelPurpose = "agent",
+    ) -> None:
         """Forward to every hook."""
         for hook in self._hooks:
-            await hook.on_model_start(run_id, step, messages)
+            await hook.on_model_start(run_id, step, messages, tools=tools, purpose=purpose)
 
-    async def on_model_end(self, run_id: str, step: int, response: ModelResponse) -> None:
+    async def on_model_end(
+        self, run_id: str, step: int, response: ModelResponse, *, purpose: ModelPurpose = "agent"
+    ) -> None:
         """Forward to every hook."""
         for hook in self._hooks:
-            await hook.on_model_end(run_id, step, response)
+            await hook.on_model_end(run_id, step, response, purpose=purpose)
 
     async def on_tool_start(self, run_id: str, step: int, call: ToolCall) -> None:
         """Forward to every hook."""

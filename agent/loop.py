@@ -26,7 +26,7 @@ from verity.messages import (
     Usage,
     VerifyStep,
 )
-from verity.models.base import Model, ToolChoice
+from verity.models.base import Model, ToolChoice, describe_model
 from verity.prompts import load_prompt
 from verity.settings import RunSettings
 from verity.tools.base import ToolResult
@@ -77,13 +77,14 @@ async def iter_run(
     status: RunStatus = "failed"
     answer: str | None = None
     error: str | None = None
-    await hooks.on_run_start(run_id, task, model.name)
+    config = {"model": describe_model(model), "run": settings.model_dump(mode="json")}
+    await hooks.on_run_start(run_id, task, model.name, config=config)
     try:
         for step in range(1, settings.max_steps + 1):
             if step > 1:  # servers may change their tools mid-run (MCP list_changed)
                 owners = await tool_owners(toolsets, hooks=hooks, run_id=run_id, step=step)
                 specs = [spec for spec, _ in owners.values()]
-            await hooks.on_model_start(run_id, step, messages)
+            await hooks.on_model_start(run_id, step, messages, tools=specs)
             response = await model.respond(messages, specs, tool_choice=tool_choice)
             tool_choice = "auto"
             await hooks.on_model_end(run_id, step, response)

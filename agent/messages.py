@@ -71,9 +71,13 @@ class Usage(BaseModel):
     """Time spent evaluating the prompt."""
     decode_s: float = 0.0
     """Time spent generating the completion."""
+    tokens_known: bool = True
+    """False when the backend reported no token counts (some servers' streams): the counts
+    above are then 0, and the trace stores them as unknown (NULL)."""
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
+            tokens_known=self.tokens_known and other.tokens_known,
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             prompt_tokens_evaluated=self.prompt_tokens_evaluated + other.prompt_tokens_evaluated,
             completion_tokens=self.completion_tokens + other.completion_tokens,

@@ -13,13 +13,13 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import TextIO, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TextIO, TypeVar
 
-from verity.hooks import RunHooks, RunStatus
+from verity.hooks import ModelPurpose, RunHooks, RunStatus
 from verity.messages import Message, ModelResponse, ToolCall, Verdict
 from verity.terminal import printable
-from verity.tools.base import ToolResult
+from verity.tools.base import ToolResult, ToolSpec
 
 __all__ = ["ProgressPrinter"]
 
@@ -204,13 +204,25 @@ class ProgressPrinter(RunHooks):
 
     # -- the run's hooks --
 
-    async def on_run_start(self, run_id: str, task: str, model: str) -> None:
+    async def on_run_start(
+        self, run_id: str, task: str, model: str, *, config: Mapping[str, Any] | None = None
+    ) -> None:
         """Announce the run and start its clock."""
         self._run_started = time.monotonic()
         self._say(f"verity: run {run_id} on {model}")
 
-    async def on_model_start(self, run_id: str, step: int, messages: list[Message]) -> None:
+    async def on_model_start(
+        self,
+        run_id: str,
+        step: int,
+        messages: list[Message],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        purpose: ModelPurpose = "agent",
+    ) -> None:
         """Show the working step, with its elapsed time, until the model answers."""
+        if purpose != "agent":  # a call on the agent's behalf (a verifier's) is not a step
+            return
         with self._lock:
             self._step_active, self._text_seen, self._parts = True, False, []
         self._stop_step_ticker()
@@ -221,8 +233,12 @@ class ProgressPrinter(RunHooks):
             self._stop_ticker()
             self._stop_ticker = None
 
-    async def on_model_end(self, run_id: str, step: int, response: ModelResponse) -> None:
+    async def on_model_end(
+        self, run_id: str, step: int, response: ModelResponse, *, purpose: ModelPurpose = "agent"
+    ) -> None:
         """Summarise the model call."""
+        if purpose != "agent":
+            return
         self._stop_step_ticker()
         with self._lock:
             self._step_active = False

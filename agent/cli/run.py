@@ -30,7 +30,8 @@ from verity.solver import seeded_solver
 from verity.terminal import printable
 from verity.tools.builtin.calculator import calculator
 from verity.tools.toolset import FunctionToolset, Toolset
-from verity.trace.store import TraceRecorder, TraceStore
+from verity.trace.recorder import TraceRecorder
+from verity.trace.store import TraceStore
 from verity.verify import VERIFY_SPECS, Verifier, build_verifier
 
 # At 0.5B parameters sampling noise decides whether the model uses the calculator or guesses,

@@ -7,7 +7,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from verity.messages import Message, ModelResponse
 from verity.tools.base import ToolSpec
 
-__all__ = ["DeltaKind", "Model", "ToolChoice", "function_tool"]
+__all__ = ["DeltaKind", "Model", "ToolChoice", "describe_model", "function_tool"]
 
 ToolChoice = Literal["auto", "none", "required"] | str
 """"auto", "none", "required", or the name of the one tool that must be called."""
@@ -47,3 +47,11 @@ def function_tool(spec: ToolSpec) -> dict[str, Any]:
             "parameters": spec.parameters,
         },
     }
+
+
+def describe_model(model: Model) -> dict[str, Any]:
+    """What a trace records about a model: its own `describe()` (backend, file or URL, sampling
+    and GPU settings) when it has one, else its name."""
+    describe = getattr(model, "describe", None)
+    described = describe() if callable(describe) else None
+    return dict(described) if isinstance(described, dict) else {"name": model.name}

@@ -83,6 +83,16 @@ class LlamaCppModel:
         """The name given, else the file name without its extension."""
         return self._name
 
+    def describe(self) -> dict[str, Any]:
+        """What the trace records about this model: file, tool-call format, every setting."""
+        return {
+            "backend": "llama.cpp",
+            "name": self.name,
+            "path": str(self.path),
+            "call_format": type(self.call_format).__name__,
+            "settings": self.settings.model_dump(mode="json"),
+        }
+
     @property
     def llama(self) -> Any:
         """The loaded `llama_cpp.Llama` (loads it on first use)."""

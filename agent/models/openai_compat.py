@@ -93,6 +93,16 @@ class OpenAICompatModel:
         """The served model's name."""
         return self.model
 
+    def describe(self) -> dict[str, Any]:
+        """What the trace records about this model: server, served model, sampling."""
+        return {
+            "backend": "openai-compatible",
+            "name": self.model,
+            "base_url": self.base_url,
+            "stream": self.stream,
+            "sampling": dict(self.sampling),
+        }
+
     async def aclose(self) -> None:
         """Close the HTTP client."""
         await self._client.aclose()
@@ -153,6 +163,7 @@ class OpenAICompatModel:
                 duration_s=duration,
                 prefill_s=prefill_s,
                 decode_s=duration - prefill_s,
+                tokens_known="prompt_tokens" in usage or "completion_tokens" in usage,
             ),
             model=payload.get("model") or self.model,
         )

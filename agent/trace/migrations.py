@@ -1,13 +1,23 @@
-"""Schema migrations of the trace database, applied in order and recorded by name."""
+"""Schema migrations of the trace database, applied in order and recorded by name.
+
+Each migration runs in one `BEGIN IMMEDIATE` transaction together with the row that records it,
+so processes opening a new database at once apply it exactly once, and a process killed inside
+one leaves nothing behind: the next open applies it again.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sqlite_utils
 
-__all__ = ["MIGRATIONS", "migrate"]
+__all__ = ["APPLICATION_ID", "MIGRATIONS", "SEARCHED", "applied_migrations", "migrate"]
+
+APPLICATION_ID = 0x56455254
+"""`PRAGMA application_id` of a Verity trace database ("VERT"): how it is told apart from
+other applications' SQLite files. Databases from before m005 have 0 and `_verity_migrations`."""
 
 Migration = Callable[[sqlite_utils.Database], None]
 MIGRATIONS: list[Migration] = []
@@ -19,20 +29,49 @@ def migration(function: Migration) -> Migration:
     return function
 
 
-def migrate(db: sqlite_utils.Database) -> list[str]:
-    """Apply every migration not yet recorded in `_verity_migrations`; return their names."""
-    table = db.table("_verity_migrations")
-    if not table.exists():
-        table.create({"name": str, "applied_at": str}, pk="name")
-    done = {row["name"] for row in table.rows}
+def applied_migrations(conn: sqlite3.Connection) -> set[str]:
+    """The names recorded in `_verity_migrations` (none in a new database)."""
+    try:
+        return {name for (name,) in conn.execute("select name from _verity_migrations")}
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
+        return set()
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply every migration not yet recorded; return the names this call applied.
+
+    `conn` must be in autocommit mode (`isolation_level=None`): each migration is its own
+    explicit transaction.
+    """
+    done = applied_migrations(conn)
+    pending = [function for function in MIGRATIONS if function.__name__ not in done]
+    if not pending:
+        return []
+    db = sqlite_utils.Database(conn)  # inside an open transaction its writes join it
     applied = []
-    for function in MIGRATIONS:
-        if function.__name__ in done:
-            continue
-        with db.conn:
-            function(db)
-            table.insert({"name": function.__name__, "applied_at": datetime.now(UTC).isoformat()})
-        applied.append(function.__name__)
+    for function in pending:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "create table if not exists _verity_migrations "
+                "(name TEXT PRIMARY KEY, applied_at TEXT)"
+            )
+            # another process may have applied it while this one waited for the lock
+            if function.__name__ not in applied_migrations(conn):
+                conn.execute(f"pragma application_id = {APPLICATION_ID}")
+                function(db)
+                conn.execute(
+                    "insert into _verity_migrations (name, applied_at) values (?, ?)",
+                    [function.__name__, datetime.now(UTC).isoformat()],
+                )
+                applied.append(function.__name__)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
     return applied
 
 
@@ -182,6 +221,109 @@ def m004_verdict_samples(db: sqlite_utils.Database) -> None:
     db.table("verdict_samples").create_index(["run_id", "step"])
     db.table("runs").add_column("parent_run_id", str)
     db.table("runs").create_index(["parent_run_id"])
+
+
+@migration
+def m005_run_process(db: sqlite_utils.Database) -> None:
+    """The process that records a run (pid, start time, host): a run whose process is gone is
+    marked `interrupted` on the next open. Runs left `running` before this are marked so now."""
+    for column in ("pid integer", "process text", "host text"):
+        db.execute(f"alter table runs add column {column}")
+    db.execute("create index idx_runs_status on runs (status)")
+    db.execute(
+        "update runs set status = 'interrupted', error = coalesce(error, ?) "
+        "where status = 'running'",
+        ["The run was left unfinished before Verity recorded its process."],
+    )
+
+
+@migration
+def m006_run_config(db: sqlite_utils.Database) -> None:
+    """How a run ran: model, sampling, GPU and run settings (JSON), versions, the model file's
+    sha256, and its system prompt; long texts are stored once in `contents`, by sha256."""
+    db.execute(
+        "create table contents (hash TEXT PRIMARY KEY, kind TEXT NOT NULL, text TEXT NOT NULL)"
+    )
+    for column in ("config", "verity_version", "llama_cpp_version", "model_sha256",
+                   "system_prompt_hash"):  # fmt: skip
+        db.execute(f"alter table runs add column {column} text")
+
+
+@migration
+def m007_messages(db: sqlite_utils.Database) -> None:
+    """What each model call was shown: messages stored once per conversation, in order, as each
+    step adds them; a model call names its conversation, how many of its messages it saw, the
+    tools offered (`contents` hash) and its purpose (the agent's turn, a verifier's check...)."""
+    db.execute(
+        """create table messages (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT REFERENCES runs(id),
+            conversation INTEGER,
+            position INTEGER,
+            step INTEGER,
+            role TEXT,
+            content TEXT,
+            content_hash TEXT REFERENCES contents(hash),
+            reasoning TEXT,
+            tool_calls TEXT,
+            tool_call_id TEXT,
+            name TEXT
+        )"""
+    )
+    db.execute("create index idx_messages_run_id on messages (run_id, conversation, position)")
+    db.execute("alter table model_calls add column purpose TEXT NOT NULL DEFAULT 'agent'")
+    for column in ("conversation integer", "messages_count integer", "tools_hash text"):
+        db.execute(f"alter table model_calls add column {column}")
+    db.execute("alter table steps add column tools_hash text")
+
+
+SEARCHED = {"runs": ("task", "answer"), "model_calls": ("content", "reasoning"),
+            "tool_calls": ("result",)}  # fmt: skip
+"""The full-text indexed columns of each table (FTS5 tables `<table>_fts`)."""
+
+
+@migration
+def m008_search(db: sqlite_utils.Database) -> None:
+    """Full-text search (FTS5) over tasks, answers, model output and reasoning, and tool
+    results; Datasette finds these indexes by their sqlite-utils names. A run's rows are
+    indexed when it ends (in the transaction that closes it), not row by row: an index
+    update per step would cost more than the step's whole record."""
+    for table, columns in SEARCHED.items():
+        db.table(table).enable_fts(list(columns), fts_version="FTS5", create_triggers=False)
+
+
+@migration
+def m009_views(db: sqlite_utils.Database) -> None:
+    """Views for reading: one row per run with its tokens and tool errors, per-tool and
+    per-model statistics."""
+    db.execute(
+        """create view run_summary as select
+            r.id, r.started_at, r.status, r.model, r.task, r.answer, r.verified, r.duration_s,
+            (select count(*) from steps s where s.run_id = r.id) as steps,
+            (select sum(m.input_tokens) from model_calls m where m.run_id = r.id) as input_tokens,
+            (select sum(m.output_tokens) from model_calls m where m.run_id = r.id)
+                as output_tokens,
+            (select count(*) from model_calls m where m.run_id = r.id and m.purpose != 'agent')
+                as helper_model_calls,
+            (select count(*) from tool_calls t where t.run_id = r.id) as tool_calls,
+            (select count(*) from tool_calls t where t.run_id = r.id and t.is_error)
+                as tool_errors,
+            r.parent_run_id
+        from runs r"""
+    )
+    db.execute(
+        """create view tool_stats as select tool_name, count(*) as calls,
+            sum(is_error) as errors, round(avg(duration_s), 4) as mean_duration_s,
+            max(duration_s) as max_duration_s
+        from tool_calls group by tool_name"""
+    )
+    db.execute(
+        """create view model_stats as select model, purpose, count(*) as calls,
+            sum(input_tokens) as input_tokens, sum(output_tokens) as output_tokens,
+            round(avg(output_tokens_per_s), 2) as mean_output_tokens_per_s,
+            round(avg(duration_s), 3) as mean_duration_s
+        from model_calls group by model, purpose"""
+    )
 
 
 @migration

@@ -1,257 +1,258 @@
-"""The SQLite trace store, and the hook that records every run into it (design D7)."""
+"""The SQLite trace database: opened safely, migrated on open, written one transaction at a time
+(design D7)."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-import anyio
 import anyio.to_thread
 import sqlite_utils
 
 from verity.errors import UserError
-from verity.hooks import RunHooks, RunStatus
-from verity.messages import Message, ModelResponse, Sample, ToolCall, Verdict
-from verity.tools.approval import ApprovalDecision
-from verity.tools.base import ToolResult
-from verity.trace.migrations import migrate
+from verity.trace._open import NotATraceDatabaseError, open_connection
+from verity.trace._provenance import ProcessIdentity
+from verity.trace.migrations import SEARCHED, migrate
 
-__all__ = ["TraceRecorder", "TraceStore"]
+__all__ = ["TraceStore", "Writer", "index_run", "now"]
 
 T = TypeVar("T")
 
 
-def _now() -> str:
+class Writer(Protocol):
+    """What a write gets to run its statements with: the connection, inside its transaction."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Any:
+        """Run one statement."""
+        ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any:
+        """Run one statement once per parameter row."""
+        ...
+
+
+def now() -> str:
+    """The current UTC time as the trace stores it (ISO 8601, milliseconds)."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class TraceStore:
-    """A trace database: opened in WAL mode and migrated on open."""
+    """A trace database.
 
-    def __init__(self, path: str | Path) -> None:
+    Opening it creates the file readable by its owner only, refuses a file that is not a Verity
+    trace database before writing anything to it, switches it to WAL with `synchronous=NORMAL`,
+    applies any pending migrations, and marks `interrupted` the runs whose process is gone.
+
+    Args:
+        path: The database file; created, with its directory, when missing.
+        timeout: Seconds a write waits for another process's lock before it fails.
+
+    Raises:
+        UserError: the path cannot be created, or holds something other than a Verity trace
+            database (another application's SQLite file, a non-SQLite file, a corrupt one).
+    """
+
+    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         self.path = Path(path)
+        self.timeout = timeout
+        self.process = ProcessIdentity.current()
+        self._lock = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Python opens each write transaction with BEGIN IMMEDIATE: writers queue for the lock
-            # up front instead of failing with SQLITE_BUSY when they upgrade from a read.
-            connection = sqlite3.connect(
-                self.path, check_same_thread=False, isolation_level="IMMEDIATE", timeout=30
-            )
-            self.db = sqlite_utils.Database(connection)
-            self.db.enable_wal()
-            migrate(self.db)
+            self.conn = open_connection(self.path, timeout=timeout)
+        except (OSError, sqlite3.DatabaseError, NotATraceDatabaseError) as exc:
+            raise _open_error(self.path, exc) from None
+        try:
+            migrate(self.conn)
+            self.conn.execute("pragma busy_timeout = 0")  # from here on, `transaction` waits
+            self.mark_interrupted()
         except (OSError, sqlite3.DatabaseError) as exc:
-            raise UserError(
-                f"Cannot open the trace database {str(self.path)!r}: {exc}. Choose another path "
-                "with --trace-db or VERITY_TRACE_DB.",
-                field="trace_db",
-            ) from None
-        self._lock = anyio.Lock()
+            self.conn.close()
+            raise _open_error(self.path, exc) from None
+        self.db = sqlite_utils.Database(self.conn)
 
     def close(self) -> None:
         """Close the connection."""
-        self.db.conn.close()
+        with self._lock:
+            self.conn.close()
 
-    async def write(self, function: Callable[[], T]) -> T:
-        """Run a write in a worker thread, one at a time, and commit it."""
+    def transaction(self, function: Callable[[Writer], T]) -> T:
+        """Run `function` in one `BEGIN IMMEDIATE` transaction and commit it (blocking: waits
+        up to `timeout` for another process's write lock).
 
-        def in_transaction() -> T:
-            with self.db.conn:
-                return function()
+        Text that SQLite cannot store (lone surrogates, from a non-UTF-8 command line) is
+        stored with U+FFFD in their place rather than lose the row.
 
-        async with self._lock:
-            return await anyio.to_thread.run_sync(in_transaction)
+        Raises:
+            sqlite3.OperationalError: the lock stayed taken past `timeout` ("database is
+                locked"), or the write failed.
+        """
+        deadline = time.monotonic() + self.timeout
+        pause = 0.001
+        while True:
+            self._lock.acquire()
+            if self._begin():
+                return self._continue(function)  # releases the lock
+            self._lock.release()
+            if time.monotonic() > deadline:
+                raise sqlite3.OperationalError("database is locked")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    async def write(self, function: Callable[[Writer], T]) -> T:
+        """`transaction`, without blocking the event loop on another process's lock.
+
+        When the write lock is free the transaction runs at once (tens of microseconds: a hop
+        to a worker thread would cost more than the write); otherwise it waits for the lock in
+        a worker thread.
+        """
+        if self._lock.acquire(blocking=False):
+            if self._begin():
+                return self._continue(function)  # releases the lock
+            self._lock.release()
+        return await anyio.to_thread.run_sync(self.transaction, function)
+
+    def _begin(self) -> bool:
+        """BEGIN IMMEDIATE, or False while another connection holds the write lock.
+
+        The connection's busy timeout is 0 once open: waiting is `transaction`'s loop, never
+        SQLite's, so the event loop's attempt never blocks.
+        """
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                return False
+            self._lock.release()
+            raise
+        except BaseException:
+            self._lock.release()
+            raise
+        return True
+
+    def _continue(self, function: Callable[[Writer], T]) -> T:
+        """Run `function` in the transaction just begun, commit, and release the lock."""
+        conn = self.conn
+        try:
+            try:
+                result = function(conn)
+            except UnicodeEncodeError:
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                result = function(_Replacing(conn))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._lock.release()
+        return result
+
+    def read(self, sql: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a query, as dicts."""
+        with self._lock:
+            cursor = self.conn.execute(sql, parameters)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def mark_interrupted(self) -> list[str]:
+        """Mark `interrupted` each `running` run whose recording process has ended; their ids.
+
+        A run recorded on another host, or by a process that cannot be told apart from a
+        later one, is left alone.
+        """
+        gone = []
+        for row in self.read("select id, pid, process, host from runs where status = 'running'"):
+            if row["pid"] is None:
+                continue
+            recorder = ProcessIdentity(row["pid"], row["process"], row["host"] or "")
+            if recorder.is_gone():
+                gone.append(row["id"])
+        if gone:
+            error = "The process recording the run ended before the run did."
+
+            def mark(w: Writer) -> None:
+                w.executemany(
+                    "update runs set status = 'interrupted', error = ?, ended_at = ? "
+                    "where id = ? and status = 'running'",
+                    [(error, now(), run_id) for run_id in gone],
+                )
+                for run_id in gone:
+                    index_run(w, run_id)
+
+            self.transaction(mark)
+        return gone
 
     def runs(self, *, limit: int = 20, samples: bool = False) -> list[dict[str, Any]]:
         """The latest runs, newest first; consensus samples' own runs only with `samples`."""
-        where = None if samples else "parent_run_id is null"
-        return list(
-            self.db.table("runs").rows_where(where, order_by="started_at desc", limit=limit)
-        )
+        where = "" if samples else "where parent_run_id is null"
+        return self.read(f"select * from runs {where} order by started_at desc limit ?", [limit])
 
     def run(self, run_id: str) -> dict[str, Any] | None:
-        """One run with its steps, model calls, tool calls, verdicts and consensus samples.
-
-        None if the run is unknown.
-        """
-        rows = list(self.db.table("runs").rows_where("id = ?", [run_id]))
+        """One run with its steps, model calls, tool calls, verdicts, consensus samples and
+        messages. None if the run is unknown."""
+        rows = self.read("select * from runs where id = ?", [run_id])
         if not rows:
             return None
-        record = dict(rows[0])
-        tables = ("steps", "model_calls", "tool_calls", "verdicts", "verdict_samples", "approvals")
-        for table in tables:
-            record[table] = list(
-                self.db.table(table).rows_where("run_id = ?", [run_id], order_by="id")
-            )
+        record = rows[0]
+        for table in ("steps", "model_calls", "tool_calls", "verdicts", "verdict_samples",
+                      "messages"):  # fmt: skip
+            sql = f"select * from {table} where run_id = ? order by id"
+            record[table] = self.read(sql, [run_id])
         return record
 
+    def content(self, content_hash: str | None) -> str | None:
+        """A text stored once by its sha256 (a system prompt, a tool list); None if unknown."""
+        if content_hash is None:
+            return None
+        rows = self.read("select text from contents where hash = ?", [content_hash])
+        return str(rows[0]["text"]) if rows else None
 
-class TraceRecorder(RunHooks):
-    """Writes runs, steps, model calls, tool calls and verdicts as they happen.
 
-    A verdict's consensus samples go to `verdict_samples`; a sample traced as a run of its own
-    gets the verified run as its `parent_run_id`.
-    """
-
-    def __init__(self, store: TraceStore) -> None:
-        self.store = store
-        self._started: dict[str, datetime] = {}
-        self._withheld: set[tuple[str, str]] = set()
-
-    async def on_run_start(self, run_id: str, task: str, model: str) -> None:
-        """Insert the run as `running`, so a killed process leaves it visible as unfinished."""
-        self._started[run_id] = datetime.now(UTC)
-        row = {"id": run_id, "task": task, "model": model, "status": "running",
-               "started_at": _now()}  # fmt: skip
-        await self.store.write(lambda: self.store.db.table("runs").insert(row))
-
-    async def on_model_start(self, run_id: str, step: int, messages: list[Message]) -> None:
-        """Open the step."""
-        row = {"run_id": run_id, "step": step, "started_at": _now()}
-        await self.store.write(lambda: self.store.db.table("steps").insert(row))
-
-    async def on_model_end(self, run_id: str, step: int, response: ModelResponse) -> None:
-        """Record the model call with its token counts and timings."""
-        usage = response.usage
-        row = {
-            "run_id": run_id,
-            "step": step,
-            "model": response.model,
-            "input_tokens": usage.prompt_tokens,
-            "input_tokens_evaluated": usage.prompt_tokens_evaluated,
-            "output_tokens": usage.completion_tokens,
-            "content": response.content,
-            "reasoning": response.reasoning,
-            "raw": response.raw,
-            "finish_reason": response.finish_reason,
-            "tool_calls": json.dumps([c.model_dump() for c in response.tool_calls]),
-            "invalid_calls": json.dumps(response.invalid_calls),
-            "duration_s": usage.duration_s,
-            "prefill_s": usage.prefill_s,
-            "decode_s": usage.decode_s,
-            "output_tokens_per_s": (
-                usage.completion_tokens / usage.decode_s if usage.decode_s > 0 else None
-            ),
-            "created_at": _now(),
-        }
-        outcome = "tool_calls" if response.tool_calls else "answer"
-        if response.invalid_calls and not response.tool_calls:
-            outcome = "invalid_calls"
-
-        def write() -> None:
-            self.store.db.table("model_calls").insert(row)
-            self._end_step(run_id, step, outcome)
-
-        await self.store.write(write)
-
-    async def on_tool_end(
-        self, run_id: str, step: int, call: ToolCall, result: ToolResult, duration_s: float
-    ) -> None:
-        """Record the tool call with its arguments, result and duration."""
-        row = {
-            "run_id": run_id,
-            "step": step,
-            "tool_call_id": call.id,
-            "tool_name": call.name,
-            "arguments": json.dumps(call.arguments),
-            "result": result.content,
-            "is_error": int(result.is_error),
-            "duration_s": duration_s,
-            "created_at": _now(),
-        }
-        await self.store.write(lambda: self.store.db.table("tool_calls").insert(row))
-
-    async def on_verdict(self, run_id: str, step: int, verdict: Verdict) -> None:
-        """Record the verdict and whether the step's answer was accepted."""
-        row = {
-            "run_id": run_id,
-            "step": step,
-            "ok": int(verdict.ok),
-            "checked": int(verdict.checked),
-            "verifier": verdict.verifier,
-            "findings": json.dumps([f.model_dump() for f in verdict.findings]),
-            "feedback": verdict.feedback,
-            "confidence": verdict.confidence,
-            "scope": verdict.scope,
-            "created_at": _now(),
-        }
-
-        def write() -> None:
-            verdict_id = self.store.db.table("verdicts").insert(row).last_pk
-            if verdict.samples:
-                self._write_samples(run_id, step, verdict_id, verdict.samples)
-            if verdict.scope == "answer":  # a check of tool arguments leaves the step's outcome
-                self._end_step(run_id, step, "accepted" if verdict.ok else "rejected")
-
-        await self.store.write(write)
-
-    async def on_approval(self, run_id: str, step: int, decision: ApprovalDecision) -> None:
-        """Record a call's approval decision, and each withheld tool once per run."""
-        if decision.outcome == "withheld":
-            if (run_id, decision.tool) in self._withheld:
-                return
-            self._withheld.add((run_id, decision.tool))
-        row = {
-            "run_id": run_id,
-            "step": step,
-            "tool_name": decision.tool,
-            "outcome": decision.outcome,
-            "decided_by": decision.by,
-            "reason": decision.reason,
-            "arguments": None if decision.arguments is None else json.dumps(decision.arguments),
-            "created_at": _now(),
-        }
-        await self.store.write(lambda: self.store.db.table("approvals").insert(row))
-
-    async def on_run_end(
-        self,
-        run_id: str,
-        status: RunStatus,
-        answer: str | None,
-        error: str | None,
-        *,
-        verified: bool | None = None,
-        verify_rounds: int = 0,
-    ) -> None:
-        """Close the run with its status, answer or error, and its verification outcome."""
-        self._withheld = {seen for seen in self._withheld if seen[0] != run_id}
-        started = self._started.pop(run_id, None)
-        duration = (datetime.now(UTC) - started).total_seconds() if started else None
-        update = {"status": status, "answer": answer, "error": error, "ended_at": _now(),
-                  "duration_s": duration, "verified": None if verified is None else int(verified),
-                  "verify_rounds": verify_rounds}  # fmt: skip
-        await self.store.write(lambda: self.store.db.table("runs").update(run_id, update))
-
-    def _write_samples(
-        self, run_id: str, step: int, verdict_id: int | None, samples: list[Sample]
-    ) -> None:
-        rows = [
-            {
-                "verdict_id": verdict_id,
-                "run_id": run_id,
-                "step": step,
-                "seed": sample.seed,
-                "answer": sample.answer,
-                "normalised": sample.normalised,
-                "agrees": int(sample.agrees),
-                "input_tokens": sample.input_tokens,
-                "output_tokens": sample.output_tokens,
-                "sample_run_id": sample.run_id,
-            }
-            for sample in samples
-        ]
-        self.store.db.table("verdict_samples").insert_all(rows)
-        self.store.db.conn.executemany(
-            "update runs set parent_run_id = ? where id = ?",
-            [(run_id, s.run_id) for s in samples if s.run_id is not None],
+def index_run(w: Writer, run_id: str) -> None:
+    """Add a finished run's texts to the full-text indexes (once, when it ends)."""
+    for table, columns in SEARCHED.items():
+        names = ", ".join(columns)
+        key = "id" if table == "runs" else "run_id"
+        w.execute(
+            f"insert into {table}_fts (rowid, {names}) select rowid, {names} from {table} "
+            f"where {key} = ?",
+            (run_id,),
         )
 
-    def _end_step(self, run_id: str, step: int, outcome: str) -> None:
-        self.store.db.execute(
-            "update steps set outcome = ?, ended_at = ? where run_id = ? and step = ?",
-            [outcome, _now(), run_id, step],
-        )
+
+class _Replacing:
+    """A writer that stores unencodable text with U+FFFD instead."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
+        return self._conn.execute(sql, _replaced(parameters))
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any:
+        return self._conn.executemany(sql, [_replaced(row) for row in parameters])
+
+
+def _replaced(row: Sequence[Any]) -> list[Any]:
+    return [v.encode("utf-8", "replace").decode("utf-8") if isinstance(v, str) else v for v in row]
+
+
+def _open_error(path: Path, exc: Exception) -> UserError:
+    text = str(exc)
+    if isinstance(exc, NotATraceDatabaseError):
+        problem = text
+    elif "file is not a database" in text:
+        problem = f"{str(path)!r} is not a SQLite database (so not a Verity trace database)"
+    elif "malformed" in text:
+        problem = f"The trace database {str(path)!r} is corrupt ({text}); move it aside"
+    else:
+        problem = f"Cannot open the trace database {str(path)!r}: {text}"
+    return UserError(
+        f"{problem}. Choose another path with --trace-db or VERITY_TRACE_DB.", field="trace_db"
+    )

@@ -141,7 +141,7 @@ def test_m003_adds_the_verification_outcome_to_runs_and_keeps_every_row(tmp_path
     ).fetchall()
     assert rows == [
         ("checked", "completed", "42", 1, 2),
-        ("killed", "running", None, None, None),
+        ("killed", "interrupted", None, None, None),  # m005: its process is long gone
         ("unchecked", "completed", "42", None, 0),
     ]
     store.close()

@@ -1,0 +1,294 @@
+"""The hook that records every run into the trace database as it happens (design D7)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio.to_thread
+
+from verity.hooks import ModelPurpose, RunHooks, RunStatus
+from verity.messages import Message, ModelResponse, Sample, ToolCall, Verdict
+from verity.tools.base import ToolResult, ToolSpec
+from verity.trace._provenance import model_sha256, versions
+from verity.trace.store import TraceStore, Writer, index_run, now
+
+__all__ = ["TraceRecorder"]
+
+# Constant statement texts: sqlite3 keeps them prepared in its statement cache.
+_INSERT_RUN = (
+    "insert into runs (id, task, model, status, started_at, pid, process, host, config, "
+    "verity_version, llama_cpp_version, model_sha256) "
+    "values (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_STEP = "insert into steps (run_id, step, started_at, tools_hash) values (?, ?, ?, ?)"
+_INSERT_CONTENT = "insert or ignore into contents (hash, kind, text) values (?, ?, ?)"
+_INSERT_MESSAGE = (
+    "insert into messages (run_id, conversation, position, step, role, content, content_hash, "
+    "reasoning, tool_calls, tool_call_id, name) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SET_SYSTEM_PROMPT = "update runs set system_prompt_hash = ? where id = ?"
+_INSERT_MODEL_CALL = (
+    "insert into model_calls (run_id, step, model, input_tokens, input_tokens_evaluated, "
+    "output_tokens, content, reasoning, raw, finish_reason, tool_calls, invalid_calls, "
+    "duration_s, prefill_s, decode_s, output_tokens_per_s, created_at, purpose, conversation, "
+    "messages_count, tools_hash) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+    "?, ?, ?)"
+)
+_END_STEP = "update steps set outcome = ?, ended_at = ? where run_id = ? and step = ?"
+_INSERT_TOOL_CALL = (
+    "insert into tool_calls (run_id, step, tool_call_id, tool_name, arguments, result, "
+    "is_error, duration_s, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_VERDICT = (
+    "insert into verdicts (run_id, step, ok, checked, verifier, findings, feedback, "
+    "confidence, scope, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_SAMPLE = (
+    "insert into verdict_samples (verdict_id, run_id, step, seed, answer, normalised, agrees, "
+    "input_tokens, output_tokens, sample_run_id) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SET_PARENT = "update runs set parent_run_id = ? where id = ?"
+_END_RUN = (
+    "update runs set status = ?, answer = ?, error = ?, ended_at = ?, duration_s = ?, "
+    "verified = ?, verify_rounds = ? where id = ?"
+)
+
+
+@dataclass
+class _Conversation:
+    """The messages of one conversation already stored: later calls store only what is new."""
+
+    messages: list[Message]
+    number: int
+    count: int = 0
+    last: Message | None = None
+
+
+@dataclass
+class _Run:
+    started: float
+    conversations: dict[ModelPurpose, _Conversation] = field(default_factory=dict)
+    calls: dict[ModelPurpose, tuple[int, int, str | None]] = field(default_factory=dict)
+    """Per purpose, the model call under way: its conversation, messages shown, tools hash."""
+    next_conversation: int = 0
+
+
+class TraceRecorder(RunHooks):
+    """Records runs, steps, messages, model calls, tool calls and verdicts as they happen, one
+    transaction per hook call.
+
+    A failed write (the database locked by another process past the store's timeout, a full
+    disk) never ends the run: the recorder stops writing and `failure` says what went wrong,
+    for the caller to report. A verdict's consensus samples go to `verdict_samples`; a sample
+    traced as a run of its own gets the verified run as its `parent_run_id`.
+    """
+
+    def __init__(self, store: TraceStore) -> None:
+        self.store = store
+        self.failure: str | None = None
+        """Why the trace is incomplete, after a write failed; None while every write worked."""
+        self._runs: dict[str, _Run] = {}
+        self._stored: set[str] = set()
+        self._tools: tuple[tuple[int, ...], list[ToolSpec], str] | None = None
+
+    async def _write(self, function: Callable[[Writer], object]) -> None:
+        if self.failure is not None:
+            return
+        try:
+            await self.store.write(function)
+        except (sqlite3.Error, OSError) as exc:
+            self.failure = f"{type(exc).__name__}: {exc}"
+
+    async def on_run_start(
+        self, run_id: str, task: str, model: str, *, config: Mapping[str, Any] | None = None
+    ) -> None:
+        """Insert the run as `running`, with its process, settings and versions."""
+        self._runs[run_id] = _Run(started=time.monotonic())
+        config = dict(config or {})
+        described = config.get("model")
+        path = described.get("path") if isinstance(described, dict) else None
+        sha256 = await anyio.to_thread.run_sync(model_sha256, path) if path else None
+        found = versions()
+        config["versions"] = found
+        process = self.store.process
+        settings = json.dumps(config, default=str)
+        row = (run_id, task, model, now(), process.pid, process.start, process.host, settings,
+               found["verity"], found["llama_cpp"], sha256)  # fmt: skip
+        await self._write(lambda w: w.execute(_INSERT_RUN, row))
+
+    async def on_model_start(
+        self,
+        run_id: str,
+        step: int,
+        messages: list[Message],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        purpose: ModelPurpose = "agent",
+    ) -> None:
+        """Store the messages the model has not been shown before, and open the step."""
+        run = self._runs.setdefault(run_id, _Run(started=time.monotonic()))
+        conversation = run.conversations.get(purpose)
+        if not _continues(conversation, messages):
+            conversation = _Conversation(messages, run.next_conversation)
+            run.next_conversation += 1
+            run.conversations[purpose] = conversation
+        assert conversation is not None
+        contents: list[tuple[str, str, str]] = []
+        tools_hash = self._tools_hash(tools, contents)
+        rows = []
+        system_hash = None
+        for position in range(conversation.count, len(messages)):
+            message = messages[position]
+            content: str | None = message.content
+            content_hash = None
+            if message.role == "system":  # the same long prompt in every run: stored once
+                content_hash = system_hash = self._hashed(
+                    message.content, "system_prompt", contents
+                )
+                content = None
+            calls = _calls_json(message.tool_calls) if message.tool_calls else None
+            rows.append((run_id, conversation.number, position, step, message.role, content,
+                         content_hash, message.reasoning, calls, message.tool_call_id,
+                         message.name))  # fmt: skip
+        conversation.count = len(messages)
+        conversation.last = messages[-1] if messages else None
+        run.calls[purpose] = (conversation.number, len(messages), tools_hash)
+        started = now()
+
+        def write(w: Writer) -> None:
+            if contents:
+                w.executemany(_INSERT_CONTENT, contents)
+            if rows:
+                w.executemany(_INSERT_MESSAGE, rows)
+            if purpose == "agent":
+                w.execute(_INSERT_STEP, (run_id, step, started, tools_hash))
+                if system_hash is not None and conversation.number == 0:
+                    w.execute(_SET_SYSTEM_PROMPT, (system_hash, run_id))
+
+        await self._write(write)
+
+    async def on_model_end(
+        self, run_id: str, step: int, response: ModelResponse, *, purpose: ModelPurpose = "agent"
+    ) -> None:
+        """Record the model call with its token counts (NULL when unknown) and timings."""
+        run = self._runs.get(run_id)
+        started = run.calls.pop(purpose, None) if run else None
+        number, shown, tools_hash = started or (None, None, None)
+        usage = response.usage
+        known = usage.tokens_known
+        speed = usage.completion_tokens / usage.decode_s if known and usage.decode_s > 0 else None
+        calls = _calls_json(response.tool_calls)
+        row = (run_id, step, response.model, usage.prompt_tokens if known else None,
+               usage.prompt_tokens_evaluated if known else None,
+               usage.completion_tokens if known else None, response.content, response.reasoning,
+               response.raw, response.finish_reason, calls, json.dumps(response.invalid_calls),
+               usage.duration_s, usage.prefill_s, usage.decode_s, speed, now(), purpose, number,
+               shown, tools_hash)  # fmt: skip
+        outcome = "tool_calls" if response.tool_calls else "answer"
+        if response.invalid_calls and not response.tool_calls:
+            outcome = "invalid_calls"
+
+        def write(w: Writer) -> None:
+            w.execute(_INSERT_MODEL_CALL, row)
+            if purpose == "agent":
+                w.execute(_END_STEP, (outcome, row[16], run_id, step))
+
+        await self._write(write)
+
+    async def on_tool_end(
+        self, run_id: str, step: int, call: ToolCall, result: ToolResult, duration_s: float
+    ) -> None:
+        """Record the tool call with its arguments, result and duration."""
+        row = (run_id, step, call.id, call.name, json.dumps(call.arguments), result.content,
+               int(result.is_error), duration_s, now())  # fmt: skip
+        await self._write(lambda w: w.execute(_INSERT_TOOL_CALL, row))
+
+    async def on_verdict(self, run_id: str, step: int, verdict: Verdict) -> None:
+        """Record the verdict and whether the step's answer was accepted."""
+        created = now()
+        row = (run_id, step, int(verdict.ok), int(verdict.checked), verdict.verifier,
+               json.dumps([f.model_dump() for f in verdict.findings]), verdict.feedback,
+               verdict.confidence, verdict.scope, created)  # fmt: skip
+
+        def write(w: Writer) -> None:
+            verdict_id = w.execute(_INSERT_VERDICT, row).lastrowid
+            if verdict.samples:
+                _write_samples(w, run_id, step, verdict_id, verdict.samples)
+            if verdict.scope == "answer":  # a check of tool arguments leaves the step's outcome
+                outcome = "accepted" if verdict.ok else "rejected"
+                w.execute(_END_STEP, (outcome, created, run_id, step))
+
+        await self._write(write)
+
+    async def on_run_end(
+        self,
+        run_id: str,
+        status: RunStatus,
+        answer: str | None,
+        error: str | None,
+        *,
+        verified: bool | None = None,
+        verify_rounds: int = 0,
+    ) -> None:
+        """Close the run with its status, answer or error, and its verification outcome."""
+        run = self._runs.pop(run_id, None)
+        duration = time.monotonic() - run.started if run else None
+        row = (status, answer, error, now(), duration,
+               None if verified is None else int(verified), verify_rounds, run_id)  # fmt: skip
+
+        def write(w: Writer) -> None:
+            w.execute(_END_RUN, row)
+            index_run(w, run_id)
+
+        await self._write(write)
+
+    def _hashed(self, text: str, kind: str, contents: list[tuple[str, str, str]]) -> str:
+        """The sha256 of `text`, queued for `contents` unless this recorder stored it."""
+        digest = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+        if digest not in self._stored:
+            self._stored.add(digest)  # after a failed write nothing more is written
+            contents.append((digest, kind, text))
+        return digest
+
+    def _tools_hash(
+        self, tools: Sequence[ToolSpec], contents: list[tuple[str, str, str]]
+    ) -> str | None:
+        """The offered tools' hash; recomputed only when the specs are other objects."""
+        if not tools:
+            return None
+        key = tuple(map(id, tools))
+        if self._tools is not None and self._tools[0] == key:
+            return self._tools[2]
+        text = json.dumps([dataclasses.asdict(t) for t in tools], sort_keys=True)
+        digest = self._hashed(text, "tools", contents)
+        self._tools = (key, list(tools), digest)  # holding the specs keeps their ids unique
+        return digest
+
+
+def _continues(conversation: _Conversation | None, messages: list[Message]) -> bool:
+    """Whether `messages` is the stored conversation grown by appending (the loop's way)."""
+    if conversation is None or messages is not conversation.messages:
+        return False
+    count = conversation.count
+    return len(messages) >= count and (count == 0 or messages[count - 1] is conversation.last)
+
+
+def _calls_json(calls: list[ToolCall]) -> str:
+    # ToolCall.model_dump() costs more than the insert that stores it
+    return json.dumps([{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls])
+
+
+def _write_samples(
+    w: Writer, run_id: str, step: int, verdict_id: int | None, samples: list[Sample]
+) -> None:
+    rows = [(verdict_id, run_id, step, s.seed, s.answer, s.normalised, int(s.agrees),
+             s.input_tokens, s.output_tokens, s.run_id) for s in samples]  # fmt: skip
+    w.executemany(_INSERT_SAMPLE, rows)
+    w.executemany(_SET_PARENT, [(run_id, s.run_id) for s in samples if s.run_id is not None])
