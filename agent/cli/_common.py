@@ -1,16 +1,22 @@
 """What the command modules share: exit codes and the trace-database option."""
 
+# ruff: noqa: T201 - the command line: printing is its job
+
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from verity.settings import default_trace_path
+from verity.trace.recorder import TraceRecorder
 from verity.trace.store import TraceStore
 
 EXIT_USER_ERROR = 2
 EXIT_MODEL_ERROR = 3
 EXIT_RUN_ERROR = 4
+EXIT_TRACE_ERROR = 5
+"""The answer was printed, but the run's trace could not be (completely) written."""
 EXIT_INTERRUPTED = 130
 
 
@@ -23,3 +29,12 @@ def add_trace_option(parser: argparse.ArgumentParser) -> None:
 def open_store(args: argparse.Namespace) -> TraceStore:
     """The trace database the command's `--trace-db` (or the default) names."""
     return TraceStore(args.trace_db or default_trace_path())
+
+
+def trace_outcome(recorder: TraceRecorder, run_id: str) -> int:
+    """0 when the run's trace was written; else say why on stderr and return 5."""
+    if recorder.failure is None:
+        return 0
+    print(f"verity: warning: the trace of run {run_id} in {recorder.store.path} is incomplete: "
+          f"{recorder.failure}", file=sys.stderr)  # fmt: skip
+    return EXIT_TRACE_ERROR

@@ -14,7 +14,7 @@ import anyio
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from verity.cli._common import add_trace_option, open_store
+from verity.cli._common import add_trace_option, open_store, trace_outcome
 from verity.cli.mcp import add_mcp_options, mcp_toolsets
 from verity.cli.model import add_server_options, server_model
 from verity.errors import RunLimitExceeded, UserError
@@ -157,6 +157,8 @@ def _task(given: str | None) -> str:
                 field="task",
             )
         given = sys.stdin.read()
+    # bytes that are not UTF-8 (argv decoded with surrogateescape) become U+FFFD
+    given = os.fsencode(given).decode("utf-8", "replace")
     if not given.strip():
         raise UserError("The task is empty. Say what the agent should do, e.g. "
                         "verity run \"What is 1234 * 5678 + 17?\"", field="task")  # fmt: skip
@@ -209,7 +211,7 @@ def _run_locally(args: argparse.Namespace, printer: ProgressPrinter | None) -> i
         if judge is not model:
             judge.close()
     _print_result(result, store, args=args, printer=printer)
-    return 0
+    return trace_outcome(recorder, result.run_id)
 
 
 def _model_progress(printer: ProgressPrinter, resolved: ResolvedModel) -> dict[str, Any]:
@@ -239,8 +241,9 @@ def _run_on_server(
         finally:
             await model.aclose()
 
-    _print_result(anyio.run(run_and_close), store, args=args, printer=printer)
-    return 0
+    result = anyio.run(run_and_close)
+    _print_result(result, store, args=args, printer=printer)
+    return trace_outcome(recorder, result.run_id)
 
 
 def _verification(
