@@ -154,10 +154,10 @@ def test_a_running_run_is_interrupted_only_when_its_process_is_gone(tmp_path: Pa
     )
     store.close()
     reopened = TraceStore(tmp_path / "t.db")
-    statuses = dict(
-        (r["id"], (r["status"], r["error"]))
+    statuses = {
+        r["id"]: (r["status"], r["error"])
         for r in reopened.read("select id, status, error from runs")
-    )
+    }
     gone = ("interrupted", "The process recording the run ended before the run did.")
     assert statuses == {
         "alive": ("running", None),
