@@ -145,8 +145,9 @@ class JudgeWithAModel:
         self.judge = ScriptedModel([answer('{"ok": true}')])
 
     async def verify(self, candidate: Candidate) -> Verdict:
+        question = f"{candidate.task} -> {candidate.answer}"
         messages = [Message(role="system", content="Judge the answer."),
-                    Message(role="user", content=f"{candidate.task} -> {candidate.answer}")]  # fmt: skip
+                    Message(role="user", content=question)]  # fmt: skip
         await self.recorder.on_model_start(self.run_id, 1, messages, purpose="verifier")
         response = await self.judge.respond(messages, [])
         await self.recorder.on_model_end(self.run_id, 1, response, purpose="verifier")
