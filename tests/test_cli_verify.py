@@ -76,17 +76,26 @@ def test_show_prints_each_verdict_with_its_findings_and_marks_the_answer_unverif
     store.close()
     done = verity("show", "r1", trace_db=db)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [
-        "run r1  completed  model tiny",
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("run r1  completed  model tiny  20")
+    assert lines[1:] == [
         "task: ducks",
-        "  step 1: model 0 in (0 new), 0 out",
-        "    verdict (self-check, answer): rejected, confidence 0.25",
+        "└─ step 1  rejected",
+        "   ├─ model  0 in, 0 out  0.000 s",
+        "   │  says: $20",
+        "   └─ verdict (self-check, answer): rejected, confidence 0.25",
         "      FAIL 16 - 3 - 4 = 10: calculator: 9",
+        "      feedback: Recompute.",
         "answer: $20 (unverified)",
         "verified: no (1 round)",
+        "tokens: 0 in, 0 out over 1 model call",
     ]
     logs = verity("logs", trace_db=db)
-    assert logs.stdout == f"r1  completed      no  {'ducks'!r:<54} $20\n"
+    [header, row] = logs.stdout.splitlines()
+    assert header.split() == ["RUN", "STARTED", "(UTC)", "STATUS", "VERIFIED", "STEPS", "TOKENS",
+                              "IN/OUT", "TASK", "->", "ANSWER"]  # fmt: skip
+    assert row.split()[:1] + row.split()[3:] == ["r1", "completed", "no", "1", "0/0", "ducks",
+                                                 "->", "$20"]  # fmt: skip
 
 
 def test_show_lists_the_consensus_samples_and_logs_lists_only_the_verified_run(
@@ -123,24 +132,25 @@ def test_show_lists_the_consensus_samples_and_logs_lists_only_the_verified_run(
     store.close()
     shown = verity("show", "r1", trace_db=db)
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.splitlines() == [
-        "run r1  completed  model tiny",
+    assert shown.stdout.splitlines()[1:] == [
         "task: ducks",
-        "  step 1: model 0 in (0 new), 0 out",
-        "    verdict (consensus, answer): accepted, confidence 0.67",
+        "└─ step 1  accepted",
+        "   ├─ model  0 in, 0 out  0.000 s",
+        "   │  says: 18",
+        "   └─ verdict (consensus, answer): accepted, confidence 0.67",
         "      ok   final answer 18: 2 of 3 answers agree.",
         "      sample seed 1: 18 agrees, 75 in / 18 out, run s1",
         "      sample seed 2: (no answer) differs, 30 in / 3 out, run s2",
         "answer: 18 (verified)",
         "verified: yes (1 round)",
+        "tokens: 0 in, 0 out over 1 model call",
     ]
     sample = verity("show", "s2", trace_db=db)
-    assert sample.stdout.splitlines()[:2] == [
-        "run s2  limit_exceeded  model tiny",
-        "consensus sample for run r1",
-    ]
+    first, second = sample.stdout.splitlines()[:2]
+    assert first.startswith("run s2  limit_exceeded  model tiny  20")
+    assert second == "consensus sample for run r1"
     logs = verity("logs", trace_db=db)
-    assert [line.split()[0] for line in logs.stdout.splitlines()] == ["r1"]
+    assert [line.split()[0] for line in logs.stdout.splitlines()] == ["RUN", "r1"]
 
 
 @pytest.mark.slow

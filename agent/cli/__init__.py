@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -110,3 +111,6 @@ def _handle(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("verity: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `verity logs | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -1,98 +1,161 @@
-"""`verity logs` and `verity show RUN`: read runs back from the trace database."""
+"""`verity logs`, `show`, `export` and `replay`: read runs back from the trace database."""
 
 # ruff: noqa: T201 - the command line: printing is its job
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from typing import Any
 
+import anyio
+
 from verity.cli._common import add_trace_option, open_store
+from verity.cli._show import print_run, verified_mark
+from verity.cli.mcp import add_mcp_options, mcp_toolsets
 from verity.errors import UserError
-from verity.terminal import printable
+from verity.replay import RecordedModel, replay_run
+from verity.tools.builtin.calculator import calculator
+from verity.tools.toolset import FunctionToolset
+from verity.trace._provenance import versions
+from verity.trace.datasette import datasette_metadata
+from verity.trace.export import otlp_json
+from verity.trace.query import RunFilter, find_runs, full_run, parse_since
 from verity.trace.store import TraceStore
+
+EXIT_REPLAY_DIFFERS = 1
 
 
 def add_commands(commands: Any) -> None:
-    """Add `logs` and `show` to the `verity` command's subparsers."""
-    logs = commands.add_parser("logs", help="list recent runs from the trace database")
+    """Add `logs`, `show`, `export` and `replay` to the `verity` command's subparsers."""
+    logs = commands.add_parser("logs", help="list runs from the trace database, newest first")
     logs.add_argument("-n", "--limit", type=int, default=20, help="how many runs (20)")
+    logs.add_argument(
+        "-q", "--query", metavar="WORDS",
+        help="full-text search in tasks, answers, reasoning and tool results",
+    )  # fmt: skip
+    logs.add_argument("--status", help="completed, failed, limit_exceeded, cancelled, ...")
+    logs.add_argument("--model", help="runs whose model name contains this")
+    logs.add_argument("--tool", help="runs that called this tool")
+    logs.add_argument("--verified", choices=["yes", "no"], help="whether a verifier accepted")
+    logs.add_argument("--since", metavar="WHEN", help="a date (2026-11-28) or an age (2h, 7d)")
+    logs.add_argument("--samples", action="store_true", help="include consensus attempts")
+    logs.add_argument("--json", action="store_true", help="one JSON array of run summaries")
     add_trace_option(logs)
+    logs.set_defaults(handler=_logs_command)
 
-    show = commands.add_parser("show", help="show one run with its steps and tool calls")
+    show = commands.add_parser("show", help="show one run as a tree, with the full text")
     show.add_argument("run_id", help="a run id from `verity logs`")
+    show.add_argument("--reasoning", action="store_true", help="unfold the model's reasoning")
+    show.add_argument("--json", action="store_true", help="everything recorded, as JSON")
     add_trace_option(show)
-    logs.set_defaults(handler=lambda args: _logs_command(open_store(args), args.limit))
-    show.set_defaults(handler=lambda args: _show_command(open_store(args), args.run_id))
+    show.set_defaults(handler=_show_command)
+
+    export = commands.add_parser("export", help="export runs as JSON lines or OTLP JSON spans")
+    export.add_argument("run_id", nargs="?", help="the run to export (or --all)")
+    export.add_argument("--all", action="store_true", help="every run")
+    export.add_argument("--format", choices=["jsonl", "otlp-json"], default="jsonl")
+    export.add_argument(
+        "--datasette-metadata", action="store_true",
+        help="print Datasette metadata (table descriptions, canned queries)",
+    )  # fmt: skip
+    add_trace_option(export)
+    export.set_defaults(handler=_export_command)
+
+    replay = commands.add_parser(
+        "replay", help="re-run a run on its recorded model outputs, executing the tools again"
+    )
+    replay.add_argument("run_id", help="a run id from `verity logs`")
+    add_trace_option(replay)
+    add_mcp_options(replay)
+    replay.set_defaults(handler=_replay_command, mcp_sampling=False)
 
 
-def _logs_command(store: TraceStore, limit: int) -> int:
-    for row in store.runs(limit=limit):
-        answer = (row["answer"] or row["error"] or "").replace("\n", " ")[:60]
-        verified = _verified_mark(row["verified"])
-        _print(f"{row['id']}  {row['status']:<14} {verified:<3} {row['task'][:50]!r:<54} {answer}")
+def _logs_command(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise UserError(f"--limit must be at least 1, not {args.limit}.", field="limit")
+    where = RunFilter(status=args.status, model=args.model, tool=args.tool,
+                      verified=args.verified, since=args.since and parse_since(args.since),
+                      query=args.query, samples=args.samples)  # fmt: skip
+    rows = find_runs(open_store(args), where, limit=args.limit)
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    print(f"{'RUN':<22}  {'STARTED (UTC)':<16}  {'STATUS':<14}  {'VERIFIED':<8}  "
+          f"{'STEPS':>5}  {'TOKENS IN/OUT':>13}  TASK -> ANSWER")  # fmt: skip
+    for row in rows:
+        tokens = (
+            "-" if row["input_tokens"] is None else f"{row['input_tokens']}/{row['output_tokens']}"
+        )
+        started = (row["started_at"] or "")[:16].replace("T", " ")
+        task = " ".join((row["task"] or "").split())
+        answer = " ".join((row["answer"] or row["error"] or "").split())
+        print(f"{row['id']:<22}  {started:<16}  {row['status']:<14}  "
+              f"{verified_mark(row['verified']):<8}  {row['steps']:>5}  {tokens:>13}  "
+              f"{_cut(task, 50)} -> {_cut(answer, 40)}")  # fmt: skip
+    if not rows:
+        print("(no runs match)" if _filtered(args) else "(no runs yet)", file=sys.stderr)
     return 0
 
 
-def _verified_mark(verified: int | None) -> str:
-    return "-" if verified is None else ("yes" if verified else "no")
+def _filtered(args: argparse.Namespace) -> bool:
+    return any([args.status, args.model, args.tool, args.verified, args.since, args.query])
 
 
-def _print(text: str) -> None:
-    print(printable(text))  # what servers and models wrote may hold escape sequences
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _show_command(store: TraceStore, run_id: str) -> int:
-    record = store.run(run_id)
+def _run(store: TraceStore, run_id: str) -> dict[str, Any]:
+    record = full_run(store, run_id)
     if record is None:
         raise UserError(f"No run {run_id!r} in {store.path}. List runs with `verity logs`.")
-    _print(f"run {record['id']}  {record['status']}  model {record['model']}")
-    if record["parent_run_id"]:
-        _print(f"consensus sample for run {record['parent_run_id']}")
-    _print(f"task: {record['task']}")
-    for approval in record["approvals"]:
-        args = f"({approval['arguments']})" if approval["arguments"] is not None else ""
-        _print(f"  step {approval['step']}: {approval['tool_name']}{args} {approval['outcome']} "
-               f"by {approval['decided_by']}: {approval['reason']}")  # fmt: skip
-    for call in record["model_calls"]:
-        _print(f"  step {call['step']}: model {call['input_tokens']} in "
-              f"({call['input_tokens_evaluated']} new), {call['output_tokens']} out")  # fmt: skip
-        if call["reasoning"]:
-            _print(f"    thought: {call['reasoning'][:300]}")
-        for tool_call in (t for t in record["tool_calls"] if t["step"] == call["step"]):
-            flag = " (error)" if tool_call["is_error"] else ""
-            _print(f"    {tool_call['tool_name']}({tool_call['arguments']}) -> "
-                  f"{tool_call['result'][:200]}{flag}")  # fmt: skip
-        for verdict in (v for v in record["verdicts"] if v["step"] == call["step"]):
-            _print_verdict(verdict, record["verdict_samples"])
-    judged = [v for v in record["verdicts"] if v["scope"] == "answer" and v["checked"]]
-    verified = record["verified"]
-    if verified is None and judged and record["verify_rounds"] is None:  # recorded before m003
-        verified = judged[-1]["ok"]
-    mark = "" if verified is None else (" (verified)" if verified else " (unverified)")
-    _print(f"answer: {record['answer'] or '-'}{mark if record['answer'] else ''}")
-    if record["verify_rounds"] is not None:
-        rounds = record["verify_rounds"]
-        plural = "" if rounds == 1 else "s"
-        outcome = "no verifier ran" if verified is None else f"{rounds} round{plural}"
-        _print(f"verified: {_verified_mark(verified)} ({outcome})")
-    if record["error"]:
-        _print(f"error: {record['error']}")
+    return record
+
+
+def _show_command(args: argparse.Namespace) -> int:
+    record = _run(open_store(args), args.run_id)
+    if args.json:
+        print(json.dumps(record, ensure_ascii=False, indent=2))
+    else:
+        print_run(record, reasoning=args.reasoning)
     return 0
 
 
-def _print_verdict(verdict: dict[str, Any], samples: list[dict[str, Any]]) -> None:
-    if not verdict["checked"]:
-        return
-    judged = "tool arguments" if verdict["scope"] == "tool_calls" else "answer"
-    outcome = "accepted" if verdict["ok"] else "rejected"
-    confidence = f", confidence {verdict['confidence']:.2f}" if verdict["confidence"] else ""
-    _print(f"    verdict ({verdict['verifier']}, {judged}): {outcome}{confidence}")
-    for finding in json.loads(verdict["findings"] or "[]"):
-        mark = "ok  " if finding["ok"] else "FAIL"
-        _print(f"      {mark} {finding['claim'][:120]}: {finding['evidence'][:160]}")
-    for sample in (s for s in samples if s["verdict_id"] == verdict["id"]):
-        agrees = "agrees" if sample["agrees"] else "differs"
-        tokens = f"{sample['input_tokens']} in / {sample['output_tokens']} out"
-        traced = f", run {sample['sample_run_id']}" if sample["sample_run_id"] else ""
-        answer = sample["normalised"] or "(no answer)"
-        _print(f"      sample seed {sample['seed']}: {answer} {agrees}, {tokens}{traced}")
+def _export_command(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    if args.datasette_metadata:
+        print(json.dumps(datasette_metadata(store.path.stem), indent=2))
+        return 0
+    if (args.run_id is None) == (not args.all):
+        raise UserError("Name one run to export, or pass --all.", field="run_id")
+    ids = [args.run_id] if args.run_id else [r["id"] for r in store.read(
+        "select id from runs order by started_at")]  # fmt: skip
+    runs = [_run(store, run_id) for run_id in ids]
+    if args.format == "jsonl":
+        for record in runs:
+            print(json.dumps(record, ensure_ascii=False))
+    else:
+        print(json.dumps(otlp_json(runs, version=versions()["verity"])))
+    return 0
+
+
+def _replay_command(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    record = store.run(args.run_id)
+    if record is None:
+        raise UserError(f"No run {args.run_id!r} in {store.path}. List runs with `verity logs`.")
+    toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, RecordedModel("replay", []))]
+    result = anyio.run(replay_run, record, toolsets)
+    difference = result.difference
+    if difference is None:
+        print(f"run {result.run_id}: all {result.compared} tool results as recorded "
+              f"(replay ended: {result.ended})")  # fmt: skip
+        return 0
+    arguments = json.dumps(difference.arguments, ensure_ascii=False)
+    print(f"run {result.run_id}: step {difference.step} differs, after {result.compared} "
+          f"matching tool results: {difference.tool_name}({arguments})")  # fmt: skip
+    recorded = "(no such call)" if difference.recorded is None else difference.recorded
+    print(f"  recorded: {recorded}{'  (error)' if difference.recorded_error else ''}")
+    print(f"  replayed: {difference.replayed}{'  (error)' if difference.replayed_error else ''}")
+    return EXIT_REPLAY_DIFFERS
