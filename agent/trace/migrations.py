@@ -298,7 +298,8 @@ def m009_views(db: sqlite_utils.Database) -> None:
     per-model statistics."""
     db.execute(
         """create view run_summary as select
-            r.id, r.started_at, r.status, r.model, r.task, r.answer, r.verified, r.duration_s,
+            r.id, r.started_at, r.status, r.model, r.task, r.answer, r.error, r.verified,
+            r.verify_rounds, r.duration_s,
             (select count(*) from steps s where s.run_id = r.id) as steps,
             (select sum(m.input_tokens) from model_calls m where m.run_id = r.id) as input_tokens,
             (select sum(m.output_tokens) from model_calls m where m.run_id = r.id)

@@ -72,12 +72,12 @@ def find_runs(store: TraceStore, where: RunFilter, *, limit: int = 20) -> list[d
     clauses: list[str] = []
     values: list[Any] = []
     if not where.samples:
-        clauses.append("parent_run_id is null")
+        clauses.append("s.parent_run_id is null")
     if where.status:
-        clauses.append("status = ?")
+        clauses.append("s.status = ?")
         values.append(where.status)
     if where.model:
-        clauses.append("model like ?")
+        clauses.append("s.model like ?")
         values.append(f"%{where.model}%")
     if where.tool:
         clauses.append(
@@ -85,13 +85,14 @@ def find_runs(store: TraceStore, where: RunFilter, *, limit: int = 20) -> list[d
         )
         values.append(where.tool)
     if where.verified:
-        clauses.append("verified = 1" if where.verified == "yes" else "coalesce(verified, 0) = 0")
+        accepted = where.verified == "yes"
+        clauses.append("s.verified = 1" if accepted else "coalesce(s.verified, 0) = 0")
     if where.since:
-        clauses.append("started_at >= ?")
+        clauses.append("s.started_at >= ?")
         values.append(where.since)
     if where.query and where.query.strip():
         clauses.append(
-            "id in (select r.id from runs_fts f join runs r on r.rowid = f.rowid "
+            "s.id in (select r.id from runs_fts f join runs r on r.rowid = f.rowid "
             "where runs_fts match :q union select m.run_id from model_calls_fts f "
             "join model_calls m on m.rowid = f.rowid where model_calls_fts match :q "
             "union select t.run_id from tool_calls_fts f join tool_calls t on t.rowid = f.rowid "
@@ -99,7 +100,11 @@ def find_runs(store: TraceStore, where: RunFilter, *, limit: int = 20) -> list[d
         )
         values.extend([_match_expression(where.query)] * 3)
     condition = f"where {' and '.join(clauses)}" if clauses else ""
-    sql = f"select * from run_summary s {condition} order by started_at desc limit ?"
+    # runs started in the same millisecond keep the order they were inserted in
+    sql = (
+        f"select s.* from run_summary s join runs r on r.id = s.id {condition} "
+        "order by r.started_at desc, r.rowid desc limit ?"
+    )
     return store.read(sql, [*values, limit])
 
 
