@@ -222,8 +222,9 @@ def test_replay_reports_the_first_step_whose_tool_result_differs(tmp_path: Path)
 
     async def record() -> None:
         # as if the tool had changed: it once said 5 for 2 + 2
-        await run("2 + 2, twice", model=ScriptedModel([step_two, answer("4")]),
-                  toolsets=[FunctionToolset([calculator])], hooks=recorder, run_id="same")  # fmt: skip
+        tools = [FunctionToolset([calculator])]
+        await run("2 + 2, twice", model=ScriptedModel([step_two, answer("4")]), toolsets=tools,
+                  hooks=recorder, run_id="same")  # fmt: skip
         await recorder.on_run_start("changed", "2 + 2", "scripted")
         for step, result in ((1, "2"), (2, "5")):
             await recorder.on_model_start("changed", step, [])
