@@ -69,14 +69,20 @@ class TraceStore:
         try:
             migrate(self.conn)
             self.conn.execute("pragma busy_timeout = 0")  # from here on, `transaction` waits
+            # a checkpoint copies the WAL into the database and flushes it to disk: done in a
+            # background thread on its own connection, so no commit of a run waits for one
+            self.conn.execute("pragma wal_autocheckpoint = 0")
             self.mark_interrupted()
         except (OSError, sqlite3.DatabaseError) as exc:
             self.conn.close()
             raise _open_error(self.path, exc) from None
         self.db = sqlite_utils.Database(self.conn)
+        self._checkpointer = _Checkpointer(self.path)
+        self._commits = 0
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (the last one to the database leaves it checkpointed)."""
+        self._checkpointer.close()
         with self._lock:
             self.conn.close()
 
@@ -151,6 +157,9 @@ class TraceStore:
             raise
         finally:
             self._lock.release()
+        self._commits += 1
+        if self._commits % _CHECKPOINT_EVERY == 0:
+            self._checkpointer.request()
         return result
 
     def read(self, sql: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -224,6 +233,47 @@ def index_run(w: Writer, run_id: str) -> None:
             f"where {key} = ?",
             (run_id,),
         )
+
+
+_CHECKPOINT_EVERY = 200
+"""Commits between checkpoints: a few hundred WAL pages, like SQLite's own default of 1000."""
+
+
+class _Checkpointer:
+    """Copies the WAL back into the database in a daemon thread, on its own connection."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def request(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="verity-checkpoint", daemon=True)
+            self._thread.start()
+        self._wake.set()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._stopping = True
+            self._wake.set()
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stopping:
+                    return
+                try:
+                    conn.execute("pragma wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    pass  # busy or failing: the next request tries again, the last close too
+        finally:
+            conn.close()
 
 
 class _Replacing:
