@@ -62,6 +62,8 @@ class TraceStore:
         self.timeout = timeout
         self.process = ProcessIdentity.current()
         self._lock = threading.Lock()
+        self._checkpointer = _Checkpointer(self.path)
+        self._commits = 0
         try:
             self.conn = open_connection(self.path, timeout=timeout)
         except (OSError, sqlite3.DatabaseError, NotATraceDatabaseError) as exc:
@@ -77,8 +79,6 @@ class TraceStore:
             self.conn.close()
             raise _open_error(self.path, exc) from None
         self.db = sqlite_utils.Database(self.conn)
-        self._checkpointer = _Checkpointer(self.path)
-        self._commits = 0
 
     def close(self) -> None:
         """Close the connection (the last one to the database leaves it checkpointed)."""
@@ -163,11 +163,23 @@ class TraceStore:
         return result
 
     def read(self, sql: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """Rows of a query, as dicts."""
-        with self._lock:
-            cursor = self.conn.execute(sql, parameters)
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        """Rows of a query, as dicts.
+
+        Raises:
+            sqlite3.OperationalError: the database stayed locked past `timeout` (readers wait
+                only while another connection recovers or resets the WAL), or the query failed.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                with self._lock:
+                    cursor = self.conn.execute(sql, parameters)
+                    names = [d[0] for d in cursor.description]
+                    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.005)
 
     def mark_interrupted(self) -> list[str]:
         """Mark `interrupted` each `running` run whose recording process has ended; their ids.
