@@ -163,8 +163,8 @@ def test_run_with_self_check_reports_the_verdict_in_json_and_in_the_trace(tmp_pa
     payload = json.loads(done.stdout)
     assert "7006652" in payload["answer"].replace(",", "")
     shown = verity("show", payload["run_id"], trace_db=db)
-    assert "    verdict (self-check, answer): " in shown.stdout
-    answer_line, verified_line = shown.stdout.splitlines()[-2:]
+    assert "─ verdict (self-check, answer): " in shown.stdout
+    answer_line, verified_line = shown.stdout.splitlines()[-3:-1]
     assert answer_line.endswith("(verified)" if payload["verified"] else "(unverified)")
     assert verified_line.startswith("verified: yes (" if payload["verified"] else "verified: no (")
 
