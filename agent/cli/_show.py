@@ -7,7 +7,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from verity.terminal import printable
+
 __all__ = ["print_run", "verified_mark"]
+
+
+def _print(text: str) -> None:
+    print(printable(text))  # what servers and models wrote may hold escape sequences
 
 
 def verified_mark(verified: int | None) -> str:
@@ -36,17 +42,17 @@ def _tokens(call: dict[str, Any]) -> str:
 def _block(prefix: str, label: str, text: str) -> None:
     """`label` then the text, every line of it under the prefix."""
     lines = text.splitlines() or [""]
-    print(f"{prefix}{label}{lines[0]}")
+    _print(f"{prefix}{label}{lines[0]}")
     for line in lines[1:]:
-        print(f"{prefix}{' ' * len(label)}{line}")
+        _print(f"{prefix}{' ' * len(label)}{line}")
 
 
 def print_run(record: dict[str, Any], *, reasoning: bool) -> None:
     """Print a run (as `query.full_run` gives it) as a tree."""
-    print(f"run {record['id']}  {record['status']}  model {record['model']}  "
+    _print(f"run {record['id']}  {record['status']}  model {record['model']}  "
           f"{_when(record['started_at'])}  {_seconds(record['duration_s'])}")  # fmt: skip
     if record["parent_run_id"]:
-        print(f"consensus sample for run {record['parent_run_id']}")
+        _print(f"consensus sample for run {record['parent_run_id']}")
     _block("", "task: ", record["task"] or "")
     steps = sorted(
         {c["step"] for c in record["model_calls"]} | {s["step"] for s in record["steps"]}
@@ -54,13 +60,14 @@ def print_run(record: dict[str, Any], *, reasoning: bool) -> None:
     for index, step in enumerate(steps):
         last = index == len(steps) - 1
         outcome = next((s["outcome"] for s in record["steps"] if s["step"] == step), None)
-        print(f"{'└─' if last else '├─'} step {step}  {outcome or 'unfinished'}")
+        _print(f"{'└─' if last else '├─'} step {step}  {outcome or 'unfinished'}")
         _print_step(record, step, "   " if last else "│  ", reasoning=reasoning)
     _print_ending(record)
 
 
 def _print_step(record: dict[str, Any], step: int, prefix: str, *, reasoning: bool) -> None:
     items: list[tuple[str, dict[str, Any]]] = [
+        *(("approval", a) for a in record.get("approvals", []) if a["step"] == step),
         *(("model", c) for c in record["model_calls"] if c["step"] == step),
         *(("tool", t) for t in record["tool_calls"] if t["step"] == step),
         *(("verdict", v) for v in record["verdicts"] if v["step"] == step and v["checked"]),
@@ -70,7 +77,7 @@ def _print_step(record: dict[str, Any], step: int, prefix: str, *, reasoning: bo
         branch, inner = ("└─ ", "   ") if last else ("├─ ", "│  ")
         if kind == "model":
             purpose = "" if item.get("purpose", "agent") == "agent" else f" ({item['purpose']})"
-            print(
+            _print(
                 f"{prefix}{branch}model{purpose}  {_tokens(item)}  {_seconds(item['duration_s'])}"
             )
             if item["reasoning"]:
@@ -78,15 +85,19 @@ def _print_step(record: dict[str, Any], step: int, prefix: str, *, reasoning: bo
                     _block(prefix + inner, "thought: ", item["reasoning"])
                 else:
                     size = len(item["reasoning"])
-                    print(f"{prefix}{inner}thought: ({size} characters; --reasoning shows them)")
+                    _print(f"{prefix}{inner}thought: ({size} characters; --reasoning shows them)")
             if item["content"]:
                 _block(prefix + inner, "says: ", item["content"])
             for problem in item["invalid_calls"] or []:
                 _block(prefix + inner, "invalid call: ", problem)
+        elif kind == "approval":
+            called = "" if item["arguments"] is None else f"({json.dumps(item['arguments'])})"
+            _print(f"{prefix}{branch}{item['tool_name']}{called} {item['outcome']} "
+                   f"by {item['decided_by']}: {item['reason']}")  # fmt: skip
         elif kind == "tool":
             arguments = json.dumps(item["arguments"], ensure_ascii=False)
             error = "  (error)" if item["is_error"] else ""
-            print(f"{prefix}{branch}{item['tool_name']}({arguments})  "
+            _print(f"{prefix}{branch}{item['tool_name']}({arguments})  "
                   f"{_seconds(item['duration_s'])}{error}")  # fmt: skip
             _block(prefix + inner, "-> ", item["result"] or "")
         else:
@@ -99,10 +110,10 @@ def _print_verdict(
     judged = "tool arguments" if verdict["scope"] == "tool_calls" else "answer"
     outcome = "accepted" if verdict["ok"] else "rejected"
     confidence = f", confidence {verdict['confidence']:.2f}" if verdict["confidence"] else ""
-    print(f"{head}verdict ({verdict['verifier']}, {judged}): {outcome}{confidence}")
+    _print(f"{head}verdict ({verdict['verifier']}, {judged}): {outcome}{confidence}")
     for finding in verdict["findings"] or []:
         mark = "ok  " if finding["ok"] else "FAIL"
-        print(f"{prefix}{mark} {finding['claim']}: {finding['evidence']}")
+        _print(f"{prefix}{mark} {finding['claim']}: {finding['evidence']}")
     if verdict["feedback"] and not verdict["ok"]:
         _block(prefix, "feedback: ", verdict["feedback"])
     for sample in (s for s in samples if s["verdict_id"] == verdict["id"]):
@@ -110,7 +121,7 @@ def _print_verdict(
         tokens = f"{sample['input_tokens']} in / {sample['output_tokens']} out"
         traced = f", run {sample['sample_run_id']}" if sample["sample_run_id"] else ""
         answer = sample["normalised"] or "(no answer)"
-        print(f"{prefix}sample seed {sample['seed']}: {answer} {agrees}, {tokens}{traced}")
+        _print(f"{prefix}sample seed {sample['seed']}: {answer} {agrees}, {tokens}{traced}")
 
 
 def _print_ending(record: dict[str, Any]) -> None:
@@ -122,12 +133,12 @@ def _print_ending(record: dict[str, Any]) -> None:
     if record["answer"]:
         _block("", "answer: ", record["answer"] + mark)
     else:
-        print("answer: -")
+        _print("answer: -")
     if record["verify_rounds"] is not None:
         rounds = record["verify_rounds"]
         plural = "" if rounds == 1 else "s"
         outcome = "no verifier ran" if verified is None else f"{rounds} round{plural}"
-        print(f"verified: {verified_mark(verified)} ({outcome})")
+        _print(f"verified: {verified_mark(verified)} ({outcome})")
     if record["error"]:
         _block("", "error: ", record["error"])
     calls = record["model_calls"]
@@ -135,4 +146,4 @@ def _print_ending(record: dict[str, Any]) -> None:
         total_in = sum(c["input_tokens"] for c in calls)
         total_out = sum(c["output_tokens"] for c in calls)
         plural = "" if len(calls) == 1 else "s"
-        print(f"tokens: {total_in} in, {total_out} out over {len(calls)} model call{plural}")
+        _print(f"tokens: {total_in} in, {total_out} out over {len(calls)} model call{plural}")

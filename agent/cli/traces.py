@@ -15,6 +15,7 @@ from verity.cli._show import print_run, verified_mark
 from verity.cli.mcp import add_mcp_options, mcp_toolsets
 from verity.errors import UserError
 from verity.replay import RecordedModel, replay_run
+from verity.terminal import printable
 from verity.tools.builtin.calculator import calculator
 from verity.tools.toolset import FunctionToolset
 from verity.trace._provenance import versions
@@ -79,7 +80,7 @@ def _logs_command(args: argparse.Namespace) -> int:
                       query=args.query, samples=args.samples)  # fmt: skip
     rows = find_runs(open_store(args), where, limit=args.limit)
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False))
+        print(json.dumps(rows))
         return 0
     print(f"{'RUN':<22}  {'STARTED (UTC)':<16}  {'STATUS':<14}  {'VERIFIED':<8}  "
           f"{'STEPS':>5}  {'TOKENS IN/OUT':>13}  TASK -> ANSWER")  # fmt: skip
@@ -90,12 +91,16 @@ def _logs_command(args: argparse.Namespace) -> int:
         started = (row["started_at"] or "")[:16].replace("T", " ")
         task = " ".join((row["task"] or "").split())
         answer = " ".join((row["answer"] or row["error"] or "").split())
-        print(f"{row['id']:<22}  {started:<16}  {row['status']:<14}  "
+        _print(f"{row['id']:<22}  {started:<16}  {row['status']:<14}  "
               f"{verified_mark(row['verified']):<8}  {row['steps']:>5}  {tokens:>13}  "
               f"{_cut(task, 50)} -> {_cut(answer, 40)}")  # fmt: skip
     if not rows:
         print("(no runs match)" if _filtered(args) else "(no runs yet)", file=sys.stderr)
     return 0
+
+
+def _print(text: str) -> None:
+    print(printable(text))  # what servers and models wrote may hold escape sequences
 
 
 def _filtered(args: argparse.Namespace) -> bool:
@@ -116,7 +121,7 @@ def _run(store: TraceStore, run_id: str) -> dict[str, Any]:
 def _show_command(args: argparse.Namespace) -> int:
     record = _run(open_store(args), args.run_id)
     if args.json:
-        print(json.dumps(record, ensure_ascii=False, indent=2))
+        print(json.dumps(record, indent=2))
     else:
         print_run(record, reasoning=args.reasoning)
     return 0
@@ -134,7 +139,7 @@ def _export_command(args: argparse.Namespace) -> int:
     runs = [_run(store, run_id) for run_id in ids]
     if args.format == "jsonl":
         for record in runs:
-            print(json.dumps(record, ensure_ascii=False))
+            print(json.dumps(record))
     else:
         print(json.dumps(otlp_json(runs, version=versions()["verity"])))
     return 0
@@ -153,9 +158,9 @@ def _replay_command(args: argparse.Namespace) -> int:
               f"(replay ended: {result.ended})")  # fmt: skip
         return 0
     arguments = json.dumps(difference.arguments, ensure_ascii=False)
-    print(f"run {result.run_id}: step {difference.step} differs, after {result.compared} "
-          f"matching tool results: {difference.tool_name}({arguments})")  # fmt: skip
+    _print(f"run {result.run_id}: step {difference.step} differs, after {result.compared} "
+           f"matching tool results: {difference.tool_name}({arguments})")  # fmt: skip
     recorded = "(no such call)" if difference.recorded is None else difference.recorded
-    print(f"  recorded: {recorded}{'  (error)' if difference.recorded_error else ''}")
-    print(f"  replayed: {difference.replayed}{'  (error)' if difference.replayed_error else ''}")
+    _print(f"  recorded: {recorded}{'  (error)' if difference.recorded_error else ''}")
+    _print(f"  replayed: {difference.replayed}{'  (error)' if difference.replayed_error else ''}")
     return EXIT_REPLAY_DIFFERS

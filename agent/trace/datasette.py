@@ -21,6 +21,8 @@ TABLES = {
     "verdicts": "A verifier's judgement of an answer (scope answer) or of a step's tool "
     "arguments (scope tool_calls), with its findings.",
     "verdict_samples": "The independent attempts a consensus verdict compared.",
+    "approvals": "Approval decisions: tools withheld from the model (once per run), and each "
+    "call allowed or denied, with what decided (policy, allow, trust, user) and why.",
     "contents": "Texts stored once by sha256: system prompts and offered tool lists (JSON).",
     "run_summary": "One row per run with its steps, tokens, helper model calls, tool calls "
     "and tool errors.",

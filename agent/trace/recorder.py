@@ -15,6 +15,7 @@ import anyio.to_thread
 
 from verity.hooks import ModelPurpose, RunHooks, RunStatus
 from verity.messages import Message, ModelResponse, Sample, ToolCall, Verdict
+from verity.tools.approval import ApprovalDecision
 from verity.tools.base import ToolResult, ToolSpec
 from verity.trace._provenance import model_sha256, versions
 from verity.trace.store import TraceStore, Writer, index_run, now
@@ -55,6 +56,10 @@ _INSERT_SAMPLE = (
     "input_tokens, output_tokens, sample_run_id) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SET_PARENT = "update runs set parent_run_id = ? where id = ?"
+_INSERT_APPROVAL = (
+    "insert into approvals (run_id, step, tool_name, outcome, decided_by, reason, arguments, "
+    "created_at) values (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _END_RUN = (
     "update runs set status = ?, answer = ?, error = ?, ended_at = ?, duration_s = ?, "
     "verified = ?, verify_rounds = ? where id = ?"
@@ -78,11 +83,13 @@ class _Run:
     calls: dict[ModelPurpose, tuple[int, int, str | None]] = field(default_factory=dict)
     """Per purpose, the model call under way: its conversation, messages shown, tools hash."""
     next_conversation: int = 0
+    withheld: set[str] = field(default_factory=set)
+    """Tools whose withholding is recorded: gates report them at every listing."""
 
 
 class TraceRecorder(RunHooks):
-    """Records runs, steps, messages, model calls, tool calls and verdicts as they happen, one
-    transaction per hook call.
+    """Records runs, steps, messages, model calls, tool calls, verdicts and approval decisions
+    as they happen, one transaction per hook call.
 
     A failed write (the database locked by another process past the store's timeout, a full
     disk) never ends the run: the recorder stops writing and `failure` says what went wrong,
@@ -226,6 +233,18 @@ class TraceRecorder(RunHooks):
                 w.execute(_END_STEP, (outcome, created, run_id, step))
 
         await self._write(write)
+
+    async def on_approval(self, run_id: str, step: int, decision: ApprovalDecision) -> None:
+        """Record a call's approval decision, and each withheld tool once per run."""
+        run = self._runs.setdefault(run_id, _Run(started=time.monotonic()))
+        if decision.outcome == "withheld":
+            if decision.tool in run.withheld:
+                return
+            run.withheld.add(decision.tool)
+        arguments = None if decision.arguments is None else json.dumps(decision.arguments)
+        row = (run_id, step, decision.tool, decision.outcome, decision.by, decision.reason,
+               arguments, now())  # fmt: skip
+        await self._write(lambda w: w.execute(_INSERT_APPROVAL, row))
 
     async def on_run_end(
         self,

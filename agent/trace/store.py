@@ -215,14 +215,14 @@ class TraceStore:
         return self.read(f"select * from runs {where} order by started_at desc limit ?", [limit])
 
     def run(self, run_id: str) -> dict[str, Any] | None:
-        """One run with its steps, model calls, tool calls, verdicts, consensus samples and
-        messages. None if the run is unknown."""
+        """One run with its steps, model calls, tool calls, verdicts, consensus samples,
+        messages and approval decisions. None if the run is unknown."""
         rows = self.read("select * from runs where id = ?", [run_id])
         if not rows:
             return None
         record = rows[0]
         for table in ("steps", "model_calls", "tool_calls", "verdicts", "verdict_samples",
-                      "messages"):  # fmt: skip
+                      "messages", "approvals"):  # fmt: skip
             sql = f"select * from {table} where run_id = ? order by id"
             record[table] = self.read(sql, [run_id])
         return record
@@ -318,3 +318,12 @@ def _open_error(path: Path, exc: Exception) -> UserError:
     return UserError(
         f"{problem}. Choose another path with --trace-db or VERITY_TRACE_DB.", field="trace_db"
     )
+
+
+def __getattr__(name: str) -> Any:
+    """`TraceRecorder` from its former home (it lives in `verity.trace.recorder` now)."""
+    if name == "TraceRecorder":
+        from verity.trace.recorder import TraceRecorder
+
+        return TraceRecorder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

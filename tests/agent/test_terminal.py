@@ -19,7 +19,8 @@ from verity.terminal import printable
 from verity.testing import ScriptedModel, answer, calls
 from verity.tools.base import ToolResult, tool
 from verity.tools.toolset import FunctionToolset
-from verity.trace.store import TraceRecorder, TraceStore
+from verity.trace.recorder import TraceRecorder
+from verity.trace.store import TraceStore
 
 HOSTILE = "\x1b]0;owned\x07\x1b[2J\x1b[1;31mred\x1b[0m\r\x1bP+q\x1b\\ \x9b6n\u202eevil\x00!"
 

@@ -12,12 +12,11 @@ import sqlite_utils
 
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.processes import server_env
-from verity import run
+from verity import TraceRecorder, TraceStore, run
 from verity.testing import ScriptedModel, answer, calls
 from verity.tools.approval import ApprovalGate
 from verity.tools.mcp import MCPToolset, StdioServer
 from verity.trace.migrations import MIGRATIONS
-from verity.trace.store import TraceRecorder, TraceStore
 
 
 def faulty(gate: ApprovalGate) -> MCPToolset:

@@ -36,20 +36,22 @@ ROWS: dict[str, list[dict[str, Any]]] = {
 
 
 def _build(path: Path, applied: int) -> None:
-    """A database as Verity left it after its first `applied` migrations."""
+    """A database as Verity left it after its first `applied` migrations (-1: m001..m004 and
+    m010_approvals, the schema of the release before m005)."""
     db = sqlite_utils.Database(path)
-    for function in MIGRATIONS[:applied]:
+    functions = MIGRATIONS[:4] + MIGRATIONS[-1:] if applied == -1 else MIGRATIONS[:applied]
+    for function in functions:
         function(db)
         db.table("_verity_migrations").insert({"name": function.__name__, "applied_at": "then"})
     for table, rows in ROWS.items():
         db.table(table).insert_all(rows)
-    if applied >= 4:
+    if applied >= 4 or applied == -1:
         db.table("verdict_samples").insert({"id": 1, "verdict_id": 1, "run_id": "r1", "seed": 1,
                                             "answer": "42", "sample_run_id": "r2"})  # fmt: skip
     db.conn.close()
 
 
-@pytest.mark.parametrize("applied", range(1, len(MIGRATIONS)))
+@pytest.mark.parametrize("applied", [*range(1, len(MIGRATIONS)), -1])
 def test_migrating_from_an_earlier_schema_keeps_every_row(tmp_path: Path, applied: int) -> None:
     path = tmp_path / "t.db"
     _build(path, applied)
@@ -61,7 +63,7 @@ def test_migrating_from_an_earlier_schema_keeps_every_row(tmp_path: Path, applie
         kept = store.read(f"select {columns} from {table} order by rowid")
         expected = [{c: row.get(c) for c in rows[0]} for row in rows]
         assert kept == expected, table
-    if applied >= 4:
+    if applied >= 4 or applied == -1:
         assert store.read("select sample_run_id from verdict_samples") == [{"sample_run_id": "r2"}]
     if applied < 8:  # m008 indexes the rows already there; later, a run is indexed as it ends
         assert _searched(store, "double") == ["r1"]
