@@ -41,7 +41,7 @@ def _tokens(call: dict[str, Any]) -> str:
 
 def _block(prefix: str, label: str, text: str) -> None:
     """`label` then the text, every line of it under the prefix."""
-    lines = text.splitlines() or [""]
+    lines = printable(text).split("\n")  # split after: a lone \r must not start a line
     _print(f"{prefix}{label}{lines[0]}")
     for line in lines[1:]:
         _print(f"{prefix}{' ' * len(label)}{line}")

@@ -117,7 +117,8 @@ class TraceRecorder(RunHooks):
         self, run_id: str, task: str, model: str, *, config: Mapping[str, Any] | None = None
     ) -> None:
         """Insert the run as `running`, with its process, settings and versions."""
-        self._runs[run_id] = _Run(started=time.monotonic())
+        # an approval gate may have reported withheld tools already, while the loop listed them
+        self._runs.setdefault(run_id, _Run(started=0.0)).started = time.monotonic()
         config = dict(config or {})
         described = config.get("model")
         path = described.get("path") if isinstance(described, dict) else None

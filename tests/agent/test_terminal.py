@@ -68,5 +68,5 @@ def test_verity_show_prints_a_hostile_tool_result_without_escape_sequences(
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "    fetch({}) -> red evil!" in done.stdout.splitlines()
+    assert "│     -> red evil!" in done.stdout.splitlines()
     assert not any(c in done.stdout for c in "\x1b\x9b\x07\x00\u202e")
