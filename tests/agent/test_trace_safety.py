@@ -86,8 +86,11 @@ def test_kill_9_at_random_moments_keeps_every_acknowledged_row_and_marks_the_run
         for run_id in unfinished:
             [status] = [r["status"] for r in store.read("select status from runs where id = ?",
                                                         [run_id])]  # fmt: skip
-            assert status == ("completed" if run_id in ended else "interrupted")
-            interrupted += run_id not in ended
+            # the kill may fall between a run's last commit and its acknowledgement
+            assert (
+                status == "completed" if run_id in ended else status in ("interrupted", "completed")
+            )
+            interrupted += status == "interrupted"
         assert store.read("select count(*) as n from runs where status = 'running'")[0]["n"] == 0
         store.close()
     assert interrupted >= 10  # most rounds killed a run in flight
