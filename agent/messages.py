@@ -13,6 +13,7 @@ __all__ = [
     "Finding",
     "Message",
     "ModelResponse",
+    "ToolGrammar",
     "ModelStep",
     "RunResult",
     "Sample",
@@ -87,6 +88,16 @@ class Usage(BaseModel):
         )
 
 
+class ToolGrammar(BaseModel):
+    """How closely the constrained-decoding grammar of one offered tool follows its schema."""
+
+    tool: str
+    level: Literal["exact", "relaxed", "any"]
+    """"relaxed": some keywords are not enforced while decoding; "any": any JSON object."""
+    dropped: list[str] = Field(default_factory=list)
+    """The keywords not enforced (["*"] for "any"); the call is still validated against them."""
+
+
 class ModelResponse(BaseModel):
     """What one model call produced."""
 
@@ -101,6 +112,8 @@ class ModelResponse(BaseModel):
     finish_reason: FinishReason = "stop"
     usage: Usage = Field(default_factory=Usage)
     model: str = ""
+    tool_grammars: list[ToolGrammar] = Field(default_factory=list)
+    """The offered tools whose call grammar is not exact, and why (embedded backend)."""
 
 
 class Finding(BaseModel):

@@ -22,6 +22,7 @@ from verity.models._sampling import TokenSampler
 from verity.models._stream import TextStream
 from verity.models.base import DeltaKind
 from verity.models.formats.base import CallStart, ToolCallFormat
+from verity.models.grammar import GrammarError
 
 __all__ = ["Completion", "GenerationRequest", "generate"]
 
@@ -39,7 +40,7 @@ class GenerationRequest:
     prompt_tokens: list[int]
     max_tokens: int
     grammar: str | None
-    """GBNF for the constrained part (tool calls, or plain text); None for free generation."""
+    """Lark grammar for the constrained part (tool calls, or plain text); None: free generation."""
     constrain_from_start: bool
     """Constrain from the first content token instead of waiting for a call to start."""
     call_format: ToolCallFormat
@@ -263,7 +264,10 @@ def _start_call(
     starts, or None when refused."""
     refused = request.allow_call is not None and not request.allow_call()
     completion.call_refused = refused
-    sampler.use_grammar(request.text_grammar if refused else request.grammar)
+    try:
+        sampler.use_grammar(request.text_grammar if refused else request.grammar)
+    except GrammarError as exc:  # checked before generation; free text is the safe fallback
+        sampler.abandoned = str(exc)
     return None if refused else at
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import anyio
 import anyio.to_thread
 
 from verity.errors import ModelError, UserError
-from verity.messages import Message, ModelResponse, Usage
+from verity.messages import Message, ModelResponse, ToolGrammar, Usage
 from verity.models._generation import GenerationRequest, generate
 from verity.models._llama_setup import (
     check_gguf_file,
@@ -21,14 +23,18 @@ from verity.models._llama_setup import (
     warn_if_no_gpu_offload,
 )
 from verity.models._relevance import RelevanceGate
-from verity.models._sampling import GrammarRejectedError, TokenSampler
+from verity.models._sampling import TokenSampler
 from verity.models._template import ChatTemplate
 from verity.models.base import DeltaKind, ToolChoice
 from verity.models.formats import HermesFormat, ToolCallFormat, select_format
+from verity.models.formats.base import tool_grammars
+from verity.models.grammar import grammar_tokenizer, validate_lark
 from verity.settings import ModelSettings
 from verity.tools.base import ToolSpec
 
 __all__ = ["LlamaCppModel", "check_gguf_file", "llama_kwargs"]
+
+_log = logging.getLogger("verity.models")
 
 _SAMPLING_FIELDS = {"temperature", "top_p", "top_k", "min_p", "seed", "max_tokens",
                     "max_thinking_tokens"}  # fmt: skip
@@ -77,6 +83,8 @@ class LlamaCppModel:
         self._gate: RelevanceGate | None = None
         self._lock = anyio.Lock()
         self._call_ids = itertools.count()
+        self._tokenizers: dict[str, Any] = {}
+        """llguidance's tokenizer, built on first use; shared with `with_sampling` twins."""
 
     @property
     def name(self) -> str:
@@ -143,12 +151,41 @@ class LlamaCppModel:
             return None
         return lambda: gate.allows_call(messages, offered)
 
-    def _grammar(self, tools: list[ToolSpec], offered: list[ToolSpec]) -> str | None:
-        if not self.settings.constrain_tool_calls:
-            return None
-        if offered:
-            return self.call_format.grammar(offered)
-        return self.call_format.text_grammar() if tools else None
+    def _grammar(
+        self, tools: list[ToolSpec], offered: list[ToolSpec]
+    ) -> tuple[str | None, list[ToolGrammar]]:
+        """The grammar for this turn, and the offered tools whose grammar is not exact.
+
+        Never fails: a grammar llguidance refuses for this vocabulary is rebuilt with every
+        tool's arguments as any JSON object, and without any grammar if even that is refused
+        (the calls are validated after generation in every case).
+        """
+        if not self.settings.constrain_tool_calls or not tools:
+            return None, []
+        if not offered:
+            return self.call_format.text_grammar(), []
+        notes = [
+            ToolGrammar(tool=name, level=grammar.level, dropped=list(grammar.dropped))
+            for name, grammar in tool_grammars(offered).items()
+            if grammar.level != "exact"
+        ]
+        grammar = self.call_format.grammar(offered)
+        problem = validate_lark(self._tokenizer(), grammar)
+        if problem is None:
+            return grammar, notes
+        loose = [dataclasses.replace(spec, parameters={"type": "object"}) for spec in offered]
+        _log.warning("the tool-call grammar was refused (%s); calls are constrained loosely",
+                     problem)  # fmt: skip
+        notes = [ToolGrammar(tool=spec.name, level="any", dropped=["*"]) for spec in offered]
+        grammar = self.call_format.grammar(loose)
+        if validate_lark(self._tokenizer(), grammar) is None:
+            return grammar, notes
+        return None, notes
+
+    def _tokenizer(self) -> Any:
+        if "grammar" not in self._tokenizers:
+            self._tokenizers["grammar"] = grammar_tokenizer(self._load()._model.vocab)
+        return self._tokenizers["grammar"]
 
     def _token_text(self, metadata: dict[str, str], key: str) -> str:
         if key not in metadata:
@@ -186,6 +223,7 @@ class LlamaCppModel:
             self._gate.close()
             self._gate = None
         if self._llm is not None:
+            self._tokenizers.clear()  # it points into the model's vocabulary
             self._llm.close()
             self._llm = None
 
@@ -217,10 +255,11 @@ class LlamaCppModel:
                 f"The conversation needs {len(tokens)} tokens but the context holds "
                 f"{self.settings.n_ctx}. Raise n_ctx or shorten the task and tool outputs."
             )
+        grammar, grammars = self._grammar(tools, offered)
         request = GenerationRequest(
             prompt_tokens=tokens,
             max_tokens=min(self.settings.max_tokens, room),
-            grammar=self._grammar(tools, offered),
+            grammar=grammar,
             constrain_from_start=tool_choice != "auto",
             allow_call=self._gate_for(messages, offered, tool_choice),
             text_grammar=self.call_format.text_grammar(),
@@ -236,13 +275,15 @@ class LlamaCppModel:
             top_k=self.settings.top_k,
             min_p=self.settings.min_p,
             seed=self.settings.seed,
+            tokenizer=self._tokenizer() if grammar is not None else None,
         )
         try:
             completion = generate(llm, sampler, request)
-        except GrammarRejectedError as exc:
-            raise ModelError(f"Constrained decoding failed: {exc}.") from None
         finally:
             sampler.close()
+        if sampler.abandoned is not None:
+            _log.warning("constrained decoding stopped early (%s); the call is validated anyway",
+                         sampler.abandoned)  # fmt: skip
         content, calls, invalid = completion.text, [], []
         # Constrained decoding: calls come only from the part written under the grammar (JSON
         # in the text before it is text). Free generation (a baseline): from anywhere.
@@ -272,6 +313,7 @@ class LlamaCppModel:
                 decode_s=completion.decode_s,
             ),
             model=self.name,
+            tool_grammars=grammars,
         )
 
 

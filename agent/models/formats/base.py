@@ -6,24 +6,25 @@ import copy
 import json
 from typing import Any, Literal, Protocol
 
-import jsonschema
-from llama_cpp.llama_grammar import SchemaConverter
-
 from verity.messages import Message, ToolCall
 from verity.models._template import ChatTemplate
+from verity.models.grammar import SchemaGrammar, schema_grammar
 from verity.tools.base import ToolSpec
+from verity.tools.schemas import validator_for
 
 __all__ = [
     "CallStart",
     "ParsedCalls",
     "ToolCallFormat",
+    "call_rules",
     "call_schema",
-    "json_grammar_rules",
+    "lark_literal",
+    "tool_grammars",
     "validate_call",
 ]
 
 WHITESPACE = r"[ \t\n]{0,24}"
-_JSON_CHAR = r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
+"""Whitespace between the parts of a call: free but bounded (design D1)."""
 
 CallStart = Literal["call", "text", "undecided"]
 
@@ -56,11 +57,12 @@ class ToolCallFormat(Protocol):
         ...
 
     def grammar(self, tools: list[ToolSpec]) -> str:
-        """GBNF that accepts one or more calls to `tools`, in this format, and nothing else."""
+        """A Lark grammar (llguidance syntax, `start` rule) that accepts one or more calls to
+        `tools`, in this format, and nothing else."""
         ...
 
     def text_grammar(self) -> str:
-        """GBNF for a plain-text answer that cannot start a call (tool_choice "none")."""
+        """A Lark grammar for a plain-text answer that cannot start a call (tool_choice "none")."""
         ...
 
     def parse(self, text: str, tools: list[ToolSpec], *, first_id: int) -> ParsedCalls:
@@ -134,8 +136,14 @@ def validate_call(
             return None, f"The arguments of {name!r} are not a JSON object."
     if not isinstance(arguments, dict):
         return None, f"The arguments of {name!r} must be a JSON object."
-    validator = jsonschema.Draft202012Validator(specs[name].parameters)
-    errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))
+    try:
+        validator = validator_for(specs[name].parameters)
+        errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))
+    except (ValueError, RecursionError) as exc:  # the tool's fault, not the model's
+        return (
+            None,
+            f"The tool {name!r} cannot be called: its parameter schema is unusable ({exc}).",
+        )
     if errors:
         problems = "; ".join(
             f"at {'/'.join(str(p) for p in error.path) or 'arguments'}: {error.message}"
@@ -145,17 +153,30 @@ def validate_call(
     return ToolCall(id=call_id, name=name, arguments=arguments), None
 
 
-def json_grammar_rules(schemas: dict[str, dict[str, Any]]) -> str:
-    """GBNF rules named after the keys of `schemas`, each accepting JSON valid for its schema.
+def tool_grammars(tools: list[ToolSpec]) -> dict[str, SchemaGrammar]:
+    """Each tool's arguments grammar, as the ladder in `verity.models.grammar` chose it."""
+    return {spec.name: schema_grammar(spec.parameters or {"type": "object"}) for spec in tools}
 
-    Whitespace is free (up to 24 characters) because the converter's compact `" "?` separator
-    pushes models off their natural layout; raw control characters are refused inside strings
-    because they make the JSON invalid.
+
+def call_rules(tools: list[ToolSpec], *, whitespace: str = "WS") -> list[str]:
+    """Lark rules: `call` is one `{"name": ..., "arguments": ...}` object for any of `tools`.
+
+    Each tool has its own `%json` arguments rule, so each is compiled as exactly (or as relaxed)
+    as its own schema allows; `whitespace` names the rule between the object's parts.
     """
-    converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
-    for rule_name, schema in schemas.items():
-        converter.visit(converter.resolve_refs(schema, rule_name), rule_name)
-    converter._rules["space"] = WHITESPACE
-    if "char" in converter._rules:
-        converter._rules["char"] = _JSON_CHAR
-    return str(converter.format_grammar())
+    ws = whitespace
+    rules = ["call: " + " | ".join(f"call_{index}" for index in range(len(tools)))]
+    for index, (name, grammar) in enumerate(tool_grammars(tools).items()):
+        head = " ".join(
+            [lark_literal("{"), ws, lark_literal('"name"'), ws, lark_literal(":"), ws,
+             lark_literal(json.dumps(name, ensure_ascii=False)), ws, lark_literal(","), ws,
+             lark_literal('"arguments"'), ws, lark_literal(":"), ws]
+        )  # fmt: skip
+        rules.append(f"call_{index}: {head} args_{index} {ws} {lark_literal('}')}")
+        rules.append(f"args_{index}: {grammar.json_rule()}")
+    return rules
+
+
+def lark_literal(text: str) -> str:
+    """`text` as a Lark string literal."""
+    return json.dumps(text, ensure_ascii=False)

@@ -19,7 +19,13 @@ import re
 
 from verity.messages import Message, ToolCall
 from verity.models._template import ChatTemplate
-from verity.models.formats.base import CallStart, ParsedCalls, json_grammar_rules, validate_call
+from verity.models.formats.base import (
+    CallStart,
+    ParsedCalls,
+    lark_literal,
+    tool_grammars,
+    validate_call,
+)
 from verity.tools.base import ToolSpec
 
 __all__ = ["DeepSeekR1Format"]
@@ -99,26 +105,22 @@ class DeepSeekR1Format:
 
     def grammar(self, tools: list[ToolSpec]) -> str:
         """One calls block holding one or more calls, each bound to its tool's schema."""
-        calls = " | ".join(f"call{index}" for index in range(len(tools)))
+        calls = " | ".join(f"call_{index}" for index in range(len(tools)))
         rules = [
-            f"root ::= [ \\t\\n]* {_literal(CALLS_BEGIN)} call ({_literal(chr(10))}? call)* "
-            f"{_literal(CALLS_END)}",
-            f"call ::= {calls}",
+            f"start: /[ \\t\\n]*/ {lark_literal(CALLS_BEGIN)} call "
+            f"({lark_literal(chr(10))}? call)* {lark_literal(CALLS_END)}",
+            f"call: {calls}",
         ]
-        for index, spec in enumerate(tools):
-            head = _literal(f"{CALL_BEGIN}function{SEP}{spec.name}\n```json\n")
-            tail = _literal(f"\n```{CALL_END}")
-            rules.append(f"call{index} ::= {head} args{index} {tail}")
-        schemas = {
-            f"args{index}": spec.parameters or {"type": "object"}
-            for index, spec in enumerate(tools)
-        }
-        rules.append(json_grammar_rules(schemas))
+        for index, (name, grammar) in enumerate(tool_grammars(tools).items()):
+            head = lark_literal(f"{CALL_BEGIN}function{SEP}{name}\n```json\n")
+            tail = lark_literal(f"\n```{CALL_END}")
+            rules.append(f"call_{index}: {head} args_{index} {tail}")
+            rules.append(f"args_{index}: {grammar.json_rule()}")
         return "\n".join(rules)
 
     def text_grammar(self) -> str:
         """Text that cannot open a calls block."""
-        return "root ::= [ \\t\\n]* [^<] [^\\x00]*"
+        return "start: /[ \\t\\n]*[^<][^\\x00]*/"
 
     def parse(self, text: str, tools: list[ToolSpec], *, first_id: int) -> ParsedCalls:
         """Calls inside the markers; the text outside them is the content."""
@@ -153,7 +155,3 @@ def _tools_text(tools: list[ToolSpec]) -> str:
         CALLS_BEGIN + example + CALLS_END,
     ]
     return "\n".join(lines)
-
-
-def _literal(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)

@@ -23,8 +23,7 @@ from verity.models.formats.base import (
     WHITESPACE,
     CallStart,
     ParsedCalls,
-    call_schema,
-    json_grammar_rules,
+    call_rules,
     validate_call,
 )
 from verity.tools.base import ToolSpec
@@ -69,20 +68,20 @@ class HermesFormat:
         return template.render(messages, tools)
 
     def grammar(self, tools: list[ToolSpec]) -> str:
-        """GBNF for one or more calls: tagged, bare, or an array of calls in a fence."""
+        """One or more calls: tagged, bare, or an array of calls in a fence."""
         rules = [
-            "root ::= ws block (ws block)* ws",
-            'block ::= "<tool_call>" ws call ws "</tool_call>"'
-            ' | "```" "json"? ws calls ws "```" | call | calls',
-            'calls ::= "[" ws call (ws "," ws call)* ws "]"',
-            f"ws ::= {WHITESPACE}",
-            json_grammar_rules({"call": call_schema(tools)}),
+            "start: WS block (WS block)* WS",
+            'block: "<tool_call>" WS call WS "</tool_call>"'
+            ' | "```" "json"? WS calls WS "```" | call | calls',
+            'calls: "[" WS call (WS "," WS call)* WS "]"',
+            f"WS: /{WHITESPACE}/",
+            *call_rules(tools),
         ]
         return "\n".join(rules)
 
     def text_grammar(self) -> str:
         """Text whose first visible character cannot open a call (`{`, a fence or a tag)."""
-        return "root ::= [ \\t\\n]* [^{<`[ \\t\\n] [^\\x00]*"
+        return "start: /[ \\t\\n]*[^{<`\\[ \\t\\n][^\\x00]*/"
 
     def parse(self, text: str, tools: list[ToolSpec], *, first_id: int) -> ParsedCalls:
         """Find tagged, fenced and bare JSON calls; validate each against its tool's schema."""

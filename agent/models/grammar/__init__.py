@@ -1,0 +1,19 @@
+"""Grammars for constrained tool calls: llguidance, fed by a never-failing ladder per schema."""
+
+from verity.models.grammar._engine import (
+    Constraint,
+    GrammarError,
+    grammar_tokenizer,
+    validate_lark,
+)
+from verity.models.grammar._ladder import JSON_WHITESPACE, SchemaGrammar, schema_grammar
+
+__all__ = [
+    "JSON_WHITESPACE",
+    "Constraint",
+    "GrammarError",
+    "SchemaGrammar",
+    "grammar_tokenizer",
+    "schema_grammar",
+    "validate_lark",
+]
