@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -14,9 +15,12 @@ from verity.messages import ToolCall
 from verity.settings import RunSettings
 from verity.tools.approval import ApprovalDecision, reporting_approvals
 from verity.tools.base import ToolResult, ToolSpec
+from verity.tools.schemas import schema_problem
 from verity.tools.toolset import Toolset, call_tool
 
 __all__ = ["Owners", "run_tools", "tool_owners"]
+
+_log = logging.getLogger("verity")
 
 Owners = dict[str, tuple[ToolSpec, Toolset]]
 """Each offered tool's name, with its spec and the toolset that serves it."""
@@ -38,6 +42,9 @@ async def tool_owners(
 ) -> Owners:
     """Map each tool name to its spec and toolset; tools withheld for approval go to `hooks`.
 
+    A tool whose parameter schema jsonschema cannot use is left out, with a warning (the MCP
+    toolset already leaves such tools out).
+
     Raises:
         UserError: two toolsets offer the same tool name.
     """
@@ -49,6 +56,9 @@ async def tool_owners(
             with _approvals_to(hooks, run_id, step):
                 specs = await toolset.list_tools()
         for spec in specs:
+            if (problem := schema_problem(spec.parameters)) is not None:
+                _log.warning("tool %r is unavailable: %s", spec.name, problem)
+                continue
             if spec.name in owners:
                 raise UserError(
                     f"Two toolsets offer a tool named {spec.name!r}; rename or prefix one.",

@@ -59,7 +59,8 @@ def test_mcp_list_shows_each_server_with_era_tools_and_health_and_reports_broken
     assert servers["time"] == {
         "name": "time", "transport": "stdio", "state": "connected",
         "protocol_version": "2026-07-28", "tools": ["get_current_time", "convert_time"],
-        "restarts": 0, "error": None, "resources": [], "prompts": [],
+        "restarts": 0, "error": None, "unavailable": {}, "resources": [], "prompts": [],
+        "grammars": {},
     }  # fmt: skip
     assert servers["faulty"]["resources"] == ["notes://readme", "notes://{name}"]
     assert servers["faulty"]["prompts"] == ["review"]

@@ -56,6 +56,7 @@ from verity.tools._mcp_types import (
 )
 from verity.tools.approval import ApprovalGate
 from verity.tools.base import ToolError, ToolResult, ToolSpec
+from verity.tools.schemas import schema_problem
 
 __all__ = [
     "ElicitationAnswer",
@@ -90,6 +91,8 @@ class ServerStatus:
     """The server's own tool names, as offered after the allow/deny lists."""
     restarts: int
     error: str | None
+    unavailable: dict[str, str] = field(default_factory=dict)
+    """Tools not offered because jsonschema cannot use their input schema, with the reason."""
 
 
 @dataclass
@@ -102,6 +105,8 @@ class _Server:
     """Model-facing name → kind (`read_resource`, `get_prompt`) and spec of the read-only tools."""
     prefix: str = ""
     """What the server's tools are prefixed with (its name, made valid)."""
+    unavailable: dict[str, str] = field(default_factory=dict)
+    """The server's own tool name → why its input schema cannot be used."""
     stale: bool = True
 
     def mark_stale(self) -> None:
@@ -197,9 +202,18 @@ class MCPToolset:
                 tools=[tool.name for tool, _ in s.tools.values()],
                 restarts=s.connection.restarts,
                 error=s.connection.error,
+                unavailable=dict(s.unavailable),
             )
             for s in self._servers.values()
         ]
+
+    def tool_specs(self, server: str) -> dict[str, ToolSpec]:
+        """The server's own tool names with the specs the model sees.
+
+        Raises:
+            KeyError: no such server.
+        """
+        return {tool.name: spec for tool, spec in self._servers[server].tools.values()}
 
     def capabilities(self, server: str) -> dict[str, Any]:
         """What `server` announced (`tools`, `resources`, `prompts`, ...); empty while down.
@@ -358,10 +372,18 @@ class MCPToolset:
             return
         taken: set[str] = set()
         server.tools = {}
+        server.unavailable = {}
         for tool in tools.values():
             name = model_tool_name(server.prefix, tool.name, taken)
+            spec = tool_spec(name, tool, trusted=server.spec.trusted)
+            problem = schema_problem(spec.parameters)
+            if problem is not None:  # one broken tool must not take the others down with it
+                server.unavailable[tool.name] = problem
+                _log.warning("MCP server %r: tool %r is unavailable: %s", server.spec.name,
+                             tool.name, problem)  # fmt: skip
+                continue
             taken.add(name)
-            server.tools[name] = (tool, tool_spec(name, tool, trusted=server.spec.trusted))
+            server.tools[name] = (tool, spec)
         server.extras = {}
         for kind, spec in extras.items():
             name = model_tool_name(server.prefix, kind, taken)

@@ -89,12 +89,17 @@ def _problem(key: str) -> str | None:
     resolver = _REGISTRY.resolver_with_root(resource)
     try:
         _resolve_all(resolver, schema, specification)
-    except Unresolvable as exc:
-        ref = getattr(exc, "ref", "")
-        if "://" in str(ref) and not str(ref).startswith(("https://json-schema.org/",)):
-            return f"its $ref {ref!r} is remote, and remote schemas are never fetched"
-        return f"its $ref {ref!r} cannot be resolved"
+    except _BrokenRef as broken:
+        if "://" in broken.ref:
+            return f"its $ref {broken.ref!r} is remote, and remote schemas are never fetched"
+        return f"its $ref {broken.ref!r} cannot be resolved"
     return None
+
+
+class _BrokenRef(Exception):
+    def __init__(self, ref: str) -> None:
+        super().__init__(ref)
+        self.ref = ref
 
 
 def _resolve_all(resolver: Any, contents: Any, specification: Specification[Any]) -> None:
@@ -103,7 +108,10 @@ def _resolve_all(resolver: Any, contents: Any, specification: Specification[Any]
         return
     ref = contents.get("$ref")
     if isinstance(ref, str):
-        resolver.lookup(ref)
+        try:
+            resolver.lookup(ref)
+        except Unresolvable:
+            raise _BrokenRef(ref) from None
     for sub in specification.subresources_of(contents):
         subresource = specification.create_resource(sub)
         _resolve_all(resolver.in_subresource(subresource), sub, specification)

@@ -39,6 +39,7 @@ from verity.tools.approval import (
     ApprovalPolicy,
     ApprovalStore,
 )
+from verity.models.grammar import schema_grammar
 from verity.tools.base import ToolError, ToolSpec
 from verity.tools.mcp import (
     ElicitationAnswer,
@@ -211,6 +212,7 @@ async def _list(toolset: MCPToolset, *, as_json: bool) -> int:
     for status in toolset.status():
         listing = asdict(status)
         listing["resources"], listing["prompts"] = await _listings(toolset, status.name)
+        listing["grammars"] = _relaxed_grammars(toolset.tool_specs(status.name))
         servers.append(listing)
     failed = any(server["state"] != "connected" for server in servers)
     code = EXIT_SERVER_FAILED if failed else 0
@@ -225,7 +227,13 @@ async def _list(toolset: MCPToolset, *, as_json: bool) -> int:
         ))  # fmt: skip
         if server["error"]:
             print(printable(f"  error: {server['error']}"))
-        for kind in ("tools", "resources", "prompts"):
+        for name in server["tools"]:
+            grammar = server["grammars"].get(name)
+            note = f"  ({_describe_grammar(grammar)})" if grammar else ""
+            print(printable(f"  tool: {name}{note}"))
+        for name, reason in server["unavailable"].items():
+            print(printable(f"  unavailable tool: {name}: {reason}"))
+        for kind in ("resources", "prompts"):
             for name in server[kind]:
                 print(printable(f"  {kind[:-1]}: {name}"))
     return code
@@ -233,6 +241,22 @@ async def _list(toolset: MCPToolset, *, as_json: bool) -> int:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _relaxed_grammars(specs: dict[str, ToolSpec]) -> dict[str, dict[str, Any]]:
+    """The tools whose call grammar is not exact: level and dropped keywords."""
+    grammars = {name: schema_grammar(spec.parameters) for name, spec in specs.items()}
+    return {
+        name: {"level": grammar.level, "dropped": list(grammar.dropped)}
+        for name, grammar in grammars.items()
+        if grammar.level != "exact"
+    }
+
+
+def _describe_grammar(grammar: dict[str, Any]) -> str:
+    if grammar["level"] == "any":
+        return "grammar: any JSON object; calls validated after generation"
+    return f"grammar relaxed, not enforced: {', '.join(grammar['dropped'])}"
 
 
 async def _listings(toolset: MCPToolset, server: str) -> tuple[list[str], list[str]]:

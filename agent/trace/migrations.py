@@ -350,3 +350,22 @@ def m010_approvals(db: sqlite_utils.Database) -> None:
         foreign_keys=[("run_id", "runs", "id")],
     )
     db.table("approvals").create_index(["run_id", "step"])
+
+
+@migration
+def m011_tool_grammars(db: sqlite_utils.Database) -> None:
+    """Offered tools whose call grammar is not exact: the level and the keywords it dropped."""
+    db.table("tool_grammars").create(
+        {
+            "id": int,
+            "run_id": str,
+            "step": int,
+            "tool_name": str,
+            "level": str,
+            "dropped": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db.table("tool_grammars").create_index(["run_id", "step"])

@@ -60,6 +60,10 @@ _INSERT_APPROVAL = (
     "insert into approvals (run_id, step, tool_name, outcome, decided_by, reason, arguments, "
     "created_at) values (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_TOOL_GRAMMAR = (
+    "insert into tool_grammars (run_id, step, tool_name, level, dropped, created_at) "
+    "values (?, ?, ?, ?, ?, ?)"
+)
 _END_RUN = (
     "update runs set status = ?, answer = ?, error = ?, ended_at = ?, duration_s = ?, "
     "verified = ?, verify_rounds = ? where id = ?"
@@ -85,6 +89,8 @@ class _Run:
     next_conversation: int = 0
     withheld: set[str] = field(default_factory=set)
     """Tools whose withholding is recorded: gates report them at every listing."""
+    grammars: set[tuple[str, str, str]] = field(default_factory=set)
+    """Relaxed tool grammars recorded (tool, level, dropped): each once, when first seen."""
 
 
 class TraceRecorder(RunHooks):
@@ -202,9 +208,12 @@ class TraceRecorder(RunHooks):
         outcome = "tool_calls" if response.tool_calls else "answer"
         if response.invalid_calls and not response.tool_calls:
             outcome = "invalid_calls"
+        grammars = self._new_grammars(run_id, step, response)
 
         def write(w: Writer) -> None:
             w.execute(_INSERT_MODEL_CALL, row)
+            if grammars:
+                w.executemany(_INSERT_TOOL_GRAMMAR, grammars)
             if purpose == "agent":
                 w.execute(_END_STEP, (outcome, row[16], run_id, step))
 
@@ -268,6 +277,19 @@ class TraceRecorder(RunHooks):
             index_run(w, run_id)
 
         await self._write(write)
+
+    def _new_grammars(
+        self, run_id: str, step: int, response: ModelResponse
+    ) -> list[tuple[str, int, str, str, str, str]]:
+        """Rows for the relaxed tool grammars this run has not recorded yet."""
+        run = self._runs.setdefault(run_id, _Run(started=time.monotonic()))
+        rows = []
+        for grammar in response.tool_grammars:
+            key = (grammar.tool, grammar.level, json.dumps(grammar.dropped))
+            if key not in run.grammars:
+                run.grammars.add(key)
+                rows.append((run_id, step, *key, now()))
+        return rows
 
     def _hashed(self, text: str, kind: str, contents: list[tuple[str, str, str]]) -> str:
         """The sha256 of `text`, queued for `contents` unless this recorder stored it."""

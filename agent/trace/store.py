@@ -222,7 +222,7 @@ class TraceStore:
             return None
         record = rows[0]
         for table in ("steps", "model_calls", "tool_calls", "verdicts", "verdict_samples",
-                      "messages", "approvals"):  # fmt: skip
+                      "messages", "approvals", "tool_grammars"):  # fmt: skip
             sql = f"select * from {table} where run_id = ? order by id"
             record[table] = self.read(sql, [run_id])
         return record

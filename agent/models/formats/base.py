@@ -140,10 +140,7 @@ def validate_call(
         validator = validator_for(specs[name].parameters)
         errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))
     except (ValueError, RecursionError) as exc:  # the tool's fault, not the model's
-        return (
-            None,
-            f"The tool {name!r} cannot be called: its parameter schema is unusable ({exc}).",
-        )
+        return None, f"The tool {name!r} cannot be called: its parameter schema is unusable: {exc}."
     if errors:
         problems = "; ".join(
             f"at {'/'.join(str(p) for p in error.path) or 'arguments'}: {error.message}"
