@@ -305,7 +305,8 @@ def print_table(summaries: dict[str, dict[str, Any]]) -> None:
             ("relaxed", "relaxed grammar (incl. any JSON)", False),
             ("relaxed_to_any", "  of which any JSON", False),
             ("unavailable", "unavailable (with a reason)", False), ("crashes", "crashes", False),
-            ("compile_ms_p50", "compile ms p50", False), ("compile_ms_p99", "compile ms p99", False),
+            ("compile_ms_p50", "compile ms p50", False),
+            ("compile_ms_p99", "compile ms p99", False),
             ("valid_accepted", "valid instances accepted (exact)", True),
             ("invalid_rejected", "invalid instances rejected", True)]  # fmt: skip
     engines = list(summaries)
