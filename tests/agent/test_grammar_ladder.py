@@ -100,9 +100,7 @@ def _spec(name: str, schema: dict[str, Any]) -> ToolSpec:
 
 
 @pytest.mark.parametrize("case", list(CRASHERS))
-def test_a_crasher_schema_gets_a_grammar_that_takes_its_valid_calls(
-    qwen: Llama, case: str
-) -> None:
+def test_a_crasher_schema_gets_a_grammar_that_takes_its_valid_calls(qwen: Llama, case: str) -> None:
     schema, good, bad = CRASHERS[case]
     assert schema_problem(schema) is None
     grammar = HermesFormat().grammar([_spec("tool", schema)])

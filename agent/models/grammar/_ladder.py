@@ -107,8 +107,10 @@ def _climb(key: str, root_object: bool) -> SchemaGrammar:
     lenient = {**strict, "lenient": True}
     error, _ = _compile(bounded, strict)
     if error is None:
-        level: Level = "relaxed" if capped else "exact"
-        return SchemaGrammar(level, bounded, tuple(capped), "", strict)
+        if not capped:
+            return SchemaGrammar("exact", bounded, (), "", strict)
+        why = f"past Verity's bounds on what reaches the engine: {', '.join(capped)}"
+        return SchemaGrammar("relaxed", bounded, tuple(capped), why, strict)
     reason = error
     lenient_error, warnings = _compile(bounded, lenient)
     if lenient_error is None:
