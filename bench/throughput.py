@@ -5,8 +5,9 @@
 
 Prints three ratios, each with the baseline measured in the same run:
 1. decode and prefill tok/s through Verity / raw llama-cpp-python (`Llama.generate`, `Llama.eval`)
-2. constrained / unconstrained decode of a tool call (Verity's grammar fast path), and, for
-   reference, llama-cpp-python's own grammar sampler (the whole vocabulary every step)
+2. constrained / unconstrained decode of a tool call (Verity's fast path: llguidance checks the
+   sampled token, masks only on rejection), and, for reference, llama-cpp-python's own GBNF
+   grammar sampler (the whole vocabulary every step)
 3. prompt tokens evaluated / new prompt tokens over a 10-step tool loop (KV prefix reuse),
    counted by llama.cpp's own counters (llama_perf_context)
 """
@@ -31,6 +32,7 @@ import llama_cpp
 from llama_cpp import LlamaGrammar
 
 from verity import LlamaCppModel, Message, ModelSettings, embedded_model_path
+from verity.models.formats.base import call_schema
 from verity.tools.builtin.calculator import calculator
 
 # A few hundred prompt tokens, so prefill time is not dominated by per-call overhead and noise.
@@ -109,12 +111,13 @@ def verity_call(model: LlamaCppModel) -> float:
 
 
 def naive_grammar_decode(llm: Any, model: LlamaCppModel) -> float:
-    """llama-cpp-python's own grammar sampler over the same call."""
+    """llama-cpp-python's own GBNF sampler (from the call's schema) over the same call."""
     template = model._template
     assert template is not None
     prompt = template.render(CALL, [calculator.spec])
     tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
-    grammar = LlamaGrammar.from_string(model.call_format.grammar([calculator.spec]), verbose=False)
+    schema = json.dumps(call_schema([calculator.spec]))
+    grammar = LlamaGrammar.from_json_schema(schema, verbose=False)
     llm.reset()
     llm.eval(tokens)
     started = time.perf_counter()

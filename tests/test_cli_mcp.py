@@ -281,3 +281,22 @@ def test_a_literal_claude_desktop_config_with_npx_starts_the_npm_server(tmp_path
                   env={"VERITY_TEST_DIR": str(tmp_path)}, timeout=300)  # fmt: skip
     assert call.returncode == 0, call.stderr
     assert json.loads(call.stdout) == {"entities": [], "relations": []}
+
+
+def test_mcp_list_names_unavailable_tools_and_relaxed_grammars(tmp_path: Path) -> None:
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps({"mcpServers": {"schemas": {
+        "command": sys.executable, "args": ["-m", "tests.fixtures.schema_server"],
+        "env": server_env(), "cwd": str(PROJECT_ROOT),
+    }}}))  # fmt: skip
+    done = verity("mcp", "list", "--mcp-config", str(path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1:] == [
+        "  tool: multiply",
+        "  tool: annotate  (grammar relaxed, not enforced: maxLength, not)",
+        "  unavailable tool: lookup: its $ref '#/definitions/Key' cannot be resolved",
+    ]
+    assert done.stderr == (
+        "verity: warning: MCP server 'schemas': tool 'lookup' is unavailable: its $ref "
+        "'#/definitions/Key' cannot be resolved\n"
+    )
