@@ -278,3 +278,26 @@ async def test_a_box_the_task_did_not_ask_for_is_left_in_the_answer() -> None:
         result = await run("What is 2+3?", model=model)
     assert (result.answer, result.boxed_answer) == (r"It is \boxed{5}.", None)
     model.assert_complete()
+
+
+async def test_a_tool_whose_schema_cannot_be_used_is_not_offered_and_the_run_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broken = ToolSpec(
+        name="lookup", description="Find a record.",
+        parameters={"type": "object", "properties": {"key": {"$ref": "#/$defs/Key"}}},
+    )  # fmt: skip
+
+    class WithBrokenTool(FunctionToolset):
+        async def list_tools(self) -> list[ToolSpec]:
+            return [*await super().list_tools(), broken]
+
+    model = ScriptedModel([calls(("add", {"a": 2, "b": 3})), answer("5")])
+    with anyio.fail_after(5), caplog.at_level("WARNING", logger="verity"):
+        result = await run("2+3?", model=model, toolsets=[WithBrokenTool([add])])
+    assert result.answer == "5"
+    assert [[t.name for t in tools] for _, tools in model.requests] == [["add"], ["add"]]
+    assert {r.getMessage() for r in caplog.records} == {
+        "tool 'lookup' is unavailable: its $ref '#/$defs/Key' cannot be resolved"
+    }
+    model.assert_complete()
