@@ -138,14 +138,14 @@ def test_r1_raw_turns_keep_their_thoughts_and_earlier_ones_drop_them() -> None:
 
 
 def test_r1_grammar_accepts_calls_on_the_real_vocab_and_rejects_invalid_ones(r1: Llama) -> None:
-    gbnf = DeepSeekR1Format().grammar([calculator.spec, book_room.spec])
+    grammar = DeepSeekR1Format().grammar([calculator.spec, book_room.spec])
     one = r1_call("calculator", '{"expression": "2+2"}')
     two = r1_call("book_room", '{"guests": 2, "view": "sea"}')
-    assert grammar_accepts(r1, gbnf, f"{CALLS_BEGIN}{one}{CALLS_END}")
-    assert grammar_accepts(r1, gbnf, f"{CALLS_BEGIN}{one}\n{two}{CALLS_END}")
+    assert grammar_accepts(r1, grammar, f"{CALLS_BEGIN}{one}{CALLS_END}")
+    assert grammar_accepts(r1, grammar, f"{CALLS_BEGIN}{one}\n{two}{CALLS_END}")
     hills = r1_call("book_room", '{"guests": 2, "view": "hills"}')
-    assert not grammar_accepts(r1, gbnf, f"{CALLS_BEGIN}{hills}{CALLS_END}")
-    assert not grammar_accepts(r1, gbnf, f"{CALLS_BEGIN}{r1_call('weather', '{}')}{CALLS_END}")
+    assert not grammar_accepts(r1, grammar, f"{CALLS_BEGIN}{hills}{CALLS_END}")
+    assert not grammar_accepts(r1, grammar, f"{CALLS_BEGIN}{r1_call('weather', '{}')}{CALLS_END}")
 
 
 def test_r1_parse_reads_calls_also_with_misspelled_markers() -> None:
@@ -169,16 +169,16 @@ def test_r1_call_start_waits_for_the_marker_and_sees_text() -> None:
 
 
 def test_hermes_grammar_accepts_every_spelling_on_the_qwen_vocab(qwen: Llama) -> None:
-    gbnf = HermesFormat().grammar([book_room.spec])
+    grammar = HermesFormat().grammar([book_room.spec])
     body = '{"name": "book_room", "arguments": {"guests": 2, "view": "sea"}}'
-    assert grammar_accepts(qwen, gbnf, body)
-    assert grammar_accepts(qwen, gbnf, f"```json\n[{body}]\n```")
-    assert grammar_accepts(qwen, gbnf, f"```json\n[\n  {body},\n  {body}\n]\n```")
-    assert grammar_accepts(qwen, gbnf, f"<tool_call>\n{body}\n</tool_call>")
-    assert grammar_accepts(qwen, gbnf, f"{body}\n{body}")
-    assert not grammar_accepts(qwen, gbnf, f"```json\n{body}\n```")  # a fence holds an array
-    assert not grammar_accepts(qwen, gbnf, body.replace('"sea"', '"mountains"'))
-    assert not grammar_accepts(qwen, gbnf, body.replace("2", "2.5"))
+    assert grammar_accepts(qwen, grammar, body)
+    assert grammar_accepts(qwen, grammar, f"```json\n[{body}]\n```")
+    assert grammar_accepts(qwen, grammar, f"```json\n[\n  {body},\n  {body}\n]\n```")
+    assert grammar_accepts(qwen, grammar, f"<tool_call>\n{body}\n</tool_call>")
+    assert grammar_accepts(qwen, grammar, f"{body}\n{body}")
+    assert not grammar_accepts(qwen, grammar, f"```json\n{body}\n```")  # a fence holds an array
+    assert not grammar_accepts(qwen, grammar, body.replace('"sea"', '"mountains"'))
+    assert not grammar_accepts(qwen, grammar, body.replace("2", "2.5"))
 
 
 def test_hermes_parse_reads_fenced_arrays_bare_arrays_and_tags() -> None:

@@ -95,13 +95,13 @@ def test_a_template_that_drops_unknown_roles_still_shows_the_results() -> None:
 
 
 def test_the_grammar_runs_on_the_smollm2_vocab(smollm2_vocab: Llama) -> None:
-    gbnf = GenericJSONFormat().grammar([calculator.spec])
+    grammar = GenericJSONFormat().grammar([calculator.spec])
     call = '{"name": "calculator", "arguments": {"expression": "12*12"}}'
-    assert grammar_accepts(smollm2_vocab, gbnf, f"[{call}]")
-    assert grammar_accepts(smollm2_vocab, gbnf, f"```json\n[\n  {call},\n  {call}\n]\n```")
-    assert not grammar_accepts(smollm2_vocab, gbnf, call.replace("expression", "formula"))
-    assert not grammar_accepts(smollm2_vocab, gbnf, call.replace("calculator", "weather"))
-    assert not grammar_accepts(smollm2_vocab, gbnf, "12*12 is 144.")
+    assert grammar_accepts(smollm2_vocab, grammar, f"[{call}]")
+    assert grammar_accepts(smollm2_vocab, grammar, f"```json\n[\n  {call},\n  {call}\n]\n```")
+    assert not grammar_accepts(smollm2_vocab, grammar, call.replace("expression", "formula"))
+    assert not grammar_accepts(smollm2_vocab, grammar, call.replace("calculator", "weather"))
+    assert not grammar_accepts(smollm2_vocab, grammar, "12*12 is 144.")
 
 
 def _task(text: str) -> list[Message]:

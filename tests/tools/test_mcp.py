@@ -19,6 +19,7 @@ from tests.fixtures.processes import (
 )
 from verity import LlamaCppModel, RunSettings, ToolStep, run
 from verity.models.formats import HermesFormat
+from verity.models.grammar import schema_grammar, validate_lark
 from verity.tools.base import ToolResult
 from verity.tools.mcp import ServerStatus, StdioServer, model_tool_name
 from verity.tools.toolset import call_tool
@@ -229,3 +230,6 @@ async def test_every_reference_server_schema_converts_into_the_models_call_gramm
     grammar = HermesFormat().grammar(specs)
     assert len(specs) > 25
     assert all(spec.name in grammar for spec in specs)
+    assert validate_lark(None, grammar) is None
+    # every reference server's schema is one the engine takes exactly
+    assert [s.name for s in specs if schema_grammar(s.parameters).level != "exact"] == []
