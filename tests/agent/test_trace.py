@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from verity import RunLimitExceeded, RunSettings, TraceRecorder, TraceStore, UserError, run
+from verity.messages import ModelResponse, ToolGrammar
 from verity.testing import ScriptedModel, answer, calls
 from verity.tools.base import tool
 from verity.tools.toolset import FunctionToolset
@@ -120,4 +121,21 @@ def test_the_database_is_plain_sqlite_readable_by_another_connection(tmp_path: P
     store.db.conn.commit()
     with sqlite3.connect(tmp_path / "t.db") as other:
         assert other.execute("select status from runs where id='r1'").fetchone() == ("running",)
+    store.close()
+
+
+async def test_relaxed_tool_grammars_are_recorded_once_per_run(tmp_path: Path) -> None:
+    relaxed = ToolGrammar(tool="annotate", level="relaxed", dropped=["maxLength", "not"])
+    store = TraceStore(tmp_path / "t.db")
+    recorder = TraceRecorder(store)
+    await recorder.on_run_start("r1", "task", "m")
+    for step in (1, 2):
+        await recorder.on_model_start("r1", step, [])
+        await recorder.on_model_end("r1", step, ModelResponse(content="x", tool_grammars=[relaxed]))
+    await recorder.on_run_end("r1", "completed", "x", None)
+    record = store.run("r1")
+    assert record is not None
+    rows = [(g["step"], g["tool_name"], g["level"], json.loads(g["dropped"]))
+            for g in record["tool_grammars"]]  # fmt: skip
+    assert rows == [(1, "annotate", "relaxed", ["maxLength", "not"])]
     store.close()
