@@ -22,7 +22,7 @@ python3 -m pip download -q --only-binary=:all: --python-version "$PY" --implemen
   --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$CARRY/whl" \
   "anyio>=4.6" "docstring-parser>=0.16" "httpx>=0.27" "jinja2>=3.1" "jsonschema>=4.23" \
   "mcp>=2.3,<3" "platformdirs>=4.2" "pydantic>=2.9" "sqlite-utils>=3.38" "diskcache>=5.6.1" \
-  "typing-extensions>=4.5" "pytest-asyncio>=1.0"
+  "typing-extensions>=4.5" "pytest-asyncio>=1.0" "llguidance>=1.9.1,<2"
 rm -f "$CARRY"/whl/pip-*.whl "$CARRY"/whl/numpy-*.whl  # the machine's own numpy matches its pandas
 
 python3 -m pip download -q --no-deps --no-binary :all: "llama-cpp-python==$LLAMA" -d "$work"
