@@ -31,6 +31,7 @@ from verity.mcp_config import (
     model_sampling_handler,
 )
 from verity.models.base import Model
+from verity.models.grammar import schema_grammar
 from verity.terminal import printable
 from verity.tools.approval import (
     Answer,
@@ -39,7 +40,6 @@ from verity.tools.approval import (
     ApprovalPolicy,
     ApprovalStore,
 )
-from verity.models.grammar import schema_grammar
 from verity.tools.base import ToolError, ToolSpec
 from verity.tools.mcp import (
     ElicitationAnswer,
