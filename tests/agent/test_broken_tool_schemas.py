@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.processes import assert_no_leftovers, server_env
 from verity import LlamaCppModel, RunSettings, TraceRecorder, TraceStore, run
+from verity.tools.approval import ApprovalGate
 from verity.tools.mcp import MCPToolset, StdioServer
 
 LOOKUP_PROBLEM = "its $ref '#/definitions/Key' cannot be resolved"
@@ -25,6 +26,11 @@ LOOKUP_PROBLEM = "its $ref '#/definitions/Key' cannot be resolved"
 def no_leftover_processes() -> Iterator[None]:
     yield
     assert_no_leftovers()
+
+
+def schema_toolset() -> MCPToolset:
+    """The server's tools, allowed without asking (they are not marked read-only)."""
+    return MCPToolset([schema_server()], approval=ApprovalGate(allow=["schemas__*"]))
 
 
 def schema_server() -> StdioServer:
@@ -41,7 +47,7 @@ async def test_a_tool_whose_schema_jsonschema_cannot_use_is_left_out_with_one_wa
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with anyio.fail_after(20), caplog.at_level(logging.WARNING, logger="verity.mcp"):
-        async with MCPToolset([schema_server()]) as toolset:
+        async with schema_toolset() as toolset:
             names = [spec.name for spec in await toolset.list_tools()]
             (status,) = toolset.status()
     assert names == ["schemas__multiply", "schemas__annotate"]
@@ -62,7 +68,7 @@ async def test_a_task_gets_the_right_answer_next_to_broken_schema_tools(
         result = await run(
             "What is 37 times 91? Use the multiply tool.",
             model=greedy_model,
-            toolsets=[MCPToolset([schema_server()])],
+            toolsets=[schema_toolset()],
             settings=RunSettings(max_steps=4),
             hooks=TraceRecorder(store),
         )
