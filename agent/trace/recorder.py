@@ -283,7 +283,7 @@ class TraceRecorder(RunHooks):
     ) -> list[tuple[str, int, str, str, str, str]]:
         """Rows for the relaxed tool grammars this run has not recorded yet."""
         run = self._runs.setdefault(run_id, _Run(started=time.monotonic()))
-        rows = []
+        rows: list[tuple[str, int, str, str, str, str]] = []
         for grammar in response.tool_grammars:
             key = (grammar.tool, grammar.level, json.dumps(grammar.dropped))
             if key not in run.grammars:
