@@ -80,9 +80,14 @@ def security_settings(
     if host not in ("0.0.0.0", "::", "") and not is_loopback(host):
         names.append(_with_port(host))
     names.extend(_with_port(h) for h in allowed_hosts)
-    hosts = [form for name in dict.fromkeys(names) for form in (name, f"{name}:*")]
-    origins = [f"{scheme}://{name}:*" for name in dict.fromkeys(names) for scheme in ("http", "https")]
-    origins += [f"{scheme}://{name}" for name in dict.fromkeys(names) for scheme in ("http", "https")]
+    unique = list(dict.fromkeys(names))
+    hosts = [form for name in unique for form in (name, f"{name}:*")]
+    origins = [
+        f"{scheme}://{name}{port}"
+        for name in unique
+        for scheme in ("http", "https")
+        for port in ("", ":*")
+    ]
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=hosts,

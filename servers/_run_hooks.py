@@ -112,8 +112,10 @@ class RunTally(RunHooks):
                 return "Not verified: verification is off (verify mode 'none')."
             return "Not verified: no answer reached the verifier."
         rounds = f"{self.verify_rounds} round{'' if self.verify_rounds == 1 else 's'}"
-        held = sum(f.ok for f in self.verdict.findings)
-        claims = f", {held} of {len(self.verdict.findings)} claims hold" if self.verdict.findings else ""
+        findings = self.verdict.findings
+        claims = (
+            f", {sum(f.ok for f in findings)} of {len(findings)} claims hold" if findings else ""
+        )
         if self.verified:
             return f"Accepted by {self.verdict.verifier} after {rounds}{claims}."
         feedback = _short(self.verdict.feedback) if self.verdict.feedback else "no feedback"

@@ -1,4 +1,4 @@
-"""The agent behind `run_agent`: one loaded model, a queue in front of it, and one traced run per call."""
+"""The agent behind `run_agent`: one shared model, a queue in front of it, a traced run per call."""
 
 # No `from __future__ import annotations`: pydantic and MCPServer read annotations at runtime.
 from collections.abc import Callable, Sequence
@@ -8,13 +8,13 @@ from typing import Literal
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from verity.servers._approvals import ClientApprovals
-from verity.servers._run_hooks import ProgressReporter, RunTally
-from verity.servers._run_queue import RunQueue, ServerBusy
 from verity.errors import ModelError, RunLimitExceeded, UserError
 from verity.hooks import CompositeHooks, RunHooks
 from verity.loop import new_run_id, run
 from verity.models.base import Model
+from verity.servers._approvals import ClientApprovals
+from verity.servers._run_hooks import ProgressReporter, RunTally
+from verity.servers._run_queue import RunQueue, ServerBusy
 from verity.settings import RunSettings
 from verity.tools.approval import Asker
 from verity.tools.builtin.calculator import calculator
@@ -41,7 +41,9 @@ VerifierFactory = Callable[[str, Sequence[Toolset], RunHooks], Verifier | None]
 hooks; None for `none`."""
 
 
-def builtin_toolsets(servers: Sequence[str], ask: Asker, forward: ElicitationHandler) -> list[Toolset]:
+def builtin_toolsets(
+    servers: Sequence[str], ask: Asker, forward: ElicitationHandler
+) -> list[Toolset]:
     """Verity's built-in tools only (the calculator); no MCP servers."""
     return [FunctionToolset([calculator])]
 
@@ -132,7 +134,8 @@ async def run_served(
     servers = _servers(agent, options.servers)
     max_steps = options.max_steps or agent.max_steps
     if not 1 <= max_steps <= agent.max_steps_limit:
-        raise ToolError(f"max_steps must be between 1 and {agent.max_steps_limit}, not {max_steps}.")
+        limit = agent.max_steps_limit
+        raise ToolError(f"max_steps must be between 1 and {limit}, not {max_steps}.")
     spec = options.verify or agent.verify
     recorder = TraceRecorder(agent.store)
     toolsets = agent.toolsets(servers, approvals.ask, approvals.forward)

@@ -75,6 +75,8 @@ def _run_agent_annotations(agent: ServedAgent) -> ToolAnnotations:
     )
 
 
+_TASK = "what the agent should do, self-contained"
+_VERIFY = "check the answer first: none | self | consensus:N | all:A,B | any:A,B"
 _READS = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
 
@@ -91,17 +93,16 @@ def build_server(agent: ServedAgent) -> MCPServer:
     @server.tool(
         description=(
             "Hand a task to Verity's agent: it plans, calls tools, checks its answer and returns "
-            "it with the verdict and the run id. Progress is reported as steps happen." + servers_note
+            "it with the verdict and the run id. Progress is reported as steps happen."
+            + servers_note
         ),
         annotations=_run_agent_annotations(agent),
     )
     async def run_agent(
-        task: Annotated[str, Field(min_length=1, description="what the agent should do, self-contained")],
+        task: Annotated[str, Field(min_length=1, description=_TASK)],
         ctx: Context,
         verify: Annotated[
-            str | None,
-            Field(description=f"check the answer first: none | self | consensus:N | all:A,B | any:A,B "
-                              f"(default {agent.verify!r})"),
+            str | None, Field(description=f"{_VERIFY} (default {agent.verify!r})")
         ] = None,
         max_steps: Annotated[
             int | None, Field(ge=1, description=f"model calls allowed (default {agent.max_steps})")
@@ -130,7 +131,9 @@ def build_server(agent: ServedAgent) -> MCPServer:
         description="One recorded run with its steps, model calls, tool calls and verdicts.",
         annotations=_READS,
     )
-    async def get_run(run_id: Annotated[str, Field(description="an id from list_runs")]) -> dict[str, Any]:
+    async def get_run(
+        run_id: Annotated[str, Field(description="an id from list_runs")],
+    ) -> dict[str, Any]:
         return await _record(store, run_id, ToolError)
 
     @server.resource(
@@ -158,7 +161,7 @@ def build_server(agent: ServedAgent) -> MCPServer:
     def verified_answer(question: str) -> str:
         """Answer a question with Verity, verifying the answer before it is given."""
         return (
-            "Use the run_agent tool with verify set to \"self\" to answer the question below. "
+            'Use the run_agent tool with verify set to "self" to answer the question below. '
             "Report the answer, whether it was verified (and the verdict), and the run id.\n\n"
             f"Question: {question}"
         )

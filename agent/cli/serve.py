@@ -62,10 +62,14 @@ def add_commands(commands: Any) -> None:
     )
     runs = serve.add_argument_group("runs")
     runs.add_argument("--max-steps", type=int, default=8, help="default model calls per run (8)")
-    runs.add_argument("--max-queue", type=int, default=4,
-                      help="runs that may wait behind the running one; more are busy (4)")  # fmt: skip
-    runs.add_argument("--approval-timeout", type=float, default=300.0, metavar="SECONDS",
-                      help="time to answer an approval question before it is denied (300)")  # fmt: skip
+    runs.add_argument(
+        "--max-queue", type=int, default=4,
+        help="runs that may wait behind the running one; more are refused as busy (4)",
+    )  # fmt: skip
+    runs.add_argument(
+        "--approval-timeout", type=float, default=300.0, metavar="SECONDS",
+        help="time to answer an approval question before the call is denied (300)",
+    )  # fmt: skip
     add_verify_options(serve)
     add_trace_option(serve)
     add_mcp_options(serve)
@@ -75,10 +79,13 @@ def add_commands(commands: Any) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    for option, value, least in (("--max-steps", args.max_steps, 1),
-                                 ("--max-queue", args.max_queue, 0),
-                                 ("--verify-rounds", args.verify_rounds, 1),
-                                 ("--max-request-bytes", args.max_request_bytes, 1024)):  # fmt: skip
+    minimums = [
+        ("--max-steps", args.max_steps, 1),
+        ("--max-queue", args.max_queue, 0),
+        ("--verify-rounds", args.verify_rounds, 1),
+        ("--max-request-bytes", args.max_request_bytes, 1024),
+    ]
+    for option, value, least in minimums:
         if value < least:
             raise UserError(f"{option} must be at least {least}, not {value}.", field=option[2:])
     if not 0 <= args.port <= 65535:
