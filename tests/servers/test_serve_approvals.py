@@ -1,0 +1,138 @@
+"""Approvals in a served run: asked of the MCP client's user, else withheld and reported.
+
+Each test serves one tool that makes a real approval-guarded call to the faulty fixture server's
+unannotated `write_note` (over stdio), with `ClientApprovals` as the approver, and drives it
+through a real MCP client in each protocol era.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.client import ClientRequestContext
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.types import ElicitRequestParams, ElicitResult
+
+from tests.conftest import PROJECT_ROOT
+from tests.fixtures.processes import assert_no_leftovers, server_env
+from verity.servers._approvals import ClientApprovals
+from verity.tools.approval import ApprovalToolset
+from verity.tools.mcp import MCPToolset, StdioServer
+from verity.tools.toolset import call_tool
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    yield
+    assert_no_leftovers()
+
+
+def guarded_server() -> MCPServer:
+    """One tool, `attempt(tool, text)`: call an upstream tool the way a served run would."""
+    server = MCPServer("guarded", log_level="WARNING")
+
+    @server.tool()
+    async def attempt(tool: str, ctx: Context) -> dict[str, Any]:
+        approvals = ClientApprovals(ctx, timeout=5)
+        upstream = StdioServer(
+            name="faulty", command=sys.executable, args=("-m", "tests.fixtures.faulty_server"),
+            env=server_env(), cwd=str(PROJECT_ROOT),
+        )  # fmt: skip
+        inner = MCPToolset([upstream], resource_tools=False, elicitation=approvals.forward)
+        async with ApprovalToolset(inner, ask=approvals.ask) as toolset:
+            arguments = {"text": "hello"} if tool == "write_note" else {"action": "deploy"}
+            result = await call_tool(toolset, f"faulty__{tool}", arguments, time_limit=10)
+        withheld = approvals.withheld
+        return {"result": result.content, "is_error": result.is_error, "withheld": withheld}
+
+    return server
+
+
+class Person:
+    """An MCP client's user: answers each elicitation from a script, remembering the questions."""
+
+    def __init__(self, *answers: ElicitResult) -> None:
+        self.answers = list(answers)
+        self.asked: list[ElicitRequestParams] = []
+
+    async def __call__(
+        self, ctx: ClientRequestContext, params: ElicitRequestParams
+    ) -> ElicitResult:
+        self.asked.append(params)
+        return self.answers.pop(0)
+
+
+async def attempt(mode: str, person: Person | None, tool: str = "write_note") -> dict[str, Any]:
+    with anyio.fail_after(30):
+        async with Client(guarded_server(), mode=mode, elicitation_callback=person) as client:  # type: ignore[arg-type]
+            result = await client.call_tool("attempt", {"tool": tool})
+    outcome: dict[str, Any] = result.structured_content or {}
+    return outcome
+
+
+async def test_a_call_needing_approval_is_withheld_and_reported_when_the_client_cannot_elicit() -> (
+    None
+):
+    outcome = await attempt("legacy", None)
+    assert outcome["is_error"] is True
+    assert "noted" not in outcome["result"]  # the tool never ran
+    assert outcome["withheld"] == [
+        'faulty__write_note({"text": "hello"}): the MCP client does not support elicitation, '
+        "so nobody could be asked"
+    ]
+
+
+async def test_on_2026_a_call_needing_approval_is_withheld_because_nobody_can_be_asked() -> None:
+    person = Person()
+    outcome = await attempt("2026-07-28", person)
+    assert person.asked == []
+    assert outcome["is_error"] is True
+    assert "noted" not in outcome["result"]
+    assert outcome["withheld"] == [
+        'faulty__write_note({"text": "hello"}): this request has no channel back to the client '
+        "(MCP 2026-07-28), so nobody could be asked"
+    ]
+
+
+async def test_the_client_user_is_asked_through_elicitation_and_an_approved_call_runs() -> None:
+    person = Person(ElicitResult(action="accept", content={"decision": "allow once"}))
+    outcome = await attempt("legacy", person)
+    assert outcome == {"result": "noted: hello", "is_error": False, "withheld": []}
+    (question,) = person.asked
+    assert 'faulty__write_note({"text": "hello"})' in question.message
+    assert question.requested_schema["properties"]["decision"]["enum"] == [  # type: ignore[union-attr]
+        "allow once", "always allow", "deny",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        (ElicitResult(action="decline"), "the user chose decline"),
+        (ElicitResult(action="cancel"), "the user chose cancel"),
+        (ElicitResult(action="accept", content={"decision": "deny"}), "denied by the user"),
+    ],
+)
+async def test_a_declined_cancelled_or_denied_approval_keeps_the_call_from_running(
+    answer: ElicitResult, why: str
+) -> None:
+    outcome = await attempt("legacy", Person(answer))
+    assert outcome["is_error"] is True
+    assert "noted" not in outcome["result"]
+    assert outcome["withheld"] == [f'faulty__write_note({{"text": "hello"}}): {why}']
+
+
+async def test_an_upstream_servers_question_is_forwarded_to_the_client_user() -> None:
+    person = Person(
+        ElicitResult(action="accept", content={"decision": "allow once"}),  # may `confirm` run?
+        ElicitResult(action="accept", content={"ok": True}),  # the upstream server's question
+    )
+    outcome = await attempt("legacy", person, tool="confirm")
+    assert outcome == {"result": "confirmed", "is_error": False, "withheld": []}
+    assert person.asked[1].message == "MCP server 'faulty' asks: Really deploy?"
