@@ -103,7 +103,7 @@ async def test_an_mcp_client_with_the_token_lists_the_tools_and_the_token_is_nev
             with anyio.fail_after(60):
                 async with Client(
                     streamable_http_client(url, http_client=http), mode=mode
-                ) as client:  # type: ignore[arg-type]
+                ) as client:
                     tools = [t.name for t in (await client.list_tools()).tools]
                     runs = await client.call_tool("list_runs", {})
         assert tools == ["run_agent", "list_runs", "get_run"]
