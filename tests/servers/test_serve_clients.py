@@ -165,12 +165,16 @@ async def test_http_client_runs_a_task_then_cancels_one_mid_generation_and_a_thi
             record = await client.call_tool("get_run", {"run_id": run_id})
 
             first, second = Progress(), Progress()
-            arguments = {"task": LONG_TASK, "servers": []}
+            arguments: dict[str, Any] = {"task": LONG_TASK, "servers": []}
+
+            async def call(progress: Progress) -> None:
+                await client.call_tool("run_agent", arguments, progress_callback=progress)
+
             async with anyio.create_task_group() as group:
-                for waiting in (first, second):
-                    group.start_soon(lambda p=waiting: client.call_tool(
-                        "run_agent", arguments, progress_callback=p))  # fmt: skip
-                    await (waiting.working if waiting is first else waiting.queued).wait()
+                group.start_soon(call, first)
+                await first.working.wait()
+                group.start_soon(call, second)
+                await second.queued.wait()
                 busy = await client.call_tool("run_agent", arguments)
                 await anyio.sleep(1)
                 group.cancel_scope.cancel()
