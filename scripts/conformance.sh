@@ -11,7 +11,8 @@ cd "$root"
 python="${PYTHON:-python3}"
 results="${1:-$(mktemp -d)}"
 mkdir -p "$results"
-export PATH="$(scripts/node-tools.sh):$PATH"
+node_bin="$(scripts/node-tools.sh)"  # exits 3 when npm is missing
+export PATH="$node_bin:$PATH"
 
 scenarios_2025_11_25=(
   server-initialize server-session-lifecycle ping tools-list server-sse-multiple-streams
