@@ -1,6 +1,7 @@
 """The agent behind `run_agent`: one shared model, a queue in front of it, a traced run per call."""
 
 # No `from __future__ import annotations`: pydantic and MCPServer read annotations at runtime.
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -33,6 +34,9 @@ __all__ = [
     "builtin_toolsets",
 ]
 
+MAX_CONSENSUS_SAMPLES = 10
+"""Independent runs one `run_agent` call may ask consensus verification for."""
+
 ToolsetFactory = Callable[[Sequence[str], Asker, ElicitationHandler], list[Toolset]]
 """The toolsets of one run, from the MCP servers it may use, the approver of calls that need a
 person, and the forwarder of upstream servers' questions."""
@@ -62,8 +66,9 @@ class ServedAgent:
     mcp_servers: Sequence[str] = ()
     """Names of the configured upstream MCP servers a run may use."""
     max_steps: int = 8
-    """Default and ceiling of a call's `max_steps` is `max_steps_limit`."""
+    """A call's `max_steps` when it names none."""
     max_steps_limit: int = 50
+    """The most a call may ask for (at least `max_steps`)."""
     verify: str = "none"
     """The verify spec a call gets when it names none."""
     verify_rounds: int = 3
@@ -76,6 +81,7 @@ class ServedAgent:
 
     def __post_init__(self) -> None:
         self.queue = RunQueue(self.max_queue)
+        self.max_steps_limit = max(self.max_steps_limit, self.max_steps)
 
     @property
     def may_write(self) -> bool:
@@ -137,6 +143,7 @@ async def run_served(
         limit = agent.max_steps_limit
         raise ToolError(f"max_steps must be between 1 and {limit}, not {max_steps}.")
     spec = options.verify or agent.verify
+    _check_samples(spec)
     recorder = TraceRecorder(agent.store)
     toolsets = agent.toolsets(servers, approvals.ask, approvals.forward)
     try:
@@ -184,6 +191,16 @@ def _servers(agent: ServedAgent, chosen: list[str] | None) -> list[str]:
         known = ", ".join(agent.mcp_servers) or "none are configured"
         raise ToolError(f"Unknown MCP server {', '.join(map(repr, unknown))}. Servers: {known}.")
     return list(dict.fromkeys(chosen))
+
+
+def _check_samples(spec: str) -> None:
+    """A caller may not make one call hold the shared model for a great many consensus runs."""
+    for samples in re.findall(r"consensus:(\d+)", spec.lower()):
+        if int(samples) > MAX_CONSENSUS_SAMPLES:
+            raise ToolError(
+                f"verify asks for {samples} consensus samples; this server runs at most "
+                f"{MAX_CONSENSUS_SAMPLES} per call."
+            )
 
 
 def _default_verifier(agent: ServedAgent) -> VerifierFactory:

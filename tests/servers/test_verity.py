@@ -130,6 +130,10 @@ async def test_run_agent_refuses_bad_options_before_anything_runs(
         ({"servers": ["files"]}, "Unknown MCP server 'files'. Servers: none are configured."),
         ({"verify": "twice"}, "Unknown --verify 'twice'."),
         ({"max_steps": 51}, "max_steps must be between 1 and 50, not 51."),
+        (
+            {"verify": "all:self,consensus:50"},
+            "verify asks for 50 consensus samples; this server runs at most 10 per call.",
+        ),
     ]
     with anyio.fail_after(20):
         async with Client(build_server(agent)) as client:
