@@ -1,9 +1,10 @@
 """Approvals for a served run: asked of the MCP client's user through elicitation, else withheld.
 
-Nothing is ever allowed for want of someone to ask: when the client cannot be asked (no
-elicitation capability, or a 2026-07-28 request that has no channel back to the client), when
-the user declines or does not answer in time, the call is denied and listed in the run's
-result.
+On 2025-11-25 the question is an elicitation request sent while the call is open; on 2026-07-28
+(no channel back to the client) it rides the multi-round-trip flow of a detached run
+(`verity.servers._detached`). Nothing is ever allowed for want of someone to ask: when the
+client cannot be asked (no elicitation capability), when the user declines or does not answer
+in time, the call is denied and listed in the run's result.
 """
 
 # No `from __future__ import annotations`: pydantic reads the form's annotations at runtime.
@@ -13,14 +14,17 @@ from typing import Any, Literal
 
 import anyio
 from mcp import MCPError
+from mcp.server.elicitation import render_elicitation_schema
 from mcp.server.mcpserver import Context
-from pydantic import BaseModel, Field
+from mcp.types import ElicitResult
+from pydantic import BaseModel, Field, ValidationError
 
+from verity.servers._detached import DetachedRun
 from verity.tools.approval import Answer
 from verity.tools.base import ToolSpec
 from verity.tools.mcp import ElicitationAnswer, ElicitationRequest
 
-__all__ = ["ApprovalForm", "ClientApprovals"]
+__all__ = ["ApprovalForm", "ClientApprovals", "why_not_asked"]
 
 _log = logging.getLogger("verity.serve")
 _SHOWN = 2000
@@ -37,27 +41,37 @@ class ApprovalForm(BaseModel):
     )
 
 
+_FORM_SCHEMA = render_elicitation_schema(ApprovalForm)
+
+
 class ClientApprovals:
     """The approver callback of one run, and the forwarder of upstream servers' questions."""
 
-    def __init__(self, ctx: Context, *, timeout: float) -> None:
-        """Ask through the request `ctx`; an unanswered question is denied after `timeout` s."""
+    def __init__(
+        self, ctx: Context, *, timeout: float, detached: DetachedRun | None = None
+    ) -> None:
+        """Ask through the request `ctx`, or through `detached` (2026-07-28); an unanswered
+        question is denied after `timeout` seconds."""
         self._ctx = ctx
         self._timeout = timeout
+        self._detached = detached
         self.withheld: list[str] = []
         """The calls that did not run for want of an approval, each with the reason."""
 
     def _why_not(self) -> str | None:
         """Why the client cannot be asked now; None when it can."""
-        capabilities = self._ctx.client_capabilities
-        if capabilities is None or capabilities.elicitation is None:
-            return "the MCP client does not support elicitation, so nobody could be asked"
-        if not self._ctx.session.can_send_request:
-            return (
-                "this request has no channel back to the client (MCP 2026-07-28), so nobody "
-                "could be asked"
+        return why_not_asked(self._ctx) if self._detached is None else None
+
+    async def _elicit(self, message: str, schema: dict[str, Any]) -> ElicitResult | None:
+        """The client's answer; None when none came in time."""
+        if self._detached is not None:
+            return await self._detached.ask(message, schema)
+        result: ElicitResult | None = None
+        with anyio.move_on_after(self._timeout):
+            result = await self._ctx.session.elicit_form(
+                message=message, requested_schema=schema, related_request_id=self._ctx.request_id
             )
-        return None
+        return result
 
     async def ask(self, spec: ToolSpec, arguments: dict[str, Any]) -> Answer:
         """Ask the client's user whether the call may run: once, always, or deny."""
@@ -70,19 +84,23 @@ class ClientApprovals:
             f"Verity's agent wants to call {call}.\n\n{spec.description}\n\n"
             "This tool may change something. Allow it?"
         )
-        with anyio.move_on_after(self._timeout) as waited:
-            try:
-                result = await self._ctx.elicit(message, ApprovalForm)
-            except (MCPError, ValueError) as exc:
-                self.withheld.append(f"{call}: asking the client failed ({exc})")
-                return "deny"
-        if waited.cancelled_caught:
+        try:
+            result = await self._elicit(message, _FORM_SCHEMA)
+        except MCPError as exc:
+            self.withheld.append(f"{call}: asking the client failed ({exc})")
+            return "deny"
+        if result is None:
             self.withheld.append(f"{call}: no answer within {self._timeout:g} s")
             return "deny"
         if result.action != "accept":
             self.withheld.append(f"{call}: the user chose {result.action}")
             return "deny"
-        answer: Answer = _CHOICES[result.data.decision]  # type: ignore[assignment]
+        try:
+            form = ApprovalForm.model_validate(result.content)
+        except ValidationError:
+            self.withheld.append(f"{call}: the answer was not one of the choices")
+            return "deny"
+        answer: Answer = _CHOICES[form.decision]  # type: ignore[assignment]
         if answer == "deny":
             self.withheld.append(f"{call}: denied by the user")
         return answer
@@ -91,18 +109,29 @@ class ClientApprovals:
         """Pass an upstream server's question to the client's user; decline when impossible."""
         if self._why_not() is not None:
             return ElicitationAnswer(action="decline")
-        with anyio.move_on_after(self._timeout):
-            try:
-                result = await self._ctx.session.elicit_form(
-                    message=f"MCP server {request.server!r} asks: {request.message}",
-                    requested_schema=request.schema,
-                    related_request_id=self._ctx.request_id,
-                )
-            except MCPError as exc:
-                _log.info("forwarding an elicitation from %r failed: %r", request.server, exc)
-                return ElicitationAnswer(action="decline")
-            return ElicitationAnswer(action=result.action, content=result.content)
-        return ElicitationAnswer(action="cancel")
+        message = f"MCP server {request.server!r} asks: {request.message}"
+        try:
+            result = await self._elicit(message, request.schema)
+        except MCPError as exc:
+            _log.info("forwarding an elicitation from %r failed: %r", request.server, exc)
+            return ElicitationAnswer(action="decline")
+        if result is None:
+            return ElicitationAnswer(action="cancel")
+        return ElicitationAnswer(action=result.action, content=result.content)
+
+
+def why_not_asked(ctx: Context) -> str | None:
+    """Why the client of request `ctx` cannot be asked while the request is open; None if it
+    can."""
+    capabilities = ctx.client_capabilities
+    if capabilities is None or capabilities.elicitation is None:
+        return "the MCP client does not support elicitation, so nobody could be asked"
+    if not ctx.session.can_send_request:
+        return (
+            "this request has no channel back to the client (MCP 2026-07-28), so nobody "
+            "could be asked"
+        )
+    return None
 
 
 def _shown(arguments: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from verity.hooks import CompositeHooks, RunHooks
 from verity.loop import new_run_id, run
 from verity.models.base import Model
 from verity.servers._approvals import ClientApprovals
+from verity.servers._detached import DetachedRuns
 from verity.servers._run_hooks import ProgressReporter, RunTally
 from verity.servers._run_queue import RunQueue, ServerBusy
 from verity.settings import RunSettings
@@ -78,9 +79,12 @@ class ServedAgent:
     approval_timeout: float = 300.0
     """Seconds a person has to answer an approval question before the call is denied."""
     queue: RunQueue = field(init=False)
+    detached: "DetachedRuns[RunOutcome]" = field(init=False)
+    """Runs going on between the rounds of a 2026-07-28 call that asks for approvals."""
 
     def __post_init__(self) -> None:
         self.queue = RunQueue(self.max_queue)
+        self.detached = DetachedRuns(timeout=self.approval_timeout)
         self.max_steps_limit = max(self.max_steps_limit, self.max_steps)
 
     @property

@@ -12,16 +12,18 @@ trace records as `cancelled`.
 import importlib.metadata
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
-from mcp.types import ToolAnnotations
+from mcp.types import InputRequiredResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from verity.servers._approvals import ClientApprovals
+from verity.servers._detached import DetachedRun
 from verity.servers._run_hooks import ProgressReporter
 from verity.servers._served_agent import RunOptions, RunOutcome, ServedAgent, run_served
 from verity.trace.store import TraceStore
@@ -82,7 +84,16 @@ _READS = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_h
 
 def build_server(agent: ServedAgent) -> MCPServer:
     """The MCP server that hands tasks to `agent` and reads its trace."""
-    server = MCPServer("verity", version=_version(), instructions=INSTRUCTIONS, log_level="WARNING")
+
+    @asynccontextmanager
+    async def lifespan(server: MCPServer) -> AsyncIterator[None]:
+        async with agent.detached.hosting():
+            yield
+
+    server = MCPServer(
+        "verity", version=_version(), instructions=INSTRUCTIONS, log_level="WARNING",
+        lifespan=lifespan,
+    )  # fmt: skip
     store = agent.store
     servers_note = (
         f" MCP servers it may use: {', '.join(agent.mcp_servers)} (all when not named)."
@@ -110,11 +121,22 @@ def build_server(agent: ServedAgent) -> MCPServer:
         servers: Annotated[
             list[str] | None, Field(description="configured MCP servers the agent may use (all)")
         ] = None,
-    ) -> RunOutcome:
+    ) -> RunOutcome | InputRequiredResult:
         async def report(progress: float, message: str) -> None:
             await ctx.report_progress(progress, None, message)
 
+        if ctx.request_state is not None:  # a 2026-07-28 retry that answers the run's question
+            return await agent.detached.resume(ctx.request_state, ctx.input_responses or {}, report)
         options = RunOptions(verify=verify, max_steps=max_steps, servers=servers)
+        if _asks_between_rounds(ctx, agent, servers):
+
+            async def work(detached: DetachedRun) -> RunOutcome:
+                approvals = ClientApprovals(ctx, timeout=agent.approval_timeout, detached=detached)
+                return await run_served(agent, task, options,
+                                        progress=ProgressReporter(detached.report),
+                                        approvals=approvals)  # fmt: skip
+
+            return await agent.detached.start(work, report)
         approvals = ClientApprovals(ctx, timeout=agent.approval_timeout)
         return await run_served(
             agent, task, options, progress=ProgressReporter(report), approvals=approvals
@@ -176,6 +198,15 @@ def build_server(agent: ServedAgent) -> MCPServer:
         )
 
     return server
+
+
+def _asks_between_rounds(ctx: Context, agent: ServedAgent, servers: list[str] | None) -> bool:
+    """Whether the run must go on in the background so that its approval questions can reach
+    the client between the rounds of a 2026-07-28 call (which has no channel back while open)."""
+    capabilities = ctx.client_capabilities
+    may_ask = bool(agent.mcp_servers) and servers != []
+    can_answer = capabilities is not None and capabilities.elicitation is not None
+    return may_ask and can_answer and not ctx.session.can_send_request and agent.detached.available
 
 
 def _summary(row: dict[str, Any]) -> RunSummary:
