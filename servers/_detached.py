@@ -31,6 +31,8 @@ from mcp.types import (
 __all__ = ["DetachedRun", "DetachedRuns"]
 
 Report = Callable[[float, str], Awaitable[None]]
+_KEEP_FINISHED_S = 60.0
+"""How long the outcome of a finished run waits for the client's next round."""
 T = TypeVar("T")
 
 
@@ -79,6 +81,11 @@ class DetachedRun:
             if question is not None and isinstance(response, ElicitResult):
                 question.response = response
                 question.answered.set()
+
+    def close(self) -> None:
+        """Release the question channel (the run has ended and its outcome was collected)."""
+        self._send.close()
+        self._receive.close()
 
     async def finish(self, outcome: Any, error: Exception | None) -> None:
         """The run ended: tell whoever waits."""
@@ -132,13 +139,19 @@ class DetachedRuns(Generic[T]):
             finally:
                 self._groups.remove(group)
                 group.cancel_scope.cancel()
+        if not self._groups:  # the server stopped: nothing can come back for these
+            for run in self._runs.values():
+                run.close()
+            self._runs.clear()
 
     @property
     def available(self) -> bool:
         """Whether runs can go on in the background now."""
         return bool(self._groups)
 
-    async def start(self, work: Callable[[DetachedRun], Awaitable[Any]], report: Report) -> Any:
+    async def start(
+        self, work: Callable[[DetachedRun], Awaitable[T]], report: Report
+    ) -> T | InputRequiredResult:
         """Start `work` in the background and wait for its first question or its outcome."""
         run = DetachedRun(secrets.token_urlsafe(16), timeout=self._timeout)
         self._runs[run.handle] = run
@@ -150,6 +163,8 @@ class DetachedRuns(Generic[T]):
                     outcome = await work(run)
                 except Exception as exc:  # noqa: BLE001 - handed to the request that waits
                     error = exc
+            if run.scope.cancelled_caught:
+                error = ToolError("The run was cancelled; the trace records it as cancelled.")
             await run.finish(outcome, error)
             self._forget_later(run)
 
@@ -176,15 +191,19 @@ class DetachedRuns(Generic[T]):
     async def _wait(self, run: DetachedRun, report: Report) -> T | InputRequiredResult:
         result = await run.wait(report)
         if not isinstance(result, InputRequiredResult):
-            self._runs.pop(run.handle, None)
+            self._forget(run)
         return cast("T | InputRequiredResult", result)
 
+    def _forget(self, run: DetachedRun) -> None:
+        if self._runs.pop(run.handle, None) is not None:
+            run.close()
+
     def _forget_later(self, run: DetachedRun) -> None:
-        """Drop a finished run whose outcome nobody came back for, after the answer timeout."""
+        """Drop a finished run whose outcome nobody came back for, a while later."""
 
         async def forget() -> None:
-            await anyio.sleep(self._timeout)
-            self._runs.pop(run.handle, None)
+            await anyio.sleep(max(self._timeout, _KEEP_FINISHED_S))
+            self._forget(run)
 
         if run.handle in self._runs and self._groups:
             self._groups[-1].start_soon(forget)
