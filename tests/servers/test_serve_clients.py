@@ -1,8 +1,9 @@
 """`verity serve` driven by real MCP clients with the embedded model.
 
 A Python `mcp.Client` runs a task through stdio (2025-11-25) and through streamable HTTP
-(2026-07-28), receives progress, and cancels a second task mid-generation; the MCP Inspector CLI
-(a client nobody here wrote) lists and calls `run_agent` over both transports.
+(2026-07-28), receives progress, and cancels a second task mid-generation; over HTTP a call that
+needs approval is put to the client between rounds; the MCP Inspector CLI (a client nobody here
+wrote) lists and calls `run_agent` over both transports.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client import ClientRequestContext
+from mcp.client.session import ElicitationFnT
 from mcp.client.streamable_http import streamable_http_client
-from mcp.types import TextContent
+from mcp.types import ElicitRequestParams, ElicitResult, TextContent
 
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.processes import assert_no_leftovers, free_port, server_env, stop, wait_for_port
@@ -34,6 +37,7 @@ pytestmark = pytest.mark.slow
 TOKEN = "token-the-upstream-must-never-see-4242"
 SUM_TASK = "What is 1234 * 5678 + 17?"
 HELLO_TASK = "Say hello in one word."
+NOTE_TASK = "Save a note that says hello, using the notes__write_note tool."
 LONG_TASK = "Write a long story about a lighthouse keeper, at least 500 words."
 BUSY = (
     "Error executing tool run_agent: Verity is busy: one run is working and 1 are waiting, the "
@@ -66,10 +70,17 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         cwd=PROJECT_ROOT, env={**os.environ, **server_env()}, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )  # fmt: skip
+    notes = {
+        "command": sys.executable,
+        "args": ["-m", "tests.fixtures.faulty_server"],
+        "cwd": str(PROJECT_ROOT),
+        "env": server_env(),
+        "includeTools": ["write_note"],
+    }
     config = home / "mcp.json"
-    config.write_text(json.dumps(
-        {"mcpServers": {"recorder": {"url": f"http://127.0.0.1:{upstream_port}/mcp"}}}
-    ))  # fmt: skip
+    config.write_text(json.dumps({"mcpServers": {
+        "recorder": {"url": f"http://127.0.0.1:{upstream_port}/mcp"}, "notes": notes,
+    }}))  # fmt: skip
     try:
         wait_for_port(upstream_port, upstream)
         verity = start_serve(port, "--max-queue", "1", "--n-ctx", "4096", "--mcp-config",
@@ -99,10 +110,13 @@ class Progress:
 
 
 @asynccontextmanager
-async def http_client(served: Served) -> AsyncIterator[Client]:
+async def http_client(
+    served: Served, elicitation: ElicitationFnT | None = None
+) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=600)) as http:
-        async with Client(streamable_http_client(served.url, http_client=http)) as client:
+        transport = streamable_http_client(served.url, http_client=http)
+        async with Client(transport, elicitation_callback=elicitation) as client:
             yield client
 
 
@@ -211,6 +225,33 @@ async def test_stdio_client_runs_a_task_and_cancels_another_mid_generation(tmp_p
     assert runs == [("cancelled", 0, 1)]
     assert after.structured_content is not None
     assert [r["status"] for r in after.structured_content["runs"]] == ["cancelled", "completed"]
+
+
+async def test_on_2026_over_http_an_approval_reaches_the_client_between_rounds_and_the_call_runs(
+    served: Served,
+) -> None:
+    asked: list[str] = []
+
+    async def person(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"decision": "allow once"})
+
+    with anyio.fail_after(600):
+        async with http_client(served, elicitation=person) as client:
+            era = client.protocol_version
+            progress = Progress()
+            done = await client.call_tool("run_agent", {"task": NOTE_TASK, "servers": ["notes"]},
+                                          progress_callback=progress)  # fmt: skip
+    assert era == "2026-07-28"
+    outcome = done.structured_content
+    assert outcome is not None and outcome["withheld"] == []
+    (question,) = asked
+    assert question.startswith("Verity's agent wants to call notes__write_note(")
+    with sqlite3.connect(served.home / "traces.db") as conn:
+        calls = conn.execute("select tool_name, result from tool_calls where run_id = ?",
+                             [outcome["run_id"]]).fetchall()  # fmt: skip
+    assert ("notes__write_note", "noted: hello") in calls
+    assert any(m.startswith("step 1: notes__write_note returned") for m in progress.messages)
 
 
 def inspector(*args: str, config: dict[str, Any], home: Path) -> dict[str, Any]:
