@@ -10,8 +10,8 @@
    alternated; median wall time and the ratio (target <= 1.05).
 3. Four `run_agent` calls sent at once: all complete (none lost, none refused), each in the
    trace as completed.
-4. Cancellation: a call cancelled while the model generates; the time from the cancel to the
-   trace recording the run `cancelled` (the generation stopped and the run ended).
+4. Cancellation: a call cancelled 5 s into its model call, while the model generates; the time
+   from the cancel to the trace recording the run `cancelled` (generation stopped, run ended).
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ async def cancel_latency(client: Client, database: Path) -> float:
         group.start_soon(lambda: client.call_tool("run_agent", {"task": LONG_TASK},
                                                   progress_callback=progress))  # fmt: skip
         await working.wait()
-        await anyio.sleep(2)
+        await anyio.sleep(5)  # past the (uninterruptible) evaluation of the new prompt tokens
         cancelled_at = datetime.now(UTC)
         group.cancel_scope.cancel()
     store = TraceStore(database)
