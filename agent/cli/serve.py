@@ -1,9 +1,11 @@
 """`verity serve`: Verity as an MCP server, over stdio (the default) or streamable HTTP."""
 
+# ruff: noqa: T201 - the command line: printing is its job
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -147,6 +149,9 @@ def serve_command(args: argparse.Namespace) -> int:
                                  allowed_origins=args.allowed_origin,
                                  max_request_bytes=args.max_request_bytes)  # fmt: skip
             else:
+                if sys.stdin.isatty():
+                    print("verity: serving MCP on stdin/stdout, for an MCP client to start "
+                          "(--http serves HTTP); Ctrl-C stops.", file=sys.stderr)  # fmt: skip
                 await server.run_stdio_async()
         finally:
             if remote is not None:
