@@ -32,7 +32,14 @@ from typing import Any
 import anyio
 from mcp import Client
 
-from verity import LlamaCppModel, ModelSettings, TraceStore, embedded_model_path, run
+from verity import (
+    LlamaCppModel,
+    ModelSettings,
+    TraceRecorder,
+    TraceStore,
+    embedded_model_path,
+    run,
+)
 from verity.tools.builtin.calculator import calculator
 from verity.tools.toolset import FunctionToolset
 
@@ -119,7 +126,8 @@ async def compare_runs(client: Client, repeats: int, database: Path) -> tuple[fl
 
     async def in_process() -> None:
         start = time.perf_counter()
-        result = await run(TASK, model=model, toolsets=[FunctionToolset([calculator])])
+        result = await run(TASK, model=model, toolsets=[FunctionToolset([calculator])],
+                           hooks=TraceRecorder(store))  # traced, as `verity run` does  # fmt: skip
         local.append(time.perf_counter() - start)
         answers.add(result.answer)
 
