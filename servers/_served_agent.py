@@ -70,6 +70,8 @@ class ServedAgent:
     """A call's `max_steps` when it names none."""
     max_steps_limit: int = 50
     """The most a call may ask for (at least `max_steps`)."""
+    system_prompt: str | None = None
+    """Replaces Verity's system prompt."""
     verify: str = "none"
     """The verify spec a call gets when it names none."""
     verify_rounds: int = 3
@@ -155,6 +157,7 @@ async def run_served(
     except UserError as exc:
         raise ToolError(str(exc)) from None
     settings = RunSettings(max_steps=max_steps, max_verify_rounds=agent.verify_rounds,
+                           system_prompt=agent.system_prompt,
                            check_tool_arguments=agent.check_tool_arguments)  # fmt: skip
     run_id = new_run_id()
     tally = RunTally(run_id)

@@ -3,8 +3,8 @@
 One module per command family: `run` (run a task), `traces` (logs, show), `mcp` (mcp list, call,
 read, prompt; MCP options of run), `model` (options for an OpenAI-compatible server), `models`
 (the models Verity can find), `serve` (Verity as an MCP server). Each adds its parsers with
-`add_commands(commands)` and sets the `handler` its commands call. `config` fills the options left unset from the config file and the
-`VERITY_*` variables before the handler runs.
+`add_commands(commands)` and sets the `handler` its commands call. `config` fills the options
+left unset from the config file and the `VERITY_*` variables before the handler runs.
 """
 
 # ruff: noqa: T201 - the command line: printing is its job

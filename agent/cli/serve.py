@@ -63,7 +63,8 @@ def add_commands(commands: Any) -> None:
         help=f"largest request body accepted ({DEFAULT_MAX_REQUEST_BYTES})",
     )
     runs = serve.add_argument_group("runs")
-    runs.add_argument("--max-steps", type=int, default=8, help="default model calls per run (8)")
+    runs.add_argument("--max-steps", type=int, help="a run's model calls unless the call says (8)")
+    runs.add_argument("--system", metavar="PROMPT", help="system prompt replacing Verity's")
     runs.add_argument(
         "--max-queue", type=int, default=4,
         help="runs that may wait behind the running one; more are refused as busy (4)",
@@ -121,7 +122,7 @@ def serve_command(args: argparse.Namespace) -> int:
     def verifier(spec: str, sets: Sequence[Toolset], hooks: RunHooks) -> Verifier | None:
         if isinstance(model, LlamaCppModel) and isinstance(judge, LlamaCppModel):
             return run_verifier(spec, model=model, judge=judge, toolsets=sets, hooks=hooks,
-                                max_steps=args.max_steps)  # fmt: skip
+                                max_steps=args.max_steps, system_prompt=args.system)  # fmt: skip
         return build_verifier(spec, model=model, toolsets=sets)
 
     verifier(args.verify, [], RunHooks())  # a bad --verify fails now, not at the first call
@@ -133,6 +134,7 @@ def serve_command(args: argparse.Namespace) -> int:
         verifier=verifier,
         mcp_servers=[s.name for s in config.servers],
         max_steps=args.max_steps,
+        system_prompt=args.system,
         verify=args.verify,
         verify_rounds=args.verify_rounds,
         check_tool_arguments=args.check_tool_arguments,
