@@ -3,8 +3,9 @@
 On 2025-11-25 the question is an elicitation request sent while the call is open; on 2026-07-28
 (no channel back to the client) it rides the multi-round-trip flow of a detached run
 (`verity.servers._detached`). Nothing is ever allowed for want of someone to ask: when the
-client cannot be asked (no elicitation capability), when the user declines or does not answer
-in time, the call is denied and listed in the run's result.
+client cannot be asked (no elicitation capability) the approval gate withholds such tools from
+the agent; when the user declines or does not answer in time, the call is denied. Either way
+the run's result lists it.
 """
 
 # No `from __future__ import annotations`: pydantic reads the form's annotations at runtime.
@@ -20,7 +21,7 @@ from mcp.types import ElicitResult
 from pydantic import BaseModel, Field, ValidationError
 
 from verity.servers._detached import DetachedRun
-from verity.tools.approval import Answer
+from verity.tools.approval import Answer, ApprovalDecision, Asker
 from verity.tools.base import ToolSpec
 from verity.tools.mcp import ElicitationAnswer, ElicitationRequest
 
@@ -56,7 +57,23 @@ class ClientApprovals:
         self._timeout = timeout
         self._detached = detached
         self.withheld: list[str] = []
-        """The calls that did not run for want of an approval, each with the reason."""
+        """The calls (and tools) that did not run for want of an approval, each with why."""
+        self._noted: set[str] = set()
+
+    @property
+    def asker(self) -> Asker | None:
+        """The approver for the approval gate; None when the client cannot be asked, so that
+        the gate withholds the tools that need approval (and `note` reports them)."""
+        return self.ask if self._why_not() is None else None
+
+    async def note(self, decision: ApprovalDecision) -> None:
+        """The gate's listener: a tool withheld from the agent is reported once."""
+        if decision.outcome != "withheld" or decision.tool in self._noted:
+            return
+        self._noted.add(decision.tool)
+        why = self._why_not()
+        self.withheld.append(f"{decision.tool}: not offered: {decision.reason}"
+                             + (f" ({why})" if why else ""))  # fmt: skip
 
     def _why_not(self) -> str | None:
         """Why the client cannot be asked now; None when it can."""
@@ -78,7 +95,7 @@ class ClientApprovals:
         call = f"{spec.name}({_shown(arguments)})"
         reason = self._why_not()
         if reason is not None:
-            self.withheld.append(f"{call}: {reason}")
+            self.withheld.append(f"{call}: nobody could be asked ({reason})")
             return "deny"
         message = (
             f"Verity's agent wants to call {call}.\n\n{spec.description}\n\n"
@@ -125,12 +142,9 @@ def why_not_asked(ctx: Context) -> str | None:
     can."""
     capabilities = ctx.client_capabilities
     if capabilities is None or capabilities.elicitation is None:
-        return "the MCP client does not support elicitation, so nobody could be asked"
+        return "the MCP client declares no elicitation"
     if not ctx.session.can_send_request:
-        return (
-            "this request has no channel back to the client (MCP 2026-07-28), so nobody "
-            "could be asked"
-        )
+        return "the request has no channel back to the client (MCP 2026-07-28)"
     return None
 
 

@@ -18,9 +18,7 @@ from verity.servers._detached import DetachedRuns
 from verity.servers._run_hooks import ProgressReporter, RunTally
 from verity.servers._run_queue import RunQueue, ServerBusy
 from verity.settings import RunSettings
-from verity.tools.approval import Asker
 from verity.tools.builtin.calculator import calculator
-from verity.tools.mcp import ElicitationHandler
 from verity.tools.toolset import FunctionToolset, Toolset
 from verity.trace.store import TraceRecorder, TraceStore
 from verity.verify import Verifier, build_verifier
@@ -38,17 +36,16 @@ __all__ = [
 MAX_CONSENSUS_SAMPLES = 10
 """Independent runs one `run_agent` call may ask consensus verification for."""
 
-ToolsetFactory = Callable[[Sequence[str], Asker, ElicitationHandler], list[Toolset]]
-"""The toolsets of one run, from the MCP servers it may use, the approver of calls that need a
-person, and the forwarder of upstream servers' questions."""
+ToolsetFactory = Callable[[Sequence[str], ClientApprovals], list[Toolset]]
+"""The toolsets of one run, from the MCP servers it may use and the run's approvals: `asker`
+(None when nobody can be asked), `note` (the gate's listener) and `forward` (upstream servers'
+questions)."""
 VerifierFactory = Callable[[str, Sequence[Toolset], RunHooks], Verifier | None]
 """The verifier a verify spec names, for one run's toolsets, its samples traced through the
 hooks; None for `none`."""
 
 
-def builtin_toolsets(
-    servers: Sequence[str], ask: Asker, forward: ElicitationHandler
-) -> list[Toolset]:
+def builtin_toolsets(servers: Sequence[str], approvals: ClientApprovals) -> list[Toolset]:
     """Verity's built-in tools only (the calculator); no MCP servers."""
     return [FunctionToolset([calculator])]
 
@@ -151,7 +148,7 @@ async def run_served(
     spec = options.verify or agent.verify
     _check_samples(spec)
     recorder = TraceRecorder(agent.store)
-    toolsets = agent.toolsets(servers, approvals.ask, approvals.forward)
+    toolsets = agent.toolsets(servers, approvals)
     try:
         verifier = (agent.verifier or _default_verifier(agent))(spec, toolsets, recorder)
     except UserError as exc:

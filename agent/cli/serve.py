@@ -20,12 +20,11 @@ from verity.hooks import RunHooks
 from verity.mcp_config import model_sampling_handler
 from verity.models.base import Model
 from verity.models.llama_cpp import LlamaCppModel
+from verity.servers._approvals import ClientApprovals
 from verity.servers._http import DEFAULT_MAX_REQUEST_BYTES, check_exposure, serve_http
 from verity.servers._served_agent import ServedAgent
 from verity.servers.verity import build_server
-from verity.tools.approval import Asker
 from verity.tools.builtin.calculator import calculator
-from verity.tools.mcp import ElicitationHandler
 from verity.tools.toolset import FunctionToolset, Toolset
 from verity.verify import Verifier, build_verifier
 
@@ -112,11 +111,13 @@ def serve_command(args: argparse.Namespace) -> int:
     errlog = server_log()
     sampling = model_sampling_handler(model) if args.mcp_sampling else None
 
-    def toolsets(servers: Sequence[str], ask: Asker, forward: ElicitationHandler) -> list[Toolset]:
+    def toolsets(servers: Sequence[str], approvals: ClientApprovals) -> list[Toolset]:
         chosen: list[Toolset] = [FunctionToolset([calculator])]
         if servers:
-            chosen.append(approved_toolset(config, ask=ask, elicitation=forward, errlog=errlog,
-                                           sampling=sampling, only=servers))  # fmt: skip
+            chosen.append(approved_toolset(
+                config, ask=approvals.asker, elicitation=approvals.forward, errlog=errlog,
+                sampling=sampling, allow=args.allow, only=servers, on_decision=approvals.note,
+            ))  # fmt: skip
         return chosen
 
     def verifier(spec: str, sets: Sequence[Toolset], hooks: RunHooks) -> Verifier | None:

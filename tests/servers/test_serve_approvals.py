@@ -31,7 +31,7 @@ from tests.conftest import PROJECT_ROOT
 from tests.fixtures.processes import assert_no_leftovers, server_env
 from verity.servers._approvals import ClientApprovals
 from verity.servers._detached import DetachedRun, DetachedRuns
-from verity.tools.approval import ApprovalToolset
+from verity.tools.approval import ApprovalGate
 from verity.tools.mcp import MCPToolset, StdioServer
 from verity.tools.toolset import call_tool
 
@@ -48,8 +48,9 @@ async def guarded_call(approvals: ClientApprovals, tool: str) -> dict[str, Any]:
         name="faulty", command=sys.executable, args=("-m", "tests.fixtures.faulty_server"),
         env=server_env(), cwd=str(PROJECT_ROOT),
     )  # fmt: skip
-    inner = MCPToolset([upstream], resource_tools=False, elicitation=approvals.forward)
-    async with ApprovalToolset(inner, ask=approvals.ask) as toolset:
+    gate = ApprovalGate(ask=approvals.asker, on_decision=approvals.note)
+    async with MCPToolset([upstream], resource_tools=False, elicitation=approvals.forward,
+                          approval=gate) as toolset:  # fmt: skip
         arguments = {"text": "hello"} if tool == "write_note" else {"action": "deploy"}
         result = await call_tool(toolset, f"faulty__{tool}", arguments, time_limit=10)
     withheld = approvals.withheld
@@ -89,28 +90,30 @@ async def attempt(mode: str, person: Person | None, tool: str = "write_note") ->
     return outcome
 
 
-async def test_a_call_needing_approval_is_withheld_and_reported_when_the_client_cannot_elicit() -> (
+def withheld_note(outcome: dict[str, Any], tool: str) -> str:
+    """The one `withheld` entry about a tool the gate kept from the agent."""
+    (entry,) = [e for e in outcome["withheld"] if e.startswith(f"faulty__{tool}: not offered: ")]
+    return str(entry)
+
+
+async def test_tools_needing_approval_are_withheld_and_reported_when_the_client_cannot_elicit() -> (
     None
 ):
     outcome = await attempt("legacy", None)
     assert outcome["is_error"] is True
-    assert "noted" not in outcome["result"]  # the tool never ran
-    assert outcome["withheld"] == [
-        'faulty__write_note({"text": "hello"}): the MCP client does not support elicitation, '
-        "so nobody could be asked"
-    ]
+    assert outcome["result"].startswith("Unknown tool 'faulty__write_note'.")  # never offered
+    entry = withheld_note(outcome, "write_note")
+    assert "nobody can be asked" in entry
+    assert entry.endswith("(the MCP client declares no elicitation)")
 
 
-async def test_on_2026_a_call_needing_approval_is_withheld_because_nobody_can_be_asked() -> None:
+async def test_on_2026_without_a_detached_run_tools_needing_approval_are_withheld() -> None:
     person = Person()
     outcome = await attempt("2026-07-28", person)
     assert person.asked == []
-    assert outcome["is_error"] is True
-    assert "noted" not in outcome["result"]
-    assert outcome["withheld"] == [
-        'faulty__write_note({"text": "hello"}): this request has no channel back to the client '
-        "(MCP 2026-07-28), so nobody could be asked"
-    ]
+    assert outcome["result"].startswith("Unknown tool 'faulty__write_note'.")
+    entry = withheld_note(outcome, "write_note")
+    assert entry.endswith("(the request has no channel back to the client (MCP 2026-07-28))")
 
 
 async def test_the_client_user_is_asked_through_elicitation_and_an_approved_call_runs() -> None:

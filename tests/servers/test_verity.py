@@ -13,11 +13,10 @@ from mcp import Client, MCPError
 from mcp.types import INVALID_PARAMS, TextContent, TextResourceContents, ToolAnnotations
 
 from verity import LlamaCppModel, TraceRecorder, TraceStore
+from verity.servers._approvals import ClientApprovals
 from verity.servers._run_queue import RunQueue, ServerBusy
 from verity.servers.verity import ServedAgent, build_server
-from verity.tools.approval import Asker
 from verity.tools.builtin.calculator import calculator
-from verity.tools.mcp import ElicitationHandler
 from verity.tools.toolset import FunctionToolset, Toolset
 
 
@@ -71,7 +70,7 @@ async def test_run_agent_is_listed_with_its_output_schema_and_is_read_only_with_
 async def test_run_agent_is_not_read_only_when_upstream_servers_may_be_used(
     embedded_path: Path, store: TraceStore
 ) -> None:
-    def toolsets(servers: Sequence[str], ask: Asker, forward: ElicitationHandler) -> list[Toolset]:
+    def toolsets(servers: Sequence[str], approvals: ClientApprovals) -> list[Toolset]:
         return [FunctionToolset([calculator])]
 
     agent = ServedAgent(LlamaCppModel(embedded_path), store, toolsets, mcp_servers=["files"])
