@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
-from verity.hooks import RunHooks, RunStatus
+from verity.hooks import ModelPurpose, RunHooks, RunStatus
 from verity.messages import Message, ModelResponse, ToolCall, Usage, Verdict
-from verity.tools.base import ToolResult
+from verity.tools.base import ToolResult, ToolSpec
 
 __all__ = ["ProgressReporter", "Report", "RunTally"]
 
@@ -41,9 +41,18 @@ class ProgressReporter(RunHooks):
         except Exception as exc:  # noqa: BLE001 - progress is advisory; the run goes on
             _log.debug("progress not delivered: %r", exc)
 
-    async def on_model_start(self, run_id: str, step: int, messages: list[Message]) -> None:
-        """Say the model is working."""
-        await self.say(f"step {step}: model working")
+    async def on_model_start(
+        self,
+        run_id: str,
+        step: int,
+        messages: list[Message],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        purpose: ModelPurpose = "agent",
+    ) -> None:
+        """Say the model is working (for the agent, or for a verifier)."""
+        worker = "model" if purpose == "agent" else f"model ({purpose})"
+        await self.say(f"step {step}: {worker} working")
 
     async def on_tool_start(self, run_id: str, step: int, call: ToolCall) -> None:
         """Show the call."""
@@ -79,10 +88,13 @@ class RunTally(RunHooks):
         self.verified: bool | None = None
         self.verify_rounds = 0
 
-    async def on_model_end(self, run_id: str, step: int, response: ModelResponse) -> None:
-        """Count the step and its tokens."""
+    async def on_model_end(
+        self, run_id: str, step: int, response: ModelResponse, *, purpose: ModelPurpose = "agent"
+    ) -> None:
+        """Count the agent's steps, and the tokens of every model call (a verifier's too)."""
         if run_id == self.run_id:
-            self.steps = max(self.steps, step)
+            if purpose == "agent":
+                self.steps = max(self.steps, step)
             self.usage += response.usage
 
     async def on_verdict(self, run_id: str, step: int, verdict: Verdict) -> None:

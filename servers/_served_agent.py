@@ -20,7 +20,8 @@ from verity.servers._run_queue import RunQueue, ServerBusy
 from verity.settings import RunSettings
 from verity.tools.builtin.calculator import calculator
 from verity.tools.toolset import FunctionToolset, Toolset
-from verity.trace.store import TraceRecorder, TraceStore
+from verity.trace.recorder import TraceRecorder
+from verity.trace.store import TraceStore
 from verity.verify import Verifier, build_verifier
 
 __all__ = [

@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
@@ -43,7 +45,9 @@ class RunSummary(BaseModel):
 
     run_id: str
     task: str
-    status: str = Field(description="running, completed, failed, limit_exceeded or cancelled")
+    status: str = Field(
+        description="running, completed, failed, limit_exceeded, cancelled or interrupted"
+    )
     answer: str | None
     verified: bool | None = Field(description="null: no verifier checked an answer")
     model: str
@@ -146,7 +150,7 @@ def build_server(agent: ServedAgent) -> MCPServer:
     async def list_runs(
         limit: Annotated[int, Field(ge=1, le=200, description="how many runs")] = 20,
     ) -> RunList:
-        rows = await store.write(lambda: store.runs(limit=limit))  # one connection, one at a time
+        rows = await anyio.to_thread.run_sync(lambda: store.runs(limit=limit))
         return RunList(runs=[_summary(row) for row in rows])
 
     @server.tool(
@@ -176,7 +180,7 @@ def build_server(agent: ServedAgent) -> MCPServer:
         mime_type="application/json",
     )
     async def recent_runs() -> str:
-        rows = await store.write(lambda: store.runs(limit=20))
+        rows = await anyio.to_thread.run_sync(lambda: store.runs(limit=20))
         return RunList(runs=[_summary(row) for row in rows]).model_dump_json()
 
     @server.prompt(title="Verified answer")
@@ -224,7 +228,7 @@ def _summary(row: dict[str, Any]) -> RunSummary:
 
 
 async def _record(store: TraceStore, run_id: str, missing: type[Exception]) -> dict[str, Any]:
-    record = await store.write(lambda: store.run(run_id))
+    record = await anyio.to_thread.run_sync(store.run, run_id)
     if record is None:
         raise missing(f"No run {run_id!r} in the trace. List the runs with list_runs.")
     return record
