@@ -99,10 +99,12 @@ async def test_list_runs_get_run_and_the_run_resource_read_the_trace(
                 await client.read_resource("verity://runs/nope")
     assert listed.structured_content is not None
     runs = listed.structured_content["runs"]
-    assert [(r["run_id"], r["answer"], r["verified"]) for r in runs] == [
+    assert {(r["run_id"], r["answer"], r["verified"]) for r in runs} == {
         ("20260101-000001-bbbbbb", "4", True),
         ("20260101-000000-aaaaaa", "42", True),
-    ]
+    }
+    started = [r["started_at"] for r in runs]
+    assert started == sorted(started, reverse=True)  # newest first
     assert one.structured_content is not None
     assert one.structured_content["task"] == "What is 6 * 7?"
     assert one.structured_content["status"] == "completed"
