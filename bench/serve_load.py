@@ -116,12 +116,16 @@ async def served_run(client: Client, task: str = TASK) -> dict[str, Any]:
     return result.structured_content
 
 
-async def compare_runs(client: Client, repeats: int, database: Path) -> tuple[float, float, str]:
-    """Median wall seconds of the task in-process and through the server, alternated."""
+async def compare_runs(
+    client: Client, repeats: int, database: Path, served_database: Path
+) -> tuple[float, float, float, str]:
+    """Median wall seconds of the task in-process and through the server, alternated, and the
+    median serving overhead: a served call's wall time less its run's own duration (trace)."""
     model = LlamaCppModel(embedded_model_path(), ModelSettings(temperature=0, n_ctx=N_CTX))
     store = TraceStore(database)
     local: list[float] = []
     served: list[float] = []
+    overheads: list[float] = []
     answers = set()
 
     async def in_process() -> None:
@@ -136,6 +140,13 @@ async def compare_runs(client: Client, repeats: int, database: Path) -> tuple[fl
         outcome = await served_run(client)
         served.append(time.perf_counter() - start)
         answers.add(outcome["answer"])
+        reader = TraceStore(served_database)
+        try:
+            record = reader.run(outcome["run_id"])
+        finally:
+            reader.close()
+        assert record is not None
+        overheads.append(served[-1] - record["duration_s"])
 
     try:
         await in_process()  # warm-up: loads the model; the server's is warm already
@@ -149,7 +160,7 @@ async def compare_runs(client: Client, repeats: int, database: Path) -> tuple[fl
         model.close()
         store.close()
     same = "same answer" if len(answers) == 1 else f"answers differ: {sorted(answers)}"
-    return statistics.median(local), statistics.median(served), same
+    return statistics.median(local), statistics.median(served), statistics.median(overheads), same
 
 
 async def queued_runs(client: Client, database: Path) -> tuple[int, int, float]:
@@ -216,7 +227,9 @@ async def main(args: argparse.Namespace) -> None:
             before = footprint(server.pid)
             times, errors = await trace_reads(url, warm["run_id"], args.clients, args.calls)
             after = footprint(server.pid)
-            local, served, same = await compare_runs(client, args.repeats, scratch / "local.db")
+            local, served, overhead, same = await compare_runs(
+                client, args.repeats, scratch / "local.db", database
+            )
             completed, in_trace, queue_wall = await queued_runs(client, database)
             cancel_early = await cancel_latency(client, database, 0.5)
             cancel_late = await cancel_latency(client, database, 10)
@@ -243,6 +256,8 @@ async def main(args: argparse.Namespace) -> None:
     print(f"| run_agent through `verity serve`, median of {args.repeats} | {served:.2f} s "
           f"({same}) | |")  # fmt: skip
     print(f"| serve / in-process | {served / local:.3f} | <= 1.05 |")
+    print(f"| serving overhead per call (wall less the run's own traced duration), median | "
+          f"{overhead * 1000:.0f} ms | |")  # fmt: skip
     print(f"| 4 run_agent calls at once: completed, in the trace | {completed} of 4, "
           f"{in_trace} of 4 ({queue_wall:.1f} s wall) | 4, 4 |")  # fmt: skip
     print(f"| cancel 10 s into the model call (generating) -> run recorded cancelled | "
