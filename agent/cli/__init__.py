@@ -2,9 +2,9 @@
 
 One module per command family: `run` (run a task), `traces` (logs, show), `mcp` (mcp list, call,
 read, prompt; MCP options of run), `model` (options for an OpenAI-compatible server), `models`
-(the models Verity can find). Each adds its parsers with `add_commands(commands)` and sets the
-`handler` its commands call. `config` fills the options left unset from the config file and the
-`VERITY_*` variables before the handler runs.
+(the models Verity can find), `serve` (Verity as an MCP server). Each adds its parsers with
+`add_commands(commands)` and sets the `handler` its commands call. `config` fills the options
+left unset from the config file and the `VERITY_*` variables before the handler runs.
 """
 
 # ruff: noqa: T201 - the command line: printing is its job
@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from verity.cli import mcp, models, run, traces
+from verity.cli import mcp, models, run, serve, traces
 from verity.cli._common import EXIT_INTERRUPTED, EXIT_MODEL_ERROR, EXIT_RUN_ERROR, EXIT_USER_ERROR
 from verity.cli.config import apply_defaults, load_defaults
 from verity.errors import ModelError, RunError, UserError, VerityError
@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     traces.add_commands(commands)
     mcp.add_mcp_commands(commands)
     models.add_commands(commands)
+    serve.add_commands(commands)
     return parser
 
 

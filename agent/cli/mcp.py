@@ -14,7 +14,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -37,18 +37,30 @@ from verity.tools.approval import (
     Answer,
     ApprovalDecision,
     ApprovalGate,
+    ApprovalListener,
     ApprovalPolicy,
     ApprovalStore,
+    Asker,
 )
 from verity.tools.base import ToolError, ToolSpec
 from verity.tools.mcp import (
     ElicitationAnswer,
+    ElicitationHandler,
     ElicitationRequest,
     MCPToolset,
+    SamplingHandler,
 )
 from verity.tools.toolset import Toolset
 
-__all__ = ["add_mcp_commands", "add_mcp_options", "mcp_command", "mcp_toolsets"]
+__all__ = [
+    "add_mcp_commands",
+    "add_mcp_options",
+    "approved_toolset",
+    "configured_servers",
+    "mcp_command",
+    "mcp_toolsets",
+    "server_log",
+]
 
 EXIT_TOOL_ERROR = 1
 EXIT_SERVER_FAILED = 1
@@ -131,31 +143,60 @@ def mcp_toolsets(args: argparse.Namespace, model: Model) -> list[Toolset]:
     Raises:
         UserError: the named config file is missing or invalid.
     """
-    _report_to_stderr()
-    config = _config(args.mcp_config, required=args.mcp_config is not None)
+    config = configured_servers(args.mcp_config)
     if not config.servers:
         return []
     interactive = sys.stdin.isatty()
+    toolset = approved_toolset(
+        config,
+        ask=_ask_user_for_approval if interactive else None,
+        elicitation=_ask_user_for_input if interactive else None,
+        errlog=server_log(),
+        sampling=model_sampling_handler(model) if args.mcp_sampling else None,
+        allow=args.allow,
+        on_decision=_WithheldNotice(),
+    )
+    return [toolset]
+
+
+def configured_servers(path: Path | None) -> MCPConfig:
+    """The `mcpServers` file `path` names (required), else the default one (optional).
+
+    Broken entries are reported on stderr and skipped.
+
+    Raises:
+        UserError: the file is missing (when named), unreadable or not an `mcpServers` file.
+    """
+    _report_to_stderr()
+    return _config(path, required=path is not None)
+
+
+def approved_toolset(
+    config: MCPConfig,
+    *,
+    ask: Asker | None,
+    elicitation: ElicitationHandler | None,
+    errlog: TextIO,
+    sampling: SamplingHandler | None = None,
+    allow: Sequence[str] = (),
+    only: Collection[str] | None = None,
+    on_decision: ApprovalListener | None = None,
+) -> MCPToolset:
+    """The configured servers (or those named in `only`) behind the user's approval gate.
+
+    Raises:
+        UserError: the stored approvals file is broken.
+    """
     store_path = Path(platformdirs.user_config_dir("verity")) / "approvals.json"
     try:
         store = ApprovalStore(store_path)
     except ValueError as exc:
         raise UserError(f"{exc}. Fix or delete it.", field="approvals") from None
-    gate = ApprovalGate(
-        ApprovalPolicy(),
-        ask=_ask_user_for_approval if interactive else None,
-        allow=[*config.approved, *args.allow],
-        store=store,
-        on_decision=_WithheldNotice(),
-    )
-    toolset = MCPToolset(
-        config.servers,
-        errlog=_server_log(),
-        elicitation=_ask_user_for_input if interactive else None,
-        sampling=model_sampling_handler(model) if args.mcp_sampling else None,
-        approval=gate,
-    )
-    return [toolset]
+    gate = ApprovalGate(ApprovalPolicy(), ask=ask, allow=[*config.approved, *allow], store=store,
+                        on_decision=on_decision)  # fmt: skip
+    servers = [s for s in config.servers if only is None or s.name in only]
+    return MCPToolset(servers, errlog=errlog, elicitation=elicitation, sampling=sampling,
+                      approval=gate)  # fmt: skip
 
 
 class _WithheldNotice:
@@ -188,7 +229,7 @@ def _connected(config: MCPConfig, only: str | None, action: Callable[[MCPToolset
     servers = [s for s in config.servers if only is None or s.name == only]
 
     async def main() -> int:
-        async with MCPToolset(servers, errlog=_server_log()) as toolset:
+        async with MCPToolset(servers, errlog=server_log()) as toolset:
             if only is not None:
                 (status,) = toolset.status()
                 if status.state != "connected":
@@ -301,7 +342,7 @@ def _json_object(text: str) -> dict[str, Any]:
     return value
 
 
-def _server_log() -> TextIO:
+def server_log() -> TextIO:
     """Servers' stderr goes to a log file, not over the answer (`verity: ... see <file>`)."""
     path = Path(platformdirs.user_log_dir("verity")) / "mcp-servers.log"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +59,6 @@ def add_commands(commands: Any) -> None:
     run_cmd.add_argument(
         "task", nargs="?", help="what the agent should do; '-' or none: read it from stdin"
     )
-    run_cmd.add_argument(
-        "--model", metavar="MODEL",
-        help="a GGUF file, embedded, ollama:NAME[:TAG] or hf:ORG/REPO/FILE (default: "
-        "$VERITY_MODEL, the config file, else embedded); `verity models` lists them",
-    )  # fmt: skip
     run_cmd.add_argument("--system", metavar="PROMPT", help="system prompt replacing Verity's")
     run_cmd.add_argument("--max-steps", type=int, help="model calls allowed (8)")
     run_cmd.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -72,11 +67,22 @@ def add_commands(commands: Any) -> None:
     )
     run_cmd.add_argument("--show-reasoning", action="store_true", default=None,
                          help="stream the model's reasoning to stderr")  # fmt: skip
-    _add_verify_options(run_cmd)
+    add_verify_options(run_cmd)
     add_trace_option(run_cmd)
     add_mcp_options(run_cmd)
     add_server_options(run_cmd)
-    model = run_cmd.add_argument_group("model settings")
+    add_model_options(run_cmd)
+    run_cmd.set_defaults(handler=run_command)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """`--model` and the llama.cpp settings, shared by `verity run` and `verity serve`."""
+    parser.add_argument(
+        "--model", metavar="MODEL",
+        help="a GGUF file, embedded, ollama:NAME[:TAG] or hf:ORG/REPO/FILE (default: "
+        "$VERITY_MODEL, the config file, else embedded); `verity models` lists them",
+    )  # fmt: skip
+    model = parser.add_argument_group("model settings")
     model.add_argument("--n-ctx", type=int, help="context window in tokens (8192)")
     model.add_argument("--threads", type=int, help="CPU threads (llama.cpp's choice)")
     model.add_argument("--n-gpu-layers", type=int, help="layers to offload to the GPU, -1 all (0)")
@@ -89,10 +95,9 @@ def add_commands(commands: Any) -> None:
         help="close a <think> block after N tokens and ask for the action (no cap)",
     )  # fmt: skip
 
-    run_cmd.set_defaults(handler=run_command)
 
-
-def _add_verify_options(parser: argparse.ArgumentParser) -> None:
+def add_verify_options(parser: argparse.ArgumentParser) -> None:
+    """`--verify` and its companions, shared by `verity run` and `verity serve`."""
     group = parser.add_argument_group("verification")
     group.add_argument(
         "--verify", metavar="SPEC",
@@ -180,17 +185,7 @@ def _printer(args: argparse.Namespace) -> ProgressPrinter | None:
 
 
 def _run_locally(args: argparse.Namespace, printer: ProgressPrinter | None) -> int:
-    if args.verifier_model is not None:  # before the embedded model is fetched for nothing
-        check_gguf_file(args.verifier_model, option="--verifier-model")
-    ref = args.model or EMBEDDED_REF
-    # settings first: a bad option must not wait for the embedded model to be assembled
-    model_settings = _model_settings(args, embedded=ref == EMBEDDED_REF)
-    resolved = resolve_model_ref(ref, progress=printer.assembly_progress() if printer else None)
-    model = LlamaCppModel(resolved.path, model_settings, name=resolved.name,
-                          **(_model_progress(printer, resolved) if printer else {}))  # fmt: skip
-    # a second instance even for the same file: one llama.cpp context per model, and the run's
-    # KV prefix stays valid while the verifier judges
-    judge = LlamaCppModel(args.verifier_model, model.settings) if args.verifier_model else model
+    model, judge = local_models(args, printer)
     store = open_store(args)
     recorder = TraceRecorder(store)
     hooks = [recorder] if printer is None else [recorder, printer]
@@ -213,6 +208,29 @@ def _run_locally(args: argparse.Namespace, printer: ProgressPrinter | None) -> i
             judge.close()
     _print_result(result, store, args=args, printer=printer)
     return trace_outcome(recorder, result.run_id)
+
+
+def local_models(
+    args: argparse.Namespace, printer: ProgressPrinter | None = None
+) -> tuple[LlamaCppModel, LlamaCppModel]:
+    """The model the options name (not loaded yet) and the one self-check judges with; the
+    printer, if any, shows the assembly of the embedded model and the loading.
+
+    Raises:
+        UserError: a model option is invalid, or a model is missing or not a GGUF.
+    """
+    if args.verifier_model is not None:  # before the embedded model is fetched for nothing
+        check_gguf_file(args.verifier_model, option="--verifier-model")
+    ref = args.model or EMBEDDED_REF
+    # settings first: a bad option must not wait for the embedded model to be assembled
+    model_settings = _model_settings(args, embedded=ref == EMBEDDED_REF)
+    resolved = resolve_model_ref(ref, progress=printer.assembly_progress() if printer else None)
+    model = LlamaCppModel(resolved.path, model_settings, name=resolved.name,
+                          **(_model_progress(printer, resolved) if printer else {}))  # fmt: skip
+    # a second instance even for the same file: one llama.cpp context per model, and the run's
+    # KV prefix stays valid while the verifier judges
+    judge = LlamaCppModel(args.verifier_model, model.settings) if args.verifier_model else model
+    return model, judge
 
 
 def _model_progress(printer: ProgressPrinter, resolved: ResolvedModel) -> dict[str, Any]:
@@ -257,19 +275,42 @@ def _verification(
     if args.verify_rounds < 1:
         raise UserError(f"--verify-rounds must be at least 1, not {args.verify_rounds}.",
                         field="verify_rounds")  # fmt: skip
+    verifier = run_verifier(args.verify, model=model, judge=judge, toolsets=toolsets,
+                            hooks=recorder, max_steps=args.max_steps,
+                            system_prompt=args.system)  # fmt: skip
+    settings = RunSettings(max_steps=args.max_steps, max_verify_rounds=args.verify_rounds,
+                           system_prompt=args.system,
+                           check_tool_arguments=args.check_tool_arguments)  # fmt: skip
+    return verifier, settings
+
+
+def run_verifier(
+    spec: str,
+    *,
+    model: LlamaCppModel,
+    judge: LlamaCppModel,
+    toolsets: Sequence[Toolset],
+    hooks: RunHooks,
+    max_steps: int,
+    system_prompt: str | None = None,
+) -> Verifier | None:
+    """The verifier a `--verify` spec names, None for `none`.
+
+    Consensus samples with `model` (its own runs traced through `hooks`), self-check judges with
+    `judge`.
+
+    Raises:
+        UserError: the spec is malformed.
+    """
     # consensus needs samples that can differ: a greedy model samples them at 0.7
     temperature = model.settings.temperature or CONSENSUS_TEMPERATURE
     solve = seeded_solver(
         lambda seed: model.with_sampling(seed=seed, temperature=temperature),
         toolsets=toolsets,
-        settings=RunSettings(max_steps=args.max_steps, system_prompt=args.system),
-        hooks=recorder,  # each consensus sample is a run in the trace, linked to this one
+        settings=RunSettings(max_steps=max_steps, system_prompt=system_prompt),
+        hooks=hooks,  # each consensus sample is a run in the trace, linked to this one
     )
-    verifier = build_verifier(args.verify, model=judge, solve=solve, toolsets=toolsets)
-    settings = RunSettings(max_steps=args.max_steps, max_verify_rounds=args.verify_rounds,
-                           system_prompt=args.system,
-                           check_tool_arguments=args.check_tool_arguments)  # fmt: skip
-    return verifier, settings
+    return build_verifier(spec, model=judge, solve=solve, toolsets=toolsets)
 
 
 def _print_result(

@@ -1,0 +1,173 @@
+"""`verity serve`: Verity as an MCP server, over stdio (the default) or streamable HTTP."""
+
+# ruff: noqa: T201 - the command line: printing is its job
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+
+from verity.cli._common import add_trace_option, open_store
+from verity.cli.mcp import add_mcp_options, approved_toolset, configured_servers, server_log
+from verity.cli.model import add_server_options, server_model
+from verity.cli.run import add_model_options, add_verify_options, local_models, run_verifier
+from verity.errors import UserError
+from verity.hooks import RunHooks
+from verity.mcp_config import model_sampling_handler
+from verity.models.base import Model
+from verity.models.llama_cpp import LlamaCppModel
+from verity.servers._approvals import ClientApprovals
+from verity.servers._http import DEFAULT_MAX_REQUEST_BYTES, check_exposure, serve_http
+from verity.servers._served_agent import ServedAgent
+from verity.servers.verity import build_server
+from verity.tools.builtin.calculator import calculator
+from verity.tools.toolset import FunctionToolset, Toolset
+from verity.verify import Verifier, build_verifier
+
+__all__ = ["add_commands", "serve_command"]
+
+TOKEN_VARIABLE = "VERITY_SERVE_TOKEN"
+
+
+def add_commands(commands: Any) -> None:
+    """Add `serve` to the `verity` command's subparsers."""
+    serve = commands.add_parser(
+        "serve",
+        help="serve Verity as an MCP server (stdio, or --http)",
+        description="Serve Verity as an MCP server: run_agent, list_runs, get_run and the "
+        "resource verity://runs/{run_id}. Over stdio by default (Claude Desktop, IDEs), or "
+        "streamable HTTP with --http.",
+    )
+    http = serve.add_argument_group("HTTP")
+    http.add_argument("--http", action="store_true", help="serve streamable HTTP, not stdio")
+    http.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    http.add_argument("--port", type=int, default=8765, help="port to bind (8765; 0 picks one)")
+    http.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_VARIABLE) or None,
+        help=f"bearer token clients must send; required beyond loopback (${TOKEN_VARIABLE})",
+    )
+    http.add_argument("--allowed-host", action="append", default=[], metavar="HOST",
+                      help="a Host name clients may use besides loopback (repeatable)")  # fmt: skip
+    http.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
+                      help="a browser Origin allowed to call the server (repeatable)")  # fmt: skip
+    http.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        help=f"largest request body accepted ({DEFAULT_MAX_REQUEST_BYTES})",
+    )
+    runs = serve.add_argument_group("runs")
+    runs.add_argument("--max-steps", type=int, help="a run's model calls unless the call says (8)")
+    runs.add_argument("--system", metavar="PROMPT", help="system prompt replacing Verity's")
+    runs.add_argument(
+        "--max-queue", type=int, default=4,
+        help="runs that may wait behind the running one; more are refused as busy (4)",
+    )  # fmt: skip
+    runs.add_argument(
+        "--approval-timeout", type=float, default=300.0, metavar="SECONDS",
+        help="time to answer an approval question before the call is denied (300)",
+    )  # fmt: skip
+    add_verify_options(serve)
+    add_trace_option(serve)
+    add_mcp_options(serve)
+    add_server_options(serve)
+    add_model_options(serve)
+    serve.set_defaults(handler=serve_command)
+
+
+def _check(args: argparse.Namespace) -> None:
+    minimums = [
+        ("--max-steps", args.max_steps, 1),
+        ("--max-queue", args.max_queue, 0),
+        ("--verify-rounds", args.verify_rounds, 1),
+        ("--max-request-bytes", args.max_request_bytes, 1024),
+    ]
+    for option, value, least in minimums:
+        if value < least:
+            raise UserError(f"{option} must be at least {least}, not {value}.", field=option[2:])
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be between 0 and 65535, not {args.port}.", field="port")
+    if args.approval_timeout <= 0:
+        raise UserError("--approval-timeout must be more than 0 seconds.", field="approval_timeout")
+    if args.http:
+        check_exposure(args.host, args.token)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """`verity serve`: serve until the client goes away (stdio) or the process is interrupted."""
+    _check(args)
+    remote = server_model(args)
+    model: Model
+    if remote is not None:
+        model, judge = remote, None
+    else:
+        model, judge = local_models(args)
+    config = configured_servers(args.mcp_config)
+    errlog = server_log()
+    sampling = model_sampling_handler(model) if args.mcp_sampling else None
+
+    def toolsets(servers: Sequence[str], approvals: ClientApprovals) -> list[Toolset]:
+        chosen: list[Toolset] = [FunctionToolset([calculator])]
+        if servers:
+            chosen.append(approved_toolset(
+                config, ask=approvals.asker, elicitation=approvals.forward, errlog=errlog,
+                sampling=sampling, allow=args.allow, only=servers, on_decision=approvals.note,
+            ))  # fmt: skip
+        return chosen
+
+    def verifier(spec: str, sets: Sequence[Toolset], hooks: RunHooks) -> Verifier | None:
+        if isinstance(model, LlamaCppModel) and isinstance(judge, LlamaCppModel):
+            return run_verifier(spec, model=model, judge=judge, toolsets=sets, hooks=hooks,
+                                max_steps=args.max_steps, system_prompt=args.system)  # fmt: skip
+        return build_verifier(spec, model=model, toolsets=sets)
+
+    verifier(args.verify, [], RunHooks())  # a bad --verify fails now, not at the first call
+    store = open_store(args)
+    agent = ServedAgent(
+        model=model,
+        store=store,
+        toolsets=toolsets,
+        verifier=verifier,
+        mcp_servers=[s.name for s in config.servers],
+        max_steps=args.max_steps,
+        system_prompt=args.system,
+        verify=args.verify,
+        verify_rounds=args.verify_rounds,
+        check_tool_arguments=args.check_tool_arguments,
+        max_queue=args.max_queue,
+        approval_timeout=args.approval_timeout,
+    )
+    server = build_server(agent)
+
+    async def serve() -> None:
+        try:
+            if args.http:
+                await serve_http(server, host=args.host, port=args.port, token=args.token,
+                                 allowed_hosts=args.allowed_host,
+                                 allowed_origins=args.allowed_origin,
+                                 max_request_bytes=args.max_request_bytes)  # fmt: skip
+            else:
+                if sys.stdin.isatty():
+                    print("verity: serving MCP on stdin/stdout, for an MCP client to start "
+                          "(--http serves HTTP); Ctrl-C stops.", file=sys.stderr)  # fmt: skip
+                await server.run_stdio_async()
+        finally:
+            if remote is not None:
+                await remote.aclose()
+
+    try:
+        anyio.run(serve)
+    finally:
+        # every run has ended and left native code by now: anyio.run waited for its threads
+        if isinstance(model, LlamaCppModel):
+            model.close()
+        if isinstance(judge, LlamaCppModel) and judge is not model:
+            judge.close()
+        store.close()
+        errlog.close()
+    return 0

@@ -1,0 +1,215 @@
+"""The agent behind `run_agent`: one shared model, a queue in front of it, a traced run per call."""
+
+# No `from __future__ import annotations`: pydantic and MCPServer read annotations at runtime.
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel, Field
+
+from verity.errors import ModelError, RunLimitExceeded, UserError
+from verity.hooks import CompositeHooks, RunHooks
+from verity.loop import new_run_id, run
+from verity.models.base import Model
+from verity.servers._approvals import ClientApprovals
+from verity.servers._detached import DetachedRuns
+from verity.servers._run_hooks import ProgressReporter, RunTally
+from verity.servers._run_queue import RunQueue, ServerBusy
+from verity.settings import RunSettings
+from verity.tools.builtin.calculator import calculator
+from verity.tools.toolset import FunctionToolset, Toolset
+from verity.trace.recorder import TraceRecorder
+from verity.trace.store import TraceStore
+from verity.verify import Verifier, build_verifier
+
+__all__ = [
+    "RunOptions",
+    "RunOutcome",
+    "ServedAgent",
+    "Tokens",
+    "ToolsetFactory",
+    "VerifierFactory",
+    "builtin_toolsets",
+]
+
+MAX_CONSENSUS_SAMPLES = 10
+"""Independent runs one `run_agent` call may ask consensus verification for."""
+
+ToolsetFactory = Callable[[Sequence[str], ClientApprovals], list[Toolset]]
+"""The toolsets of one run, from the MCP servers it may use and the run's approvals: `asker`
+(None when nobody can be asked), `note` (the gate's listener) and `forward` (upstream servers'
+questions)."""
+VerifierFactory = Callable[[str, Sequence[Toolset], RunHooks], Verifier | None]
+"""The verifier a verify spec names, for one run's toolsets, its samples traced through the
+hooks; None for `none`."""
+
+
+def builtin_toolsets(servers: Sequence[str], approvals: ClientApprovals) -> list[Toolset]:
+    """Verity's built-in tools only (the calculator); no MCP servers."""
+    return [FunctionToolset([calculator])]
+
+
+@dataclass
+class ServedAgent:
+    """What every `run_agent` call runs with; the model is shared, one run at a time."""
+
+    model: Model
+    """Loaded on first use, closed by whoever made it once the server has stopped."""
+    store: TraceStore
+    """Where runs are recorded, and where `list_runs` and `get_run` read them."""
+    toolsets: ToolsetFactory = builtin_toolsets
+    verifier: VerifierFactory | None = None
+    """None: `build_verifier` with the served model (self-check; no consensus)."""
+    mcp_servers: Sequence[str] = ()
+    """Names of the configured upstream MCP servers a run may use."""
+    max_steps: int = 8
+    """A call's `max_steps` when it names none."""
+    max_steps_limit: int = 50
+    """The most a call may ask for (at least `max_steps`)."""
+    system_prompt: str | None = None
+    """Replaces Verity's system prompt."""
+    verify: str = "none"
+    """The verify spec a call gets when it names none."""
+    verify_rounds: int = 3
+    check_tool_arguments: bool = False
+    max_queue: int = 4
+    """Calls that may wait behind the running one; more are refused as busy."""
+    approval_timeout: float = 300.0
+    """Seconds a person has to answer an approval question before the call is denied."""
+    queue: RunQueue = field(init=False)
+    detached: "DetachedRuns[RunOutcome]" = field(init=False)
+    """Runs going on between the rounds of a 2026-07-28 call that asks for approvals."""
+
+    def __post_init__(self) -> None:
+        self.queue = RunQueue(self.max_queue)
+        self.detached = DetachedRuns(timeout=self.approval_timeout)
+        self.max_steps_limit = max(self.max_steps_limit, self.max_steps)
+
+    @property
+    def may_write(self) -> bool:
+        """Whether a run may call tools that change things (any upstream server may)."""
+        return bool(self.mcp_servers)
+
+
+class RunOptions(BaseModel):
+    """The optional parts of a `run_agent` call."""
+
+    verify: str | None = None
+    max_steps: int | None = None
+    servers: list[str] | None = None
+
+
+class Tokens(BaseModel):
+    """Tokens the run's model calls used."""
+
+    input: int = Field(description="prompt tokens, summed over the model calls")
+    output: int = Field(description="generated tokens, summed over the model calls")
+
+
+class RunOutcome(BaseModel):
+    """The result of `run_agent`."""
+
+    run_id: str = Field(description="the run in the trace: get_run or verity://runs/{run_id}")
+    status: Literal["completed", "limit_exceeded"] = Field(
+        description="completed: an answer was accepted; limit_exceeded: max_steps ran out"
+    )
+    answer: str | None = Field(description="the final answer; null when the run found none")
+    verified: bool | None = Field(
+        description="true: a verifier accepted the answer; false: one checked it and did not; "
+        "null: nothing verified it (verification off, or no answer)"
+    )
+    verdict: str = Field(description="one sentence on the verification")
+    steps: int = Field(description="model calls the run made")
+    tokens: Tokens
+    withheld: list[str] = Field(
+        description="tool calls that did not run for want of a person's approval, with why"
+    )
+
+
+async def run_served(
+    agent: ServedAgent,
+    task: str,
+    options: RunOptions,
+    *,
+    progress: ProgressReporter,
+    approvals: ClientApprovals,
+) -> RunOutcome:
+    """Queue for the model, run the task with a trace, and tell how it went.
+
+    Raises:
+        ToolError: bad options, a busy server, or a failed model; the message says which.
+    """
+    servers = _servers(agent, options.servers)
+    max_steps = options.max_steps or agent.max_steps
+    if not 1 <= max_steps <= agent.max_steps_limit:
+        limit = agent.max_steps_limit
+        raise ToolError(f"max_steps must be between 1 and {limit}, not {max_steps}.")
+    spec = options.verify or agent.verify
+    _check_samples(spec)
+    recorder = TraceRecorder(agent.store)
+    toolsets = agent.toolsets(servers, approvals)
+    try:
+        verifier = (agent.verifier or _default_verifier(agent))(spec, toolsets, recorder)
+    except UserError as exc:
+        raise ToolError(str(exc)) from None
+    settings = RunSettings(max_steps=max_steps, max_verify_rounds=agent.verify_rounds,
+                           system_prompt=agent.system_prompt,
+                           check_tool_arguments=agent.check_tool_arguments)  # fmt: skip
+    run_id = new_run_id()
+    tally = RunTally(run_id)
+    hooks = CompositeHooks([recorder, tally, progress])
+
+    async def queued(ahead: int) -> None:
+        await progress.say(f"queued: {ahead} run{'' if ahead == 1 else 's'} ahead")
+
+    answer: str | None = None
+    try:
+        async with agent.queue.turn(on_wait=queued):
+            result = await run(task, model=agent.model, toolsets=toolsets, verifier=verifier,
+                               settings=settings, hooks=hooks, run_id=run_id)  # fmt: skip
+            answer = result.answer
+    except ServerBusy as exc:
+        raise ToolError(str(exc)) from None
+    except RunLimitExceeded:
+        pass  # told below, from the tally: the run and its steps are in the trace
+    except (ModelError, UserError) as exc:
+        raise ToolError(f"{exc} (run {run_id} is in the trace)") from None
+    return RunOutcome(
+        run_id=run_id,
+        status="completed" if tally.status == "completed" else "limit_exceeded",
+        answer=answer,
+        verified=tally.verified,
+        verdict=tally.verdict_summary(spec),
+        steps=tally.steps,
+        tokens=Tokens(input=tally.usage.prompt_tokens, output=tally.usage.completion_tokens),
+        withheld=approvals.withheld,
+    )
+
+
+def _servers(agent: ServedAgent, chosen: list[str] | None) -> list[str]:
+    if chosen is None:
+        return list(agent.mcp_servers)
+    unknown = sorted(set(chosen) - set(agent.mcp_servers))
+    if unknown:
+        known = ", ".join(agent.mcp_servers) or "none are configured"
+        raise ToolError(f"Unknown MCP server {', '.join(map(repr, unknown))}. Servers: {known}.")
+    return list(dict.fromkeys(chosen))
+
+
+def _check_samples(spec: str) -> None:
+    """A caller may not make one call hold the shared model for a great many consensus runs."""
+    for samples in re.findall(r"consensus:(\d+)", spec.lower()):
+        if int(samples) > MAX_CONSENSUS_SAMPLES:
+            raise ToolError(
+                f"verify asks for {samples} consensus samples; this server runs at most "
+                f"{MAX_CONSENSUS_SAMPLES} per call."
+            )
+
+
+def _default_verifier(agent: ServedAgent) -> VerifierFactory:
+    def verifier(spec: str, toolsets: Sequence[Toolset], hooks: RunHooks) -> Verifier | None:
+        return build_verifier(spec, model=agent.model, toolsets=toolsets)
+
+    return verifier
