@@ -17,7 +17,9 @@ from pathlib import Path
 from verity.errors import UserError
 from verity.models.embedded import (
     EMBEDDED_MODEL,
+    NAMED_MODELS,
     AssemblyProgress,
+    EmbeddedModel,
     assembled_path,
     embedded_model_path,
 )
@@ -80,7 +82,7 @@ def hf_cache_dir() -> Path:
 
 
 def resolve_model_ref(ref: str, *, progress: AssemblyProgress | None = None) -> ResolvedModel:
-    """The GGUF file `ref` names: `embedded`, `ollama:...`, `hf:...`, or a path.
+    """The GGUF file `ref` names: `embedded`, `demo-1.5b`, `ollama:...`, `hf:...`, or a path.
 
     A path is returned as given (`check_gguf_file` judges it when the model is created);
     `progress` is told how the first assembly of the embedded model goes.
@@ -89,8 +91,9 @@ def resolve_model_ref(ref: str, *, progress: AssemblyProgress | None = None) -> 
         UserError: an Ollama or Hugging Face model is not in the local store; the message lists
             what is there and how to get it.
     """
-    if ref == EMBEDDED_REF:
-        return ResolvedModel(embedded_model_path(progress=progress), EMBEDDED_MODEL.name)
+    if ref in NAMED_MODELS and not Path(ref).exists():  # `embedded`, `demo-1.5b`
+        named = NAMED_MODELS[ref]
+        return ResolvedModel(embedded_model_path(named, progress=progress), named.name)
     if ref.startswith("ollama:"):
         return _ollama(ref.removeprefix("ollama:"))
     if ref.startswith("hf:"):
@@ -225,7 +228,8 @@ def _first_part(cached: _CachedFile) -> bool:
 def find_models(configured: str | None = None) -> list[FoundModel]:
     """Every model Verity can find without downloading: the embedded one, the configured one,
     Ollama's store and the Hugging Face cache."""
-    found = [_embedded()]
+    shipped = (_embedded(ref, model) for ref, model in NAMED_MODELS.items())
+    found = [model for model in shipped if model is not None]
     if configured and configured != EMBEDDED_REF:
         try:
             found.append(FoundModel(configured, resolve_model_ref(configured).path, "configured"))
@@ -248,15 +252,18 @@ def find_models(configured: str | None = None) -> list[FoundModel]:
     return found
 
 
-def _embedded() -> FoundModel:
-    """The embedded model: assembled in the cache, or else read from its first part (which
-    holds the GGUF header), sized as all its parts together."""
-    target = assembled_path(EMBEDDED_MODEL)
+def _embedded(ref: str, model: EmbeddedModel) -> FoundModel | None:
+    """A model shipped on PyPI: assembled in the cache, or else read from its first part (which
+    holds the GGUF header), sized as all its parts together. The embedded one is always listed;
+    another only once its parts are installed."""
+    target = assembled_path(model)
     if target.is_file():
-        return FoundModel(EMBEDDED_REF, target, "embedded")
+        return FoundModel(ref, target, "embedded")
     try:
-        parts = EMBEDDED_MODEL.part_files()
+        parts = model.part_files()
     except UserError:
-        return FoundModel(EMBEDDED_REF, target, "embedded")
+        return FoundModel(ref, target, "embedded") if ref == EMBEDDED_REF else None
     size = sum(part.stat().st_size for part in parts)
-    return FoundModel(EMBEDDED_REF, parts[0], "embedded", size_bytes=size)
+    return FoundModel(ref, parts[0], "embedded", size_bytes=size)
+
+

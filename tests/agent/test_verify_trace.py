@@ -173,7 +173,7 @@ async def test_each_run_records_whether_its_answer_was_verified_and_in_how_many_
     assert sorted(rows) == sorted(
         [(accepted.run_id, 1, 2), (exhausted.run_id, 0, 2), (unverified.run_id, None, 0)]
     )
-    assert (accepted.verified, exhausted.verified, unverified.verified) == (True, False, False)
+    assert (accepted.verified, exhausted.verified, unverified.verified) == (True, False, None)
     store.close()
 
 
