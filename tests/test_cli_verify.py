@@ -261,22 +261,26 @@ def test_show_lists_the_verifiers_model_calls_under_the_step_they_judged(tmp_pat
         await recorder.on_model_start("r1", 1, [])
         await recorder.on_model_end("r1", 1, ModelResponse(content="18", model="tiny"))
         for _ in range(2):  # the verifier's calls, as VerifierCalls sends them
-            await recorder.on_model_start("r1", 1, [])
-            await recorder.on_model_end("r1", 1, program)
+            await recorder.on_model_start("r1", 1, [], purpose="verifier")
+            await recorder.on_model_end("r1", 1, program, purpose="verifier")
         await recorder.on_verdict("r1", 1, accepted)
         await recorder.on_run_end("r1", "completed", "18", None, verified=True, verify_rounds=1)
 
     anyio.run(record)
     store.close()
     shown = verity("show", "r1", trace_db=db)
-    assert shown.stdout.splitlines() == [
-        "run r1  completed  model tiny",
+    assert shown.stdout.splitlines()[1:] == [
         "task: ducks",
-        "  step 1: model 0 in (0 new), 0 out",
-        "    verifier model: 0 in (0 new), 0 out",
-        "    verifier model: 0 in (0 new), 0 out",
-        "    verdict (recompute, answer): accepted",
+        "└─ step 1  accepted",
+        "   ├─ model  0 in, 0 out  0.000 s",
+        "   │  says: 18",
+        "   ├─ model (verifier)  0 in, 0 out  0.000 s",
+        "   │  says: answer = 9 * 2",
+        "   ├─ model (verifier)  0 in, 0 out  0.000 s",
+        "   │  says: answer = 9 * 2",
+        "   └─ verdict (recompute, answer): accepted",
         "      ok   a program written from the task alone (seed 0): agrees",
         "answer: 18 (verified)",
         "verified: yes (1 round)",
+        "tokens: 0 in, 0 out over 3 model calls",
     ]

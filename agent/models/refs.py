@@ -19,7 +19,6 @@ from verity.models.embedded import (
     EMBEDDED_MODEL,
     NAMED_MODELS,
     AssemblyProgress,
-    EmbeddedModel,
     assembled_path,
     embedded_model_path,
 )
@@ -91,7 +90,7 @@ def resolve_model_ref(ref: str, *, progress: AssemblyProgress | None = None) -> 
         UserError: an Ollama or Hugging Face model is not in the local store; the message lists
             what is there and how to get it.
     """
-    if ref in NAMED_MODELS and not Path(ref).exists():  # `embedded`, `demo-1.5b`
+    if ref in NAMED_MODELS:  # `embedded`, `demo-1.5b`
         named = NAMED_MODELS[ref]
         return ResolvedModel(embedded_model_path(named, progress=progress), named.name)
     if ref.startswith("ollama:"):
@@ -228,8 +227,7 @@ def _first_part(cached: _CachedFile) -> bool:
 def find_models(configured: str | None = None) -> list[FoundModel]:
     """Every model Verity can find without downloading: the embedded one, the configured one,
     Ollama's store and the Hugging Face cache."""
-    shipped = (_embedded(ref, model) for ref, model in NAMED_MODELS.items())
-    found = [model for model in shipped if model is not None]
+    found = [_embedded()]
     if configured and configured != EMBEDDED_REF:
         try:
             found.append(FoundModel(configured, resolve_model_ref(configured).path, "configured"))
@@ -252,18 +250,15 @@ def find_models(configured: str | None = None) -> list[FoundModel]:
     return found
 
 
-def _embedded(ref: str, model: EmbeddedModel) -> FoundModel | None:
-    """A model shipped on PyPI: assembled in the cache, or else read from its first part (which
-    holds the GGUF header), sized as all its parts together. The embedded one is always listed;
-    another only once its parts are installed."""
-    target = assembled_path(model)
+def _embedded() -> FoundModel:
+    """The embedded model: assembled in the cache, or else read from its first part (which
+    holds the GGUF header), sized as all its parts together."""
+    target = assembled_path(EMBEDDED_MODEL)
     if target.is_file():
-        return FoundModel(ref, target, "embedded")
+        return FoundModel(EMBEDDED_REF, target, "embedded")
     try:
-        parts = model.part_files()
+        parts = EMBEDDED_MODEL.part_files()
     except UserError:
-        return FoundModel(ref, target, "embedded") if ref == EMBEDDED_REF else None
+        return FoundModel(EMBEDDED_REF, target, "embedded")
     size = sum(part.stat().st_size for part in parts)
-    return FoundModel(ref, parts[0], "embedded", size_bytes=size)
-
-
+    return FoundModel(EMBEDDED_REF, parts[0], "embedded", size_bytes=size)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from verity.hooks import RunHooks
+from verity.hooks import ModelPurpose, RunHooks
 from verity.messages import Finding, Message, ModelResponse, ToolCall, Usage, Verdict
 from verity.models.base import Model, ToolChoice
 from verity.tools.base import ToolResult, ToolSpec
@@ -21,8 +21,8 @@ __all__ = [
     "repair_feedback",
 ]
 
-VERIFIER_PURPOSE = "verifier"
-"""What a verifier's model calls are for, as the trace will record it (`model_calls.purpose`)."""
+VERIFIER_PURPOSE: ModelPurpose = "verifier"
+"""What a verifier's model calls are for, as the trace records it (`model_calls.purpose`)."""
 
 
 REPAIR_INSTRUCTION = (
@@ -54,7 +54,7 @@ class VerifierCalls:
         self.hooks = hooks or RunHooks()
         self.run_id = run_id
         self.step = step
-        self.purpose = VERIFIER_PURPOSE
+        self.purpose: ModelPurpose = VERIFIER_PURPOSE
         self.usage = Usage()
         """Tokens of every call so far, and of work counted with `count`."""
 
@@ -71,12 +71,13 @@ class VerifierCalls:
         Raises:
             ModelError: the model backend failed.
         """
-        # The one place verifier calls meet the hooks: `self.purpose` goes here once the hooks
-        # carry it (model_calls.purpose); until then they are recorded as the step's calls.
-        await self.hooks.on_model_start(self.run_id, self.step, messages)
+        # recorded under the step whose answer is judged, marked as the verifier's
+        await self.hooks.on_model_start(
+            self.run_id, self.step, messages, tools=tools, purpose=self.purpose
+        )
         response = await model.respond(messages, tools, tool_choice=tool_choice)
         self.usage += response.usage
-        await self.hooks.on_model_end(self.run_id, self.step, response)
+        await self.hooks.on_model_end(self.run_id, self.step, response, purpose=self.purpose)
         return response
 
     def count(self, usage: Usage) -> None:

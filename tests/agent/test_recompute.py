@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from verity import LlamaCppModel, RunSettings, ToolCall, Usage, run
-from verity.hooks import RunHooks
+from verity.hooks import ModelPurpose, RunHooks
 from verity.messages import Finding, Message, ModelResponse, Verdict
 from verity.testing import ScriptedModel, answer
 from verity.tools.base import ToolResult
@@ -178,10 +178,12 @@ async def test_an_answer_without_a_number_is_accepted_unverified_without_asking_
 
 class ModelCallLog(RunHooks):
     def __init__(self) -> None:
-        self.ends: list[tuple[int, str]] = []
+        self.ends: list[tuple[int, str, str]] = []
 
-    async def on_model_end(self, run_id: str, step: int, response: ModelResponse) -> None:
-        self.ends.append((step, response.content))
+    async def on_model_end(
+        self, run_id: str, step: int, response: ModelResponse, *, purpose: ModelPurpose = "agent"
+    ) -> None:
+        self.ends.append((step, purpose, response.content))
 
 
 async def test_the_verifiers_model_calls_are_traced_and_counted_in_the_runs_usage() -> None:
@@ -197,7 +199,11 @@ async def test_the_verifiers_model_calls_are_traced_and_counted_in_the_runs_usag
     with anyio.fail_after(5):
         result = await run(DUCKS, model=agent, verifier=Recompute(writer), hooks=log)
     assert result.verified is True
-    assert log.ends == [(1, "She makes $18."), (1, RIGHT), (1, RIGHT_TOO)]
+    assert log.ends == [
+        (1, "agent", "She makes $18."),
+        (1, "verifier", RIGHT),
+        (1, "verifier", RIGHT_TOO),
+    ]
     assert result.usage == Usage(prompt_tokens=60, completion_tokens=25)
     [verify_step] = [s for s in result.steps if s.kind == "verify"]
     assert verify_step.verdict.usage == Usage(prompt_tokens=10, completion_tokens=20)
