@@ -6,8 +6,8 @@
 
 The agent is the model (greedy) with the calculator tool; verifiers judge on a llama.cpp context
 of their own that shares the weights. Each problem runs without a verifier (the baseline; cached
-per model and problem in the user cache, `--no-cache` to rerun) and once per verifier. Per
-verifier it reports:
+per model, problem and agent code in the user cache, `--no-cache` to rerun) and once per
+verifier. Per verifier it reports:
 - precision: of the answers marked verified, the share that is correct;
 - coverage: the share of problems whose answer is marked verified;
 - accuracy of the final answer (verified or not), and the change against the baseline;
@@ -180,7 +180,7 @@ class BaselineCache:
     def key(model: Path, problem: Problem, max_steps: int) -> str:
         stat = model.stat()
         text = f"{model.name}|{stat.st_size}|{max_steps}|{problem.question}{INSTRUCTION}"
-        return hashlib.sha256(text.encode()).hexdigest()
+        return hashlib.sha256((text + _agent_code_digest()).encode()).hexdigest()
 
     def get(self, key: str) -> Outcome | None:
         row = self.entries.get(key) if self.enabled else None
@@ -192,6 +192,21 @@ class BaselineCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as out:
             out.write(json.dumps({"key": key, "outcome": asdict(outcome)}) + "\n")
+
+
+def _agent_code_digest() -> str:
+    """The code a baseline run depends on: a change to it reruns the baseline."""
+    root = Path(__file__).resolve().parent.parent / "agent"
+    files = sorted(
+        [*root.glob("models/**/*.py"), root / "loop.py", root / "_dispatch.py",
+         root / "prompts" / "system.md", root.parent / "tools" / "toolset.py",
+         root.parent / "tools" / "builtin" / "calculator.py"]
+    )  # fmt: skip
+    digest = hashlib.sha256()
+    for file in files:
+        if file.is_file():
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
 
 
 def summarise(spec: str, outcomes: list[Outcome], baseline: list[Outcome]) -> Summary:
