@@ -13,7 +13,8 @@ verifier. Per verifier it reports:
 - accuracy of the final answer (verified or not), and the change against the baseline;
 - flips: problems the baseline got right and the verified run got wrong (and fixes, the reverse);
 - tokens evaluated (prompt tokens not served from the KV cache, plus generated ones) per
-  problem, the verifier's own calls included, and their ratio to the baseline's.
+  problem, the verifier's own calls included, and their ratio to the baseline's; each run
+  starts from empty KV caches.
 Answers are compared with `verity.verify.same_answer` (numbers as numbers, math-verify beyond).
 Data: ../shared/bench/gsm8k (GSM8K test, first 300 problems). Problems 0-199 are the design
 split; 200-299 are held out (`--start 200`).
@@ -132,6 +133,10 @@ async def solve_one(
     verifier = build_verifier(spec, model=judge, solve=solve, toolsets=[toolset])
     outcome = Outcome(index=problem.index)
     usage, verifier_usage = Usage(), Usage()
+    # every run starts from empty KV caches: an earlier run of the same task must not make this
+    # one's prompt free (the baseline and the verified run pay for their prompts alike)
+    model.llama.reset()
+    judge.llama.reset()
     started = time.perf_counter()
     async with toolset:
         try:
