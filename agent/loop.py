@@ -31,7 +31,14 @@ from verity.prompts import load_prompt
 from verity.settings import RunSettings
 from verity.tools.base import ToolResult
 from verity.tools.toolset import Toolset
-from verity.verify import AcceptAll, Verifier, VerifyRounds, candidate_of, check_calls
+from verity.verify import (
+    AcceptAll,
+    Verifier,
+    VerifierCalls,
+    VerifyRounds,
+    candidate_of,
+    check_calls,
+)
 
 __all__ = ["iter_run", "new_run_id", "run", "run_sync"]
 
@@ -110,17 +117,21 @@ async def iter_run(
             if problem := _unusable_answer(response):
                 messages.append(Message(role="user", content=problem))
                 continue
-            verdict = await verifier.verify(candidate_of(task, response, messages, evidence))
+            judging = VerifierCalls(hooks, run_id=run_id, step=step)
+            verdict = await verifier.verify(
+                candidate_of(task, response, messages, evidence, judging)
+            )
+            verdict = verdict.model_copy(update={"usage": judging.usage})
             await hooks.on_verdict(run_id, step, verdict)
             yield VerifyStep(step=step, verdict=verdict)
             if (final := rounds.settle(response.content, verdict)) is not None:
                 status, answer = "completed", final
-                yield FinalStep(step=step, answer=answer, verified=verdict.ok and verdict.checked)
+                yield FinalStep(step=step, answer=answer, verified=rounds.verified)
                 return
             messages.append(Message(role="user", content=verdict.feedback))
         if rounds.best is not None:
             status, answer = "completed", rounds.best
-            yield FinalStep(step=settings.max_steps, answer=answer, verified=False)
+            yield FinalStep(step=settings.max_steps, answer=answer, verified=rounds.verified)
             return
         status = "limit_exceeded"
         error = f"No final answer after {settings.max_steps} steps (max_steps)."
@@ -174,6 +185,7 @@ async def run(
     final = steps[-1]
     assert isinstance(final, FinalStep)
     usage = sum((s.response.usage for s in steps if isinstance(s, ModelStep)), Usage())
+    usage = sum((s.verdict.usage for s in steps if isinstance(s, VerifyStep)), usage)
     return RunResult(
         run_id=run_id,
         answer=final.answer,

@@ -136,6 +136,8 @@ class Sample(BaseModel):
     agrees: bool = False
     """Whether `normalised` equals the candidate's (set by the verifier)."""
     input_tokens: int = 0
+    input_tokens_evaluated: int = 0
+    """Input tokens really evaluated (the rest came from the KV cache)."""
     output_tokens: int = 0
     run_id: str | None = None
     """The attempt's own run, when it was traced."""
@@ -152,6 +154,12 @@ class Verdict(BaseModel):
     confidence: float | None = None
     checked: bool = True
     """False when nothing was checked (verification off): such an answer is never "verified"."""
+    conclusive: bool = True
+    """Whether acceptance rests on evidence that makes the answer right with high probability:
+    independent derivations that agree, or a user's own check. An accepted verdict that is not
+    conclusive (no problem found, but nothing confirmed) ends the run with an unverified answer."""
+    usage: Usage = Field(default_factory=Usage)
+    """Tokens the verifier's own model calls cost (consensus samples included)."""
     scope: Literal["answer", "tool_calls"] = "answer"
     """What was judged: a candidate answer, or one step's tool-call arguments."""
     samples: list[Sample] = Field(default_factory=list)
@@ -191,7 +199,9 @@ class FinalStep(BaseModel):
     kind: Literal["final"] = "final"
     step: int
     answer: str
-    verified: bool
+    verified: bool | None
+    """True when a conclusive verdict accepted the answer, False when a verifier ran but did not,
+    None when no verifier ran."""
 
 
 Step = ModelStep | ToolStep | VerifyStep | FinalStep
@@ -205,8 +215,11 @@ class RunResult(BaseModel):
     run_id: str
     answer: str
     """The final answer's full text."""
-    verified: bool
+    verified: bool | None
+    """True when a conclusive verdict accepted the answer, False when a verifier ran but did not,
+    None when no verifier ran."""
     steps: list[Step]
     usage: Usage
+    """Every model call of the run, the verifier's included."""
     boxed_answer: str | None = None
     """The content of the answer's last `\\boxed{}`, when the task asked for one and it has one."""

@@ -90,7 +90,8 @@ def _verdict(row: dict[str, Any]) -> Verdict:
     findings = [Finding(**f) for f in json.loads(row["findings"] or "[]")]
     return Verdict(ok=bool(row["ok"]), verifier=row["verifier"] or "", findings=findings,
                    feedback=row["feedback"] or "", confidence=row["confidence"],
-                   checked=bool(row["checked"]))  # fmt: skip
+                   checked=bool(row["checked"]),
+                   conclusive=row.get("conclusive") != 0)  # NULL: recorded before m012  # fmt: skip
 
 
 async def replay_run(record: dict[str, Any], toolsets: Sequence[Toolset]) -> ReplayResult:

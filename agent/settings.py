@@ -22,7 +22,7 @@ class ModelSettings(BaseModel):
     n_ctx: int = Field(default=8192, ge=256)
     """Context window in tokens."""
     n_threads: int | None = Field(default=None, ge=1)
-    """CPU threads for generation; None lets llama.cpp choose."""
+    """CPU threads for generation and prompt evaluation; None lets llama.cpp choose."""
     n_batch: int = Field(default=512, ge=1)
     """Prompt tokens evaluated per batch."""
     n_gpu_layers: int = 0

@@ -52,6 +52,7 @@ def seeded_solver(
             seed=seed,
             answer=answer,
             input_tokens=usage.prompt_tokens,
+            input_tokens_evaluated=usage.prompt_tokens_evaluated,
             output_tokens=usage.completion_tokens,
             run_id=run_id if hooks is not None else None,
         )

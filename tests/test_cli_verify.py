@@ -18,8 +18,9 @@ def test_an_unknown_verify_spec_exits_2_with_the_choices_and_no_traceback(tmp_pa
     done = verity("run", "What is 2 + 2?", "--verify", "maybe", trace_db=tmp_path / "t.db")
     assert done.returncode == 2
     assert done.stderr == (
-        "verity: error: Unknown --verify 'maybe'. Use one of: none | self | "
-        "consensus:N[:MAJORITY] | all:SPEC,SPEC | any:SPEC,SPEC (e.g. 'all:self,consensus:3').\n"
+        "verity: error: Unknown --verify 'maybe'. Use one of: none | self[:N[:K]] | "
+        "recompute[:N[:K]] | consensus:N[:MAJORITY] | all:SPEC,SPEC | any:SPEC,SPEC "
+        "(e.g. 'all:self,consensus:3').\n"
     )
 
 
@@ -159,8 +160,8 @@ def test_run_with_self_check_reports_the_verdict_in_json_and_in_the_trace(tmp_pa
     done = verity(
         "run", "What is 1234 * 5678?", "--verify", "self", "--json", "--quiet", trace_db=db
     )
-    assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout)
+    assert done.returncode == (0 if payload["verified"] else 5), done.stderr
     assert "7006652" in payload["answer"].replace(",", "")
     shown = verity("show", payload["run_id"], trace_db=db)
     assert "─ verdict (self-check, answer): " in shown.stdout
@@ -176,9 +177,9 @@ def test_run_with_a_separate_verifier_model_judges_with_it_end_to_end(tmp_path: 
         "run", "What is 1234 * 5678?", "--verify", "self", "--verifier-model",
         str(embedded_model_path()), "--verify-rounds", "1", "--json", "--quiet", trace_db=db,
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     payload = json.loads(done.stdout)
+    assert done.returncode == (0 if payload["verified"] else 5), done.stderr
     with sqlite3.connect(db) as conn:
         run_row = conn.execute(
             "select status, verified, verify_rounds from runs where id = ?", [payload["run_id"]]
@@ -189,3 +190,97 @@ def test_run_with_a_separate_verifier_model_judges_with_it_end_to_end(tmp_path: 
         ).fetchall()
     assert run_row == ("completed", int(payload["verified"]), 1)
     assert verdicts == [("self-check", 1)]
+
+
+def test_require_verified_without_a_verifier_exits_2_and_prints_nothing(tmp_path: Path) -> None:
+    done = verity("run", "What is 2 + 2?", "--require-verified", trace_db=tmp_path / "t.db")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "verity: error: --require-verified needs a verifier: add --verify self (or another spec: "
+        "none | self[:N[:K]] | recompute[:N[:K]] | consensus:N[:MAJORITY] | all:SPEC,SPEC | "
+        "any:SPEC,SPEC).\n"
+    )
+
+
+@pytest.mark.slow
+def test_json_says_verified_null_when_no_verifier_ran(tmp_path: Path) -> None:
+    done = verity("run", "What is 2 + 2?", "--json", "--quiet", trace_db=tmp_path / "t.db")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["verified"] is None
+    assert done.stderr == ""
+
+
+# An answer with no number: nothing can recompute it, so self-check finds no problem and
+# confirms nothing. The verdict is the same whatever words the model chooses.
+NO_NUMBER_TASK = "Name one primary colour in a single word, without digits."
+
+
+@pytest.mark.slow
+def test_an_unverified_answer_is_printed_with_a_one_line_warning_and_exit_5(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "t.db"
+    done = verity("run", NO_NUMBER_TASK, "--verify", "self", "--quiet", trace_db=db)
+    assert done.returncode == 5, done.stderr
+    assert done.stdout.strip()  # the answer is still printed
+    warning, stored = done.stderr.splitlines()
+    run_id = stored.split()[2]
+    assert warning == (
+        "verity: answer NOT verified: self-check found no problem but no independent derivation "
+        f"confirmed it (verity show {run_id})"
+    )
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select verified from runs where id = ?", [run_id]).fetchone() == (0,)
+
+
+@pytest.mark.slow
+def test_require_verified_prints_nothing_on_stdout_for_an_unverified_answer(tmp_path: Path) -> None:
+    done = verity(
+        "run", NO_NUMBER_TASK, "--verify", "self", "--require-verified", "--json", "--quiet",
+        trace_db=tmp_path / "t.db",
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (5, "")
+    assert done.stderr.startswith("verity: answer NOT verified: ")
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_show_lists_the_verifiers_model_calls_under_the_step_they_judged(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    store = TraceStore(db)
+    recorder = TraceRecorder(store)
+    program = ModelResponse(content="answer = 9 * 2", model="tiny")
+    accepted = Verdict(
+        ok=True,
+        verifier="recompute",
+        findings=[Finding(claim="a program written from the task alone (seed 0)", ok=True,
+                          evidence="agrees")],
+    )  # fmt: skip
+
+    async def record() -> None:
+        await recorder.on_run_start("r1", "ducks", "tiny")
+        await recorder.on_model_start("r1", 1, [])
+        await recorder.on_model_end("r1", 1, ModelResponse(content="18", model="tiny"))
+        for _ in range(2):  # the verifier's calls, as VerifierCalls sends them
+            await recorder.on_model_start("r1", 1, [], purpose="verifier")
+            await recorder.on_model_end("r1", 1, program, purpose="verifier")
+        await recorder.on_verdict("r1", 1, accepted)
+        await recorder.on_run_end("r1", "completed", "18", None, verified=True, verify_rounds=1)
+
+    anyio.run(record)
+    store.close()
+    shown = verity("show", "r1", trace_db=db)
+    assert shown.stdout.splitlines()[1:] == [
+        "task: ducks",
+        "└─ step 1  accepted",
+        "   ├─ model  0 in, 0 out  0.000 s",
+        "   │  says: 18",
+        "   ├─ model (verifier)  0 in, 0 out  0.000 s",
+        "   │  says: answer = 9 * 2",
+        "   ├─ model (verifier)  0 in, 0 out  0.000 s",
+        "   │  says: answer = 9 * 2",
+        "   └─ verdict (recompute, answer): accepted",
+        "      ok   a program written from the task alone (seed 0): agrees",
+        "answer: 18 (verified)",
+        "verified: yes (1 round)",
+        "tokens: 0 in, 0 out over 3 model calls",
+    ]

@@ -15,6 +15,8 @@ from verity.trace.store import TraceStore
 EXIT_USER_ERROR = 2
 EXIT_MODEL_ERROR = 3
 EXIT_RUN_ERROR = 4
+EXIT_UNVERIFIED = 5
+"""A verifier ran and did not confirm the answer (printed anyway unless --require-verified)."""
 EXIT_TRACE_ERROR = 6
 """The answer was printed, but the run's trace could not be (completely) written."""
 EXIT_INTERRUPTED = 130

@@ -15,13 +15,14 @@ import anyio
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from verity.cli._common import add_trace_option, open_store, trace_outcome
+from verity.cli._common import EXIT_UNVERIFIED, add_trace_option, open_store, trace_outcome
 from verity.cli.mcp import add_mcp_options, mcp_toolsets
 from verity.cli.model import add_server_options, server_model
 from verity.errors import RunLimitExceeded, UserError
 from verity.hooks import CompositeHooks, RunHooks
 from verity.loop import run
-from verity.messages import RunResult
+from verity.messages import RunResult, VerifyStep
+from verity.models.embedded import NAMED_MODELS
 from verity.models.llama_cpp import LlamaCppModel, check_gguf_file
 from verity.models.openai_compat import OpenAICompatModel
 from verity.models.refs import EMBEDDED_REF, ResolvedModel, resolve_model_ref
@@ -79,7 +80,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     """`--model` and the llama.cpp settings, shared by `verity run` and `verity serve`."""
     parser.add_argument(
         "--model", metavar="MODEL",
-        help="a GGUF file, embedded, ollama:NAME[:TAG] or hf:ORG/REPO/FILE (default: "
+        help="a GGUF file, embedded, demo-1.5b, ollama:NAME[:TAG] or hf:ORG/REPO/FILE (default: "
         "$VERITY_MODEL, the config file, else embedded); `verity models` lists them",
     )  # fmt: skip
     model = parser.add_argument_group("model settings")
@@ -112,6 +113,10 @@ def add_verify_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--check-tool-arguments", action="store_true",
                        help="record a check of each step's tool-call arguments")  # fmt: skip
+    group.add_argument(
+        "--require-verified", action="store_true",
+        help=f"print the answer only if verified (else stdout stays empty; exit {EXIT_UNVERIFIED})",
+    )  # fmt: skip
 
 
 def _model_settings(args: argparse.Namespace, *, embedded: bool) -> ModelSettings:
@@ -140,6 +145,9 @@ def run_command(args: argparse.Namespace) -> int:
     args.task = _task(args.task)
     if args.max_steps < 1:
         raise UserError(f"--max-steps must be at least 1, not {args.max_steps}.", field="max_steps")
+    if args.require_verified and args.verify.strip().lower() == "none":
+        raise UserError("--require-verified needs a verifier: add --verify self (or another "
+                        f"spec: {VERIFY_SPECS}).", field="require_verified")  # fmt: skip
     printer = _printer(args)
     try:
         remote = server_model(args, on_delta=printer.on_delta if printer and args.stream else None)
@@ -177,7 +185,8 @@ def _printer(args: argparse.Namespace) -> ProgressPrinter | None:
     if args.quiet:
         return None
     answer_stream = None
-    if sys.stdout.isatty() and not args.json:
+    # an answer that must be verified first never streams to stdout before its verdict
+    if sys.stdout.isatty() and not args.json and not args.require_verified:
         answer_stream = sys.stdout
     elif sys.stderr.isatty():
         answer_stream = sys.stderr
@@ -203,11 +212,17 @@ def _run_locally(args: argparse.Namespace, printer: ProgressPrinter | None) -> i
             )
         )
     finally:
+        judge.close()
         model.close()
-        if judge is not model:
-            judge.close()
-    _print_result(result, store, args=args, printer=printer)
-    return trace_outcome(recorder, result.run_id)
+    return _print_result(result, store, args=args, printer=printer, recorder=recorder)
+
+
+def _judge(args: argparse.Namespace, model: LlamaCppModel) -> LlamaCppModel:
+    """The model verifiers call: the --verifier-model, else the run's weights on a context of
+    their own (made on first use), so that the run's KV prefix survives each verdict."""
+    if args.verifier_model is not None:
+        return LlamaCppModel(args.verifier_model, model.settings)
+    return model.with_own_context()
 
 
 def local_models(
@@ -223,14 +238,11 @@ def local_models(
         check_gguf_file(args.verifier_model, option="--verifier-model")
     ref = args.model or EMBEDDED_REF
     # settings first: a bad option must not wait for the embedded model to be assembled
-    model_settings = _model_settings(args, embedded=ref == EMBEDDED_REF)
+    model_settings = _model_settings(args, embedded=ref in (EMBEDDED_REF, *NAMED_MODELS))
     resolved = resolve_model_ref(ref, progress=printer.assembly_progress() if printer else None)
     model = LlamaCppModel(resolved.path, model_settings, name=resolved.name,
                           **(_model_progress(printer, resolved) if printer else {}))  # fmt: skip
-    # a second instance even for the same file: one llama.cpp context per model, and the run's
-    # KV prefix stays valid while the verifier judges
-    judge = LlamaCppModel(args.verifier_model, model.settings) if args.verifier_model else model
-    return model, judge
+    return model, _judge(args, model)
 
 
 def _model_progress(printer: ProgressPrinter, resolved: ResolvedModel) -> dict[str, Any]:
@@ -261,8 +273,7 @@ def _run_on_server(
             await model.aclose()
 
     result = anyio.run(run_and_close)
-    _print_result(result, store, args=args, printer=printer)
-    return trace_outcome(recorder, result.run_id)
+    return _print_result(result, store, args=args, printer=printer, recorder=recorder)
 
 
 def _verification(
@@ -296,8 +307,8 @@ def run_verifier(
 ) -> Verifier | None:
     """The verifier a `--verify` spec names, None for `none`.
 
-    Consensus samples with `model` (its own runs traced through `hooks`), self-check judges with
-    `judge`.
+    Consensus samples (each its own run, traced through `hooks`) and self-check both run on
+    `judge`, so the run's own KV prefix survives; `model`'s temperature sets the samples'.
 
     Raises:
         UserError: the spec is malformed.
@@ -305,7 +316,7 @@ def run_verifier(
     # consensus needs samples that can differ: a greedy model samples them at 0.7
     temperature = model.settings.temperature or CONSENSUS_TEMPERATURE
     solve = seeded_solver(
-        lambda seed: model.with_sampling(seed=seed, temperature=temperature),
+        lambda seed: judge.with_sampling(seed=seed, temperature=temperature),
         toolsets=toolsets,
         settings=RunSettings(max_steps=max_steps, system_prompt=system_prompt),
         hooks=hooks,  # each consensus sample is a run in the trace, linked to this one
@@ -319,8 +330,16 @@ def _print_result(
     *,
     args: argparse.Namespace,
     printer: ProgressPrinter | None,
-) -> None:
-    if args.json:
+    recorder: TraceRecorder,
+) -> int:
+    """Print the answer (unless it must be verified and is not); the exit code says how it went:
+    unverified (5) before an incomplete trace (6)."""
+    withheld = args.require_verified and not result.verified
+    unverified = result.verified is False or withheld
+    if unverified:
+        print(f"verity: answer NOT verified: {_why_unverified(result)} "
+              f"(verity show {result.run_id})", file=sys.stderr)  # fmt: skip
+    if args.json and not withheld:
         payload = {
             "run_id": result.run_id,
             "answer": result.answer,
@@ -331,12 +350,30 @@ def _print_result(
             "trace_db": str(store.path),
         }
         print(json.dumps(payload))
-        return
-    # a task that asks for \boxed{} wants the value; the full answer stays in the trace
-    answer = result.answer if result.boxed_answer is None else result.boxed_answer
-    streamed = printer is not None and printer.answer_stream is sys.stdout
-    if not (streamed and printer and printer.streamed_answer.strip() == answer.strip()):
-        print(printable(answer))  # unless it already streamed there, as it was generated
+    elif not withheld:
+        # a task that asks for \boxed{} wants the value; the full answer stays in the trace
+        answer = result.answer if result.boxed_answer is None else result.boxed_answer
+        streamed = printer is not None and printer.answer_stream is sys.stdout
+        if not (streamed and printer and printer.streamed_answer.strip() == answer.strip()):
+            print(printable(answer))  # unless it already streamed there, as it was generated
     sys.stdout.flush()
-    if not args.quiet:
+    if not args.quiet and not args.json:
         print(f"verity: run {result.run_id} stored in {store.path}", file=sys.stderr)
+    traced = trace_outcome(recorder, result.run_id)
+    return EXIT_UNVERIFIED if unverified else traced
+
+
+def _why_unverified(result: RunResult) -> str:
+    """The last verdict's first failed claim, in one line."""
+    verdicts = [s.verdict for s in result.steps if isinstance(s, VerifyStep)]
+    if not verdicts:
+        return "no verifier ran"
+    last = verdicts[-1]
+    failed = next((f for f in last.findings if not f.ok), None)
+    if failed is not None:
+        reason = f"{last.verifier}: {failed.claim}: {failed.evidence}"
+    elif last.ok:
+        reason = f"{last.verifier} found no problem but no independent derivation confirmed it"
+    else:
+        reason = f"{last.verifier} rejected it"
+    return printable(" ".join(reason.split())[:240])

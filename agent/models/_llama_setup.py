@@ -64,6 +64,9 @@ def llama_kwargs(settings: ModelSettings) -> dict[str, Any]:
         "n_ctx": settings.n_ctx,
         "n_batch": settings.n_batch,
         "n_threads": settings.n_threads,
+        # prompt evaluation too: llama.cpp would use every core there, and threads that wait on
+        # each other at every barrier cost 5-7x the CPU on a busy machine (measured, 2 cores)
+        "n_threads_batch": settings.n_threads,
         "n_gpu_layers": settings.n_gpu_layers,
         "main_gpu": settings.main_gpu,
         "tensor_split": settings.tensor_split,

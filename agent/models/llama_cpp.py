@@ -15,6 +15,7 @@ import anyio.to_thread
 
 from verity.errors import ModelError, UserError
 from verity.messages import Message, ModelResponse, ToolGrammar, Usage
+from verity.models._context import llama_on_own_context
 from verity.models._generation import GenerationRequest, generate
 from verity.models._llama_setup import (
     check_gguf_file,
@@ -85,6 +86,10 @@ class LlamaCppModel:
         self._call_ids = itertools.count()
         self._tokenizers: dict[str, Any] = {}
         """llguidance's tokenizer, built on first use; shared with `with_sampling` twins."""
+        self._contexts: list[LlamaCppModel] = []
+        """Models on contexts of their own that share these weights; closed before them."""
+        self._weights_of: LlamaCppModel | None = None
+        """For a model on a context of its own: the model whose weights it uses."""
 
     @property
     def name(self) -> str:
@@ -109,6 +114,8 @@ class LlamaCppModel:
     def _load(self) -> Any:
         if self._llm is not None:
             return self._llm
+        if self._weights_of is not None:
+            return self._load_own_context(self._weights_of)
         import llama_cpp  # heavy native import: only when a model is really used
 
         warn_if_no_gpu_offload(self.settings, supported=llama_cpp.llama_supports_gpu_offload())
@@ -217,8 +224,46 @@ class LlamaCppModel:
         twin.settings = settings
         return twin
 
+    def with_own_context(self, *, n_ctx: int | None = None) -> LlamaCppModel:
+        """This model on a llama.cpp context of its own, sharing the loaded weights.
+
+        A verifier judges on it so that the run's KV cache survives the verdict: the run's next
+        step evaluates only its new tokens. The context is made on first use and lives until
+        this model is closed.
+        """
+        twin = copy.copy(self)
+        twin.settings = self.settings.model_copy(update={"n_ctx": n_ctx or self.settings.n_ctx})
+        twin._llm = None
+        twin._gate = None
+        twin.on_delta = None  # what the verifier writes is not the answer being streamed
+        twin._lock = anyio.Lock()
+        twin._contexts = []
+        twin._weights_of = self
+        self._contexts.append(twin)
+        return twin
+
+    def _load_own_context(self, owner: LlamaCppModel) -> Any:
+        llm = owner._load()
+        self._template, self._bos_token, self._add_bos = (
+            owner._template,
+            owner._bos_token,
+            owner._add_bos,
+        )
+        if self._chosen_format is None:
+            self.call_format = owner.call_format
+        self._llm = llama_on_own_context(llm, n_ctx=self.settings.n_ctx)
+        return self._llm
+
     def close(self) -> None:
-        """Free the model and its context."""
+        """Free the model and its context (a model on its own context frees only that)."""
+        for twin in self._contexts:
+            twin.close()
+        self._contexts.clear()
+        if self._weights_of is not None:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
+            return
         if self._gate is not None:
             self._gate.close()
             self._gate = None

@@ -17,6 +17,7 @@ from pathlib import Path
 from verity.errors import UserError
 from verity.models.embedded import (
     EMBEDDED_MODEL,
+    NAMED_MODELS,
     AssemblyProgress,
     assembled_path,
     embedded_model_path,
@@ -80,7 +81,7 @@ def hf_cache_dir() -> Path:
 
 
 def resolve_model_ref(ref: str, *, progress: AssemblyProgress | None = None) -> ResolvedModel:
-    """The GGUF file `ref` names: `embedded`, `ollama:...`, `hf:...`, or a path.
+    """The GGUF file `ref` names: `embedded`, `demo-1.5b`, `ollama:...`, `hf:...`, or a path.
 
     A path is returned as given (`check_gguf_file` judges it when the model is created);
     `progress` is told how the first assembly of the embedded model goes.
@@ -89,8 +90,9 @@ def resolve_model_ref(ref: str, *, progress: AssemblyProgress | None = None) -> 
         UserError: an Ollama or Hugging Face model is not in the local store; the message lists
             what is there and how to get it.
     """
-    if ref == EMBEDDED_REF:
-        return ResolvedModel(embedded_model_path(progress=progress), EMBEDDED_MODEL.name)
+    if ref in NAMED_MODELS:  # `embedded`, `demo-1.5b`
+        named = NAMED_MODELS[ref]
+        return ResolvedModel(embedded_model_path(named, progress=progress), named.name)
     if ref.startswith("ollama:"):
         return _ollama(ref.removeprefix("ollama:"))
     if ref.startswith("hf:"):

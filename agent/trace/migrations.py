@@ -369,3 +369,11 @@ def m011_tool_grammars(db: sqlite_utils.Database) -> None:
         foreign_keys=[("run_id", "runs", "id")],
     )
     db.table("tool_grammars").create_index(["run_id", "step"])
+
+
+@migration
+def m012_verdict_conclusive(db: sqlite_utils.Database) -> None:
+    """Whether an accepting verdict confirmed the answer (verified) or only found no problem.
+
+    NULL for verdicts recorded before: then every accepting verdict counted as confirming."""
+    db.table("verdicts").add_column("conclusive", int)

@@ -5,10 +5,85 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from verity.messages import Message, ModelResponse, ToolCall, Verdict
-from verity.tools.base import ToolResult
+from verity.hooks import ModelPurpose, RunHooks
+from verity.messages import Finding, Message, ModelResponse, ToolCall, Usage, Verdict
+from verity.models.base import Model, ToolChoice
+from verity.tools.base import ToolResult, ToolSpec
 
-__all__ = ["AcceptAll", "Candidate", "Verifier", "VerifyRounds", "candidate_of"]
+__all__ = [
+    "VERIFIER_PURPOSE",
+    "AcceptAll",
+    "Candidate",
+    "Verifier",
+    "VerifierCalls",
+    "VerifyRounds",
+    "candidate_of",
+    "repair_feedback",
+]
+
+VERIFIER_PURPOSE: ModelPurpose = "verifier"
+"""What a verifier's model calls are for, as the trace records it (`model_calls.purpose`)."""
+
+
+REPAIR_INSTRUCTION = (
+    "Check each step of your solution against this, redo any wrong step with the calculator, "
+    "and give your final answer."
+)
+
+
+def repair_feedback(findings: list[Finding], *, extra: list[str] | None = None) -> str:
+    """Feedback for the model: each failed finding on a line of its own, then what to do."""
+    lines = ["Verification did not confirm your answer:"]
+    lines += [f"- {f.claim}: {f.evidence}" for f in findings if not f.ok]
+    lines += [f"- {line}" for line in extra or []]
+    lines.append(REPAIR_INSTRUCTION)
+    return "\n".join(lines)
+
+
+class VerifierCalls:
+    """A verifier's model calls for one candidate: each traced as a model call of the run, and
+    counted, so that the verdict's tokens show in the trace and in `RunResult.usage`.
+
+    Args:
+        hooks: The run's hooks (the trace recorder among them); None records nothing.
+        run_id: The run being verified.
+        step: The step whose answer is verified; the verifier's calls are recorded under it.
+    """
+
+    def __init__(self, hooks: RunHooks | None = None, *, run_id: str = "", step: int = 0) -> None:
+        self.hooks = hooks or RunHooks()
+        self.run_id = run_id
+        self.step = step
+        self.purpose: ModelPurpose = VERIFIER_PURPOSE
+        self.usage = Usage()
+        """Tokens of every call so far, and of work counted with `count`."""
+
+    async def respond(
+        self,
+        model: Model,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        *,
+        tool_choice: ToolChoice = "auto",
+    ) -> ModelResponse:
+        """Call `model` as the verifier, through the run's hooks.
+
+        Raises:
+            ModelError: the model backend failed.
+        """
+        # recorded under the step whose answer is judged, marked as the verifier's
+        await self.hooks.on_model_start(
+            self.run_id, self.step, messages, tools=tools, purpose=self.purpose
+        )
+        response = await model.respond(messages, tools, tool_choice=tool_choice)
+        self.usage += response.usage
+        await self.hooks.on_model_end(self.run_id, self.step, response, purpose=self.purpose)
+        return response
+
+    def count(self, usage: Usage) -> None:
+        """Count tokens the verifier spent outside `respond` (consensus attempts traced as runs
+        of their own)."""
+        self.usage += usage
 
 
 @dataclass(frozen=True)
@@ -22,6 +97,8 @@ class Candidate:
     evidence: list[tuple[ToolCall, ToolResult]] = field(default_factory=list)
     """Every tool call the run made, with its result, in order."""
     messages: list[Message] = field(default_factory=list)
+    calls: VerifierCalls = field(default_factory=VerifierCalls)
+    """How a verifier calls a model for this candidate: traced and counted."""
 
 
 class Verifier(Protocol):
@@ -45,17 +122,21 @@ def candidate_of(
     response: ModelResponse,
     messages: list[Message],
     evidence: list[tuple[ToolCall, ToolResult]],
+    calls: VerifierCalls | None = None,
 ) -> Candidate:
     """The candidate a run has reached: its answer with the reasoning and evidence behind it."""
     reasoning = [m.reasoning for m in messages if m.reasoning]
-    return Candidate(task, response.content, reasoning, list(evidence), list(messages))
+    return Candidate(
+        task, response.content, reasoning, list(evidence), list(messages), calls or VerifierCalls()
+    )
 
 
 class VerifyRounds:
     """Counts verified candidates and keeps the best one, for when the rounds run out.
 
-    The best is the candidate whose verdict had the highest confidence (the latest on a tie,
-    or when no verdict gave a confidence).
+    The best is the candidate whose verdict had the highest confidence; on a tie, or when no
+    verdict gave one, the earliest: an answer changed under feedback that still fails its check
+    is no better bet than the model's own first answer.
     """
 
     def __init__(self, limit: int) -> None:
@@ -69,7 +150,8 @@ class VerifyRounds:
 
     @property
     def verified(self) -> bool | None:
-        """Whether the answer that ended the run passed a check; None when nothing was checked."""
+        """Whether a conclusive verdict accepted the answer that ended the run; None when no
+        verifier checked an answer."""
         return self._accepted if self.checked else None
 
     def settle(self, answer: str, verdict: Verdict) -> str | None:
@@ -77,9 +159,9 @@ class VerifyRounds:
         self.count += 1
         self.checked += verdict.checked
         confidence = verdict.confidence if verdict.confidence is not None else 0.0
-        if confidence >= self._best_confidence:
+        if confidence > self._best_confidence:
             self.best, self._best_confidence = answer, confidence
         if verdict.ok:
-            self._accepted = verdict.checked
+            self._accepted = verdict.checked and verdict.conclusive
             return answer
         return self.best if self.count >= self.limit else None

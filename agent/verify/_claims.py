@@ -26,6 +26,8 @@ __all__ = [
     "check_numbers",
     "normalise_answer",
     "numbers_in",
+    "plain",
+    "untraced_numbers",
 ]
 
 _NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?:[eE][+-]?\d+)?%?|(?<![\w.])-?\.\d+")
@@ -50,6 +52,24 @@ _LATEX_NOISE = re.compile(r"\s+|\\[,;:! ]|\\?\$|\{,\}")
 _TOLERANCE = 1e-6
 _FREE = (0.0, 1.0, 2.0, 100.0)
 """Numbers any reasoning may use without a source (halving, percent)."""
+
+
+_LATEX_ARITHMETIC = [
+    (re.compile(r"\\d?frac\s*\{\s*([\d.]+)\s*\}\s*\{\s*([\d.]+)\s*\}"), r"\1/\2"),
+    (re.compile(r"\\d?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}"), r"(\1)/(\2)"),
+    (re.compile(r"\\(?:times|cdot)(?![A-Za-z])"), "*"),
+    (re.compile(r"\\div(?![A-Za-z])"), "/"),
+    (re.compile(r"\\(?:text|mathrm|textbf)\s*\{([^{}]*)\}"), r" \1 "),
+    (re.compile(r"\\(?:left|right)(?![A-Za-z])|\\[\[\]()]"), " "),
+]
+
+
+def plain(text: str) -> str:
+    """`text` with LaTeX arithmetic written plainly: `2 \\times 3` as `2 * 3`, `\\frac{a}{b}` as
+    `(a)/(b)`, `\\text{eggs}` as `eggs`: models write their working both ways."""
+    for pattern, replacement in _LATEX_ARITHMETIC:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def numbers_in(text: str) -> list[float]:
@@ -134,10 +154,55 @@ def check_numbers(
     return findings
 
 
+def untraced_numbers(
+    text: str,
+    *,
+    task: str,
+    evidence: list[tuple[ToolCall, ToolResult]],
+    known: Iterable[float] = (),
+) -> list[Finding]:
+    """One finding per number in `text` that nothing supports.
+
+    A number is supported when it is in the task (or one step of arithmetic on the task's
+    numbers), in a tool call or result, in `known` (values an executed program computed), or is
+    the result of a correct equation in `text` whose own numbers are supported: a chain of right
+    arithmetic from the task's numbers traces every link.
+    """
+    text = plain(text)
+    derivable = _one_step([*_task_numbers(task), *_FREE])
+    traced = [*_evidence_numbers(evidence), *known]
+
+    def supported(number: float) -> bool:
+        return any(_same(number, n) for n in traced) or any(_same(number, n) for n in derivable)
+
+    for match in _EQUATION.finditer(text):
+        expression = match.group("lhs").replace("$", "").replace("x", "*")
+        claimed = float(match.group("rhs").replace(",", ""))
+        try:
+            right = _same(claimed, float(evaluate(expression)))
+        except (ToolError, ValueError):
+            continue
+        if right and all(supported(n) for n in numbers_in(expression.replace("-", " "))):
+            traced.append(claimed)
+    findings: list[Finding] = []
+    for number in dict.fromkeys(numbers_in(text)):
+        if supported(number) or supported(abs(number)):
+            continue
+        findings.append(
+            Finding(
+                claim=f"the number {_format(number)}",
+                ok=False,
+                evidence="has no source: it is in no tool result, is not a number of the task "
+                "or one step of arithmetic on them, and no correct calculation gives it.",
+            )
+        )
+    return findings
+
+
 def arithmetic_claims(text: str) -> list[Finding]:
     """Recompute every `a op b = c` in `text` with the calculator; one finding per equation."""
     findings = []
-    for match in _EQUATION.finditer(text):
+    for match in _EQUATION.finditer(plain(text)):
         expression = match.group("lhs").replace("$", "").replace("x", "*")
         claimed = float(match.group("rhs").replace(",", ""))
         try:

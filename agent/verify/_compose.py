@@ -21,10 +21,16 @@ class Programmatic:
     the assertion's message. Any other exception propagates: it is a bug in the check, not a
     verdict on the answer.
 
+    A passed check verifies the answer only with `confirms=True`: say so when passing it makes
+    the answer right (a known value, a test suite); a check that only filters (is there a
+    number? is it short?) leaves the answer unverified unless another verifier confirms it.
+    A `Verdict` the function returns keeps its own `conclusive`.
+
     Args:
         check: The function, sync or async.
         name: The verifier name recorded in the trace (default: the function's name).
         feedback: Sent to the model when `check` returns False.
+        confirms: Passing the check makes the answer verified.
     """
 
     def __init__(
@@ -33,10 +39,12 @@ class Programmatic:
         *,
         name: str | None = None,
         feedback: str = "The answer failed a check. Re-read the task and correct the answer.",
+        confirms: bool = False,
     ) -> None:
         self.check = check
         self.name: str = name or str(getattr(check, "__name__", "programmatic"))
         self.feedback = feedback
+        self.confirms = confirms
 
     async def verify(self, candidate: Candidate) -> Verdict:
         """Run the check on the candidate."""
@@ -53,12 +61,20 @@ class Programmatic:
         ok = bool(outcome)
         finding = Finding(claim=self.name, ok=ok, evidence="check passed" if ok else "check failed")
         return Verdict(
-            ok=ok, verifier=self.name, findings=[finding], feedback="" if ok else self.feedback
+            ok=ok,
+            verifier=self.name,
+            findings=[finding],
+            feedback="" if ok else self.feedback,
+            conclusive=ok and self.confirms,
         )
 
 
 class AllOf:
-    """Accepts when every verifier accepts; stops at the first rejection (cheap checks first)."""
+    """Accepts when every verifier accepts; stops at the first rejection (cheap checks first).
+
+    The acceptance is conclusive ("verified") when one of the verifiers' is: every check
+    passed and at least one confirmed the answer.
+    """
 
     def __init__(self, *verifiers: Verifier) -> None:
         self.verifiers = verifiers
@@ -71,11 +87,16 @@ class AllOf:
             verdicts.append(await verifier.verify(candidate))
             if not verdicts[-1].ok:
                 break
-        return _merge(self.name, verdicts, ok=all(v.ok for v in verdicts), pick=min)
+        ok = all(v.ok for v in verdicts)
+        conclusive = ok and any(v.conclusive for v in verdicts)
+        return _merge(self.name, verdicts, ok=ok, conclusive=conclusive, pick=min)
 
 
 class AnyOf:
-    """Accepts when one verifier accepts; stops at the first acceptance."""
+    """Accepts when one verifier accepts; stops at the first conclusive acceptance.
+
+    The acceptance is conclusive when an accepting verifier's is.
+    """
 
     def __init__(self, *verifiers: Verifier) -> None:
         self.verifiers = verifiers
@@ -86,9 +107,11 @@ class AnyOf:
         verdicts = []
         for verifier in self.verifiers:
             verdicts.append(await verifier.verify(candidate))
-            if verdicts[-1].ok:
+            if verdicts[-1].ok and verdicts[-1].conclusive:
                 break
-        return _merge(self.name, verdicts, ok=any(v.ok for v in verdicts), pick=max)
+        ok = any(v.ok for v in verdicts)
+        conclusive = any(v.ok and v.conclusive for v in verdicts)
+        return _merge(self.name, verdicts, ok=ok, conclusive=conclusive, pick=max)
 
 
 def _name(verifier: Verifier) -> str:
@@ -96,7 +119,12 @@ def _name(verifier: Verifier) -> str:
 
 
 def _merge(
-    name: str, verdicts: list[Verdict], *, ok: bool, pick: Callable[[list[float]], float]
+    name: str,
+    verdicts: list[Verdict],
+    *,
+    ok: bool,
+    conclusive: bool,
+    pick: Callable[[list[float]], float],
 ) -> Verdict:
     confidences = [v.confidence for v in verdicts if v.confidence is not None]
     return Verdict(
@@ -110,5 +138,6 @@ def _merge(
         feedback="" if ok else "\n\n".join(v.feedback for v in verdicts if v.feedback),
         confidence=pick(confidences) if confidences else None,
         checked=any(v.checked for v in verdicts),
+        conclusive=conclusive,
         samples=[s for v in verdicts for s in v.samples],
     )

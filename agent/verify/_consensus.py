@@ -6,9 +6,10 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from verity.errors import UserError
-from verity.messages import Finding, Sample, Verdict
+from verity.messages import Finding, Sample, Usage, Verdict
 from verity.verify._base import Candidate
 from verity.verify._claims import normalise_answer
+from verity.verify._compare import same_answer
 
 __all__ = ["Consensus", "Solver"]
 
@@ -23,8 +24,10 @@ class Consensus:
 
     The candidate is one of the `samples`; the other `samples - 1` come from `solve` with seeds
     `seed`, `seed + 1`, ... They depend on the task only, so a later round of the same run reuses
-    them. Answers are compared after `normalise` (by default: the final number). The verdict
-    lists every attempt in `Verdict.samples`, with whether it agrees with the candidate.
+    them. Answers agree when they reach the same final answer (`same_answer`: numbers as
+    numbers, the rest by math-verify); `normalise` gives the form shown and tallied. The verdict
+    lists every attempt in `Verdict.samples`, with whether it agrees with the candidate. Their
+    tokens count in the verdict's usage the first time they are drawn.
 
     Args:
         solve: Produces one independent answer per seed.
@@ -70,9 +73,9 @@ class Consensus:
         """
         mine = self.normalise(candidate.answer)
         samples = []
-        for sample in await self._others(candidate.task):
+        for sample in await self._others(candidate):
             normalised = self.normalise(sample.answer) if sample.answer.strip() else ""
-            agrees = bool(normalised) and normalised == mine
+            agrees = bool(normalised) and same_answer(sample.answer, candidate.answer)
             samples.append(sample.model_copy(update={"normalised": normalised, "agrees": agrees}))
         votes = Counter(sample.normalised for sample in samples if sample.normalised)
         agreeing = 1 + sum(sample.agrees for sample in samples)
@@ -100,10 +103,19 @@ class Consensus:
             samples=samples,
         )
 
-    async def _others(self, task: str) -> list[Sample]:
+    async def _others(self, candidate: Candidate) -> list[Sample]:
+        task = candidate.task
         if self._cached is None or self._cached[0] != task:
             seeds = range(self.seed, self.seed + self.samples - 1)
             self._cached = (task, [await self._sample(task, seed) for seed in seeds])
+            for sample in self._cached[1]:
+                candidate.calls.count(
+                    Usage(
+                        prompt_tokens=sample.input_tokens,
+                        prompt_tokens_evaluated=sample.input_tokens_evaluated,
+                        completion_tokens=sample.output_tokens,
+                    )
+                )
         return self._cached[1]
 
     async def _sample(self, task: str, seed: int) -> Sample:

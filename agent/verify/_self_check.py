@@ -1,4 +1,4 @@
-"""The self-check verifier: code checks the numeric claims, then a model judges the rest."""
+"""The self-check verifier: code checks the claims, and the answer is derived again."""
 
 from __future__ import annotations
 
@@ -6,18 +6,19 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from verity.messages import Finding, Message, Verdict
+from verity.messages import Finding, Message, ToolCall, Verdict
 from verity.models.base import Model
 from verity.prompts import load_prompt
-from verity.tools.base import ToolSpec, is_read_only
+from verity.tools.base import ToolResult, ToolSpec, is_read_only
 from verity.tools.toolset import Toolset, call_tool
-from verity.verify._base import Candidate
+from verity.verify._base import Candidate, repair_feedback
 from verity.verify._claims import (
     arithmetic_claims,
     check_arguments,
     check_coverage,
-    check_numbers,
+    untraced_numbers,
 )
+from verity.verify._recompute import Recompute
 
 __all__ = ["VERDICT_TOOL", "SelfCheck"]
 
@@ -49,20 +50,27 @@ VERDICT_TOOL = ToolSpec(
 
 
 class SelfCheck:
-    """Checks the claims an answer relies on against the tool evidence, then asks a model.
+    """Checks the claims an answer relies on, and derives the answer again independently.
 
     Code does what code can do reliably: every `a op b = c` in the answer and reasoning is
-    recomputed with the calculator, every number in the answer must come from a tool result, the
-    task, or one step of arithmetic on the task's numbers, and read-only tool calls are run again
-    to see whether their results still hold. Then `model` (the run's model, or a separate
-    verifier model) sees the task, the evidence, those findings and the answer and submits a
-    verdict through the `submit_verdict` tool, so its output always fits the verdict schema.
+    recomputed with the calculator, every number in the answer must trace to the task, a tool
+    result, a correct calculation from those, or a recomputation's values, the numbers in tool
+    arguments must come from the task or earlier results, and read-only tool calls are run again
+    to see whether their results still hold. With a `model`, the answer is also derived again by
+    `Recompute` (programs the model writes from the task alone, run by code): only agreement
+    makes the verdict conclusive, so an answer is "verified" only when an independent
+    derivation reached it and no claim failed. Without a model nothing is conclusive: the code
+    checks can reject an answer, never confirm it.
+
+    With `judge`, the model also submits a verdict of its own through the `submit_verdict` tool
+    (its output always fits the schema); it can only reject, never verify.
 
     Args:
-        model: The judging model; None runs the code checks only.
+        model: The model that recomputes (and judges); None runs the code checks only.
         toolsets: Where read-only tools are found to run again (entered by the caller).
-        trust_model: Let the model reject an answer the code checks passed. Off means the model's
-            findings are recorded and sent as feedback only alongside a code finding.
+        samples: Most programs written per check (see `Recompute`).
+        agree: Agreeing programs needed for a conclusive verdict.
+        judge: Ask the model for a verdict of its own as well.
         tool_timeout: Seconds a repeated tool call may take.
     """
 
@@ -73,49 +81,59 @@ class SelfCheck:
         model: Model | None = None,
         *,
         toolsets: Sequence[Toolset] = (),
-        trust_model: bool = True,
+        samples: int = 3,
+        agree: int = 2,
+        judge: bool = False,
         tool_timeout: float = 30.0,
     ) -> None:
         self.model = model
         self.toolsets = list(toolsets)
-        self.trust_model = trust_model
+        self.recompute = Recompute(model, samples=samples, agree=agree) if model else None
+        self.judge = judge
         self.tool_timeout = tool_timeout
 
     async def verify(self, candidate: Candidate) -> Verdict:
-        """Check the candidate's claims; a rejected verdict says which claims failed and why.
+        """Check the candidate's claims and recompute it; a rejection says what failed and why.
 
         Raises:
-            ModelError: the judging model's backend failed.
+            ModelError: the model backend failed.
         """
         written = "\n".join([*candidate.reasoning, candidate.answer])
         task, evidence = candidate.task, candidate.evidence
-        findings = [
+        claims = [
             *arithmetic_claims(written),
             *(
                 finding
                 for index, (call, _) in enumerate(evidence)
                 for finding in check_arguments(call, task=task, evidence=evidence[:index])
             ),
-            *check_numbers(candidate.answer, task=task, evidence=evidence),
-            *check_coverage(written, task=task, evidence=evidence),
             *await self._rerun_tools(candidate),
         ]
-        code_ok = all(f.ok for f in findings)
-        confidence = sum(f.ok for f in findings) / len(findings) if findings else 1.0
-        judged = await self._judge(candidate, findings) if self.model is not None else None
-        model_feedback = ""
-        ok = code_ok
-        if judged is not None:
-            model_ok, model_findings, model_feedback, model_confidence = judged
-            findings.extend(model_findings)
-            ok = code_ok and (model_ok or not self.trust_model)
-            confidence *= model_confidence
+        recomputed = None
+        if self.recompute is not None and all(f.ok for f in claims):  # else: rejected already
+            recomputed = await self.recompute.verify(candidate)
+        known = [
+            value
+            for program in (self.recompute.programs(task) if self.recompute else [])
+            if program.value is not None
+            for value in program.names.values()
+        ]
+        claims += untraced_numbers(candidate.answer, task=task, evidence=evidence, known=known)
+        recompute_ok = recomputed is None or recomputed.ok
+        if self.judge and self.model is not None and recompute_ok and all(f.ok for f in claims):
+            claims += await self._judge(candidate, claims)
+        ok = recompute_ok and all(f.ok for f in claims)
+        failed = [f for f in claims if not f.ok]
+        if not recompute_ok and recomputed is not None:
+            failed += [f for f in recomputed.findings if not f.ok]
         return Verdict(
             ok=ok,
             verifier=self.name,
-            findings=findings,
-            feedback="" if ok else _feedback(findings, model_feedback),
-            confidence=confidence,
+            findings=claims + (recomputed.findings if recomputed else []),
+            feedback="" if ok else repair_feedback(failed, extra=_unused(written, task, evidence)),
+            confidence=recomputed.confidence if recomputed else None,
+            conclusive=ok and recomputed is not None and recomputed.conclusive,
+            samples=recomputed.samples if recomputed else [],
         )
 
     async def _rerun_tools(self, candidate: Candidate) -> list[Finding]:
@@ -143,27 +161,35 @@ class SelfCheck:
                 )
         return findings
 
-    async def _judge(
-        self, candidate: Candidate, findings: list[Finding]
-    ) -> tuple[bool, list[Finding], str, float] | None:
+    async def _judge(self, candidate: Candidate, findings: list[Finding]) -> list[Finding]:
         assert self.model is not None
         messages = [
             Message(role="system", content=load_prompt("verifier")),
             Message(role="user", content=_render(candidate, findings)),
         ]
-        response = await self.model.respond(messages, [VERDICT_TOOL], tool_choice=VERDICT_TOOL.name)
+        response = await candidate.calls.respond(
+            self.model, messages, [VERDICT_TOOL], tool_choice=VERDICT_TOOL.name
+        )
         if not response.tool_calls:
-            return None  # the grammar makes this rare; the code checks still stand
+            return []  # the grammar makes this rare; the code checks still stand
         submitted: dict[str, Any] = response.tool_calls[0].arguments
-        model_findings = [
+        judged = [
             Finding(
-                claim=f"model: {f.get('claim', '')}", ok=bool(f.get("ok")), evidence=f["evidence"]
+                claim=f"judge: {f.get('claim', '')}", ok=bool(f.get("ok")), evidence=f["evidence"]
             )
             for f in submitted.get("findings", [])
         ]
-        confidence = min(max(float(submitted.get("confidence", 0.5)), 0.0), 1.0)
-        ok = bool(submitted.get("ok")) and all(f.ok for f in model_findings)
-        return ok, model_findings, str(submitted.get("feedback", "")), confidence
+        if not submitted.get("ok") and all(f.ok for f in judged):
+            feedback = str(submitted.get("feedback", "")).strip() or "the answer does not hold"
+            judged.append(Finding(claim="judge", ok=False, evidence=feedback))
+        return judged
+
+
+def _unused(written: str, task: str, evidence: list[tuple[ToolCall, ToolResult]]) -> list[str]:
+    """Task numbers nothing used: a hint for the repair, not a reason to reject."""
+    return [
+        f"{f.claim}: {f.evidence}" for f in check_coverage(written, task=task, evidence=evidence)
+    ]
 
 
 def _arguments(arguments: dict[str, Any]) -> str:
@@ -184,18 +210,4 @@ def _render(candidate: Candidate, findings: list[Finding]) -> str:
     if candidate.reasoning:
         lines += ["", "Reasoning:", *candidate.reasoning]
     lines += ["", f"Answer to check:\n{candidate.answer}"]
-    return "\n".join(lines)
-
-
-def _feedback(findings: list[Finding], model_feedback: str) -> str:
-    failed = [f for f in findings if not f.ok]
-    lines = ["Verification found problems in your answer:"]
-    lines += [f"- {f.claim}: {f.evidence}" for f in failed]
-    if model_feedback.strip():
-        lines.append(f"Reviewer: {model_feedback.strip()}")
-    lines.append(
-        "Check each step against the tool results, recompute with the calculator where a "
-        "number is wrong or unsupported, and give the corrected final answer. Do not repeat "
-        "the same calculation: set the problem up again, using every quantity the task gives."
-    )
     return "\n".join(lines)

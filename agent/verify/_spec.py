@@ -13,11 +13,15 @@ from verity.verify._base import Verifier
 from verity.verify._claims import check_arguments
 from verity.verify._compose import AllOf, AnyOf
 from verity.verify._consensus import Consensus, Solver
+from verity.verify._recompute import Recompute
 from verity.verify._self_check import SelfCheck
 
 __all__ = ["VERIFY_SPECS", "build_verifier", "check_calls"]
 
-VERIFY_SPECS = "none | self | consensus:N[:MAJORITY] | all:SPEC,SPEC | any:SPEC,SPEC"
+VERIFY_SPECS = (
+    "none | self[:N[:K]] | recompute[:N[:K]] | consensus:N[:MAJORITY] | all:SPEC,SPEC "
+    "| any:SPEC,SPEC"
+)
 
 
 def build_verifier(
@@ -30,8 +34,9 @@ def build_verifier(
     """The verifier a `--verify` spec names; None for `none`.
 
     Args:
-        spec: For example `self`, `consensus:3`, `consensus:5:0.6` or `all:self,consensus:3`.
-        model: The model self-check judges with.
+        spec: For example `self`, `self:5:3` (up to 5 recomputations, 3 must agree),
+            `recompute:3`, `consensus:5:0.6` or `all:self,consensus:3`.
+        model: The model that recomputes the answer (best on a context of its own).
         solve: Where consensus gets its independent answers; required when the spec uses it.
         toolsets: Read-only tools self-check may call again.
 
@@ -50,8 +55,11 @@ def build_verifier(
     name, _, rest = text.partition(":")
     if name == "none" and not rest:
         return None
-    if name == "self" and not rest:
-        return SelfCheck(model, toolsets=toolsets)
+    if name in ("self", "recompute"):
+        most, agree = _counts(spec, rest)
+        if name == "recompute":
+            return Recompute(model, samples=most, agree=agree)
+        return SelfCheck(model, toolsets=toolsets, samples=most, agree=agree)
     if name == "consensus":
         samples, _, majority = rest.partition(":")
         try:
@@ -63,6 +71,17 @@ def build_verifier(
             raise UserError("consensus needs a solver to sample answers with.", field="verify")
         return Consensus(solve, samples=n, majority=share)
     raise _bad(spec)
+
+
+def _counts(spec: str, rest: str) -> tuple[int, int]:
+    """`N[:K]`: most programs and agreeing ones needed (3 and 2 when left out)."""
+    samples, _, agree = rest.partition(":")
+    try:
+        n = int(samples) if samples else 3
+        k = int(agree) if agree else min(2, n)
+    except ValueError:
+        raise _bad(spec) from None
+    return n, k
 
 
 def _bad(spec: str) -> UserError:

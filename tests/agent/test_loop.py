@@ -51,7 +51,7 @@ async def test_run_returns_the_answer_after_a_tool_call() -> None:
     with anyio.fail_after(5):
         result = await run("2+3?", model=model, toolsets=[FunctionToolset([add])])
     assert result.answer == "5"
-    assert result.verified is False
+    assert result.verified is None  # no verifier ran
     kinds = [type(step) for step in result.steps]
     assert kinds == [ModelStep, ToolStep, ModelStep, VerifyStep, FinalStep]
     tool_step = result.steps[1]
@@ -194,7 +194,7 @@ async def test_iter_run_yields_steps_as_they_happen() -> None:
     model = ScriptedModel([answer("hi")])
     with anyio.fail_after(5):
         steps = [step async for step in iter_run("hello", model=model)]
-    assert steps[-1] == FinalStep(step=1, answer="hi", verified=False)
+    assert steps[-1] == FinalStep(step=1, answer="hi", verified=None)
     model.assert_complete()
 
 

@@ -137,7 +137,7 @@ async def test_a_programmatic_rejection_is_feedback_not_an_exception() -> None:
 
     model = ScriptedModel([answer("41"), answer("42")])
     with anyio.fail_after(5):
-        result = await run("6 * 7?", model=model, verifier=Programmatic(is_42))
+        result = await run("6 * 7?", model=model, verifier=Programmatic(is_42, confirms=True))
     assert (result.answer, result.verified) == ("42", True)
     messages, _ = model.requests[1]
     assert messages[-1].content == "The product of 6 and 7 is not in the answer."
@@ -211,3 +211,14 @@ async def test_consensus_counts_a_sample_that_outgrew_the_context_as_a_missing_v
     first = answers[1]
     assert isinstance(first, ScriptedModel)
     first.assert_complete()
+
+
+async def test_an_accepted_but_inconclusive_verdict_ends_the_run_unverified() -> None:
+    model = ScriptedModel([answer("42")])
+    verifier = ScriptedVerdicts(Verdict(ok=True, verifier="scripted", conclusive=False))
+    with anyio.fail_after(5):
+        result = await run("6 * 7?", model=model, verifier=verifier)
+    # nothing was wrong, nothing was confirmed: the answer stands, and is not called verified
+    assert (result.answer, result.verified) == ("42", False)
+    assert result.steps[-1] == FinalStep(step=1, answer="42", verified=False)
+    model.assert_complete()

@@ -173,7 +173,7 @@ async def test_each_run_records_whether_its_answer_was_verified_and_in_how_many_
     assert sorted(rows) == sorted(
         [(accepted.run_id, 1, 2), (exhausted.run_id, 0, 2), (unverified.run_id, None, 0)]
     )
-    assert (accepted.verified, exhausted.verified, unverified.verified) == (True, False, False)
+    assert (accepted.verified, exhausted.verified, unverified.verified) == (True, False, None)
     store.close()
 
 
@@ -259,3 +259,25 @@ async def test_consensus_samples_are_traced_as_runs_linked_to_the_verified_run(
     assert sample_tool_calls == [(first, "multiply", "18.0")]
     for scripted in (model, *attempts.values()):
         scripted.assert_complete()
+
+
+async def test_an_inconclusive_acceptance_is_stored_as_such_and_the_run_as_unverified(
+    tmp_path: Path,
+) -> None:
+    store = TraceStore(tmp_path / "t.db")
+    unconfirmed = Verdict(ok=True, verifier="self-check", conclusive=False)
+
+    class Unconfirmed:
+        async def verify(self, candidate: Candidate) -> Verdict:
+            return unconfirmed
+
+    with anyio.fail_after(5):
+        result = await run(
+            "6 * 7?", model=ScriptedModel([answer("42")]), verifier=Unconfirmed(),
+            hooks=TraceRecorder(store),
+        )  # fmt: skip
+    record = store.run(result.run_id)
+    assert record is not None
+    [row] = record["verdicts"]
+    assert (row["ok"], row["conclusive"], record["verified"]) == (1, 0, 0)
+    store.close()

@@ -6,11 +6,11 @@ import ast
 import math
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from verity.tools.base import ToolError, tool
 
-__all__ = ["calculator", "evaluate"]
+__all__ = ["Number", "calculator", "evaluate", "evaluate_node"]
 
 MAX_EXPONENT = 10_000
 MAX_INT_DIGITS = 1_000
@@ -80,31 +80,68 @@ def evaluate(expression: str) -> Number:
         raise ToolError(
             f"Could not parse {expression!r}. Use numbers, + - * / // % ** and parentheses."
         ) from None
+    return _guarded(tree.body, expression, {}, _FUNCTIONS)
+
+
+def evaluate_node(
+    node: ast.expr,
+    names: Mapping[str, Number] | None = None,
+    functions: Mapping[str, Callable[..., Number]] | None = None,
+) -> Number:
+    """Evaluate a parsed arithmetic expression, with `names` as extra variables and `functions`
+    as extra functions (a verifier runs small programs this way, still without `eval`).
+
+    Raises:
+        ToolError: the expression is not arithmetic, is too large, or divides by zero.
+    """
+    return _guarded(node, None, names or {}, {**_FUNCTIONS, **(functions or {})})
+
+
+def _guarded(
+    node: ast.expr,
+    text: str | None,
+    names: Mapping[str, Number],
+    functions: Mapping[str, Callable[..., Number]],
+) -> Number:
     try:
-        return _evaluate_node(tree.body)
+        return _evaluate_node(node, names, functions)
     except ZeroDivisionError:
-        raise ToolError(f"Division by zero in {expression!r}.") from None
+        raise ToolError(f"Division by zero in {text or _source(node)!r}.") from None
     except (OverflowError, ValueError, TypeError, RecursionError) as exc:
-        raise ToolError(f"Cannot evaluate {expression!r}: {exc}.") from None
+        raise ToolError(f"Cannot evaluate {text or _source(node)!r}: {exc}.") from None
 
 
-def _evaluate_node(node: ast.expr) -> Number:
+def _source(node: ast.expr) -> str:
+    try:
+        return ast.unparse(node)[:200]
+    except RecursionError:  # a deeply nested expression cannot be printed either
+        return "the expression"
+
+
+def _evaluate_node(
+    node: ast.expr,
+    names: Mapping[str, Number],
+    functions: Mapping[str, Callable[..., Number]],
+) -> Number:
     match node:
         case ast.Constant(value=bool()):
             raise ToolError("Booleans are not numbers here.")
         case ast.Constant(value=int() | float() as value):
             return value
         case ast.BinOp(left=left, op=op, right=right) if type(op) in _BINARY:
-            a, b = _evaluate_node(left), _evaluate_node(right)
+            a, b = _evaluate_node(left, names, functions), _evaluate_node(right, names, functions)
             if isinstance(op, ast.Pow | ast.BitXor):
                 _check_power(a, b)
             return _check_size(_BINARY[type(op)](a, b))
         case ast.UnaryOp(op=op, operand=operand) if type(op) in _UNARY:
-            return _UNARY[type(op)](_evaluate_node(operand))
+            return _UNARY[type(op)](_evaluate_node(operand, names, functions))
+        case ast.Name(id=name) if name in names:
+            return names[name]
         case ast.Name(id=name) if name in _CONSTANTS:
             return _CONSTANTS[name]
-        case ast.Call(func=ast.Name(id=name), args=args, keywords=[]) if name in _FUNCTIONS:
-            return _check_size(_FUNCTIONS[name](*(_evaluate_node(arg) for arg in args)))
+        case ast.Call(func=ast.Name(id=name), args=args, keywords=[]) if name in functions:
+            values = [_evaluate_node(arg, names, functions) for arg in args]
+            return _check_size(functions[name](*values))
     allowed = ", ".join(sorted(_FUNCTIONS))
     raise ToolError(
         f"Unsupported syntax {ast.unparse(node)!r}. Allowed: numbers, + - * / // % ** ^, "
