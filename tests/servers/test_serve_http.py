@@ -126,8 +126,9 @@ async def test_an_mcp_client_with_the_token_lists_the_tools_and_the_token_is_nev
          "from: python -c 'import secrets; print(secrets.token_urlsafe(32))'"),
         (["--max-queue", "-1"], "verity: error: --max-queue must be at least 0, not -1."),
         (["--verify", "twice"],
-         "verity: error: Unknown --verify 'twice'. Use one of: none | self | "
-         "consensus:N[:MAJORITY] | all:SPEC,SPEC | any:SPEC,SPEC (e.g. 'all:self,consensus:3')."),
+         "verity: error: Unknown --verify 'twice'. Use one of: none | self[:N[:K]] | "
+         "recompute[:N[:K]] | consensus:N[:MAJORITY] | all:SPEC,SPEC | any:SPEC,SPEC "
+         "(e.g. 'all:self,consensus:3')."),
     ],
 )  # fmt: skip
 def test_serve_refuses_unsafe_or_bad_options_with_one_line(
