@@ -34,8 +34,8 @@ __all__ = [
     "builtin_toolsets",
 ]
 
-MAX_CONSENSUS_SAMPLES = 10
-"""Independent runs one `run_agent` call may ask consensus verification for."""
+MAX_VERIFY_SAMPLES = 10
+"""Model runs (consensus samples, recomputations) one `run_agent` call may ask verification for."""
 
 ToolsetFactory = Callable[[Sequence[str], ClientApprovals], list[Toolset]]
 """The toolsets of one run, from the MCP servers it may use and the run's approvals: `asker`
@@ -199,12 +199,12 @@ def _servers(agent: ServedAgent, chosen: list[str] | None) -> list[str]:
 
 
 def _check_samples(spec: str) -> None:
-    """A caller may not make one call hold the shared model for a great many consensus runs."""
-    for samples in re.findall(r"consensus:(\d+)", spec.lower()):
-        if int(samples) > MAX_CONSENSUS_SAMPLES:
+    """A caller may not make one call hold the shared model for a great many verifying runs."""
+    for kind, samples in re.findall(r"(self|recompute|consensus):(\d+)", spec.lower()):
+        if int(samples) > MAX_VERIFY_SAMPLES:
             raise ToolError(
-                f"verify asks for {samples} consensus samples; this server runs at most "
-                f"{MAX_CONSENSUS_SAMPLES} per call."
+                f"verify asks for {samples} {kind} samples; this server runs at most "
+                f"{MAX_VERIFY_SAMPLES} per call."
             )
 
 

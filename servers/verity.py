@@ -29,6 +29,7 @@ from verity.servers._detached import DetachedRun
 from verity.servers._run_hooks import ProgressReporter
 from verity.servers._served_agent import RunOptions, RunOutcome, ServedAgent, run_served
 from verity.trace.store import TraceStore
+from verity.verify import VERIFY_SPECS
 
 __all__ = ["RunList", "RunOutcome", "RunSummary", "ServedAgent", "build_server", "main"]
 
@@ -82,7 +83,7 @@ def _run_agent_annotations(agent: ServedAgent) -> ToolAnnotations:
 
 
 _TASK = "what the agent should do, self-contained"
-_VERIFY = "check the answer first: none | self | consensus:N | all:A,B | any:A,B"
+_VERIFY = f"check the answer first: {VERIFY_SPECS}"
 _READS = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
 

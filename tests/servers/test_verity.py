@@ -135,6 +135,10 @@ async def test_run_agent_refuses_bad_options_before_anything_runs(
             {"verify": "all:self,consensus:50"},
             "verify asks for 50 consensus samples; this server runs at most 10 per call.",
         ),
+        (
+            {"verify": "recompute:99"},
+            "verify asks for 99 recompute samples; this server runs at most 10 per call.",
+        ),
     ]
     with anyio.fail_after(20):
         async with Client(build_server(agent)) as client:
