@@ -232,11 +232,11 @@ async def test_the_real_model_verifies_only_answers_its_programs_compute(
     greedy_model: LlamaCppModel,
 ) -> None:
     judge = greedy_model.with_own_context(n_ctx=2048)
-    recompute = Recompute(judge, samples=2, agree=2)
     task = "A shop sells 17 boxes of 24 apples and 5 loose apples. How many apples is that?"
     with anyio.fail_after(300):
-        wrong = await recompute.verify(Candidate(task=task, answer="The answer is 418."))
-        right = await recompute.verify(Candidate(task=task, answer="The answer is 413."))
+        # one verifier each: a value quoted to the model in feedback would need more evidence
+        wrong = await Recompute(judge, samples=2, agree=2).verify(Candidate(task, "It is 418."))
+        right = await Recompute(judge, samples=2, agree=2).verify(Candidate(task, "It is 413."))
     assert not (wrong.ok and wrong.conclusive)  # 418 is never verified
     # whatever the programs computed, a verdict is conclusive only when two of them agree
     values = [s.answer for s in right.samples]
