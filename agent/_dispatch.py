@@ -1,7 +1,8 @@
-"""Tool dispatch for the loop: which toolset serves each tool, and running one turn's calls."""
+"""Tool dispatch for the loop: which toolset serves each tool, and answering one turn's calls."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -14,11 +15,11 @@ from verity.hooks import RunHooks
 from verity.messages import ToolCall
 from verity.settings import RunSettings
 from verity.tools.approval import ApprovalDecision, reporting_approvals
-from verity.tools.base import ToolResult, ToolSpec
+from verity.tools.base import ToolResult, ToolSpec, is_read_only
 from verity.tools.schemas import schema_problem
-from verity.tools.toolset import Toolset, call_tool
+from verity.tools.toolset import Toolset, ToolsetNotOpenError, call_tool
 
-__all__ = ["Owners", "run_tools", "tool_owners"]
+__all__ = ["CallMemory", "Owners", "in_call_order", "may_reuse", "run_tools", "tool_owners"]
 
 _log = logging.getLogger("verity")
 
@@ -46,15 +47,18 @@ async def tool_owners(
     toolset already leaves such tools out).
 
     Raises:
-        UserError: two toolsets offer the same tool name.
+        UserError: two toolsets offer the same tool name, or one is not open.
     """
     owners: Owners = {}
     for toolset in toolsets:
-        if hooks is None:
-            specs = await toolset.list_tools()
-        else:
-            with _approvals_to(hooks, run_id, step):
+        try:
+            if hooks is None:
                 specs = await toolset.list_tools()
+            else:
+                with _approvals_to(hooks, run_id, step):
+                    specs = await toolset.list_tools()
+        except ToolsetNotOpenError as exc:
+            raise UserError(str(exc), field="toolsets") from None
         for spec in specs:
             if (problem := schema_problem(spec.parameters)) is not None:
                 _log.warning("tool %r is unavailable: %s", spec.name, problem)
@@ -100,3 +104,56 @@ async def run_tools(
         for index, call in enumerate(calls):
             group.start_soon(run_one, index, call)
     return [r for r in results if r is not None]
+
+
+def may_reuse(spec: ToolSpec) -> bool:
+    """Whether an earlier result of this tool may answer an identical later call.
+
+    Only for tools read-only by Verity's trust rule (`is_read_only`: Python tools declare it, MCP
+    annotations count only from a trusted server). Every other call runs again: avoiding
+    repeats must never change what a tool does.
+    """
+    return is_read_only(spec)
+
+
+class CallMemory:
+    """The calls a run made, by tool name and arguments, with the results that may be reused."""
+
+    def __init__(self) -> None:
+        self._results: dict[str, ToolResult] = {}
+        self._made: set[str] = set()
+
+    def repeats(self, calls: list[ToolCall]) -> bool:
+        """Whether every one of `calls` was made before, with the same arguments."""
+        return all(_call_key(call) in self._made for call in calls)
+
+    def recall(self, calls: list[ToolCall], owners: Owners) -> dict[int, ToolResult]:
+        """Earlier results that answer some of `calls`, by the call's position."""
+        return {
+            index: self._results[_call_key(call)]
+            for index, call in enumerate(calls)
+            if _call_key(call) in self._results and _reusable(call, owners)
+        }
+
+    def remember(self, calls: list[ToolCall], results: list[ToolResult], owners: Owners) -> None:
+        """Note the calls made, and keep the results that may answer a later identical call."""
+        for call, result in zip(calls, results, strict=True):
+            self._made.add(_call_key(call))
+            if not result.is_error and _reusable(call, owners):
+                self._results[_call_key(call)] = result
+
+
+def in_call_order(
+    count: int, recalled: dict[int, ToolResult], ran: list[ToolResult]
+) -> list[ToolResult]:
+    """The answers to a turn's `count` calls: recalled ones at their positions, `ran` between."""
+    fresh = iter(ran)
+    return [recalled[i] if i in recalled else next(fresh) for i in range(count)]
+
+
+def _reusable(call: ToolCall, owners: Owners) -> bool:
+    return call.name in owners and may_reuse(owners[call.name][0])
+
+
+def _call_key(call: ToolCall) -> str:
+    return json.dumps([call.name, call.arguments], sort_keys=True)

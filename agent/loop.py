@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
@@ -10,7 +9,7 @@ from datetime import UTC, datetime
 
 import anyio
 
-from verity._dispatch import run_tools, tool_owners
+from verity._dispatch import CallMemory, in_call_order, run_tools, tool_owners
 from verity.answers import boxed_answer
 from verity.errors import RunLimitExceeded, UserError
 from verity.hooks import RunHooks, RunStatus
@@ -61,12 +60,12 @@ async def iter_run(
     """Run `task` and yield each step as it happens. Toolsets must already be entered.
 
     Raises:
-        UserError: the task is empty or two toolsets offer the same tool name.
+        UserError: the task is empty or not text, a toolset is not open, or two toolsets offer
+            the same tool name.
         RunLimitExceeded: `max_steps` model calls gave no accepted answer.
         ModelError: the model backend failed.
     """
-    if not task.strip():
-        raise UserError("The task is empty. Say what the agent should do.", field="task")
+    _check_task(task)
     settings = settings or RunSettings()
     hooks = hooks or RunHooks()
     verifier = verifier or AcceptAll()
@@ -78,7 +77,7 @@ async def iter_run(
         Message(role="user", content=task),
     ]
     evidence: list[tuple[ToolCall, ToolResult]] = []
-    answered: dict[str, ToolResult] = {}
+    memory = CallMemory()
     tool_choice: ToolChoice = "auto"
     rounds = VerifyRounds(settings.max_verify_rounds)
     status: RunStatus = "failed"
@@ -99,19 +98,21 @@ async def iter_run(
             messages.append(_assistant_message(response))
             if response.tool_calls:
                 calls = response.tool_calls
-                fresh = [c for c in calls if _call_key(c) not in answered]
-                results = await run_tools(run_id, step, fresh, owners, settings, hooks)
-                answered.update(zip(map(_call_key, fresh), results, strict=True))
-                evidence.extend(zip(fresh, results, strict=True))
-                yield ToolStep(step=step, calls=fresh, results=results)
+                recalled, repeated = memory.recall(calls, owners), memory.repeats(calls)
+                fresh = [c for i, c in enumerate(calls) if i not in recalled]
+                ran = await run_tools(run_id, step, fresh, owners, settings, hooks)
+                answers = in_call_order(len(calls), recalled, ran)
+                memory.remember(calls, answers, owners)
+                evidence.extend(zip(fresh, ran, strict=True))
+                yield ToolStep(step=step, calls=fresh, results=ran)
                 if settings.check_tool_arguments and fresh:
                     await hooks.on_verdict(run_id, step, check_calls(task, fresh, evidence))
-                messages.extend(_tool_messages(calls, answered))
+                messages.extend(_tool_messages(calls, answers))
                 if response.invalid_calls:
                     messages.append(Message(role="user", content=_retry_message(response)))
-                if not fresh:
-                    # A repeated call learns nothing new (small models repeat forever): the
-                    # earlier result is quoted again and the next turn must answer in text.
+                if repeated:
+                    # Small models repeat a call forever. It ran again (or, read-only, was quoted
+                    # again): what the tool does is unchanged, but the next turn must answer.
                     tool_choice = "none"
                 continue
             if problem := _unusable_answer(response):
@@ -161,6 +162,8 @@ async def run(
 ) -> RunResult:
     """Enter the toolsets, run `task` to its end and return the result.
 
+    Toolsets already open stay open: an `MCPToolset` held in `async with` serves many runs.
+
     Raises:
         UserError: the task is empty or tool names collide.
         RunLimitExceeded: `max_steps` model calls gave no accepted answer.
@@ -204,8 +207,11 @@ def run_sync(
     verifier: Verifier | None = None,
     settings: RunSettings | None = None,
     hooks: RunHooks | None = None,
+    run_id: str | None = None,
 ) -> RunResult:
     """`run()` for code that is not async.
+
+    Each call runs its own event loop, so toolsets are entered (their servers started) anew.
 
     Raises:
         UserError: the task is empty or tool names collide.
@@ -214,11 +220,23 @@ def run_sync(
     """
 
     async def main() -> RunResult:
-        return await run(
-            task, model=model, toolsets=toolsets, verifier=verifier, settings=settings, hooks=hooks
-        )
+        return await run(task, model=model, toolsets=toolsets, verifier=verifier,
+                         settings=settings, hooks=hooks, run_id=run_id)  # fmt: skip
 
     return anyio.run(main)
+
+
+def _check_task(task: str) -> None:
+    if not task.strip():
+        raise UserError("The task is empty. Say what the agent should do.", field="task")
+    try:
+        task.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates: undecodable bytes, e.g. from argv
+        raise UserError(
+            f"The task is not valid text (character {exc.start + 1} is a lone surrogate, "
+            f"{task[exc.start]!r}). Decode it as UTF-8 first.",
+            field="task",
+        ) from None
 
 
 def _assistant_message(response: ModelResponse) -> Message:
@@ -231,15 +249,10 @@ def _assistant_message(response: ModelResponse) -> Message:
     )
 
 
-def _call_key(call: ToolCall) -> str:
-    return json.dumps([call.name, call.arguments], sort_keys=True)
-
-
-def _tool_messages(calls: list[ToolCall], answered: dict[str, ToolResult]) -> list[Message]:
+def _tool_messages(calls: list[ToolCall], results: list[ToolResult]) -> list[Message]:
     """Quote each result with what to do next: small models otherwise call and call again."""
     messages = []
-    for call in calls:
-        result = answered[_call_key(call)]
+    for call, result in zip(calls, results, strict=True):
         if result.is_error:
             content = (
                 f"Error: {result.content}\n\n(The tool call failed. Fix the arguments and call "

@@ -11,6 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["ModelSettings", "RunSettings", "default_trace_path"]
 
+UINT32_MAX = 2**32 - 1
+INT32_MAX = 2**31 - 1
+"""llama.cpp takes these settings as 32-bit integers: larger values would wrap around."""
+
 KVCacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
 
 
@@ -19,15 +23,15 @@ class ModelSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    n_ctx: int = Field(default=8192, ge=256)
-    """Context window in tokens."""
-    n_threads: int | None = Field(default=None, ge=1)
+    n_ctx: int = Field(default=8192, ge=256, le=UINT32_MAX)
+    """Context window in tokens; at most what the model was trained with (checked on load)."""
+    n_threads: int | None = Field(default=None, ge=1, le=INT32_MAX)
     """CPU threads for generation and prompt evaluation; None lets llama.cpp choose."""
-    n_batch: int = Field(default=512, ge=1)
+    n_batch: int = Field(default=512, ge=1, le=UINT32_MAX)
     """Prompt tokens evaluated per batch."""
-    n_gpu_layers: int = 0
+    n_gpu_layers: int = Field(default=0, ge=-1, le=INT32_MAX)
     """Layers offloaded to the GPU; -1 offloads all of them."""
-    main_gpu: int = 0
+    main_gpu: int = Field(default=0, ge=0, le=INT32_MAX)
     tensor_split: list[float] | None = None
     """How to split the model across several GPUs (proportions)."""
     flash_attn: bool = False
@@ -39,7 +43,7 @@ class ModelSettings(BaseModel):
     temperature: float = Field(default=0.6, ge=0)
     """DeepSeek's R1 guidance: 0.6 (0 means greedy)."""
     top_p: float = Field(default=0.95, gt=0, le=1)
-    top_k: int = Field(default=40, ge=1)
+    top_k: int = Field(default=40, ge=1, le=INT32_MAX)
     min_p: float = Field(default=0.05, ge=0, le=1)
     seed: int = 0
     max_tokens: int = Field(default=1024, ge=1)

@@ -98,7 +98,7 @@ def copy_bandwidth_gbs() -> float | None:
 
 def task_of(model: LlamaCppModel, tokens: int) -> list[Message]:
     """A user turn whose rendered prompt (with the calculator offered) is about `tokens` long."""
-    template = model._template
+    template = model.chat_template
     assert template is not None
     lines: list[str] = []
     n = 0
@@ -197,7 +197,7 @@ def main() -> None:
     rows = []
     for context in args.contexts:
         messages = task_of(model, context - args.decode - 64)
-        template = model._template
+        template = model.chat_template
         assert template is not None
         prompt = model.llama.tokenize(
             template.render(messages, [calculator.spec]).encode(), add_bos=False, special=True

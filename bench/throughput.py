@@ -112,7 +112,7 @@ def verity_call(model: LlamaCppModel) -> float:
 
 def naive_grammar_decode(llm: Any, model: LlamaCppModel) -> float:
     """llama-cpp-python's own GBNF sampler (from the call's schema) over the same call."""
-    template = model._template
+    template = model.chat_template
     assert template is not None
     prompt = template.render(CALL, [calculator.spec])
     tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
@@ -176,9 +176,9 @@ def main() -> None:
     )
     model = LlamaCppModel(path, settings)
     llm = model.llama
-    assert model._template is not None
+    assert model.chat_template is not None
     story_prompt = llm.tokenize(
-        model._template.render(STORY, []).encode(), add_bos=False, special=True
+        model.chat_template.render(STORY, []).encode(), add_bos=False, special=True
     )
     raw, ours, constrained, naive = [], [], [], []
     free_model = LlamaCppModel(path, settings.model_copy(update={"constrain_tool_calls": False}))

@@ -57,6 +57,7 @@ from verity.tools._mcp_types import (
 from verity.tools.approval import ApprovalGate
 from verity.tools.base import ToolError, ToolResult, ToolSpec
 from verity.tools.schemas import schema_problem
+from verity.tools.toolset import ToolsetNotOpenError
 
 __all__ = [
     "ElicitationAnswer",
@@ -157,8 +158,15 @@ class MCPToolset:
         self._errlog = errlog
         self._servers: dict[str, _Server] = {}
         self._group: anyio.abc.TaskGroup | None = None
+        self._entries = 0
 
     async def __aenter__(self) -> Self:
+        """Start the servers; entering an open toolset again only counts the entry, so one held
+        open serves many runs (and their servers); the last exit, in the first entry's task, closes.
+        """
+        if self._entries:
+            self._entries += 1
+            return self
         self._group = anyio.create_task_group()
         await self._group.__aenter__()
         try:
@@ -172,18 +180,27 @@ class MCPToolset:
                 for server in self._servers.values():
                     starting.start_soon(self._start, server)
         except BaseException:
-            await self.__aexit__(None, None, None)
+            await self._close()
             raise
+        self._entries = 1
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Count the exit; the last one closes every server."""
+        self._entries -= 1
+        if self._entries <= 0:
+            self._entries = 0
+            await self._close()
+
+    async def _close(self) -> None:
         with anyio.CancelScope(shield=True):
             async with anyio.create_task_group() as closing:
                 for server in self._servers.values():
                     closing.start_soon(server.connection.close)
-        if self._group is not None:
-            self._group.cancel_scope.cancel()
-            await self._group.__aexit__(None, None, None)
+        group, self._group = self._group, None
+        if group is not None:
+            group.cancel_scope.cancel()
+            await group.__aexit__(None, None, None)
 
     def status(self) -> list[ServerStatus]:
         """One status per configured server, in configuration order."""
@@ -227,7 +244,11 @@ class MCPToolset:
         """The offered tools of every server that connected; lists refresh after a change.
 
         Tools the approval gate withholds are left out (and reported to its listeners).
+
+        Raises:
+            ToolsetNotOpenError: the toolset is not open.
         """
+        self._require_open()
         specs: list[ToolSpec] = []
         for server in self._servers.values():
             if server.stale and server.connection.connected:
@@ -247,7 +268,9 @@ class MCPToolset:
             ToolError: the call was denied, timed out, or the server is down (it is restarted
                 next time).
             MCPError: the server answered with a protocol error.
+            ToolsetNotOpenError: the toolset is not open.
         """
+        self._require_open()
         for server in self._servers.values():
             if name in server.tools:
                 tool, spec = server.tools[name]
@@ -310,6 +333,14 @@ class MCPToolset:
             MCPError: the server does not know the prompt or rejects the arguments.
         """
         return await get_prompt(self._servers[server].connection, name, arguments)
+
+    def _require_open(self) -> None:
+        if self._group is None:
+            names = ", ".join(repr(s.name) for s in self._specs)
+            raise ToolsetNotOpenError(
+                f"The MCP toolset for {names} is not open: enter it with `async with toolset:` "
+                "(or pass it to run(), which enters it) before using its tools."
+            )
 
     async def _start(self, server: _Server) -> None:
         """Connect and list the tools within the start-up timeout, or skip the server."""

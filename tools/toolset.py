@@ -12,9 +12,19 @@ import pydantic
 
 from verity.tools.base import FunctionTool, ToolError, ToolResult, ToolSpec
 
-__all__ = ["DEFAULT_MAX_OUTPUT_CHARS", "FunctionToolset", "Toolset", "call_tool"]
+__all__ = [
+    "DEFAULT_MAX_OUTPUT_CHARS",
+    "FunctionToolset",
+    "Toolset",
+    "ToolsetNotOpenError",
+    "call_tool",
+]
 
 DEFAULT_MAX_OUTPUT_CHARS = 16_000
+
+
+class ToolsetNotOpenError(RuntimeError):
+    """A toolset that needs `async with` (it starts servers) was used without it."""
 
 
 @runtime_checkable

@@ -18,7 +18,8 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from verity.cli import mcp, models, run, serve, traces
+from verity.cli import _signals, mcp, models, run, serve, traces
+from verity.cli._arguments import check_text_arguments
 from verity.cli._common import EXIT_INTERRUPTED, EXIT_MODEL_ERROR, EXIT_RUN_ERROR, EXIT_USER_ERROR
 from verity.cli.config import apply_defaults, load_defaults
 from verity.errors import ModelError, RunError, UserError, VerityError
@@ -86,7 +87,11 @@ def _show_warning(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `verity` command; returns the exit code."""
-    args = _parser().parse_args(argv)
+    _signals.install()
+    try:
+        args = _parser().parse_args(argv)
+    except _signals.Interrupted as exc:
+        return _interrupted(exc)
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         return _handle(args)
@@ -94,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _handle(args: argparse.Namespace) -> int:
     try:
+        check_text_arguments(args)
         apply_defaults(args, load_defaults())
         code: int = args.handler(args)
         return code
@@ -109,9 +115,16 @@ def _handle(args: argparse.Namespace) -> int:
     except VerityError as exc:
         print(f"verity: error: {exc}", file=sys.stderr)
         return EXIT_RUN_ERROR
+    except _signals.Interrupted as exc:
+        return _interrupted(exc)
     except KeyboardInterrupt:
         print("verity: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `verity logs | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _interrupted(exc: _signals.Interrupted) -> int:
+    print(f"verity: interrupted by {exc.name}", file=sys.stderr)
+    return exc.exit_code

@@ -23,6 +23,7 @@ import anyio
 import platformdirs
 from mcp import MCPError
 
+from verity.cli._signals import run_interruptibly
 from verity.errors import MCPServerError, UserError
 from verity.mcp_config import (
     MCPConfig,
@@ -245,7 +246,7 @@ def _connected(config: MCPConfig, only: str | None, action: Callable[[MCPToolset
                 raise MCPServerError(printable(text), server=name) from None
             return code
 
-    return anyio.run(main)
+    return run_interruptibly(main)
 
 
 async def _list(toolset: MCPToolset, *, as_json: bool) -> int:

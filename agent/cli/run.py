@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import anyio
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from verity.cli._common import EXIT_UNVERIFIED, add_trace_option, open_store, trace_outcome
+from verity.cli._signals import run_interruptibly
 from verity.cli.mcp import add_mcp_options, mcp_toolsets
 from verity.cli.model import add_server_options, server_model
 from verity.errors import RunLimitExceeded, UserError
@@ -135,6 +135,8 @@ def _option_error(error: ErrorDetails) -> UserError:
     option = "--" + _MODEL_OPTIONS[field].replace("_", "-")
     if error["type"] == "greater_than_equal":
         requirement = f"must be at least {error['ctx']['ge']}"
+    elif error["type"] == "less_than_equal":
+        requirement = f"must be at most {error['ctx']['le']} (llama.cpp takes a 32-bit number)"
     else:
         requirement = error["msg"].replace("Input should be", "must be")
     return UserError(f"{option} {requirement}, not {error['input']}.", field=field)
@@ -170,7 +172,8 @@ def _task(given: str | None) -> str:
                 "the task in: echo TASK | verity run",
                 field="task",
             )
-        given = sys.stdin.read()
+        stdin = getattr(sys.stdin, "buffer", None)
+        given = stdin.read().decode("utf-8", "replace") if stdin else sys.stdin.read()
     # bytes that are not UTF-8 (argv decoded with surrogateescape) become U+FFFD
     given = os.fsencode(given).decode("utf-8", "replace")
     if not given.strip():
@@ -200,20 +203,16 @@ def _run_locally(args: argparse.Namespace, printer: ProgressPrinter | None) -> i
     hooks = [recorder] if printer is None else [recorder, printer]
     toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, model)]
     verifier, settings = _verification(args, model, judge, toolsets, recorder)
-    try:
-        result = anyio.run(
-            lambda: run(
-                args.task,
-                model=model,
-                toolsets=toolsets,
-                verifier=verifier,
-                settings=settings,
-                hooks=CompositeHooks(hooks),
-            )
-        )
-    finally:
-        judge.close()
-        model.close()
+
+    async def run_and_close() -> RunResult:
+        try:
+            return await run(args.task, model=model, toolsets=toolsets, verifier=verifier,
+                             settings=settings, hooks=CompositeHooks(hooks))  # fmt: skip
+        finally:  # after the generation stopped: never under a worker inside llama.cpp
+            await judge.aclose()
+            await model.aclose()
+
+    result = run_interruptibly(run_and_close)
     return _print_result(result, store, args=args, printer=printer, recorder=recorder)
 
 
@@ -272,7 +271,7 @@ def _run_on_server(
         finally:
             await model.aclose()
 
-    result = anyio.run(run_and_close)
+    result = run_interruptibly(run_and_close)
     return _print_result(result, store, args=args, printer=printer, recorder=recorder)
 
 

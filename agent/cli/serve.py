@@ -9,9 +9,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import anyio
-
 from verity.cli._common import add_trace_option, open_store
+from verity.cli._signals import run_interruptibly
 from verity.cli.mcp import add_mcp_options, approved_toolset, configured_servers, server_log
 from verity.cli.model import add_server_options, server_model
 from verity.cli.run import add_model_options, add_verify_options, local_models, run_verifier
@@ -161,7 +160,7 @@ def serve_command(args: argparse.Namespace) -> int:
                 await remote.aclose()
 
     try:
-        anyio.run(serve)
+        run_interruptibly(serve)  # SIGINT/SIGTERM: cancel the runs, then close
     finally:
         # every run has ended and left native code by now: anyio.run waited for its threads
         if isinstance(model, LlamaCppModel):

@@ -8,10 +8,9 @@ import json
 import sys
 from typing import Any
 
-import anyio
-
 from verity.cli._common import add_trace_option, open_store
 from verity.cli._show import print_run, verified_mark
+from verity.cli._signals import run_interruptibly
 from verity.cli.mcp import add_mcp_options, mcp_toolsets
 from verity.errors import UserError
 from verity.replay import RecordedModel, replay_run
@@ -151,7 +150,7 @@ def _replay_command(args: argparse.Namespace) -> int:
     if record is None:
         raise UserError(f"No run {args.run_id!r} in {store.path}. List runs with `verity logs`.")
     toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, RecordedModel("replay", []))]
-    result = anyio.run(replay_run, record, toolsets)
+    result = run_interruptibly(lambda: replay_run(record, toolsets))
     difference = result.difference
     if difference is None:
         print(f"run {result.run_id}: all {result.compared} tool results as recorded "

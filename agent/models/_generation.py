@@ -11,13 +11,13 @@ writes the call under the grammar. Calls are only ever read from the constrained
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import anyio.from_thread
-
+from verity.models._native import GenerationStopped
 from verity.models._sampling import TokenSampler
 from verity.models._stream import TextStream
 from verity.models.base import DeltaKind
@@ -52,6 +52,8 @@ class GenerationRequest:
     max_thinking_tokens: int | None = None
     on_delta: Callable[[DeltaKind, str], None] | None = None
     """Called in the generating thread with each new piece of reasoning or answer text."""
+    stop: threading.Event = field(default_factory=threading.Event)
+    """Set to end the generation at the next token (GenerationStopped)."""
 
 
 @dataclass
@@ -175,7 +177,11 @@ def _could_open_think(stripped: str) -> bool:
 
 
 def generate(llm: Any, sampler: TokenSampler, request: GenerationRequest) -> Completion:
-    """Generate one assistant turn. Checks for cancellation of the calling task every token."""
+    """Generate one assistant turn.
+
+    Raises:
+        GenerationStopped: `request.stop` was set (checked before every token).
+    """
     started = time.perf_counter()
     prompt = request.prompt_tokens
     completion = Completion(prompt_tokens_evaluated=prefill(llm, prompt))
@@ -191,7 +197,8 @@ def generate(llm: Any, sampler: TokenSampler, request: GenerationRequest) -> Com
     thinking_tokens = 0
     stream = TextStream(request.on_delta) if request.on_delta else None
     while len(generated) < request.max_tokens:
-        anyio.from_thread.check_cancelled()
+        if request.stop.is_set():
+            raise GenerationStopped
         token = sampler.sample()
         completion.completion_tokens += 1
         if sampler.is_eog(token):

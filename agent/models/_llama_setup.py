@@ -4,15 +4,19 @@ give `llama_cpp.Llama` (GPU options included)?"""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from verity.errors import GPUOffloadWarning, KVCacheWarning, UserError
+from verity.errors import GPUOffloadWarning, KVCacheWarning, ModelError, UserError
+from verity.models.gguf_info import read_gguf_info
 from verity.settings import ModelSettings
 
 __all__ = [
     "check_gguf_file",
+    "fit_context_size",
     "llama_kwargs",
+    "load_llama",
     "warn_if_kv_cache_quantised",
     "warn_if_no_gpu_offload",
 ]
@@ -56,6 +60,55 @@ def check_gguf_file(path: Path, *, option: str = "--model") -> None:
             "Verity runs llama.cpp GGUF models; convert or download the model in GGUF format.",
             field=field,
         )
+
+
+def fit_context_size(path: Path, settings: ModelSettings) -> ModelSettings:
+    """`settings` with a context the model was trained for, checked before llama.cpp allocates it.
+
+    A default `n_ctx` larger than the model's training context is lowered to it; one set
+    explicitly is refused.
+
+    Raises:
+        UserError: an explicit `n_ctx` exceeds the training context the GGUF header names.
+    """
+    try:
+        trained = read_gguf_info(path).context_length
+    except UserError:  # a header llama.cpp refuses too: it says why when it loads the file
+        return settings
+    if not isinstance(trained, int) or settings.n_ctx <= trained:
+        return settings
+    if "n_ctx" not in settings.model_fields_set:
+        return settings.model_copy(update={"n_ctx": trained})
+    raise UserError(
+        f"n_ctx {settings.n_ctx} is larger than the {trained} tokens {path.name} was trained "
+        f"with; use at most {trained} (--n-ctx).",
+        field="n_ctx",
+    )
+
+
+def load_llama(
+    path: Path, settings: ModelSettings, on_load: Callable[[Callable[[], Any]], Any] | None = None
+) -> Any:
+    """Load `path` into a `llama_cpp.Llama`; `on_load`, if given, is handed the loading function
+    to call (to show progress while it runs).
+
+    Raises:
+        ModelError: llama.cpp could not load the file.
+    """
+    import llama_cpp  # heavy native import: only when a model is really used
+
+    warn_if_no_gpu_offload(settings, supported=llama_cpp.llama_supports_gpu_offload())
+
+    def load() -> Any:
+        return llama_cpp.Llama(str(path), **llama_kwargs(settings))
+
+    try:
+        return on_load(load) if on_load else load()
+    except (ValueError, RuntimeError) as exc:
+        raise ModelError(
+            f"llama.cpp could not load {str(path)!r} ({exc}). The file may be truncated "
+            "or corrupt, or made for a newer llama.cpp: check its size and checksum."
+        ) from None
 
 
 def llama_kwargs(settings: ModelSettings) -> dict[str, Any]:
@@ -113,5 +166,5 @@ def warn_if_no_gpu_offload(settings: ModelSettings, *, supported: bool) -> None:
         'CPU. Reinstall it for your GPU, e.g. CMAKE_ARGS="-DGGML_CUDA=on" pip install '
         '--force-reinstall --no-cache-dir llama-cpp-python (see the README, "GPU").',
         GPUOffloadWarning,
-        stacklevel=4,  # the caller of respond() or llama
+        stacklevel=5,  # the caller of respond() or llama
     )

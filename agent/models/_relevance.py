@@ -55,6 +55,11 @@ class RelevanceGate:
     def _first_tokens(self, *words: str) -> list[int]:
         return [self._llm.tokenize(w.encode(), add_bos=False, special=False)[0] for w in words]
 
+    @property
+    def context(self) -> Any:
+        """The gate's `llama_context *`."""
+        return self._ctx.ctx
+
     def close(self) -> None:
         """Free the gate's context."""
         self._batch.close()
@@ -94,6 +99,8 @@ class RelevanceGate:
         if not self._ctx.kv_cache_seq_rm(-1, common, -1):
             self._ctx.kv_cache_clear()
             common = 0
+        # an aborted decode leaves only the common prefix trustworthy in the cache
+        self._cached = tokens[:common]
         self._batch.set_batch(tokens[common:], n_past=common, logits_all=False)
         self._ctx.decode(self._batch)
         self._cached = tokens

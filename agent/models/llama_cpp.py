@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import itertools
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,14 +16,15 @@ import anyio.to_thread
 
 from verity.errors import ModelError, UserError
 from verity.messages import Message, ModelResponse, ToolGrammar, Usage
-from verity.models._context import llama_on_own_context
 from verity.models._generation import GenerationRequest, generate
 from verity.models._llama_setup import (
     check_gguf_file,
+    fit_context_size,
     llama_kwargs,
     warn_if_kv_cache_quantised,
-    warn_if_no_gpu_offload,
 )
+from verity.models._loaded import Loaded, NativeState, load_model, on_own_context
+from verity.models._native import GenerationStopped
 from verity.models._relevance import RelevanceGate
 from verity.models._sampling import TokenSampler
 from verity.models._template import ChatTemplate
@@ -44,7 +46,10 @@ _SAMPLING_FIELDS = {"temperature", "top_p", "top_k", "min_p", "seed", "max_token
 class LlamaCppModel:
     """A GGUF model run in-process, with grammar-constrained tool calls and KV prefix reuse.
 
-    One instance holds one llama.cpp context; concurrent runs sharing it are serialised.
+    One instance holds one llama.cpp context; concurrent runs sharing it are serialised. A
+    cancelled `respond()` stops the generation at once (within a token, or a graph node of a
+    prompt evaluation) and returns only after the worker thread has left llama.cpp, so the
+    model stays usable and `close()` is safe.
 
     Args:
         model_path: The GGUF file.
@@ -55,6 +60,9 @@ class LlamaCppModel:
             in the generating thread; never with tool-call text.
         on_load: Called with the function that loads the weights, to call it (e.g. while
             showing progress); it returns what that function returns.
+
+    Raises:
+        UserError: the file is not a GGUF model, or `n_ctx` exceeds its training context.
     """
 
     def __init__(
@@ -72,20 +80,14 @@ class LlamaCppModel:
         self.on_delta = on_delta
         self._on_load = on_load
         check_gguf_file(self.path)
-        self.settings = settings or ModelSettings()
+        self.settings = fit_context_size(self.path, settings or ModelSettings())
         warn_if_kv_cache_quantised(self.settings)
         self._chosen_format = call_format
         self.call_format: ToolCallFormat = call_format or HermesFormat()
         """The tool-call format; chosen from the GGUF's chat template when not given."""
-        self._llm: Any = None
-        self._template: ChatTemplate | None = None
-        self._bos_token = ""
-        self._add_bos = False
-        self._gate: RelevanceGate | None = None
+        self._native = NativeState()
         self._lock = anyio.Lock()
         self._call_ids = itertools.count()
-        self._tokenizers: dict[str, Any] = {}
-        """llguidance's tokenizer, built on first use; shared with `with_sampling` twins."""
         self._contexts: list[LlamaCppModel] = []
         """Models on contexts of their own that share these weights; closed before them."""
         self._weights_of: LlamaCppModel | None = None
@@ -108,58 +110,52 @@ class LlamaCppModel:
 
     @property
     def llama(self) -> Any:
-        """The loaded `llama_cpp.Llama` (loads it on first use)."""
-        return self._load()
+        """The loaded `llama_cpp.Llama` (loads it on first use).
 
-    def _load(self) -> Any:
-        if self._llm is not None:
-            return self._llm
-        if self._weights_of is not None:
-            return self._load_own_context(self._weights_of)
-        import llama_cpp  # heavy native import: only when a model is really used
+        Calls on it bypass the guard that keeps `close()` from freeing it under a generation.
+        """
+        with self._native.guard.entered(threading.Event()):
+            return self._loaded().llm
 
-        warn_if_no_gpu_offload(self.settings, supported=llama_cpp.llama_supports_gpu_offload())
+    @property
+    def chat_template(self) -> ChatTemplate | None:
+        """The GGUF's chat template once the model is loaded, else None."""
+        loaded = self._native.loaded
+        return loaded.template if loaded is not None else None
 
-        def load() -> Any:
-            return llama_cpp.Llama(str(self.path), **llama_kwargs(self.settings))
+    def _loaded(self) -> Loaded:
+        """The loaded model; the caller holds the native guard."""
+        if self._native.loaded is None:
+            self._native.loaded = self._load()
+        return self._native.loaded
 
-        try:
-            self._llm = self._on_load(load) if self._on_load else load()
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(
-                f"llama.cpp could not load {str(self.path)!r} ({exc}). The file may be truncated "
-                "or corrupt, or made for a newer llama.cpp: check its size and checksum."
-            ) from None
-        metadata = self._llm.metadata
-        source = metadata.get("tokenizer.chat_template")
-        if not source:
-            raise ModelError(f"{self.path.name} has no chat template in its GGUF metadata.")
-        bos_token = self._token_text(metadata, "tokenizer.ggml.bos_token_id")
-        self._template = ChatTemplate(
-            source,
-            bos_token=bos_token,
-            eos_token=self._token_text(metadata, "tokenizer.ggml.eos_token_id"),
-        )
-        self._bos_token = bos_token
-        self._add_bos = str(metadata.get("tokenizer.ggml.add_bos_token", "false")).lower() == "true"
+    def _load(self) -> Loaded:
+        owner, abort = self._weights_of, self._native.guard.abort
+        if owner is not None:
+            # the owner frees its weights only after this model (close() closes it first)
+            with owner._native.guard.entered(threading.Event()):
+                base = owner._loaded()
+            if self._chosen_format is None:
+                self.call_format = owner.call_format
+            return on_own_context(base, n_ctx=self.settings.n_ctx, abort=abort)
+        loaded = load_model(self.path, self.settings, self._on_load, abort)
         if self._chosen_format is None:
-            self.call_format = select_format(source, bos_token=bos_token)
-        if self.settings.relevance_gate:
-            self._gate = RelevanceGate(
-                self._llm, self._template, threshold=self.settings.relevance_threshold
-            )
-        return self._llm
+            self.call_format = select_format(loaded.template_source, bos_token=loaded.bos_token)
+        return loaded
 
     def _gate_for(
-        self, messages: list[Message], offered: list[ToolSpec], tool_choice: ToolChoice
+        self,
+        gate: RelevanceGate | None,
+        messages: list[Message],
+        offered: list[ToolSpec],
+        tool_choice: ToolChoice,
     ) -> Callable[[], bool] | None:
-        gate = self._gate
         if gate is None or tool_choice != "auto" or not offered:
             return None
         return lambda: gate.allows_call(messages, offered)
 
     def _grammar(
-        self, tools: list[ToolSpec], offered: list[ToolSpec]
+        self, loaded: Loaded, tools: list[ToolSpec], offered: list[ToolSpec]
     ) -> tuple[str | None, list[ToolGrammar]]:
         """The grammar for this turn, and the offered tools whose grammar is not exact.
 
@@ -177,7 +173,7 @@ class LlamaCppModel:
             if grammar.level != "exact"
         ]
         grammar = self.call_format.grammar(offered)
-        problem = validate_lark(self._tokenizer(), grammar)
+        problem = validate_lark(_tokenizer(loaded), grammar)
         if problem is None:
             return grammar, notes
         loose = [dataclasses.replace(spec, parameters={"type": "object"}) for spec in offered]
@@ -185,26 +181,15 @@ class LlamaCppModel:
                      problem)  # fmt: skip
         notes = [ToolGrammar(tool=spec.name, level="any", dropped=["*"]) for spec in offered]
         grammar = self.call_format.grammar(loose)
-        if validate_lark(self._tokenizer(), grammar) is None:
+        if validate_lark(_tokenizer(loaded), grammar) is None:
             return grammar, notes
         return None, notes
-
-    def _tokenizer(self) -> Any:
-        if "grammar" not in self._tokenizers:
-            self._tokenizers["grammar"] = grammar_tokenizer(self._load()._model.vocab)
-        return self._tokenizers["grammar"]
-
-    def _token_text(self, metadata: dict[str, str], key: str) -> str:
-        if key not in metadata:
-            return ""
-        token = int(metadata[key])
-        return bytes(self._llm.detokenize([token], special=True)).decode("utf-8", errors="ignore")
 
     def with_sampling(self, **changes: Any) -> LlamaCppModel:
         """This model with other sampling settings (seed, temperature, ...), sharing the loaded
         weights, context and lock: independent samples for consensus without a second copy.
 
-        Loads the model first if it is not loaded yet.
+        Loads the model first if it is not loaded yet. Closing either one frees the shared model.
 
         Raises:
             UserError: a change names a load-time setting (those need their own instance).
@@ -219,7 +204,9 @@ class LlamaCppModel:
             settings = ModelSettings.model_validate(self.settings.model_dump() | changes)
         except ValueError as exc:
             raise UserError(f"Invalid sampling setting: {exc}", field="settings") from None
-        self._load()
+        if self._native.loaded is None:  # once loaded, copying waits for no generation
+            with self._native.guard.entered(threading.Event()):
+                self._loaded()
         twin = copy.copy(self)
         twin.settings = settings
         return twin
@@ -233,8 +220,7 @@ class LlamaCppModel:
         """
         twin = copy.copy(self)
         twin.settings = self.settings.model_copy(update={"n_ctx": n_ctx or self.settings.n_ctx})
-        twin._llm = None
-        twin._gate = None
+        twin._native = NativeState()
         twin.on_delta = None  # what the verifier writes is not the answer being streamed
         twin._lock = anyio.Lock()
         twin._contexts = []
@@ -242,57 +228,80 @@ class LlamaCppModel:
         self._contexts.append(twin)
         return twin
 
-    def _load_own_context(self, owner: LlamaCppModel) -> Any:
-        llm = owner._load()
-        self._template, self._bos_token, self._add_bos = (
-            owner._template,
-            owner._bos_token,
-            owner._add_bos,
-        )
-        if self._chosen_format is None:
-            self.call_format = owner.call_format
-        self._llm = llama_on_own_context(llm, n_ctx=self.settings.n_ctx)
-        return self._llm
-
     def close(self) -> None:
-        """Free the model and its context (a model on its own context frees only that)."""
+        """Free the model and its contexts (a model on a context of its own: only that one); a
+        later call loads it again.
+
+        Safe to call from any thread at any moment, and more than once: a generation in progress
+        is stopped first (its `respond()` raises ModelError), and the memory is freed only after
+        its thread has left llama.cpp. Models on contexts of their own are closed first.
+        """
         for twin in self._contexts:
             twin.close()
-        self._contexts.clear()
-        if self._weights_of is not None:
-            if self._llm is not None:
-                self._llm.close()
-                self._llm = None
-            return
-        if self._gate is not None:
-            self._gate.close()
-            self._gate = None
-        if self._llm is not None:
-            self._tokenizers.clear()  # it points into the model's vocabulary
-            self._llm.close()
-            self._llm = None
+        self._native.guard.close(self._native.free)
+
+    async def aclose(self) -> None:
+        """`close()` without blocking the event loop while a generation stops."""
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self.close)
 
     async def respond(
         self, messages: list[Message], tools: list[ToolSpec], *, tool_choice: ToolChoice = "auto"
     ) -> ModelResponse:
         """Generate the next assistant turn in a worker thread.
 
+        Cancelling the caller stops the generation within a token (or a graph node of a prompt
+        evaluation) and returns only once the worker has left llama.cpp.
+
         Raises:
-            ModelError: the model failed to load, or the prompt does not fit the context.
+            ModelError: the model failed to load, the prompt does not fit the context, or the
+                model was closed during the generation.
         """
         async with self._lock:
-            return await anyio.to_thread.run_sync(self._respond, messages, tools, tool_choice)
+            stop, done = threading.Event(), threading.Event()
+            try:
+                return await anyio.to_thread.run_sync(
+                    self._run_job, messages, tools, tool_choice, stop, done,
+                    abandon_on_cancel=True,
+                )  # fmt: skip
+            finally:
+                if not done.is_set():  # cancelled: stop the worker, and wait until it is out
+                    self._native.guard.stop(stop)
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(done.wait)
+
+    def _run_job(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        tool_choice: ToolChoice,
+        stop: threading.Event,
+        done: threading.Event,
+    ) -> ModelResponse:
+        try:
+            with self._native.guard.entered(stop):
+                return self._respond(self._loaded(), messages, tools, tool_choice, stop)
+        except (GenerationStopped, RuntimeError) as exc:
+            if stop.is_set():  # a cancelled caller never sees this; close() was called
+                raise ModelError("The model was closed while it was generating.") from None
+            raise ModelError(f"llama.cpp failed: {exc}") from None
+        finally:
+            done.set()
 
     def _respond(
-        self, messages: list[Message], tools: list[ToolSpec], tool_choice: ToolChoice
+        self,
+        loaded: Loaded,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        tool_choice: ToolChoice,
+        stop: threading.Event,
     ) -> ModelResponse:
-        llm = self._load()
-        assert self._template is not None
+        llm = loaded.llm
         offered = _offered_tools(tools, tool_choice)
         # Tools stay in the prompt even when none may be called, so the KV prefix stays valid.
-        prompt = self.call_format.render(self._template, messages, tools)
+        prompt = self.call_format.render(loaded.template, messages, tools)
         # Templates that write the BOS text get none added; the others get the model's own.
-        add_bos = self._add_bos and not (self._bos_token and prompt.startswith(self._bos_token))
+        add_bos = loaded.add_bos and not (loaded.bos_token and prompt.startswith(loaded.bos_token))
         tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
         room = self.settings.n_ctx - len(tokens)
         if room < 16:
@@ -300,18 +309,19 @@ class LlamaCppModel:
                 f"The conversation needs {len(tokens)} tokens but the context holds "
                 f"{self.settings.n_ctx}. Raise n_ctx or shorten the task and tool outputs."
             )
-        grammar, grammars = self._grammar(tools, offered)
+        grammar, grammars = self._grammar(loaded, tools, offered)
         request = GenerationRequest(
             prompt_tokens=tokens,
             max_tokens=min(self.settings.max_tokens, room),
             grammar=grammar,
             constrain_from_start=tool_choice != "auto",
-            allow_call=self._gate_for(messages, offered, tool_choice),
+            allow_call=self._gate_for(loaded.gate, messages, offered, tool_choice),
             text_grammar=self.call_format.text_grammar(),
             call_format=self.call_format,
             prompt_opens_think=prompt.rstrip().endswith("<think>"),
             max_thinking_tokens=self.settings.max_thinking_tokens,
             on_delta=self.on_delta,
+            stop=stop,
         )
         sampler = TokenSampler(
             llm,
@@ -320,7 +330,7 @@ class LlamaCppModel:
             top_k=self.settings.top_k,
             min_p=self.settings.min_p,
             seed=self.settings.seed,
-            tokenizer=self._tokenizer() if grammar is not None else None,
+            tokenizer=_tokenizer(loaded) if grammar is not None else None,
         )
         try:
             completion = generate(llm, sampler, request)
@@ -375,3 +385,9 @@ def _offered_tools(tools: list[ToolSpec], tool_choice: ToolChoice) -> list[ToolS
     if not chosen:
         raise UserError(f"tool_choice names {tool_choice!r}, which is not an offered tool.")
     return chosen
+
+
+def _tokenizer(loaded: Loaded) -> Any:
+    if "grammar" not in loaded.tokenizers:
+        loaded.tokenizers["grammar"] = grammar_tokenizer(loaded.llm._model.vocab)
+    return loaded.tokenizers["grammar"]

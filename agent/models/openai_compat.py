@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 import httpx
+from httpx._client import UseClientDefault  # the type of httpx.USE_CLIENT_DEFAULT
 
 from verity.errors import ModelError, UserError
 from verity.messages import Message, ModelResponse, ToolCall, Usage
@@ -76,7 +77,9 @@ class OpenAICompatModel:
             )
         if on_delta is not None and not stream:
             raise UserError("on_delta needs stream=True.", field="on_delta")
+        base_url, self._auth = _without_credentials(base_url)
         self.base_url = base_url.rstrip("/")
+        """The API root, without any user name or password it was given with."""
         self.model = model
         self.sampling = {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens}
         if seed is not None:
@@ -206,7 +209,7 @@ class OpenAICompatModel:
 
     async def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            response = await self._client.post(url, json=body)
+            response = await self._client.post(url, json=body, auth=self._auth)
         except httpx.TransportError as exc:
             raise _RetryableError(self._transport_problem(exc)) from None
         _check_status(url, response)
@@ -222,7 +225,7 @@ class OpenAICompatModel:
         started = time.perf_counter()
         stream = StreamedMessage()
         try:
-            async with self._client.stream("POST", url, json=body) as response:
+            async with self._client.stream("POST", url, json=body, auth=self._auth) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     _check_status(url, response)
@@ -258,6 +261,24 @@ class _RetryableError(Exception):
     def __init__(self, problem: str) -> None:
         super().__init__(problem)
         self.problem = problem
+
+
+def _without_credentials(url: str) -> tuple[str, httpx.Auth | UseClientDefault]:
+    """The URL without its user info, and that user info as Basic auth (as httpx would send it).
+
+    The URL is printed in errors and stored with failed runs: a password in it must not be.
+
+    Raises:
+        UserError: the URL cannot be parsed.
+    """
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise UserError(f"base_url is not a valid URL ({exc}).", field="base_url") from None
+    if not parsed.userinfo:
+        return url, httpx.USE_CLIENT_DEFAULT
+    auth = httpx.BasicAuth(parsed.username, parsed.password)
+    return str(parsed.copy_with(username=None, password=None)), auth
 
 
 def _check_status(url: str, response: httpx.Response) -> None:

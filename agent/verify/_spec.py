@@ -22,6 +22,8 @@ VERIFY_SPECS = (
     "none | self[:N[:K]] | recompute[:N[:K]] | consensus:N[:MAJORITY] | all:SPEC,SPEC "
     "| any:SPEC,SPEC"
 )
+MAX_CONSENSUS_SAMPLES = 16
+"""The most samples (consensus: whole runs of the task) or checks (self, recompute) per answer."""
 
 
 def build_verifier(
@@ -57,6 +59,13 @@ def build_verifier(
         return None
     if name in ("self", "recompute"):
         most, agree = _counts(spec, rest)
+        if most > MAX_CONSENSUS_SAMPLES:
+            raise UserError(
+                f"{name}:{most} asks for {most} checks; the most is {MAX_CONSENSUS_SAMPLES}. Each "
+                "is an extra model call for every answer checked, so N multiplies the time "
+                "verification takes.",
+                field="verify",
+            )
         if name == "recompute":
             return Recompute(model, samples=most, agree=agree)
         return SelfCheck(model, toolsets=toolsets, samples=most, agree=agree)
@@ -67,6 +76,12 @@ def build_verifier(
             share = float(majority) if majority else 0.5
         except ValueError:
             raise _bad(spec) from None
+        if n > MAX_CONSENSUS_SAMPLES:
+            raise UserError(
+                f"consensus:{n} asks for {n} samples; the most is {MAX_CONSENSUS_SAMPLES}. Each "
+                "sample is a whole extra run of the task, so N multiplies the time a run takes.",
+                field="verify",
+            )
         if solve is None:
             raise UserError("consensus needs a solver to sample answers with.", field="verify")
         return Consensus(solve, samples=n, majority=share)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 from typing import Literal
 
@@ -226,3 +227,34 @@ async def test_the_relevance_gate_stops_a_call_no_tool_can_serve(
     assert gated.tool_calls == [] and gated.invalid_calls == []
     assert gated.content.strip() and gated.content.lstrip()[0] not in "{`<"
     assert [c.name for c in relevant.tool_calls] == ["calculator"]
+
+
+def gguf_header(path: Path, *, architecture: str, context_length: int) -> Path:
+    """A GGUF file holding only a header: enough for the checks made before loading."""
+
+    def string(text: str) -> bytes:
+        return struct.pack("<Q", len(text)) + text.encode()
+
+    path.write_bytes(
+        b"GGUF" + struct.pack("<IQQ", 3, 0, 2)
+        + string("general.architecture") + struct.pack("<I", 8) + string(architecture)
+        + string(f"{architecture}.context_length") + struct.pack("<II", 4, context_length)
+    )  # fmt: skip
+    return path
+
+
+def test_the_default_context_shrinks_to_what_the_model_was_trained_with(tmp_path: Path) -> None:
+    path = gguf_header(tmp_path / "small.gguf", architecture="llama", context_length=2048)
+    assert LlamaCppModel(path).settings.n_ctx == 2048
+    assert LlamaCppModel(path, ModelSettings(n_ctx=1024)).settings.n_ctx == 1024
+
+
+def test_an_explicit_context_past_the_training_context_is_a_user_error(tmp_path: Path) -> None:
+    path = gguf_header(tmp_path / "small.gguf", architecture="llama", context_length=2048)
+    with pytest.raises(UserError) as caught:
+        LlamaCppModel(path, ModelSettings(n_ctx=4096))
+    assert str(caught.value) == (
+        "n_ctx 4096 is larger than the 2048 tokens small.gguf was trained with; use at most "
+        "2048 (--n-ctx)."
+    )
+    assert caught.value.field == "n_ctx"

@@ -19,6 +19,7 @@ from verity import (
     VerifyStep,
     iter_run,
     run,
+    run_sync,
 )
 from verity.testing import ScriptedModel, answer, calls
 from verity.tools.base import FunctionTool, ToolResult, ToolSpec, tool
@@ -169,15 +170,48 @@ async def test_truncated_answer_is_not_accepted() -> None:
     model.assert_complete()
 
 
-async def test_repeated_call_is_not_run_again_and_the_next_turn_must_answer() -> None:
+def counter(*, read_only: bool) -> tuple[FunctionTool, list[int]]:
     counted: list[int] = []
 
-    @tool
+    @tool(read_only=read_only)
     def count() -> int:
         """Count calls."""
         counted.append(1)
         return len(counted)
 
+    return count, counted
+
+
+def tool_contents(messages: list[Message]) -> list[str]:
+    return [m.content.split("\n\n")[0] for m in messages if m.role == "tool"]
+
+
+async def test_a_counter_called_again_in_a_later_turn_runs_again_and_reads_2() -> None:
+    count, counted = counter(read_only=False)
+    model = ScriptedModel([calls(("count", {})), calls(("count", {})), answer("2")])
+    with anyio.fail_after(5):
+        result = await run("count twice", model=model, toolsets=[FunctionToolset([count])])
+    assert counted == [1, 1]
+    repeat_step = result.steps[3]
+    assert isinstance(repeat_step, ToolStep)
+    assert repeat_step.results == [ToolResult(content="2", structured=2)]
+    assert tool_contents(model.requests[2][0]) == ["1", "2"]
+    assert model.tool_choices == ["auto", "auto", "none"]  # it ran; then answer, not loop
+    model.assert_complete()
+
+
+async def test_identical_calls_in_one_turn_each_get_their_own_result() -> None:
+    count, counted = counter(read_only=False)
+    model = ScriptedModel([calls(("count", {}), ("count", {})), answer("2")])
+    with anyio.fail_after(5):
+        await run("count twice", model=model, toolsets=[FunctionToolset([count])])
+    assert counted == [1, 1]
+    assert sorted(tool_contents(model.requests[1][0])) == ["1", "2"]
+    model.assert_complete()
+
+
+async def test_a_repeated_read_only_call_is_answered_again_and_the_next_turn_must_answer() -> None:
+    count, counted = counter(read_only=True)
     model = ScriptedModel([calls(("count", {})), calls(("count", {})), answer("1")])
     with anyio.fail_after(5):
         result = await run("count", model=model, toolsets=[FunctionToolset([count])])
@@ -186,7 +220,59 @@ async def test_repeated_call_is_not_run_again_and_the_next_turn_must_answer() ->
     repeat_step = result.steps[3]
     assert isinstance(repeat_step, ToolStep)
     assert repeat_step.calls == []
+    assert tool_contents(model.requests[2][0]) == ["1", "1"]
     assert model.tool_choices == ["auto", "auto", "none"]
+    model.assert_complete()
+
+
+class UntrustedCounter:
+    """A toolset whose tool claims to be read-only, from a source nobody said to trust."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __aenter__(self) -> UntrustedCounter:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    async def list_tools(self) -> list[ToolSpec]:
+        return [ToolSpec(name="count", description="Count calls.", read_only=True, trusted=False,
+                         parameters={"type": "object", "properties": {}})]  # fmt: skip
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+        self.calls += 1
+        return ToolResult(content=str(self.calls))
+
+
+async def test_an_untrusted_read_only_claim_does_not_replay_an_earlier_result() -> None:
+    counter = UntrustedCounter()
+    model = ScriptedModel([calls(("count", {})), calls(("count", {})), answer("2")])
+    with anyio.fail_after(5):
+        await run("count twice", model=model, toolsets=[counter])
+    assert counter.calls == 2
+    assert tool_contents(model.requests[2][0]) == ["1", "2"]
+    assert model.tool_choices == ["auto", "auto", "none"]  # it ran; then answer, not loop
+    model.assert_complete()
+
+
+async def test_a_failed_read_only_call_is_run_again_when_repeated() -> None:
+    attempts: list[int] = []
+
+    @tool(read_only=True)
+    def flaky() -> str:
+        """Fails the first time."""
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("busy")
+        return "ok"
+
+    model = ScriptedModel([calls(("flaky", {})), calls(("flaky", {})), answer("ok")])
+    with anyio.fail_after(5):
+        await run("try", model=model, toolsets=[FunctionToolset([flaky])])
+    assert attempts == [1, 1]
+    assert model.tool_choices == ["auto", "auto", "none"]  # it ran; then answer, not loop
     model.assert_complete()
 
 
@@ -300,4 +386,10 @@ async def test_a_tool_whose_schema_cannot_be_used_is_not_offered_and_the_run_goe
     assert {r.getMessage() for r in caplog.records} == {
         "tool 'lookup' is unavailable: its $ref '#/$defs/Key' cannot be resolved"
     }
+    model.assert_complete()
+
+
+def test_run_sync_takes_a_run_id_like_run() -> None:
+    model = ScriptedModel([answer("hi")])
+    assert run_sync("hello", model=model, run_id="my-run").run_id == "my-run"
     model.assert_complete()

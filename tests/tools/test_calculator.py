@@ -198,7 +198,6 @@ def test_evaluate_reports_division_by_zero() -> None:
         "(-8) ** (1 / 3)",
         "sqrt(1, 2)",
         "max(1)",
-        "-" * 1990 + "1",
         "1 +",
         "2 ** 0.5 ** -2000",
     ],
@@ -206,6 +205,36 @@ def test_evaluate_reports_division_by_zero() -> None:
 def test_evaluate_turns_math_failures_into_tool_errors(expression: str) -> None:
     with pytest.raises(ToolError):
         evaluate(expression)
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("2^3^2", 512),  # a power, from the right: 2^(3^2), never xor
+        ("2^3*2", 16),  # and tighter than *
+        ("-2^2", -4),
+        ("max(2,500,3)", 500),  # commas between arguments never group thousands
+        ("max(2, 1,500)", 500),
+        ("(1,234 + 1) * 2", 2470),  # outside a call they do
+        ("+".join(["1"] * 1000), 1000),  # 1000 terms nest 1000 deep: no recursion limit
+        ("*".join(["1"] * 1000), 1),
+        ("-" * 1990 + "1", 1),
+    ],
+)
+def test_evaluate_reads_powers_arguments_and_long_sums_as_written(
+    expression: str, expected: int
+) -> None:
+    assert evaluate(expression) == expected
+
+
+@pytest.mark.parametrize("expression", ["1e308*10", "1e999", "-1e308 * 10", "2.0 ** 1023 * 2"])
+def test_a_float_overflow_is_an_error_not_inf(expression: str) -> None:
+    with pytest.raises(ToolError) as info:
+        evaluate(expression)
+    assert str(info.value) == (
+        "The result is too large for a floating-point number (it overflows to infinity). "
+        "Use integers for exact large results, e.g. 10**308 * 10."
+    )
 
 
 def test_evaluate_rejects_an_overlong_expression() -> None:
