@@ -43,6 +43,7 @@ from verity import (
     RunLimitExceeded,
     RunSettings,
     Usage,
+    Verdict,
     iter_run,
 )
 from verity.models.refs import resolve_model_ref
@@ -72,6 +73,8 @@ class Outcome:
     correct: bool = False
     verified: bool | None = None
     first_answer: str = ""
+    first_verdict: str = ""
+    """The first verdict: accepted or not, and its first failed finding."""
     rounds: int = 0
     evaluated_tokens: int = 0
     generated_tokens: int = 0
@@ -152,6 +155,8 @@ async def solve_one(
                     if not step.response.tool_calls and not outcome.first_answer:
                         outcome.first_answer = step.response.content
                 elif step.kind == "verify":
+                    if step.verdict.checked and not outcome.first_verdict:
+                        outcome.first_verdict = _described(step.verdict)
                     usage += step.verdict.usage
                     verifier_usage += step.verdict.usage
                     outcome.rounds += step.verdict.checked
@@ -167,6 +172,13 @@ async def solve_one(
         verifier_usage.prompt_tokens_evaluated + verifier_usage.completion_tokens
     )
     return outcome
+
+
+def _described(verdict: Verdict) -> str:
+    state = "confirmed" if verdict.ok and verdict.conclusive else "ok" if verdict.ok else "rejected"
+    failed = next((f for f in verdict.findings if not f.ok), None)
+    values = ",".join(s.answer or "-" for s in verdict.samples)
+    return f"{state} [{values}]" + (f" {failed.claim}: {failed.evidence[:80]}" if failed else "")
 
 
 class BaselineCache:
@@ -284,7 +296,8 @@ async def main(args: argparse.Namespace) -> None:
                     f"got {normalise_answer(outcome.answer) or '-':<10} "
                     f"{'ok ' if outcome.correct else 'BAD'} verified={outcome.verified} "
                     f"rounds={outcome.rounds} {outcome.evaluated_tokens} tok "
-                    f"({outcome.verifier_tokens} verifier) {outcome.seconds:.0f}s",
+                    f"({outcome.verifier_tokens} verifier) {outcome.seconds:.0f}s "
+                    f"{outcome.first_verdict[:120]}",
                     file=sys.stderr,
                     flush=True,
                 )

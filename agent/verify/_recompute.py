@@ -50,7 +50,8 @@ class Recompute:
     within `samples` programs. Identical programs count once. A program that cannot run votes
     for nothing. The answer is accepted as verified when at least `agree` programs agree and
     they outnumber the ones that disagree; rejected, with what the programs computed, when more
-    programs disagree than agree; otherwise accepted unverified (too little evidence either way).
+    programs disagree than agree and `agree` of them compute one other value (a consistent
+    counter-derivation, something a repair can act on); otherwise accepted unverified.
 
     A value this verifier quoted in its feedback is no longer independent evidence: an answer
     that repeats it needs one more agreeing program, and its confidence counts only the programs
@@ -150,8 +151,11 @@ class Recompute:
         self, mine: float, tally: _Tally, needed: int, state: _Derivations, *, fresh_only: bool
     ) -> Verdict:
         conclusive = tally.agreeing >= needed and tally.agreeing > len(tally.disagreeing)
-        # more programs against the answer than for it: a rejection, with what they computed
-        ok = conclusive or len(tally.disagreeing) <= tally.agreeing
+        # rejected (sent back with what the programs computed) only when more programs disagree
+        # than agree and `agree` of them reach one other value: a repair then has a clear
+        # target; programs that merely scatter leave the answer unverified, not sent back
+        outvoted = len(tally.disagreeing) > tally.agreeing
+        ok = conclusive or not (outvoted and tally.largest_alternative() >= self.agree)
         findings = [_finding(p, mine) for p in tally.counted]
         if not tally.counted:
             nothing = "No program could be run to compare with."
@@ -192,6 +196,11 @@ class _Tally:
         self.agreeing = 0
         self.disagreeing: list[Program] = []
         self._seen: set[str] = set()
+
+    def largest_alternative(self) -> int:
+        """How many disagreeing programs computed the most common other value."""
+        values = [float(p.value) for p in self.disagreeing if p.value is not None]
+        return max((sum(same_number(v, w) for w in values) for v in values), default=0)
 
     def confidence(self, *, exclude: set[int]) -> float | None:
         """The share of programs that computed a value and agree, those in `exclude` left out."""

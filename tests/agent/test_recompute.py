@@ -279,3 +279,12 @@ async def test_latex_arithmetic_in_the_answer_is_recomputed_like_plain_arithmeti
         ("9 * 2 = 20", False),
     ]
     assert not verdict.ok
+
+
+async def test_programs_that_scatter_leave_the_answer_unverified_without_a_repair_round() -> None:
+    writer = programs("answer = 16 * 2", "answer = (16 - 3) * 2", "answer = 16 - 7")
+    with anyio.fail_after(5):
+        verdict = await Recompute(writer, samples=3, agree=2).verify(ducks("The answer is 18."))
+    # 32 and 26 both disagree, but no two programs agree on anything: nothing to repair toward
+    assert (verdict.ok, verdict.conclusive, verdict.feedback) == (True, False, "")
+    assert [s.answer for s in verdict.samples] == ["32", "26"]
