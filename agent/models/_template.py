@@ -21,6 +21,17 @@ def _raise(message: str) -> None:
     raise jinja2.TemplateError(message)
 
 
+_SOURCE_CORRECTIONS = {
+    # Qwen2.5-Coder's templates (the 1.5B demo model's among them) escape the braces of the call
+    # example inside a Jinja string, so the prompt shows `{{"name": ...}}` and the model copies
+    # the doubled braces into text that is no call at all.
+    '{{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}}': (
+        '{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}'
+    ),
+}
+"""Known slips in shipped chat templates, corrected in the source before it is compiled."""
+
+
 def _tojson(value: Any, indent: int | None = None, ensure_ascii: bool = False) -> str:
     # transformers' tojson: no HTML escaping, which Jinja's built-in filter would add
     return json.dumps(value, indent=indent, ensure_ascii=ensure_ascii)
@@ -34,6 +45,8 @@ class ChatTemplate:
         env.filters["tojson"] = _tojson
         env.globals["raise_exception"] = _raise
         env.globals["strftime_now"] = lambda fmt: datetime.now(UTC).strftime(fmt)
+        for slip, correction in _SOURCE_CORRECTIONS.items():
+            source = source.replace(slip, correction)
         self._template = env.from_string(source)
         self._bos_token = bos_token
         self._eos_token = eos_token
