@@ -210,13 +210,10 @@ def arithmetic_claims(text: str) -> list[Finding]:
         except (ToolError, ValueError):
             continue
         ok = _same(claimed, value)
-        findings.append(
-            Finding(
-                claim=match.group().strip(),
-                ok=ok,
-                evidence=f"calculator: {expression.strip()} = {_format(value)}",
-            )
-        )
+        computed = f"{expression.strip()} = {_format(value)}"
+        # a refutation says so in words: small models read "calculator: ..." as a confirmation
+        evidence = f"calculator: {computed}" if ok else f"wrong: the calculator gives {computed}"
+        findings.append(Finding(claim=match.group().strip(), ok=ok, evidence=evidence))
     return findings
 
 

@@ -73,7 +73,7 @@ async def test_self_check_recomputes_the_arithmetic_written_in_the_answer() -> N
     with anyio.fail_after(5):
         verdict = await SelfCheck().verify(ducks(answer))
     assert [(f.claim, f.ok, f.evidence) for f in verdict.findings[:2]] == [
-        ("16 - 3 - 4 = 10", False, "calculator: 16 - 3 - 4 = 9"),
+        ("16 - 3 - 4 = 10", False, "wrong: the calculator gives 16 - 3 - 4 = 9"),
         ("10 * 2 = $20", True, "calculator: 10 * 2 = 20"),
     ]
     assert not verdict.ok
