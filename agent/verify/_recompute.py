@@ -49,9 +49,11 @@ class Recompute:
     ...) until `agree` of them agree with the candidate, or until that can no longer happen
     within `samples` programs. Identical programs count once. A program that cannot run votes
     for nothing. The answer is accepted as verified when at least `agree` programs agree and
-    they outnumber the ones that disagree; rejected, with what the programs computed, when more
-    programs disagree than agree and `agree` of them compute one other value (a consistent
-    counter-derivation, something a repair can act on); otherwise accepted unverified.
+    none disagrees (programs of one model share its mistakes: two computing a wrong answer
+    against one computing the right one was seen on GSM8K); rejected, with what the programs
+    computed, when more programs disagree than agree and `agree` of them compute one other
+    value (a consistent counter-derivation, something a repair can act on); otherwise accepted
+    unverified.
 
     A value this verifier quoted in its feedback is no longer independent evidence: an answer
     that repeats it needs one more agreeing program, and its confidence counts only the programs
@@ -150,7 +152,7 @@ class Recompute:
     def _verdict(
         self, mine: float, tally: _Tally, needed: int, state: _Derivations, *, fresh_only: bool
     ) -> Verdict:
-        conclusive = tally.agreeing >= needed and tally.agreeing > len(tally.disagreeing)
+        conclusive = tally.agreeing >= needed and not tally.disagreeing
         # rejected (sent back with what the programs computed) only when more programs disagree
         # than agree and `agree` of them reach one other value: a repair then has a clear
         # target; programs that merely scatter leave the answer unverified, not sent back

@@ -89,10 +89,23 @@ async def test_an_answer_that_repeats_the_quoted_value_needs_one_more_agreeing_p
         repeated = await recompute.verify(ducks("She makes $18 a day."))
     assert not rejected.ok
     # 18 was quoted in the feedback, so an answer of 18 adds no evidence of its own: three
-    # programs must compute it, not two (the third one written disagrees, the fourth agrees)
-    assert (repeated.ok, repeated.conclusive) == (True, True)
+    # programs must compute it, not two; and the third one written disagrees, so it stays
+    # unverified even though the fourth agrees
+    assert (repeated.ok, repeated.conclusive) == (True, False)
     assert [s.answer for s in repeated.samples] == ["18", "18", "26", "18"]
     writer.assert_complete()
+
+
+async def test_an_answer_quoted_in_feedback_is_verified_by_three_agreeing_programs() -> None:
+    third = "answer = (16 - 4 - 3) * 2"
+    writer = programs(RIGHT, RIGHT_TOO, third)
+    recompute = Recompute(writer, samples=3, agree=2)
+    with anyio.fail_after(5):
+        rejected = await recompute.verify(ducks("She makes $26 a day."))
+        repeated = await recompute.verify(ducks("She makes $18 a day."))
+    assert not rejected.ok
+    assert (repeated.ok, repeated.conclusive) == (True, True)
+    assert [s.answer for s in repeated.samples] == ["18", "18", "18"]
 
 
 async def test_a_program_that_tries_to_run_code_is_never_run_and_is_no_evidence(
@@ -261,13 +274,16 @@ async def test_a_judge_on_its_own_context_leaves_the_runs_kv_prefix_intact(
     assert second.usage.prompt_tokens_evaluated < 20 < second.usage.prompt_tokens
 
 
-async def test_self_check_verifies_when_agreeing_programs_outnumber_a_dissenting_one() -> None:
-    writer = programs(RIGHT, WRONG, RIGHT_TOO)
+async def test_one_dissenting_program_leaves_an_answer_unverified_however_many_agree() -> None:
+    # The model's own mistake, written twice, against one program that gets it right: what the
+    # 1.5B model did on GSM8K. A majority of one model's programs is no proof.
+    writer = programs(WRONG, RIGHT, "eggs = 16\nanswer = (eggs - 3) * 2")
     with anyio.fail_after(5):
-        verdict = await SelfCheck(writer).verify(ducks("She makes 9 * 2 = $18."))
-    assert (verdict.ok, verdict.conclusive) == (True, True)
-    assert [s.agrees for s in verdict.samples] == [True, False, True]
-    assert verdict.feedback == ""
+        verdict = await SelfCheck(writer).verify(ducks("She sells 16 - 3 = 13 eggs: $26."))
+    assert [(s.answer, s.agrees) for s in verdict.samples] == [
+        ("26", True), ("18", False), ("26", True)
+    ]  # fmt: skip
+    assert (verdict.ok, verdict.conclusive, verdict.feedback) == (True, False, "")
 
 
 async def test_latex_arithmetic_in_the_answer_is_recomputed_like_plain_arithmetic() -> None:

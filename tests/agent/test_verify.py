@@ -279,7 +279,9 @@ async def test_self_check_on_the_real_model_catches_a_tool_result_contradicting_
         verdict = await SelfCheck(greedy_model).verify(planted)
     assert not verdict.ok
     assert (
-        Finding(claim="16 - 3 - 4 = 10", ok=False, evidence="calculator: 16 - 3 - 4 = 9")
+        Finding(
+            claim="16 - 3 - 4 = 10", ok=False, evidence="wrong: the calculator gives 16 - 3 - 4 = 9"
+        )
         in verdict.findings
     )
     assert not verdict.conclusive
