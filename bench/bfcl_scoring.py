@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,10 +35,12 @@ class Outcome:
     schema_valid: bool
     """Every call named an offered function with arguments valid against its schema."""
     seconds: float
+    text: str = ""
+    """The model's output as generated (for reading losses case by case)."""
 
 
-def load_cases(directory: Path, categories: list[str], limit: int | None) -> list[Case]:
-    """The first `limit` cases of each category, with their answers."""
+def load_cases(directory: Path, categories: list[str]) -> list[Case]:
+    """Every case of each category, with its answers, in file order."""
     cases = []
     for category in categories:
         path = directory / f"BFCL_v4_{category}.json"
@@ -48,7 +52,7 @@ def load_cases(directory: Path, categories: list[str], limit: int | None) -> lis
             for line in answer_path.read_text().splitlines():
                 row = json.loads(line)
                 answers[row["id"]] = row["ground_truth"]
-        for line in path.read_text().splitlines()[:limit]:
+        for line in path.read_text().splitlines():
             row = json.loads(line)
             cases.append(
                 Case(
@@ -60,6 +64,24 @@ def load_cases(directory: Path, categories: list[str], limit: int | None) -> lis
                 )
             )
     return cases
+
+
+def sample_cases(cases: list[Case], per_category: int, *, seed: int = 0) -> list[Case]:
+    """`per_category` cases of each category drawn by a seeded shuffle over the whole category
+    (not its first cases, where earlier changes were tried), kept in file order."""
+    chosen: list[Case] = []
+    for category in dict.fromkeys(c.category for c in cases):
+        members = [c for c in cases if c.category == category]
+        picked = random.Random(f"{seed}:{category}").sample(
+            range(len(members)), min(per_category, len(members))
+        )
+        chosen.extend(members[i] for i in sorted(picked))
+    return chosen
+
+
+def half_of(case_id: str) -> str:
+    """ "A" or "B" by a hash of the case id: tune on one half, check on the other."""
+    return "AB"[hashlib.sha256(case_id.encode()).digest()[0] & 1]
 
 
 def to_json_schema(node: Any) -> Any:
