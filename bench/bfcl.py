@@ -311,13 +311,14 @@ def main() -> None:
     model_sha = file_sha256(model_path)
     cache_dir = None if args.no_cache else args.cache
     results: dict[str, dict[str, Row]] = {}
-    for name in dict.fromkeys([BASELINE, *systems]):
+    for name in dict.fromkeys([*systems, BASELINE]):
         print(f"bfcl: {name} on {len(cases)} cases...", file=sys.stderr)
         results[name] = score(cases, run_system(name, cases, model_path, model_sha, cache_dir))
     for name, table in results.items():
         if name != BASELINE:
             for category, row in table.items():
                 row.versus = paired(row.correct, results[BASELINE][category].correct)
+    results = {BASELINE: results.pop(BASELINE), **results}
     if BASELINE not in systems:
         del results[BASELINE]
     if args.json:
