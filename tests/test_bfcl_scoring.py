@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.bfcl_scoring import Case, Outcome, call_matches, is_correct, to_json_schema
+from bench.bfcl_scoring import (
+    Case,
+    Outcome,
+    call_matches,
+    half_of,
+    is_correct,
+    sample_cases,
+    to_json_schema,
+)
 
 AREA: dict[str, dict[str, list[Any]]] = {
     "calculate_triangle_area": {"base": [10], "height": [5], "unit": ["units", ""]}
@@ -46,3 +54,22 @@ def test_bfcl_types_become_json_schema_types() -> None:
         "properties": {"x": {"type": "number"}, "t": {"type": "array"}},
         "additionalProperties": False,
     }
+
+
+def test_the_sample_spreads_over_each_category_and_the_halves_split_it() -> None:
+    cases = [Case(f"{cat}_{i}", cat, [], []) for cat in ("simple", "multiple") for i in range(300)]
+    sample = sample_cases(cases, 100, seed=0)
+    simple = [int(c.id.split("_")[1]) for c in sample if c.category == "simple"]
+    assert len(simple) == 100 and simple == sorted(simple)
+    assert max(simple) > 250 and simple != list(range(100))  # not the first 100
+    assert sample == sample_cases(cases, 100, seed=0)
+    assert sample != sample_cases(cases, 100, seed=1)
+    halves = {half_of(c.id) for c in sample}
+    assert halves == {"A", "B"}
+    a = [c for c in sample if half_of(c.id) == "A"]
+    assert 70 < len(a) < 130  # about half of the 200
+
+
+def test_a_category_smaller_than_the_sample_is_taken_whole() -> None:
+    cases = [Case(f"x_{i}", "x", [], []) for i in range(7)]
+    assert sample_cases(cases, 100) == cases
