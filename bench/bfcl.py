@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import anyio
 import jsonschema
@@ -211,18 +211,38 @@ def score(cases: list[Case], outcomes: list[Outcome]) -> dict[str, Row]:
     return table
 
 
+@overload
 def run_system(
     name: str, cases: list[Case], model_path: Path, model_sha: str, cache_dir: Path | None
-) -> list[Outcome]:
+) -> list[Outcome]: ...
+@overload
+def run_system(
+    name: str,
+    cases: list[Case],
+    model_path: Path,
+    model_sha: str,
+    cache_dir: Path | None,
+    *,
+    generate: bool,
+) -> list[Outcome | None]: ...
+def run_system(
+    name: str,
+    cases: list[Case],
+    model_path: Path,
+    model_sha: str,
+    cache_dir: Path | None,
+    *,
+    generate: bool = True,
+) -> list[Outcome] | list[Outcome | None]:
     """Outcomes of `name` on `cases`: stored ones where the system and model are unchanged, the
-    rest generated now (and stored)."""
+    rest generated now and stored (or None for them when not `generate`)."""
     factory, version = SYSTEMS[name]
     cache = OutcomeCache(cache_dir, name, f"{model_sha[:16]}-{version()}")
     system: System | None = None
-    outcomes = []
+    outcomes: list[Any] = []
     for index, case in enumerate(cases, 1):
         outcome = cache.get(case.id)
-        if outcome is None:
+        if outcome is None and generate:
             system = system or factory(model_path)
             outcome = system(case)
             cache.put(case.id, outcome)
@@ -288,19 +308,27 @@ def select_cases(args: argparse.Namespace) -> list[Case]:
     return cases
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the cases, the model and the cache (shared with bfcl_losses)."""
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--sample", type=int, default=100, help="cases per category (100)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample (0)")
     parser.add_argument("--half", choices=["A", "B"], help="only this half of the sample")
     parser.add_argument("--limit", type=int, help="only the first N sampled cases per category")
     parser.add_argument("--categories", default=",".join(CATEGORIES))
-    parser.add_argument("--systems", default=",".join(s for s in SYSTEMS if s != "verity_gate"))
     parser.add_argument("--model", type=Path, help="GGUF file (default: the embedded model)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="per-case outputs")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_selection_arguments(parser)
+    parser.add_argument("--systems", default=",".join(s for s in SYSTEMS if s != "verity_gate"))
     parser.add_argument("--no-cache", action="store_true", help="generate every case again")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument(
+        "--fill-cache", action="store_true", help="only generate the systems' missing outputs"
+    )
     args = parser.parse_args()
     systems = args.systems.split(",")
     unknown = [s for s in systems if s not in SYSTEMS]
@@ -310,6 +338,10 @@ def main() -> None:
     model_path = args.model or embedded_model_path()
     model_sha = file_sha256(model_path)
     cache_dir = None if args.no_cache else args.cache
+    if args.fill_cache:
+        for name in systems:
+            run_system(name, cases, model_path, model_sha, cache_dir)
+        return
     results: dict[str, dict[str, Row]] = {}
     for name in dict.fromkeys([*systems, BASELINE]):
         print(f"bfcl: {name} on {len(cases)} cases...", file=sys.stderr)
