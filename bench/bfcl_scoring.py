@@ -112,8 +112,18 @@ def _same(value: Any, allowed: Any) -> bool:
     if isinstance(allowed, list) and isinstance(value, list):
         return len(value) == len(allowed) and all(map(_same, value, allowed))
     if isinstance(allowed, dict) and isinstance(value, dict):
-        return value.keys() == allowed.keys() and all(_same(value[k], allowed[k]) for k in value)
+        return _dict_matches(value, allowed)
     return False
+
+
+def _dict_matches(value: dict[str, Any], allowed: dict[str, Any]) -> bool:
+    """A nested object: like a call's arguments, each key lists the values it may take."""
+    options = {k: v if isinstance(v, list) else [v] for k, v in allowed.items()}
+    if any(key not in options for key in value):
+        return False
+    if any(key not in value and "" not in opts for key, opts in options.items()):
+        return False
+    return all(any(_same(v, option) for option in options[k]) for k, v in value.items())
 
 
 def call_matches(

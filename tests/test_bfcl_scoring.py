@@ -73,3 +73,15 @@ def test_the_sample_spreads_over_each_category_and_the_halves_split_it() -> None
 def test_a_category_smaller_than_the_sample_is_taken_whole() -> None:
     cases = [Case(f"x_{i}", "x", [], []) for i in range(7)]
     assert sample_cases(cases, 100) == cases
+
+
+def test_nested_objects_list_the_allowed_values_of_each_key_as_bfcl_does() -> None:
+    budget = {"find": {"budget": [{"min": [300000], "max": [400000, ""]}]}}
+    assert call_matches(("find", {"budget": {"min": 300000, "max": 400000}}), budget)
+    assert call_matches(("find", {"budget": {"min": 300000}}), budget)
+    assert not call_matches(("find", {"budget": {"max": 400000}}), budget)
+    assert not call_matches(("find", {"budget": {"min": 1, "max": 400000}}), budget)
+    assert not call_matches(("find", {"budget": {"min": 300000, "cap": 2}}), budget)
+    conditions = {"q": {"where": [[{"field": ["age"]}, {"field": ["job"]}]]}}
+    assert call_matches(("q", {"where": [{"field": "age"}, {"field": "job"}]}), conditions)
+    assert not call_matches(("q", {"where": [{"field": "job"}, {"field": "age"}]}), conditions)
