@@ -276,8 +276,9 @@ def _llama_version() -> str:
 
 BASELINE_LLAMA = ModelSettings(n_ctx=4096)
 """Only the load-time fields count for the baselines (they sample greedily on their own)."""
-VERITY = ModelSettings(temperature=0, n_ctx=4096)
-VERITY_GATE = ModelSettings(temperature=0, n_ctx=4096, relevance_gate=True)
+VERITY = ModelSettings(temperature=0, n_ctx=4096, max_tokens=512)
+"""Greedy, with the baselines' token limit."""
+VERITY_GATE = VERITY.model_copy(update={"relevance_gate": True})
 SYSTEMS: dict[str, tuple[Callable[[Path], System], Callable[[], str]]] = {
     "verity": (lambda path: verity_system(path, VERITY), _verity_version(VERITY)),
     "verity_gate": (lambda path: verity_system(path, VERITY_GATE), _verity_version(VERITY_GATE)),
