@@ -43,7 +43,7 @@ from bench.bfcl_scoring import (
     CATEGORIES,
     Case,
     Outcome,
-    half_of,
+    halves,
     is_correct,
     load_cases,
     sample_cases,
@@ -297,7 +297,8 @@ def select_cases(args: argparse.Namespace) -> list[Case]:
         load_cases(args.data, args.categories.split(",")), args.sample, seed=args.seed
     )
     if args.half:
-        cases = [c for c in cases if half_of(c.id) == args.half]
+        half = halves(cases)
+        cases = [c for c in cases if half[c.id] == args.half]
     if args.limit:
         counts: dict[str, int] = {}
         kept = []

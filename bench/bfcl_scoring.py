@@ -79,9 +79,17 @@ def sample_cases(cases: list[Case], per_category: int, *, seed: int = 0) -> list
     return chosen
 
 
-def half_of(case_id: str) -> str:
-    """ "A" or "B" by a hash of the case id: tune on one half, check on the other."""
-    return "AB"[hashlib.sha256(case_id.encode()).digest()[0] & 1]
+def halves(cases: list[Case]) -> dict[str, str]:
+    """"A" or "B" for each case: within each category, the half whose case ids hash lowest is
+    A (balanced, and fixed by the ids alone). Tune on one half, check on the other."""
+    half: dict[str, str] = {}
+    for category in dict.fromkeys(c.category for c in cases):
+        ids = sorted(
+            (c.id for c in cases if c.category == category),
+            key=lambda i: hashlib.sha256(i.encode()).hexdigest(),
+        )
+        half.update((i, "A" if rank < len(ids) / 2 else "B") for rank, i in enumerate(ids))
+    return half
 
 
 def to_json_schema(node: Any) -> Any:

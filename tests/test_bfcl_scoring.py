@@ -8,7 +8,7 @@ from bench.bfcl_scoring import (
     Case,
     Outcome,
     call_matches,
-    half_of,
+    halves,
     is_correct,
     sample_cases,
     to_json_schema,
@@ -64,10 +64,11 @@ def test_the_sample_spreads_over_each_category_and_the_halves_split_it() -> None
     assert max(simple) > 250 and simple != list(range(100))  # not the first 100
     assert sample == sample_cases(cases, 100, seed=0)
     assert sample != sample_cases(cases, 100, seed=1)
-    halves = {half_of(c.id) for c in sample}
-    assert halves == {"A", "B"}
-    a = [c for c in sample if half_of(c.id) == "A"]
-    assert 70 < len(a) < 130  # about half of the 200
+    half = halves(sample)
+    assert [c.id for c in sample if half[c.id] == "A" and c.category == "simple"] != []
+    for category in ("simple", "multiple"):
+        assert sum(half[c.id] == "A" for c in sample if c.category == category) == 50
+    assert halves(sample[::-1]) == half  # fixed by the ids, not by their order
 
 
 def test_a_category_smaller_than_the_sample_is_taken_whole() -> None:
