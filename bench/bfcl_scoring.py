@@ -80,7 +80,7 @@ def sample_cases(cases: list[Case], per_category: int, *, seed: int = 0) -> list
 
 
 def halves(cases: list[Case]) -> dict[str, str]:
-    """"A" or "B" for each case: within each category, the half whose case ids hash lowest is
+    """Each case's half, "A" or "B": within each category, the half whose case ids hash lowest is
     A (balanced, and fixed by the ids alone). Tune on one half, check on the other."""
     half: dict[str, str] = {}
     for category in dict.fromkeys(c.category for c in cases):
