@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,10 +35,12 @@ class Outcome:
     schema_valid: bool
     """Every call named an offered function with arguments valid against its schema."""
     seconds: float
+    text: str = ""
+    """The model's output as generated (for reading losses case by case)."""
 
 
-def load_cases(directory: Path, categories: list[str], limit: int | None) -> list[Case]:
-    """The first `limit` cases of each category, with their answers."""
+def load_cases(directory: Path, categories: list[str]) -> list[Case]:
+    """Every case of each category, with its answers, in file order."""
     cases = []
     for category in categories:
         path = directory / f"BFCL_v4_{category}.json"
@@ -48,7 +52,7 @@ def load_cases(directory: Path, categories: list[str], limit: int | None) -> lis
             for line in answer_path.read_text().splitlines():
                 row = json.loads(line)
                 answers[row["id"]] = row["ground_truth"]
-        for line in path.read_text().splitlines()[:limit]:
+        for line in path.read_text().splitlines():
             row = json.loads(line)
             cases.append(
                 Case(
@@ -60,6 +64,32 @@ def load_cases(directory: Path, categories: list[str], limit: int | None) -> lis
                 )
             )
     return cases
+
+
+def sample_cases(cases: list[Case], per_category: int, *, seed: int = 0) -> list[Case]:
+    """`per_category` cases of each category drawn by a seeded shuffle over the whole category
+    (not its first cases, where earlier changes were tried), kept in file order."""
+    chosen: list[Case] = []
+    for category in dict.fromkeys(c.category for c in cases):
+        members = [c for c in cases if c.category == category]
+        picked = random.Random(f"{seed}:{category}").sample(
+            range(len(members)), min(per_category, len(members))
+        )
+        chosen.extend(members[i] for i in sorted(picked))
+    return chosen
+
+
+def halves(cases: list[Case]) -> dict[str, str]:
+    """Each case's half, "A" or "B": within each category, the half whose case ids hash lowest is
+    A (balanced, and fixed by the ids alone). Tune on one half, check on the other."""
+    half: dict[str, str] = {}
+    for category in dict.fromkeys(c.category for c in cases):
+        ids = sorted(
+            (c.id for c in cases if c.category == category),
+            key=lambda i: hashlib.sha256(i.encode()).hexdigest(),
+        )
+        half.update((i, "A" if rank < len(ids) / 2 else "B") for rank, i in enumerate(ids))
+    return half
 
 
 def to_json_schema(node: Any) -> Any:
@@ -90,8 +120,18 @@ def _same(value: Any, allowed: Any) -> bool:
     if isinstance(allowed, list) and isinstance(value, list):
         return len(value) == len(allowed) and all(map(_same, value, allowed))
     if isinstance(allowed, dict) and isinstance(value, dict):
-        return value.keys() == allowed.keys() and all(_same(value[k], allowed[k]) for k in value)
+        return _dict_matches(value, allowed)
     return False
+
+
+def _dict_matches(value: dict[str, Any], allowed: dict[str, Any]) -> bool:
+    """A nested object: like a call's arguments, each key lists the values it may take."""
+    options = {k: v if isinstance(v, list) else [v] for k, v in allowed.items()}
+    if any(key not in options for key in value):
+        return False
+    if any(key not in value and "" not in opts for key, opts in options.items()):
+        return False
+    return all(any(_same(v, option) for option in options[k]) for k, v in value.items())
 
 
 def call_matches(

@@ -47,6 +47,8 @@ class GenerationRequest:
     allow_call: Callable[[], bool] | None = None
     """Asked once a call starts; False switches to `text_grammar` (the relevance gate)."""
     text_grammar: str | None = None
+    single_grammar: str | None = None
+    """Lark grammar for a call written again when `grammar` gave a list of one (`lone_call`)."""
     prompt_opens_think: bool = False
     """The template already wrote `<think>` into the prompt (R1 distills, QwQ)."""
     max_thinking_tokens: int | None = None
@@ -192,6 +194,8 @@ def generate(llm: Any, sampler: TokenSampler, request: GenerationRequest) -> Com
     decision: CallStart = "undecided" if request.grammar else "text"
     look_for_later_calls = bool(request.grammar) and not request.constrain_from_start
     call_at: int | None = None
+    call_tokens_at = 0  # index in `generated` where the call starts
+    single = request.single_grammar is None  # whether the call is final as it is written
     scanned = 0  # content before this index was searched for a later call already
     completion.finish_reason = "length"
     thinking_tokens = 0
@@ -216,6 +220,12 @@ def generate(llm: Any, sampler: TokenSampler, request: GenerationRequest) -> Com
                 decoder.push(closing, len(generated))
             _pass_on(stream, decoder, "undecided", hold_markers=False)
             continue
+        if call_at is not None and not single and b"]" in llm.detokenize([token]):
+            if request.call_format.lone_call(decoder.text[call_at:]):
+                # One call is enough: written again, the model's own way.
+                single = True
+                _rewind(llm, prompt, generated, decoder, call_tokens_at, b"")
+                _use_single_grammar(sampler, request)
         if decision == "undecided" and decoder.content_start is not None:
             decision = (
                 "call"
@@ -226,6 +236,7 @@ def generate(llm: Any, sampler: TokenSampler, request: GenerationRequest) -> Com
                 assert decoder.content_start is not None
                 _rewind(llm, prompt, generated, decoder, decoder.content_start, b"")
                 call_at = _start_call(sampler, request, completion, len(decoder.text))
+                call_tokens_at = len(generated)
         elif decision == "text" and look_for_later_calls:
             content, start = decoder.content, scanned
             found = request.call_format.find_call(content[start:])
@@ -236,6 +247,7 @@ def generate(llm: Any, sampler: TokenSampler, request: GenerationRequest) -> Com
                 _rewind(llm, prompt, generated, decoder, keep, before)
                 decision = "call"
                 call_at = _start_call(sampler, request, completion, len(decoder.text))
+                call_tokens_at = len(generated)
         _pass_on(stream, decoder, decision, hold_markers=look_for_later_calls)
     completion.decode_s = time.perf_counter() - decode_started
     completion.raw = decoder.text
@@ -276,6 +288,17 @@ def _start_call(
     except GrammarError as exc:  # checked before generation; free text is the safe fallback
         sampler.abandoned = str(exc)
     return None if refused else at
+
+
+def _use_single_grammar(sampler: TokenSampler, request: GenerationRequest) -> None:
+    """Constrain a call written again alone; should llguidance refuse that grammar (it was
+    checked before generation), the list is written again under `grammar`."""
+    for grammar in (request.single_grammar, request.grammar):
+        try:
+            sampler.use_grammar(grammar)
+            return
+        except GrammarError as exc:
+            sampler.abandoned = str(exc)
 
 
 def _tokens_within(llm: Any, generated: list[int], byte_count: int) -> int:

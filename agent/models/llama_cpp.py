@@ -156,17 +156,18 @@ class LlamaCppModel:
 
     def _grammar(
         self, loaded: Loaded, tools: list[ToolSpec], offered: list[ToolSpec]
-    ) -> tuple[str | None, list[ToolGrammar]]:
-        """The grammar for this turn, and the offered tools whose grammar is not exact.
+    ) -> tuple[str | None, str | None, list[ToolGrammar]]:
+        """The grammar for this turn, the one for a call written again alone (see
+        `ToolCallFormat.single_grammar`), and the offered tools whose grammar is not exact.
 
         Never fails: a grammar llguidance refuses for this vocabulary is rebuilt with every
         tool's arguments as any JSON object, and without any grammar if even that is refused
         (the calls are validated after generation in every case).
         """
         if not self.settings.constrain_tool_calls or not tools:
-            return None, []
+            return None, None, []
         if not offered:
-            return self.call_format.text_grammar(), []
+            return self.call_format.text_grammar(), None, []
         notes = [
             ToolGrammar(tool=name, level=grammar.level, dropped=list(grammar.dropped))
             for name, grammar in tool_grammars(offered).items()
@@ -175,15 +176,21 @@ class LlamaCppModel:
         grammar = self.call_format.grammar(offered)
         problem = validate_lark(_tokenizer(loaded), grammar)
         if problem is None:
-            return grammar, notes
+            return grammar, self._single_grammar(loaded, offered), notes
         loose = [dataclasses.replace(spec, parameters={"type": "object"}) for spec in offered]
         _log.warning("the tool-call grammar was refused (%s); calls are constrained loosely",
                      problem)  # fmt: skip
         notes = [ToolGrammar(tool=spec.name, level="any", dropped=["*"]) for spec in offered]
         grammar = self.call_format.grammar(loose)
         if validate_lark(_tokenizer(loaded), grammar) is None:
-            return grammar, notes
-        return None, notes
+            return grammar, self._single_grammar(loaded, loose), notes
+        return None, None, notes
+
+    def _single_grammar(self, loaded: Loaded, specs: list[ToolSpec]) -> str | None:
+        single = self.call_format.single_grammar(specs)
+        if single is None or validate_lark(_tokenizer(loaded), single) is not None:
+            return None  # the list of one stands
+        return single
 
     def with_sampling(self, **changes: Any) -> LlamaCppModel:
         """This model with other sampling settings (seed, temperature, ...), sharing the loaded
@@ -309,11 +316,12 @@ class LlamaCppModel:
                 f"The conversation needs {len(tokens)} tokens but the context holds "
                 f"{self.settings.n_ctx}. Raise n_ctx or shorten the task and tool outputs."
             )
-        grammar, grammars = self._grammar(loaded, tools, offered)
+        grammar, single_grammar, grammars = self._grammar(loaded, tools, offered)
         request = GenerationRequest(
             prompt_tokens=tokens,
             max_tokens=min(self.settings.max_tokens, room),
             grammar=grammar,
+            single_grammar=single_grammar,
             constrain_from_start=tool_choice != "auto",
             allow_call=self._gate_for(loaded.gate, messages, offered, tool_choice),
             text_grammar=self.call_format.text_grammar(),

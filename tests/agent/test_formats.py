@@ -179,6 +179,24 @@ def test_hermes_grammar_accepts_every_spelling_on_the_qwen_vocab(qwen: Llama) ->
     assert not grammar_accepts(qwen, grammar, f"```json\n{body}\n```")  # a fence holds an array
     assert not grammar_accepts(qwen, grammar, body.replace('"sea"', '"mountains"'))
     assert not grammar_accepts(qwen, grammar, body.replace("2", "2.5"))
+    single = HermesFormat().single_grammar([book_room.spec])
+    assert single is not None
+    assert grammar_accepts(qwen, single, f"```json\n{body}\n```")  # ... or, here, one call
+    assert grammar_accepts(qwen, single, f"```json\n[\n  {body},\n  {body}\n]\n```")
+    assert not grammar_accepts(qwen, single, f"```json\n{body.replace('2', '2.5')}\n```")
+    assert not grammar_accepts(qwen, single, f"```json\n{body}\n```\n```json\n{body}\n```")
+
+
+def test_hermes_lone_call_sees_a_fenced_list_closed_after_one_call() -> None:
+    body = '{"name": "book_room", "arguments": {"guests": 2, "view": "sea"}}'
+    hermes = HermesFormat()
+    assert hermes.lone_call(f"```json\n[\n  {body}\n]")
+    assert hermes.lone_call(f"```json\n[{body}]\n```")
+    assert not hermes.lone_call(f"```json\n[{body}, {body}]")  # two calls
+    assert not hermes.lone_call(f"```json\n[{body}, {body}")  # the list is still open
+    assert not hermes.lone_call(f"```json\n[{body}")
+    assert not hermes.lone_call(f"[{body}]")  # not fenced: a bare list is the model's own way
+    assert not hermes.lone_call(f"```json\n{body}\n```")
 
 
 def test_hermes_parse_reads_fenced_arrays_bare_arrays_and_tags() -> None:

@@ -61,6 +61,16 @@ class ToolCallFormat(Protocol):
         `tools`, in this format, and nothing else."""
         ...
 
+    def single_grammar(self, tools: list[ToolSpec]) -> str | None:
+        """A Lark grammar for a call written again the model's own way after `grammar` produced
+        a list of one (see `lone_call`); None when the format has no such list."""
+        ...
+
+    def lone_call(self, call_text: str) -> bool:
+        """Whether `call_text` (written under `grammar`) has just closed a list holding one
+        call."""
+        ...
+
     def text_grammar(self) -> str:
         """A Lark grammar for a plain-text answer that cannot start a call (tool_choice "none")."""
         ...

@@ -118,6 +118,14 @@ class DeepSeekR1Format:
             rules.append(f"args_{index}: {grammar.json_rule()}")
         return "\n".join(rules)
 
+    def single_grammar(self, tools: list[ToolSpec]) -> str | None:
+        """None: R1's calls block is the model's own way for one call or several."""
+        return None
+
+    def lone_call(self, call_text: str) -> bool:
+        """False: see `single_grammar`."""
+        return False
+
     def text_grammar(self) -> str:
         """Text that cannot open a calls block."""
         return "start: /[ \\t\\n]*[^<][^\\x00]*/"

@@ -5,10 +5,14 @@ JSON in a ```json fence. So a call is recognised by the tag, a fence or a leadin
 grammar accepts all three spellings (design D1): constraining the model to one spelling it does
 not use pushed it off its natural path and made it pick worse tools.
 
-A fence holds a JSON *array* of calls. Left alone, small models write exactly one fenced
-object and stop, even when the request lists several items; made to open an array, they list
-one call per item and close it after one when one is enough (embedded 0.5B model, BFCL
-parallel: 0/8 -> 4/8 correct, simple unchanged; bench/bfcl.py).
+Parallel calls: left alone, small models write exactly one fenced object and stop, even when
+the request lists several items; made to open an array, they list one call per item and close
+it after one when one is enough (embedded 0.5B model, BFCL parallel: 0/8 -> 4/8 correct). But
+the forced `[` is far off the model's path (the 0.5B model gives it a probability near e^-10
+after the fence), and when one call is enough it sometimes picks another function or other
+values than it would have. So a fence first holds an array; when the model closes it after one
+call, that call is written again under `single_grammar`, where the fence may hold a lone object:
+the call the model writes when nothing pushes it (BFCL multiple, bench/bfcl.py).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ __all__ = ["HermesFormat"]
 _CALL_OPENING = re.compile(r"<tool_call>|```(?:json)?\s*(?:<tool_call>\s*)?[\[{]|\{")
 _MAYBE_FENCE = re.compile(r"`{1,2}|```(?:j(?:s(?:o(?:n)?)?)?)?\s*")
 _TAG = "<tool_call>"
+_FENCED_LIST = re.compile(r"[ \t\n]*```(?:json)?[ \t\n]*\[")
 _LATER_CALL = re.compile(
     r"<tool_call>|(?m:^)[ \t]*```(?:json)?[ \t]*\n?\s*(?:<tool_call>\s*)?[\[{]"
 )
@@ -69,15 +74,23 @@ class HermesFormat:
 
     def grammar(self, tools: list[ToolSpec]) -> str:
         """One or more calls: tagged, bare, or an array of calls in a fence."""
-        rules = [
-            "start: WS block (WS block)* WS",
-            'block: "<tool_call>" WS call WS "</tool_call>"'
-            ' | "```" "json"? WS calls WS "```" | call | calls',
-            'calls: "[" WS call (WS "," WS call)* WS "]"',
-            f"WS: /{WHITESPACE}/",
-            *call_rules(tools),
-        ]
-        return "\n".join(rules)
+        return _grammar(tools, fenced="calls")
+
+    def single_grammar(self, tools: list[ToolSpec]) -> str | None:
+        """One block, whose fence may also hold a lone call object (nothing may follow it:
+        tiny models otherwise repeat the block until the token limit)."""
+        return _grammar(tools, fenced="(call | calls)", start="start: WS block WS")
+
+    def lone_call(self, call_text: str) -> bool:
+        """A fenced array that has just closed after its first call."""
+        opening = _FENCED_LIST.match(call_text)
+        if opening is None:
+            return False
+        try:
+            value, end = json.JSONDecoder().raw_decode(call_text, opening.end() - 1)
+        except json.JSONDecodeError:
+            return False
+        return isinstance(value, list) and len(value) == 1 and not call_text[end:].strip(" \t\n`")
 
     def text_grammar(self) -> str:
         """Text whose first visible character cannot open a call (`{`, a fence or a tag)."""
@@ -114,6 +127,20 @@ class HermesFormat:
             elif problem is not None:
                 invalid.append(problem)
         return ParsedCalls(calls, invalid, "".join(content_parts).strip())
+
+
+def _grammar(
+    tools: list[ToolSpec], *, fenced: str, start: str = "start: WS block (WS block)* WS"
+) -> str:
+    rules = [
+        start,
+        f'block: "<tool_call>" WS call WS "</tool_call>" | "```" "json"? WS {fenced} WS "```"'
+        " | call | calls",
+        'calls: "[" WS call (WS "," WS call)* WS "]"',
+        f"WS: /{WHITESPACE}/",
+        *call_rules(tools),
+    ]
+    return "\n".join(rules)
 
 
 def _may_be_calls(body: str, decoded: Any) -> bool:
