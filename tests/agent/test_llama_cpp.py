@@ -10,22 +10,11 @@ import anyio
 import jsonschema
 import pytest
 
+from tests.fixtures.tools import book_room
 from verity import KVCacheWarning, LlamaCppModel, Message, ModelError, ModelSettings, UserError
 from verity.models.formats import HermesFormat
 from verity.tools.base import tool
 from verity.tools.builtin.calculator import calculator
-
-
-@tool
-def book_room(guests: int, nights: int, view: Literal["sea", "garden"]) -> str:
-    """Book a hotel room.
-
-    Args:
-        guests: Number of guests.
-        nights: Number of nights.
-        view: Which view the room has.
-    """
-    return "booked"
 
 
 @tool

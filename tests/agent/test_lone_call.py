@@ -4,28 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
 
 import anyio
 import jsonschema
 import pytest
 
+from tests.fixtures.tools import book_room
 from verity import LlamaCppModel, Message, ModelSettings
 from verity.models.formats import HermesFormat
 from verity.models.formats.base import WHITESPACE, call_rules
-from verity.tools.base import ToolSpec, tool
-
-
-@tool
-def book_room(guests: int, nights: int, view: Literal["sea", "garden"]) -> str:
-    """Book a hotel room.
-
-    Args:
-        guests: Number of guests.
-        nights: Number of nights.
-        view: Which view the room has.
-    """
-    return "booked"
+from verity.tools.base import ToolSpec
 
 
 class FencedListFirst(HermesFormat):
