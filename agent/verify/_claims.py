@@ -16,14 +16,13 @@ from typing import Any
 
 from verity.answers import extract_boxed
 from verity.messages import Finding, ToolCall
-from verity.tools.base import ToolError, ToolResult
-from verity.tools.builtin.calculator import evaluate
+from verity.tools.base import ToolResult
+from verity.verify._equations import links, without_units
 
 __all__ = [
     "arithmetic_claims",
     "check_coverage",
     "check_arguments",
-    "check_numbers",
     "normalise_answer",
     "numbers_in",
     "plain",
@@ -43,9 +42,9 @@ _WORD_NUMBERS = {
     "week": 7, "hour": 60, "minute": 60,
 }  # fmt: skip
 _WORDS = re.compile(r"[a-z]+")
-# "a op b = c", the arithmetic small models write in their answers (with ×, x or ÷ as well)
-_EQUATION = re.compile(
-    r"(?P<lhs>\(?-?\$?\d[\d,.]*(?:\s*[-+*/×x÷]\s*\(?\$?\d[\d,.]*\)?)+)\s*=\s*\$?(?P<rhs>-?\d[\d,]*(?:\.\d+)?)"
+# "1." or "Step 3:" numbering a list: a label, not a quantity
+_LIST_MARKERS = re.compile(
+    r"(?im)^[\s#>*-]*\**(?:step\s+)?\d{1,2}[.):]\**(?=\s)|\bstep\s+\d{1,2}\b"
 )
 # spaces, LaTeX spacing commands and dollar signs: `\$1{,}200` and `1200` are one answer
 _LATEX_NOISE = re.compile(r"\s+|\\[,;:! ]|\\?\$|\{,\}")
@@ -61,6 +60,8 @@ _LATEX_ARITHMETIC = [
     (re.compile(r"\\div(?![A-Za-z])"), "/"),
     (re.compile(r"\\(?:text|mathrm|textbf)\s*\{([^{}]*)\}"), r" \1 "),
     (re.compile(r"\\(?:left|right)(?![A-Za-z])|\\[\[\]()]"), " "),
+    (re.compile(r"\\\$"), "$"),
+    (re.compile(r"\\approx(?![A-Za-z])"), "≈"),
 ]
 
 
@@ -105,7 +106,8 @@ def _one_step(numbers: Iterable[float]) -> set[float]:
         if b:
             results.add(a / b)
     for a in values:
-        results.update((a * a, a / 100, a * 100))
+        # a percentage as a fraction, and what is left after it or added by it (25% off: 0.75)
+        results.update((a * a, a / 100, a * 100, 1 - a / 100, 1 + a / 100))
     return results
 
 
@@ -122,38 +124,6 @@ def _evidence_numbers(evidence: Iterable[tuple[ToolCall, ToolResult]]) -> list[f
     return found
 
 
-def check_numbers(
-    text: str, *, task: str, evidence: list[tuple[ToolCall, ToolResult]]
-) -> list[Finding]:
-    """One finding per number in `text` that is not in a tool result, the task, or one step away.
-
-    Equations in `text` are recomputed with the calculator and checked separately
-    (`arithmetic_claims`), so their parts are not reported twice.
-    """
-    from_task = _task_numbers(task)
-    from_tools = _evidence_numbers(evidence)
-    derivable = _one_step([*from_task, *_FREE])
-    findings: list[Finding] = []
-    seen: set[float] = set()
-    for number in numbers_in(_EQUATION.sub(r"\g<rhs>", text)):
-        if number in seen:
-            continue
-        seen.add(number)
-        if any(_same(number, n) for n in from_tools):
-            continue
-        if any(_same(number, n) for n in derivable):
-            continue
-        findings.append(
-            Finding(
-                claim=_format(number),
-                ok=False,
-                evidence="No tool result contains this number and one step of arithmetic on the "
-                "task's numbers does not give it.",
-            )
-        )
-    return findings
-
-
 def untraced_numbers(
     text: str,
     *,
@@ -168,22 +138,17 @@ def untraced_numbers(
     the result of a correct equation in `text` whose own numbers are supported: a chain of right
     arithmetic from the task's numbers traces every link.
     """
-    text = plain(text)
+    text = _LIST_MARKERS.sub(" ", plain(text))
     derivable = _one_step([*_task_numbers(task), *_FREE])
     traced = [*_evidence_numbers(evidence), *known]
 
     def supported(number: float) -> bool:
         return any(_same(number, n) for n in traced) or any(_same(number, n) for n in derivable)
 
-    for match in _EQUATION.finditer(text):
-        expression = match.group("lhs").replace("$", "").replace("x", "*")
-        claimed = float(match.group("rhs").replace(",", ""))
-        try:
-            right = _same(claimed, float(evaluate(expression)))
-        except (ToolError, ValueError):
-            continue
-        if right and all(supported(n) for n in numbers_in(expression.replace("-", " "))):
-            traced.append(claimed)
+    for link in links(without_units(text)):
+        if link.holds and all(supported(n) for n in numbers_in(link.left.replace("-", " "))):
+            traced.extend(numbers_in(link.right.replace("-", " ")))
+            traced.append(link.right_value)
     findings: list[Finding] = []
     for number in dict.fromkeys(numbers_in(text)):
         if supported(number) or supported(abs(number)):
@@ -200,20 +165,18 @@ def untraced_numbers(
 
 
 def arithmetic_claims(text: str) -> list[Finding]:
-    """Recompute every `a op b = c` in `text` with the calculator; one finding per equation."""
+    """Recompute every link of every chain `a op b = c = ...` in `text` with the calculator; one
+    finding per link."""
     findings = []
-    for match in _EQUATION.finditer(plain(text)):
-        expression = match.group("lhs").replace("$", "").replace("x", "*")
-        claimed = float(match.group("rhs").replace(",", ""))
-        try:
-            value = float(evaluate(expression))
-        except (ToolError, ValueError):
-            continue
-        ok = _same(claimed, value)
-        computed = f"{expression.strip()} = {_format(value)}"
+    for link in links(plain(text)):
+        computed = f"{link.left} = {_format(link.left_value)}"
+        if link.right_is_arithmetic:
+            computed += f" and {link.right} = {_format(link.right_value)}"
         # a refutation says so in words: small models read "calculator: ..." as a confirmation
-        evidence = f"calculator: {computed}" if ok else f"wrong: the calculator gives {computed}"
-        findings.append(Finding(claim=match.group().strip(), ok=ok, evidence=evidence))
+        evidence = (
+            f"calculator: {computed}" if link.holds else f"wrong: the calculator gives {computed}"
+        )
+        findings.append(Finding(claim=link.text, ok=link.holds, evidence=evidence))
     return findings
 
 

@@ -1,0 +1,111 @@
+"""The arithmetic written in an answer: chains such as `a op b = c op d = e`, each link checked.
+
+Small models write their working as chains (`180 - 0.30 * 180 = 180 - 54 = 126`), in LaTeX
+(`\\frac{20}{3} \\approx 6.67`) and with units (`$20/hour * 35 hours = $700`). A link is read
+only where it is plainly arithmetic: a chain that runs into a variable (`\\frac{x}{3} - 1 = 5`)
+loses the segment that touches it, so a verifier never calls right algebra wrong arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from verity.tools.base import ToolError
+from verity.tools.builtin.calculator import evaluate
+
+__all__ = ["Link", "links", "without_units"]
+
+_OPERAND = r"\(*-?\$?\d[\d,]*(?:\.\d+)?\)*"
+_OPERATOR = r"\s*[-+*/×x÷^]\s*"
+_EXPRESSION = rf"{_OPERAND}(?:{_OPERATOR}{_OPERAND})*"
+_RELATION = r"\s*(=|≈|\\approx)\s*"
+_CHAIN = re.compile(rf"(?<![\w.$]){_EXPRESSION}(?:{_RELATION}{_EXPRESSION})+")
+_HAS_OPERATOR = re.compile(r"\d[\s)]*[-+*/×x÷^][\s(]*-?\$?\d")
+_DECIMALS = re.compile(r"\.(\d+)\s*$")
+_CONTINUES_BEFORE = re.compile(r"(?:[-+*/×x÷^({}\\]|\bof|%)$")
+"""Text before a chain that makes its first segment part of something larger (`x/3`, `20% of`)."""
+_CONTINUES_AFTER = re.compile(r"^(?:[\w(^]|\s*[-+*/×÷]\s*[A-Za-z(\\])")
+"""Text after a chain that makes its last segment part of something larger (`6x`, `5 - y`)."""
+
+_PER_UNIT = re.compile(r"(?<=[\w%])\s*/\s*[A-Za-z]{2,}\b")
+_UNIT_WORDS = re.compile(r"(\d%?)(?:\s+[A-Za-z]{2,}\.?){1,3}(?=\s*(?:[-+*/×÷=≈]|x\s|\\approx))")
+
+
+@dataclass(frozen=True)
+class Link:
+    """One `left = right` of a chain, both sides recomputed by the calculator."""
+
+    left: str
+    right: str
+    left_value: float
+    right_value: float
+    approximate: bool
+    """Written with ≈: the right side may be rounded to the decimals it shows."""
+
+    @property
+    def holds(self) -> bool:
+        if _close(self.left_value, self.right_value):
+            return True
+        if not self.approximate:
+            return False
+        decimals = _DECIMALS.search(self.right)
+        places = len(decimals.group(1)) if decimals else 0
+        return abs(self.left_value - self.right_value) <= 0.5 * 10.0**-places + 1e-9
+
+    @property
+    def right_is_arithmetic(self) -> bool:
+        return bool(_HAS_OPERATOR.search(self.right))
+
+    @property
+    def text(self) -> str:
+        return f"{self.left} {'≈' if self.approximate else '='} {self.right}"
+
+
+def links(text: str) -> list[Link]:
+    """Every link of every arithmetic chain in `text` with an operation on at least one side
+    (`x = 18` is no claim), in order; segments the calculator cannot read are left out."""
+    found: list[Link] = []
+    for match in _CHAIN.finditer(text):
+        parts = re.split(_RELATION, match.group())
+        segments, relations = parts[::2], parts[1::2]
+        first, last = 0, len(segments) - 1
+        if _CONTINUES_BEFORE.search(text[: match.start()].rstrip()):
+            first += 1
+        if _CONTINUES_AFTER.search(text[match.end() :]):
+            last -= 1
+        for index in range(first, last):
+            left, right = segments[index].strip(), segments[index + 1].strip()
+            if not (_HAS_OPERATOR.search(left) or _HAS_OPERATOR.search(right)):
+                continue
+            left_value, right_value = _value(left), _value(right)
+            if left_value is None or right_value is None:
+                continue
+            approximate = relations[index] != "="
+            found.append(Link(left, right, left_value, right_value, approximate))
+    return found
+
+
+def without_units(text: str) -> str:
+    """`text` with units between numbers and operators taken out (`$20/hour * 35 hours = $700`
+    reads `$20 * 35 = $700`). Only for tracing numbers through right arithmetic: a unit-mixing
+    sentence (`20 minutes + 1 hour`) read this way must never be called a wrong calculation."""
+    return _UNIT_WORDS.sub(r"\1", _PER_UNIT.sub("", text))
+
+
+def _value(expression: str) -> float | None:
+    if expression.count("(") != expression.count(")"):
+        return None
+    try:
+        value = float(evaluate(expression.replace("$", "").replace("x", "*")))
+    except (ToolError, ValueError, OverflowError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6) or (
+        # a rounded result ($3.33 for 10/3) still names the number it came from
+        abs(b) >= 0.01 and abs(a - b) < 0.005 + 1e-9
+    )
