@@ -38,8 +38,10 @@ _WORD_NUMBERS = {
     "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "thousand": 1000,
     "million": 1_000_000, "half": 0.5, "quarter": 0.25, "third": 1 / 3, "twice": 2,
     "double": 2, "triple": 3, "dozen": 12, "percent": 100,
+}  # fmt: skip
+_UNIT_NUMBERS = {
     # units imply numbers the task never writes: 7 days a week, 60 minutes an hour
-    "week": 7, "hour": 60, "minute": 60,
+    "week": (7,), "hour": (60,), "minute": (60,), "year": (12, 52, 365),
 }  # fmt: skip
 _WORDS = re.compile(r"[a-z]+")
 # "1." or "Step 3:" numbering a list: a label, not a quantity
@@ -86,8 +88,10 @@ def numbers_in(text: str) -> list[float]:
 
 
 def _task_numbers(task: str) -> list[float]:
-    words = (_WORD_NUMBERS.get(w.removesuffix("s")) for w in _WORDS.findall(task.lower()))
-    return numbers_in(task) + [float(w) for w in words if w is not None]
+    words = [w.removesuffix("s") for w in _WORDS.findall(task.lower())]
+    named = [float(_WORD_NUMBERS[w]) for w in words if w in _WORD_NUMBERS]
+    implied = [float(n) for w in words for n in _UNIT_NUMBERS.get(w, ())]
+    return numbers_in(task) + named + implied
 
 
 def _same(a: float, b: float) -> bool:

@@ -17,17 +17,19 @@ from verity.tools.builtin.calculator import evaluate
 
 __all__ = ["Link", "links", "without_units"]
 
-_OPERAND = r"\(*-?\$?\d[\d,]*(?:\.\d+)?\)*"
-_OPERATOR = r"\s*[-+*/×x÷^]\s*"
+_OPERAND = r"\(*-?\$?(?:\d[\d,]*(?:\.\d+)?|\.\d+)%?\)*"
+_OPERATOR = r"\s*[-+*/×x÷^−–]\s*"
 _EXPRESSION = rf"{_OPERAND}(?:{_OPERATOR}{_OPERAND})*"
 _RELATION = r"\s*(=|≈|\\approx)\s*"
 _CHAIN = re.compile(rf"(?<![\w.$]){_EXPRESSION}(?:{_RELATION}{_EXPRESSION})+")
-_HAS_OPERATOR = re.compile(r"\d[\s)]*[-+*/×x÷^][\s(]*-?\$?\d")
+_HAS_OPERATOR = re.compile(r"\d[\s)%]*[-+*/×x÷^−–][\s(]*-?\$?\d")
 _DECIMALS = re.compile(r"\.(\d+)\s*$")
-_CONTINUES_BEFORE = re.compile(r"(?:[-+*/×x÷^({}\\]|\bof|%)$")
-"""Text before a chain that makes its first segment part of something larger (`x/3`, `20% of`)."""
-_CONTINUES_AFTER = re.compile(r"^(?:[\w(^]|\s*[-+*/×÷]\s*[A-Za-z(\\])")
-"""Text after a chain that makes its last segment part of something larger (`6x`, `5 - y`)."""
+_CONTINUES_BEFORE = re.compile(r"(?:[-+*/×x÷^({}\\\d−–]|\d%?\s+of|%)$")
+"""Text before a chain that makes its first segment part of something larger: `x/3`, `20% of`,
+a mixed number `3 1/2`, a product `1/2 (68)`, digits grouped by spaces `$350 000`."""
+_CONTINUES_AFTER = re.compile(r"^(?:[\w(^]|\s*[-+*/×÷−–]\s*[A-Za-z(\\]|[ \t]+\d)")
+"""Text after a chain that makes its last segment part of something larger: `6x`, `5 - y`,
+`= 3 1/2`."""
 
 _PER_UNIT = re.compile(r"(?<=[\w%])\s*/\s*[A-Za-z]{2,}\b")
 _UNIT_WORDS = re.compile(r"(\d%?)(?:\s+[A-Za-z]{2,}\.?){1,3}(?=\s*(?:[-+*/×÷=≈]|x\s|\\approx))")
@@ -98,7 +100,9 @@ def _value(expression: str) -> float | None:
     if expression.count("(") != expression.count(")"):
         return None
     try:
-        value = float(evaluate(expression.replace("$", "").replace("x", "*")))
+        plain = expression.replace("$", "").replace("x", "*").replace("%", "/100")
+        plain = plain.replace("−", "-").replace("–", "-")
+        value = float(evaluate(plain))
     except (ToolError, ValueError, OverflowError):
         return None
     return value if math.isfinite(value) else None

@@ -6,6 +6,10 @@ The texts marked "model output" are verbatim working of the demo 1.5B model on G
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 
 from verity.verify._claims import arithmetic_claims, plain, untraced_numbers
@@ -127,3 +131,47 @@ def test_what_a_percentage_leaves_is_one_step_from_it() -> None:
     assert [f.claim for f in untraced_numbers(other, task=task, evidence=[], known=[26.0])] == [
         "the number 0.85"
     ]
+
+
+GSM8K = Path(__file__).resolve().parents[2].parent / "shared" / "bench" / "gsm8k"
+_RESULT = re.compile(r"=\s*\$?(\d[\d,]*(?:\.\d+)?)")
+
+
+def worked_solutions() -> list[tuple[str, str]]:
+    """GSM8K's own worked solutions (written by people, every step right), with the task."""
+    files = sorted(GSM8K.glob("*.jsonl")) if GSM8K.is_dir() else []
+    if not files:
+        pytest.skip(f"GSM8K is not at {GSM8K}")
+    rows = [json.loads(line) for line in files[0].read_text().splitlines() if line.strip()]
+    # `<<16-3-4=9>>` is the dataset's own calculator annotation, not part of the prose
+    return [
+        (row["question"], re.sub(r"<<[^>]*>>", "", row["answer"]).split("####")[0]) for row in rows
+    ]
+
+
+def test_no_step_of_a_right_human_solution_is_called_wrong() -> None:
+    solutions = worked_solutions()
+    read = [arithmetic_claims(solution) for _, solution in solutions]
+    assert sum(len(claims) for claims in read) > 2 * len(solutions)  # the steps are read...
+    called_wrong = [c.claim for claims in read for c in claims if not c.ok]
+    assert called_wrong == []  # ...and none is called wrong (the single pattern: 13 solutions)
+
+
+def test_a_slip_planted_in_a_human_solution_is_caught() -> None:
+    planted = caught = 0
+    for _, solution in worked_solutions():
+        for match in _RESULT.finditer(solution):
+            value = float(match.group(1).replace(",", ""))
+            slip = f"{value + 1:g}" if value < 1000 else str(int(value * 10))
+            text = solution[: match.start(1)] + slip + solution[match.end(1) :]
+            planted += 1
+            caught += any(not c.ok for c in arithmetic_claims(text))
+    assert planted > 1000
+    assert caught / planted > 0.75  # 77.7%; the rest are in prose the checks do not read
+
+
+def test_most_numbers_of_right_human_solutions_trace_to_their_task() -> None:
+    solutions = worked_solutions()
+    untraced = [s for task, s in solutions if untraced_numbers(s, task=task, evidence=[])]
+    # 22 of 300: algebra (x = 40), implicit products (4(100)), digits grouped by spaces
+    assert len(untraced) <= 0.1 * len(solutions)
