@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from verity.answers import extract_boxed
 from verity.messages import Finding, ToolCall
 from verity.tools.base import ToolResult
+from verity.verify._equations import close_enough as _same
 from verity.verify._equations import links, without_units
 
 __all__ = [
@@ -50,7 +50,6 @@ _LIST_MARKERS = re.compile(
 )
 # spaces, LaTeX spacing commands and dollar signs: `\$1{,}200` and `1200` are one answer
 _LATEX_NOISE = re.compile(r"\s+|\\[,;:! ]|\\?\$|\{,\}")
-_TOLERANCE = 1e-6
 _FREE = (0.0, 1.0, 2.0, 100.0)
 """Numbers any reasoning may use without a source (halving, percent)."""
 
@@ -92,13 +91,6 @@ def _task_numbers(task: str) -> list[float]:
     named = [float(_WORD_NUMBERS[w]) for w in words if w in _WORD_NUMBERS]
     implied = [float(n) for w in words for n in _UNIT_NUMBERS.get(w, ())]
     return numbers_in(task) + named + implied
-
-
-def _same(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=1e-4, abs_tol=_TOLERANCE) or (
-        # a rounded answer ($3.33 for 10/3) still names the number it came from
-        abs(b) >= 0.01 and abs(a - b) < 0.005 + 1e-9
-    )
 
 
 def _one_step(numbers: Iterable[float]) -> set[float]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from verity.tools.base import ToolError
 from verity.tools.builtin.calculator import evaluate
 
-__all__ = ["Link", "links", "without_units"]
+__all__ = ["Link", "close_enough", "links", "without_units"]
 
 _OPERAND = r"\(*-?\$?(?:\d[\d,]*(?:\.\d+)?|\.\d+)%?\)*"
 _OPERATOR = r"\s*[-+*/×x÷^−–]\s*"
@@ -48,7 +48,7 @@ class Link:
 
     @property
     def holds(self) -> bool:
-        if _close(self.left_value, self.right_value):
+        if close_enough(self.left_value, self.right_value):
             return True
         if not self.approximate:
             return False
@@ -108,7 +108,8 @@ def _value(expression: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _close(a: float, b: float) -> bool:
+def close_enough(a: float, b: float) -> bool:
+    """`a` and `b` name one quantity: equal to 1 part in 10⁴, or `b` is `a` rounded to cents."""
     return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6) or (
         # a rounded result ($3.33 for 10/3) still names the number it came from
         abs(b) >= 0.01 and abs(a - b) < 0.005 + 1e-9
