@@ -61,7 +61,7 @@ _LATEX_ARITHMETIC = [
     (re.compile(r"\\div(?![A-Za-z])"), "/"),
     (re.compile(r"\\(?:text|mathrm|textbf)\s*\{([^{}]*)\}"), r" \1 "),
     (re.compile(r"\\(?:left|right)(?![A-Za-z])|\\[\[\]()]"), " "),
-    (re.compile(r"\\\$"), "$"),
+    (re.compile(r"\\([$%])"), r"\1"),
     (re.compile(r"\\approx(?![A-Za-z])"), "≈"),
 ]
 

@@ -20,6 +20,7 @@ __all__ = ["Link", "close_enough", "links", "without_units"]
 _OPERAND = r"\(*-?\$?(?:\d[\d,]*(?:\.\d+)?|\.\d+)%?\)*"
 _OPERATOR = r"\s*[-+*/×x÷^−–]\s*"
 _EXPRESSION = rf"{_OPERAND}(?:{_OPERATOR}{_OPERAND})*"
+_LONE_PERCENTAGE = re.compile(r"\(*-?\$?(?:\d[\d,]*(?:\.\d+)?|\.\d+)%\)*")
 _RELATION = r"\s*(=|≈|\\approx)\s*"
 _CHAIN = re.compile(rf"(?<![\w.$]){_EXPRESSION}(?:{_RELATION}{_EXPRESSION})+")
 _HAS_OPERATOR = re.compile(r"\d[\s)%]*[-+*/×x÷^−–][\s(]*-?\$?\d")
@@ -48,13 +49,16 @@ class Link:
 
     @property
     def holds(self) -> bool:
-        if close_enough(self.left_value, self.right_value):
+        # "3 / 6 = 50%" and "12 / 20 * 100 = 60%": a lone percentage is read both ways
+        lefts = _readings(self.left, self.left_value)
+        rights = _readings(self.right, self.right_value)
+        if any(close_enough(a, b) for a in lefts for b in rights):
             return True
         if not self.approximate:
             return False
         decimals = _DECIMALS.search(self.right)
-        places = len(decimals.group(1)) if decimals else 0
-        return abs(self.left_value - self.right_value) <= 0.5 * 10.0**-places + 1e-9
+        tolerance = 0.5 * 10.0 ** -(len(decimals.group(1)) if decimals else 0) + 1e-9
+        return any(abs(a - b) <= tolerance for a in lefts for b in rights)
 
     @property
     def right_is_arithmetic(self) -> bool:
@@ -94,6 +98,10 @@ def without_units(text: str) -> str:
     reads `$20 * 35 = $700`). Only for tracing numbers through right arithmetic: a unit-mixing
     sentence (`20 minutes + 1 hour`) read this way must never be called a wrong calculation."""
     return _UNIT_WORDS.sub(r"\1", _PER_UNIT.sub("", text))
+
+
+def _readings(segment: str, value: float) -> list[float]:
+    return [value, value * 100] if _LONE_PERCENTAGE.fullmatch(segment) else [value]
 
 
 def _value(expression: str) -> float | None:

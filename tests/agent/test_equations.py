@@ -26,6 +26,13 @@ CHAINS_THAT_HOLD = [
     r"\text{Water in orange drink} = \frac{2}{3} \times 10 = \frac{20}{3} "
     r"\approx 6.67 \text{ liters}",
     "3 x 4 = 12 apples, and 2^3 = 8",
+    # model output: "60% of" belongs to the chain's first segment, which is left out
+    r"\[ 60\% \text{ of } \$5 = 0.60 \times \$5 = \$3 \]",
+    # model output
+    r"\[ 20\% \text{ of } 20 = 0.20 \times 20 = 4 \]",
+    # model output, and a person's: a percentage written either way
+    r"\[ \frac{12}{20} \times 100 = 60\% \]",
+    "the chances of rolling one of them are 3 / 6 = 50%.",
 ]
 
 
