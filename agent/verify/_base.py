@@ -100,6 +100,12 @@ class Candidate:
     calls: VerifierCalls = field(default_factory=VerifierCalls)
     """How a verifier calls a model for this candidate: traced and counted."""
 
+    def working(self) -> str:
+        """Everything the model wrote on the way to this answer: its reasoning, the text of its
+        earlier turns and the answer itself (tool calls are in `evidence`)."""
+        turns = [m.content for m in self.messages if m.role == "assistant" and m.content]
+        return "\n".join([*self.reasoning, *turns, self.answer])
+
 
 class Verifier(Protocol):
     """Judges a candidate answer; returns a rejected verdict rather than raising."""

@@ -14,13 +14,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from verity.answers import extract_boxed
-from verity.messages import Finding, ToolCall
+from verity.messages import Finding, ToolCall, Verdict
 from verity.tools.base import ToolResult
+from verity.verify._base import Candidate
 from verity.verify._equations import close_enough as _same
 from verity.verify._equations import links, without_units
 
 __all__ = [
     "arithmetic_claims",
+    "confirmed_only_if_complete",
     "check_coverage",
     "check_arguments",
     "normalise_answer",
@@ -244,3 +246,23 @@ def check_coverage(
             )
         )
     return findings
+
+
+def confirmed_only_if_complete(verdict: Verdict, candidate: Candidate) -> Verdict:
+    """`verdict`, no longer conclusive when the candidate's working leaves out a number the task
+    gives (the finding says which).
+
+    Agreement between derivations of one model confirms nothing when they share a misreading:
+    asked for the third day's customers, the 0.5B model answered the second day's 150 and both
+    of its programs computed 150 too; neither used the task's total of 500.
+    """
+    if not (verdict.ok and verdict.conclusive):
+        return verdict
+    unused = check_coverage(candidate.working(), task=candidate.task, evidence=candidate.evidence)
+    if not unused:
+        return verdict
+    reason = " Agreement cannot confirm an answer whose working leaves out a quantity of the task."
+    findings = [f.model_copy(update={"evidence": f.evidence + reason}) for f in unused]
+    return verdict.model_copy(
+        update={"conclusive": False, "findings": [*verdict.findings, *findings]}
+    )

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from verity.errors import UserError
 from verity.messages import Finding, Sample, Usage, Verdict
 from verity.verify._base import Candidate
-from verity.verify._claims import normalise_answer
+from verity.verify._claims import confirmed_only_if_complete, normalise_answer
 from verity.verify._compare import same_answer
 
 __all__ = ["Consensus", "Solver"]
@@ -94,7 +94,7 @@ class Consensus:
                 f"Independent attempts at this task reached other answers ({tally or 'none'}), "
                 f"not {mine}. Recheck each step with the tools and give the corrected final answer."
             )
-        return Verdict(
+        verdict = Verdict(
             ok=ok,
             verifier=self.name,
             findings=[finding],
@@ -102,6 +102,7 @@ class Consensus:
             confidence=share,
             samples=samples,
         )
+        return confirmed_only_if_complete(verdict, candidate)
 
     async def _others(self, candidate: Candidate) -> list[Sample]:
         task = candidate.task

@@ -18,6 +18,7 @@ from verity.models.base import Model
 from verity.prompts import load_prompt
 from verity.tools.builtin.calculator import Number
 from verity.verify._base import Candidate, repair_feedback
+from verity.verify._claims import confirmed_only_if_complete
 from verity.verify._compare import final_value, same_number
 from verity.verify._program import ProgramError, extract_code, run_program
 
@@ -120,7 +121,8 @@ class Recompute:
             program = await self._write(candidate, seed=len(programs))
             programs.append(program)
             tally.add(program)
-        return self._verdict(mine, tally, needed, state, fresh_only=repeats_feedback)
+        verdict = self._verdict(mine, tally, needed, state, fresh_only=repeats_feedback)
+        return confirmed_only_if_complete(verdict, candidate)
 
     def programs(self, task: str) -> list[Program]:
         """Every program written for `task` so far, in order."""

@@ -199,7 +199,9 @@ async def test_consensus_counts_a_sample_that_outgrew_the_context_as_a_missing_v
     }
     solve = seeded_solver(lambda seed: answers[seed])
     with anyio.fail_after(5):
-        verdict = await Consensus(solve, samples=3).verify(Candidate(task="6 * 7?", answer="42"))
+        verdict = await Consensus(solve, samples=3).verify(
+            Candidate(task="6 * 7?", answer="6 * 7 = 42")
+        )
     assert verdict.findings == [
         Finding(
             claim="final answer 42",

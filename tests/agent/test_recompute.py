@@ -15,8 +15,10 @@ import pytest
 from verity import LlamaCppModel, RunSettings, ToolCall, Usage, run
 from verity.hooks import ModelPurpose, RunHooks
 from verity.messages import Finding, Message, ModelResponse, Verdict
-from verity.testing import ScriptedModel, answer
+from verity.testing import ScriptedModel, answer, calls
 from verity.tools.base import ToolResult
+from verity.tools.builtin.calculator import calculator
+from verity.tools.toolset import FunctionToolset
 from verity.verify import AllOf, Candidate, Consensus, Recompute, SelfCheck
 
 DUCKS = (
@@ -27,6 +29,8 @@ DUCKS = (
 RIGHT = "eggs = 16\nleft = eggs - 3 - 4\nanswer = left * 2"
 RIGHT_TOO = "```python\ndef solution():\n    return (16 - 7) * 2\n```"
 WRONG = "eggs = 16\nleft = eggs - 3\nanswer = left * 2"
+SOLD = "She sells 16 - 3 - 4 = 9 eggs: she makes 9 * 2 = $18 a day."
+"""An answer whose working uses every number the task gives (agreement can confirm it)."""
 
 
 def programs(*sources: str) -> ScriptedModel:
@@ -46,7 +50,7 @@ def ducks(text: str, evidence: list[tuple[ToolCall, ToolResult]] | None = None) 
 async def test_two_different_programs_that_compute_the_answer_verify_it() -> None:
     writer = programs(RIGHT, RIGHT_TOO)
     with anyio.fail_after(5):
-        verdict = await Recompute(writer).verify(ducks("She makes $18 a day."))
+        verdict = await Recompute(writer).verify(ducks(SOLD))
     assert (verdict.ok, verdict.conclusive, verdict.confidence) == (True, True, 1.0)
     assert [(s.answer, s.agrees) for s in verdict.samples] == [("18", True), ("18", True)]
     # the programs were written from the task alone: the answer was never shown
@@ -102,7 +106,7 @@ async def test_an_answer_quoted_in_feedback_is_verified_by_three_agreeing_progra
     recompute = Recompute(writer, samples=3, agree=2)
     with anyio.fail_after(5):
         rejected = await recompute.verify(ducks("She makes $26 a day."))
-        repeated = await recompute.verify(ducks("She makes $18 a day."))
+        repeated = await recompute.verify(ducks(SOLD))
     assert not rejected.ok
     assert (repeated.ok, repeated.conclusive) == (True, True)
     assert [s.answer for s in repeated.samples] == ["18", "18", "18"]
@@ -201,11 +205,7 @@ class ModelCallLog(RunHooks):
 
 async def test_the_verifiers_model_calls_are_traced_and_counted_in_the_runs_usage() -> None:
     agent = ScriptedModel(
-        [
-            ModelResponse(
-                content="She makes $18.", usage=Usage(prompt_tokens=50, completion_tokens=5)
-            )
-        ]
+        [ModelResponse(content=SOLD, usage=Usage(prompt_tokens=50, completion_tokens=5))]
     )
     writer = programs(RIGHT, RIGHT_TOO)
     log = ModelCallLog()
@@ -213,7 +213,7 @@ async def test_the_verifiers_model_calls_are_traced_and_counted_in_the_runs_usag
         result = await run(DUCKS, model=agent, verifier=Recompute(writer), hooks=log)
     assert result.verified is True
     assert log.ends == [
-        (1, "agent", "She makes $18."),
+        (1, "agent", SOLD),
         (1, "verifier", RIGHT),
         (1, "verifier", RIGHT_TOO),
     ]
@@ -248,8 +248,12 @@ async def test_the_real_model_verifies_only_answers_its_programs_compute(
     task = "A shop sells 17 boxes of 24 apples and 5 loose apples. How many apples is that?"
     with anyio.fail_after(300):
         # one verifier each: a value quoted to the model in feedback would need more evidence
-        wrong = await Recompute(judge, samples=2, agree=2).verify(Candidate(task, "It is 418."))
-        right = await Recompute(judge, samples=2, agree=2).verify(Candidate(task, "It is 413."))
+        wrong = await Recompute(judge, samples=2, agree=2).verify(
+            Candidate(task, "17 * 24 + 5 = 418")
+        )
+        right = await Recompute(judge, samples=2, agree=2).verify(
+            Candidate(task, "17 * 24 + 5 = 413")
+        )
     assert not (wrong.ok and wrong.conclusive)  # 418 is never verified
     # whatever the programs computed, a verdict is conclusive only when two of them agree
     values = [s.answer for s in right.samples]
@@ -304,3 +308,58 @@ async def test_programs_that_scatter_leave_the_answer_unverified_without_a_repai
     # 32 and 26 both disagree, but no two programs agree on anything: nothing to repair toward
     assert (verdict.ok, verdict.conclusive, verdict.feedback) == (True, False, "")
     assert [s.answer for s in verdict.samples] == ["32", "26"]
+
+
+# GSM8K test problem 213 (held out): the embedded 0.5B model answered the second day's count,
+# called the calculator for 100 + 50 only, and both of its programs computed 150 as well
+CUSTOMERS = (
+    "While at the dollar store, Sloane counts 100 customers entering the store. The next day, "
+    "she counts 50 more customers than the first day. If the total number of customers by the "
+    "third day was 500, how many customers did she count on the third day?"
+)
+SECOND_DAY = "customers = 100\nsecond_day = customers + 50\nanswer = second_day"
+SECOND_DAY_TOO = "print(100 + 50)"
+ADDED = [(ToolCall(id="c0", name="calculator", arguments={"expression": "100 + 50"}),
+          ToolResult("150"))]  # fmt: skip
+
+
+async def test_programs_that_share_the_answers_misreading_do_not_verify_it() -> None:
+    writer = programs(SECOND_DAY, SECOND_DAY_TOO)
+    misread = Candidate(task=CUSTOMERS, answer="The answer is 150.", evidence=ADDED)
+    with anyio.fail_after(5):
+        verdict = await Recompute(writer).verify(misread)
+    assert [s.answer for s in verdict.samples] == ["150", "150"]  # they agree...
+    assert (verdict.ok, verdict.conclusive) == (True, False)  # ...and confirm nothing
+    [unused] = [f for f in verdict.findings if not f.ok]
+    assert unused.claim == "task number 500"
+    assert "Agreement cannot confirm" in unused.evidence
+
+
+async def test_consensus_on_a_shared_misreading_does_not_verify_it() -> None:
+    async def second_day(task: str, seed: int) -> str:
+        return "The answer is 150."
+
+    misread = Candidate(task=CUSTOMERS, answer="The answer is 150.", evidence=ADDED)
+    with anyio.fail_after(5):
+        verdict = await Consensus(second_day, samples=3).verify(misread)
+    assert (verdict.ok, verdict.conclusive) == (True, False)
+    assert [f.claim for f in verdict.findings if not f.ok] == ["task number 500"]
+
+
+async def test_a_run_whose_working_leaves_out_a_task_number_ends_unverified() -> None:
+    agent = ScriptedModel([calls(("calculator", {"expression": "100 + 50"})),
+                           answer("The answer is 150.")])  # fmt: skip
+    with anyio.fail_after(5):
+        result = await run(
+            CUSTOMERS, model=agent, toolsets=[FunctionToolset([calculator])],
+            verifier=Recompute(programs(SECOND_DAY, SECOND_DAY_TOO)),
+        )  # fmt: skip
+    assert (result.answer, result.verified) == ("The answer is 150.", False)
+    right = "100 + 50 = 150 on the second day, so 500 - 100 - 150 = 250 on the third day."
+    third_day = "first = 100\nsecond = first + 50\nanswer = 500 - first - second"
+    agent = ScriptedModel([answer(right)])
+    with anyio.fail_after(5):
+        result = await run(
+            CUSTOMERS, model=agent, verifier=Recompute(programs(third_day, "print(500 - 250)"))
+        )
+    assert result.verified is True

@@ -221,7 +221,9 @@ async def test_consensus_samples_are_traced_as_runs_linked_to_the_verified_run(
 
     tools = FunctionToolset([multiply])
     solve = seeded_solver(attempt, hooks=recorder, toolsets=[tools])
-    model = ScriptedModel([said("The answer is 18.", prompt_tokens=50, completion_tokens=7)])
+    model = ScriptedModel(
+        [said("9 * 2 = 18: the answer is 18.", prompt_tokens=50, completion_tokens=7)]
+    )
     with anyio.fail_after(5):
         result = await run(
             "What is 9 times 2?", model=model, toolsets=[tools],
@@ -248,7 +250,7 @@ async def test_consensus_samples_are_traced_as_runs_linked_to_the_verified_run(
         (result.run_id, 1, 2, "$20", "20", 0, 30, 3, second, "consensus"),
     ]
     assert runs == [
-        (result.run_id, None, "completed", "The answer is 18.", 1, 1),
+        (result.run_id, None, "completed", "9 * 2 = 18: the answer is 18.", 1, 1),
         *sorted(
             [
                 (first, result.run_id, "completed", "It is 18.", None, 0),
