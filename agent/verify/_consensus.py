@@ -27,7 +27,9 @@ class Consensus:
     them. Answers agree when they reach the same final answer (`same_answer`: numbers as
     numbers, the rest by math-verify); `normalise` gives the form shown and tallied. The verdict
     lists every attempt in `Verdict.samples`, with whether it agrees with the candidate. Their
-    tokens count in the verdict's usage the first time they are drawn.
+    tokens count in the verdict's usage the first time they are drawn. An accepted answer is
+    verified only when its working uses every number the task gives
+    (`confirmed_only_if_complete`): samples of one model share its misreadings.
 
     Args:
         solve: Produces one independent answer per seed.

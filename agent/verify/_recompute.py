@@ -54,7 +54,8 @@ class Recompute:
     against one computing the right one was seen on GSM8K); rejected, with what the programs
     computed, when more programs disagree than agree and `agree` of them compute one other
     value (a consistent counter-derivation, something a repair can act on); otherwise accepted
-    unverified.
+    unverified. Agreement verifies only an answer whose working uses every number the task
+    gives (`confirmed_only_if_complete`): programs share the model's misreadings too.
 
     A value this verifier quoted in its feedback is no longer independent evidence: an answer
     that repeats it needs one more agreeing program, and its confidence counts only the programs
