@@ -101,10 +101,15 @@ class Candidate:
     """How a verifier calls a model for this candidate: traced and counted."""
 
     def working(self) -> str:
-        """Everything the model wrote on the way to this answer: its reasoning, the text of its
-        earlier turns and the answer itself (tool calls are in `evidence`)."""
-        turns = [m.content for m in self.messages if m.role == "assistant" and m.content]
-        return "\n".join([*self.reasoning, *turns, self.answer])
+        """What the model wrote for this answer: the reasoning and text of its turns since the
+        last user message (the task, or feedback on an earlier answer, whose text must not
+        count for this one) and the answer itself. Tool calls are in `evidence`."""
+        if not self.messages:
+            return "\n".join([*self.reasoning, self.answer])
+        last_user = max((i for i, m in enumerate(self.messages) if m.role == "user"), default=-1)
+        attempt = [m for m in self.messages[last_user + 1 :] if m.role == "assistant"]
+        written = [text for m in attempt for text in (m.reasoning, m.content) if text]
+        return "\n".join([*written, self.answer])
 
 
 class Verifier(Protocol):

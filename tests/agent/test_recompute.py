@@ -363,3 +363,19 @@ async def test_a_run_whose_working_leaves_out_a_task_number_ends_unverified() ->
             CUSTOMERS, model=agent, verifier=Recompute(programs(third_day, "print(500 - 250)"))
         )
     assert result.verified is True
+
+
+async def test_an_earlier_rejected_answer_does_not_lend_its_working_to_the_next_one() -> None:
+    earlier = "500 - 100 - 150 = 250, so the answer is 250."
+    messages = [
+        Message(role="user", content=CUSTOMERS),
+        Message(role="assistant", content=earlier),
+        Message(role="user", content="Verification did not confirm your answer: ..."),
+        Message(role="assistant", content="The answer is 150."),
+    ]
+    misread = Candidate(task=CUSTOMERS, answer="The answer is 150.", evidence=ADDED,
+                        messages=messages)  # fmt: skip
+    with anyio.fail_after(5):
+        verdict = await Recompute(programs(SECOND_DAY, SECOND_DAY_TOO)).verify(misread)
+    assert (verdict.ok, verdict.conclusive) == (True, False)
+    assert [f.claim for f in verdict.findings if not f.ok] == ["task number 500"]
