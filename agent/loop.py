@@ -23,6 +23,7 @@ from verity.messages import (
     ToolCall,
     ToolStep,
     Usage,
+    Verdict,
     VerifyStep,
 )
 from verity.models.base import Model, ToolChoice, describe_model
@@ -95,6 +96,8 @@ async def iter_run(
             tool_choice = "auto"
             await hooks.on_model_end(run_id, step, response)
             yield ModelStep(step=step, response=response)
+            if messages[-1].role == "assistant":  # it went on from a resumed answer: now whole
+                messages.pop()
             messages.append(_assistant_message(response))
             if response.tool_calls:
                 calls = response.tool_calls
@@ -129,7 +132,10 @@ async def iter_run(
                 status, answer = "completed", final
                 yield FinalStep(step=step, answer=answer, verified=rounds.verified)
                 return
-            messages.append(Message(role="user", content=verdict.feedback))
+            if (resumed := _resumed(model, response, verdict)) is not None:
+                messages[-1] = resumed
+            else:
+                messages.append(Message(role="user", content=verdict.feedback))
         if rounds.best is not None:
             status, answer = "completed", rounds.best
             yield FinalStep(step=settings.max_steps, answer=answer, verified=rounds.verified)
@@ -246,6 +252,23 @@ def _assistant_message(response: ModelResponse) -> Message:
         reasoning=response.reasoning,
         tool_calls=response.tool_calls,
         raw=response.raw or None,
+    )
+
+
+def _resumed(model: Model, response: ModelResponse, verdict: Verdict) -> Message | None:
+    """The rejected answer up to its first wrong result, the calculator's value in its place,
+    for the model to go on from; None when there is none or the model cannot continue text."""
+    begun = verdict.resume_from
+    if begun is None or response.tool_calls or not getattr(model, "continues_answers", False):
+        return None
+    raw = (response.raw or "").rstrip()
+    if raw and not raw.endswith(response.content):
+        return None  # the answer's place in what the model wrote is unknown
+    return Message(
+        role="assistant",
+        content=begun,
+        reasoning=response.reasoning,
+        raw=raw[: len(raw) - len(response.content)] + begun if raw else None,
     )
 
 

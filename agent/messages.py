@@ -164,6 +164,10 @@ class Verdict(BaseModel):
     """What was judged: a candidate answer, or one step's tool-call arguments."""
     samples: list[Sample] = Field(default_factory=list)
     """The independent attempts a consensus verifier compared the answer with."""
+    resume_from: str | None = None
+    """For a rejected answer whose arithmetic went wrong: its text up to the first wrong result,
+    with the calculator's value in its place. A model that can continue a message goes on from
+    there instead of answering the feedback (small models repeat a slip they are told about)."""
 
 
 class ModelStep(BaseModel):

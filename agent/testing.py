@@ -37,7 +37,12 @@ class ScriptedModel:
 
     name = "scripted"
 
-    def __init__(self, responses: Sequence[ModelResponse]) -> None:
+    def __init__(
+        self, responses: Sequence[ModelResponse], *, continues_answers: bool = False
+    ) -> None:
+        self.continues_answers = continues_answers
+        """Claim to go on from an assistant message that ends the conversation (the scripted
+        response is then the whole message)."""
         self._responses = list(responses)
         self.requests: list[tuple[list[Message], list[ToolSpec]]] = []
         self.tool_choices: list[ToolChoice] = []

@@ -24,7 +24,7 @@ from verity.models.base import DeltaKind
 from verity.models.formats.base import CallStart, ToolCallFormat
 from verity.models.grammar import GrammarError
 
-__all__ = ["Completion", "GenerationRequest", "generate"]
+__all__ = ["THINK_CLOSE", "THINK_OPEN", "Completion", "GenerationRequest", "generate"]
 
 _MARKER_REACH = 64
 """Characters of already searched content searched again, for a call marker still being written."""

@@ -16,7 +16,7 @@ import anyio.to_thread
 
 from verity.errors import ModelError, UserError
 from verity.messages import Message, ModelResponse, ToolGrammar, Usage
-from verity.models._generation import GenerationRequest, generate
+from verity.models._generation import THINK_CLOSE, THINK_OPEN, GenerationRequest, generate
 from verity.models._llama_setup import (
     check_gguf_file,
     fit_context_size,
@@ -50,6 +50,10 @@ class LlamaCppModel:
     cancelled `respond()` stops the generation at once (within a token, or a graph node of a
     prompt evaluation) and returns only after the worker thread has left llama.cpp, so the
     model stays usable and `close()` is safe.
+
+    A conversation that ends with an assistant message is continued (`continues_answers`): the
+    model goes on from that text, and the response holds the whole message, the given beginning
+    included; its usage counts only the new tokens.
 
     Args:
         model_path: The GGUF file.
@@ -92,6 +96,9 @@ class LlamaCppModel:
         """Models on contexts of their own that share these weights; closed before them."""
         self._weights_of: LlamaCppModel | None = None
         """For a model on a context of its own: the model whose weights it uses."""
+
+    continues_answers = True
+    """It goes on from an assistant message that ends the conversation."""
 
     @property
     def name(self) -> str:
@@ -305,8 +312,14 @@ class LlamaCppModel:
     ) -> ModelResponse:
         llm = loaded.llm
         offered = _offered_tools(tools, tool_choice)
+        begun = messages[-1] if messages and messages[-1].role == "assistant" else None
         # Tools stay in the prompt even when none may be called, so the KV prefix stays valid.
-        prompt = self.call_format.render(loaded.template, messages, tools)
+        history = messages[:-1] if begun is not None else messages
+        prompt = self.call_format.render(loaded.template, history, tools)
+        opens_think = prompt.rstrip().endswith(THINK_OPEN)
+        if begun is not None:
+            prompt += _begun_text(begun)
+            opens_think = _still_thinking(_begun_text(begun), opened=opens_think)
         # Templates that write the BOS text get none added; the others get the model's own.
         add_bos = loaded.add_bos and not (loaded.bos_token and prompt.startswith(loaded.bos_token))
         tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
@@ -326,7 +339,7 @@ class LlamaCppModel:
             allow_call=self._gate_for(loaded.gate, messages, offered, tool_choice),
             text_grammar=self.call_format.text_grammar(),
             call_format=self.call_format,
-            prompt_opens_think=prompt.rstrip().endswith("<think>"),
+            prompt_opens_think=opens_think,
             max_thinking_tokens=self.settings.max_thinking_tokens,
             on_delta=self.on_delta,
             stop=stop,
@@ -360,12 +373,18 @@ class LlamaCppModel:
                 next(self._call_ids)
         elif completion.call_text is not None:  # the grammar was the plain-text one
             content = _joined(completion.text, completion.call_text.strip())
+        raw, reasoning = completion.raw, completion.reasoning
+        if begun is not None:
+            spacing = completion.raw[: len(completion.raw) - len(completion.raw.lstrip())]
+            content = begun.content + (spacing + content if content else "")
+            raw = _begun_text(begun) + raw
+            reasoning = reasoning or begun.reasoning
         return ModelResponse(
             content=content,
-            reasoning=completion.reasoning,
+            reasoning=reasoning,
             tool_calls=calls,
             invalid_calls=invalid,
-            raw=completion.raw,
+            raw=raw,
             finish_reason="tool_calls" if calls else completion.finish_reason,  # type: ignore[arg-type]
             usage=Usage(
                 prompt_tokens=len(tokens),
@@ -378,6 +397,18 @@ class LlamaCppModel:
             model=self.name,
             tool_grammars=grammars,
         )
+
+
+def _begun_text(begun: Message) -> str:
+    return begun.raw if begun.raw is not None else begun.content
+
+
+def _still_thinking(begun: str, *, opened: bool) -> bool:
+    """Whether a `<think>` block is open at the end of an assistant message's beginning (the
+    prompt itself may have opened it)."""
+    if THINK_CLOSE in begun:
+        return begun.rfind(THINK_OPEN) > begun.rfind(THINK_CLOSE)
+    return opened or THINK_OPEN in begun
 
 
 def _joined(*parts: str) -> str:

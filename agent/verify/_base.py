@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -147,7 +148,8 @@ class VerifyRounds:
 
     The best is the candidate whose verdict had the highest confidence; on a tie, or when no
     verdict gave one, the earliest: an answer changed under feedback that still fails its check
-    is no better bet than the model's own first answer.
+    is no better bet than the model's own first answer. An answer with a calculation proven
+    wrong (`resume_from`) ranks below every other.
     """
 
     def __init__(self, limit: int) -> None:
@@ -156,7 +158,7 @@ class VerifyRounds:
         self.checked = 0
         """Candidates a verifier really checked (none when verification is off)."""
         self.best: str | None = None
-        self._best_confidence = -1.0
+        self._best_confidence = -math.inf
         self._accepted = False
 
     @property
@@ -170,6 +172,8 @@ class VerifyRounds:
         self.count += 1
         self.checked += verdict.checked
         confidence = verdict.confidence if verdict.confidence is not None else 0.0
+        if verdict.resume_from is not None:
+            confidence = -1.0  # its arithmetic is wrong: any other answer is a better bet
         if confidence > self._best_confidence:
             self.best, self._best_confidence = answer, confidence
         if verdict.ok:

@@ -21,6 +21,7 @@ from verity.verify._equations import close_enough as _same
 from verity.verify._equations import links, without_units
 
 __all__ = [
+    "NUMBER",
     "arithmetic_claims",
     "confirmed_only_if_complete",
     "check_coverage",
@@ -31,7 +32,7 @@ __all__ = [
     "untraced_numbers",
 ]
 
-_NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?:[eE][+-]?\d+)?%?|(?<![\w.])-?\.\d+")
+NUMBER = re.compile(r"(?<![\w.])-?\d(?:,?\d)*(?:\.\d+)?(?:[eE][+-]?\d+)?%?|(?<![\w.])-?\.\d+")
 _WORD_NUMBERS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
@@ -79,7 +80,7 @@ def plain(text: str) -> str:
 def numbers_in(text: str) -> list[float]:
     """The numbers written in `text`, in order: `1,200` is 1200, `15%` is 15."""
     found = []
-    for match in _NUMBER.finditer(text):
+    for match in NUMBER.finditer(text):
         token = match.group().rstrip("%").replace(",", "")
         try:
             found.append(float(token))
@@ -219,7 +220,7 @@ def normalise_answer(answer: str) -> str:
 def _normalise_boxed(value: str) -> str:
     compact = _LATEX_NOISE.sub("", value).replace("\\%", "%")
     compact = compact.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    if _NUMBER.fullmatch(compact):
+    if NUMBER.fullmatch(compact):
         return _format(round(numbers_in(compact)[0], 6))
     return compact
 

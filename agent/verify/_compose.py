@@ -140,4 +140,5 @@ def _merge(
         checked=any(v.checked for v in verdicts),
         conclusive=conclusive,
         samples=[s for v in verdicts for s in v.samples],
+        resume_from=None if ok else next((v.resume_from for v in verdicts if v.resume_from), None),
     )

@@ -17,10 +17,10 @@ from verity.tools.builtin.calculator import evaluate
 
 __all__ = ["Link", "close_enough", "links", "without_units"]
 
-_OPERAND = r"\(*-?\$?(?:\d[\d,]*(?:\.\d+)?|\.\d+)%?\)*"
+_OPERAND = r"\(*-?\$?(?:\d(?:,?\d)*(?:\.\d+)?|\.\d+)%?\)*"
 _OPERATOR = r"\s*[-+*/×x÷^−–]\s*"
 _EXPRESSION = rf"{_OPERAND}(?:{_OPERATOR}{_OPERAND})*"
-_LONE_PERCENTAGE = re.compile(r"\(*-?\$?(?:\d[\d,]*(?:\.\d+)?|\.\d+)%\)*")
+_LONE_PERCENTAGE = re.compile(r"\(*-?\$?(?:\d(?:,?\d)*(?:\.\d+)?|\.\d+)%\)*")
 _RELATION = r"\s*(=|≈|\\approx)\s*"
 _CHAIN = re.compile(rf"(?<![\w.$]){_EXPRESSION}(?:{_RELATION}{_EXPRESSION})+")
 _HAS_OPERATOR = re.compile(r"\d[\s)%]*[-+*/×x÷^−–][\s(]*-?\$?\d")
@@ -46,6 +46,8 @@ class Link:
     right_value: float
     approximate: bool
     """Written with ≈: the right side may be rounded to the decimals it shows."""
+    right_start: int = -1
+    """Where the right side starts in the text that was read."""
 
     @property
     def holds(self) -> bool:
@@ -76,6 +78,7 @@ def links(text: str) -> list[Link]:
     for match in _CHAIN.finditer(text):
         parts = re.split(_RELATION, match.group())
         segments, relations = parts[::2], parts[1::2]
+        starts = _segment_starts(match, segments)
         first, last = 0, len(segments) - 1
         if _CONTINUES_BEFORE.search(text[: match.start()].rstrip()):
             first += 1
@@ -89,8 +92,18 @@ def links(text: str) -> list[Link]:
             if left_value is None or right_value is None:
                 continue
             approximate = relations[index] != "="
-            found.append(Link(left, right, left_value, right_value, approximate))
+            found.append(Link(left, right, left_value, right_value, approximate, starts[index + 1]))
     return found
+
+
+def _segment_starts(match: re.Match[str], segments: list[str]) -> list[int]:
+    """Where each segment's text (stripped) starts in the text `match` was found in."""
+    starts, position = [], match.start()
+    for segment in segments:
+        position = match.string.index(segment, position)
+        starts.append(position + len(segment) - len(segment.lstrip()))
+        position += len(segment)
+    return starts
 
 
 def without_units(text: str) -> str:

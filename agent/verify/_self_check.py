@@ -19,6 +19,7 @@ from verity.verify._claims import (
     untraced_numbers,
 )
 from verity.verify._recompute import Recompute
+from verity.verify._resume import resume_point
 
 __all__ = ["VERDICT_TOOL", "SelfCheck"]
 
@@ -61,6 +62,9 @@ class SelfCheck:
     makes the verdict conclusive, so an answer is "verified" only when an independent
     derivation reached it and no claim failed. Without a model nothing is conclusive: the code
     checks can reject an answer, never confirm it.
+
+    A rejected answer with a wrong calculation carries `resume_from`: its text up to the first
+    wrong result, the calculator's value in its place, for the model to go on from.
 
     With `judge`, the model also submits a verdict of its own through the `submit_verdict` tool
     (its output always fits the schema); it can only reject, never verify.
@@ -134,6 +138,7 @@ class SelfCheck:
             confidence=recomputed.confidence if recomputed else None,
             conclusive=ok and recomputed is not None and recomputed.conclusive,
             samples=recomputed.samples if recomputed else [],
+            resume_from=None if ok else resume_point(candidate.answer),
         )
 
     async def _rerun_tools(self, candidate: Candidate) -> list[Finding]:

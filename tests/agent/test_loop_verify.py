@@ -24,7 +24,7 @@ from verity.solver import seeded_solver
 from verity.testing import ScriptedModel, answer, calls
 from verity.tools.base import ToolSpec, tool
 from verity.tools.toolset import FunctionToolset
-from verity.verify import Candidate, Consensus, Programmatic
+from verity.verify import Candidate, Consensus, Programmatic, SelfCheck
 
 
 @tool(read_only=True)
@@ -224,3 +224,45 @@ async def test_an_accepted_but_inconclusive_verdict_ends_the_run_unverified() ->
     assert (result.answer, result.verified) == ("42", False)
     assert result.steps[-1] == FinalStep(step=1, answer="42", verified=False)
     model.assert_complete()
+
+
+SLIPPED = "Total: 204 + 160 + 330 = 794 dollars. The answer is 794."
+"""An answer whose sum is wrong: the self-check's code finds it without a model."""
+
+
+async def test_a_model_that_can_continue_goes_on_from_the_corrected_step() -> None:
+    fixed = "Total: 204 + 160 + 330 = 694 dollars. The answer is 694."
+    model = ScriptedModel([answer(SLIPPED), answer(fixed)], continues_answers=True)
+    with anyio.fail_after(5):
+        result = await run("Add 204, 160 and 330.", model=model, verifier=SelfCheck())
+    resumed, _ = model.requests[1]
+    # no feedback to answer: the wrong answer is replaced by its beginning, corrected
+    assert [m.role for m in resumed] == ["system", "user", "assistant"]
+    assert resumed[-1].content == resumed[-1].raw == "Total: 204 + 160 + 330 = 694"
+    assert result.answer == fixed
+    assert result.verified is False  # code checks alone confirm nothing
+    model.assert_complete()
+
+
+async def test_a_model_that_cannot_continue_is_told_what_was_wrong() -> None:
+    fixed = "Total: 204 + 160 + 330 = 694 dollars. The answer is 694."
+    model = ScriptedModel([answer(SLIPPED), answer(fixed)])
+    with anyio.fail_after(5):
+        result = await run("Add 204, 160 and 330.", model=model, verifier=SelfCheck())
+    second, _ = model.requests[1]
+    assert [m.role for m in second] == ["system", "user", "assistant", "user"]
+    assert "the calculator gives 204 + 160 + 330 = 694" in second[-1].content
+    assert second[-2].content == SLIPPED
+    assert result.answer == fixed
+
+
+async def test_an_answer_with_a_wrong_calculation_is_the_last_choice_when_rounds_run_out() -> None:
+    model = ScriptedModel([answer("41"), answer("40")])
+    slipped = Verdict(ok=False, verifier="scripted", feedback="no", resume_from="6 * 7 = 42")
+    verifier = ScriptedVerdicts(slipped, rejected("still no", 0.0))
+    with anyio.fail_after(5):
+        result = await run(
+            "6 * 7?", model=model, verifier=verifier, settings=RunSettings(max_verify_rounds=2)
+        )
+    # the tie (no confidence either way) goes to the answer not proven wrong, not the earliest
+    assert (result.answer, result.verified) == ("40", False)
