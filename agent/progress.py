@@ -226,6 +226,13 @@ class ProgressPrinter(RunHooks):
         with self._lock:
             self._step_active, self._text_seen, self._parts = True, False, []
         self._stop_step_ticker()
+        if messages and messages[-1].role == "assistant":
+            # the model goes on from a rejected answer's corrected beginning: show it first, so
+            # the answer streams whole
+            self._say(
+                f"{self._stamp(step)} going on from the answer's first wrong result, corrected"
+            )
+            self.on_delta("content", messages[-1].content)
         self._stop_ticker = self._start_ticker(self._working_line(step))
 
     def _stop_step_ticker(self) -> None:

@@ -9,7 +9,7 @@ import time
 
 import anyio
 
-from verity.messages import ModelResponse, Usage
+from verity.messages import Message, ModelResponse, Usage
 from verity.progress import ProgressPrinter
 
 RESPONSE = ModelResponse(
@@ -74,3 +74,15 @@ def test_text_generated_outside_the_run_s_steps_does_not_stream() -> None:
     printer.on_delta("content", "a consensus sample's answer")
     assert answer.getvalue() == "Forty-two.\n"
     assert "thinking\n" in terminal.getvalue()
+
+
+def test_an_answer_resumed_at_its_corrected_step_streams_whole() -> None:
+    log, answer = io.StringIO(), io.StringIO()
+    printer = ProgressPrinter(log, live=False, answer_stream=answer)
+    begun = Message(role="assistant", content="204 + 160 + 330 = 694")
+    anyio.run(printer.on_model_start, "run", 2, [Message(role="user", content="Add."), begun])
+    printer.on_delta("content", " dollars.")
+    anyio.run(printer.on_model_end, "run", 2, RESPONSE)
+    assert answer.getvalue() == "204 + 160 + 330 = 694 dollars.\n"
+    assert printer.streamed_answer == "204 + 160 + 330 = 694 dollars."
+    assert "going on from the answer's first wrong result" in log.getvalue()
