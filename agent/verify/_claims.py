@@ -17,11 +17,10 @@ from verity.answers import extract_boxed
 from verity.messages import Finding, ToolCall, Verdict
 from verity.tools.base import ToolResult
 from verity.verify._base import Candidate
+from verity.verify._equations import NUMBER, checked_links, links, without_units
 from verity.verify._equations import close_enough as _same
-from verity.verify._equations import links, without_units
 
 __all__ = [
-    "NUMBER",
     "arithmetic_claims",
     "confirmed_only_if_complete",
     "check_coverage",
@@ -32,7 +31,6 @@ __all__ = [
     "untraced_numbers",
 ]
 
-NUMBER = re.compile(r"(?<![\w.])-?\d(?:,?\d)*(?:\.\d+)?(?:[eE][+-]?\d+)?%?|(?<![\w.])-?\.\d+")
 _WORD_NUMBERS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
@@ -167,7 +165,7 @@ def arithmetic_claims(text: str) -> list[Finding]:
     """Recompute every link of every chain `a op b = c = ...` in `text` with the calculator; one
     finding per link."""
     findings = []
-    for link in links(plain(text)):
+    for link in checked_links(plain(text)):
         computed = f"{link.left} = {_format(link.left_value)}"
         if link.right_is_arithmetic:
             computed += f" and {link.right} = {_format(link.right_value)}"

@@ -8,6 +8,7 @@ loses the segment that touches it, so a verifier never calls right algebra wrong
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from verity.tools.base import ToolError
 from verity.tools.builtin.calculator import evaluate
 
-__all__ = ["Link", "close_enough", "links", "without_units"]
+__all__ = ["NUMBER", "Link", "checked_links", "close_enough", "links", "without_units"]
 
 _OPERAND = r"\(*-?\$?(?:\d(?:,?\d)*(?:\.\d+)?|\.\d+)%?\)*"
 _OPERATOR = r"\s*[-+*/×x÷^−–]\s*"
@@ -32,6 +33,28 @@ _CONTINUES_AFTER = re.compile(r"^(?:[\w(^]|\s*[-+*/×÷−–]\s*[A-Za-z(\\]|[ \
 """Text after a chain that makes its last segment part of something larger: `6x`, `5 - y`,
 `= 3 1/2`."""
 
+NUMBER = re.compile(r"(?<![\w.])-?\d(?:,?\d)*(?:\.\d+)?(?:[eE][+-]?\d+)?%?|(?<![\w.])-?\.\d+")
+"""A number as written: `1,200`, `-3.5`, `.5`, `15%`."""
+_UNIT = re.compile(r"[A-Za-z]{2,}")
+_NUMBER_WORDS = frozenset(
+    "dozen hundred thousand million billion trillion half third quarter pair couple score "
+    "percent times twice double triple".split()
+)
+"""Words that are numbers themselves: read as a unit they would drop a factor."""
+_UNIT_KINDS = {
+    unit: kind
+    for kind, units in {
+        "time": "second sec minute min hour hr day week month year decade century",
+        "length": "inch foot feet yard mile meter metre cm mm km centimeter millimeter kilometer",
+        "mass": "ounce oz pound lb gram kg kilogram ton tonne",
+        "volume": "cup pint quart gallon liter litre ml milliliter tablespoon teaspoon tbsp tsp",
+        "money": "cent dollar penny nickel dime buck",
+        "data": "byte kb mb gb tb kilobyte megabyte gigabyte terabyte",
+    }.items()
+    for unit in units.split()
+}
+"""Units of one kind convert into each other: arithmetic mixing two of them is not plain."""
+_TIMES_HUNDRED_PERCENT = re.compile(r"[*×x]\s*100\s*%\)*\s*$")
 _PER_UNIT = re.compile(r"(?<=[\w%])\s*/\s*[A-Za-z]{2,}\b")
 _UNIT_WORDS = re.compile(r"(\d%?)(?:\s+[A-Za-z]{2,}\.?){1,3}(?=\s*(?:[-+*/×÷=≈]|x\s|\\approx))")
 
@@ -46,8 +69,12 @@ class Link:
     right_value: float
     approximate: bool
     """Written with ≈: the right side may be rounded to the decimals it shows."""
-    right_start: int = -1
-    """Where the right side starts in the text that was read."""
+    first_number: int = -1
+    """Which number of the text read (`NUMBER`, counted from 0) the left side starts with."""
+    right_number: int = -1
+    """Which number of the text read the right side starts with."""
+    last_number: int = -1
+    """Which number of the text read the right side ends with."""
 
     @property
     def holds(self) -> bool:
@@ -75,6 +102,7 @@ def links(text: str) -> list[Link]:
     """Every link of every arithmetic chain in `text` with an operation on at least one side
     (`x = 18` is no claim), in order; segments the calculator cannot read are left out."""
     found: list[Link] = []
+    numbers = [m.start() for m in NUMBER.finditer(text)]
     for match in _CHAIN.finditer(text):
         parts = re.split(_RELATION, match.group())
         segments, relations = parts[::2], parts[1::2]
@@ -92,8 +120,66 @@ def links(text: str) -> list[Link]:
             if left_value is None or right_value is None:
                 continue
             approximate = relations[index] != "="
-            found.append(Link(left, right, left_value, right_value, approximate, starts[index + 1]))
+            right_start, right_end = starts[index + 1], starts[index + 1] + len(right)
+            found.append(
+                Link(
+                    left, right, left_value, right_value, approximate,
+                    first_number=bisect.bisect_left(numbers, starts[index]),
+                    right_number=bisect.bisect_left(numbers, right_start),
+                    last_number=bisect.bisect_left(numbers, right_end) - 1,
+                )
+            )  # fmt: skip
     return found
+
+
+def checked_links(text: str) -> list[Link]:
+    """The links of `text` to check, in order: those `links` reads, and those it reads once the
+    units are taken out (`17 begonias x $2 = $35`, `20 miles + 15 miles = 36 miles`) where that
+    cannot misread the arithmetic: a calculation on the left (not a label's number, `age in 3
+    years = 42 + 3`), no number word among the units (`1 dozen * 3 = 36`), and no two units of
+    one kind (`1 hour + 30 minutes = 90 minutes`, `2 miles * 5280 feet`).
+
+    People write most steps with units: read without them, 22% of the slips planted in GSM8K's
+    worked solutions went unnoticed.
+    """
+    found = links(text)
+    stripped = without_units(text)
+    tokens = list(NUMBER.finditer(text))
+    if len(tokens) != len(NUMBER.findall(stripped)):
+        return found  # the numbers are not kept in step: read nothing through units
+    read = {link.right_number for link in found}
+    for link in links(stripped):
+        if link.right_number in read or not 0 <= link.first_number <= link.last_number:
+            continue
+        if not _HAS_OPERATOR.search(link.left):
+            continue  # `age in 3 years = 42 + 3`: a number of a label, its unit taken out
+        span = text[tokens[link.first_number].start() : tokens[link.last_number].end()]
+        after = text[tokens[link.last_number].end() :].split("\n", 1)[0]
+        units = _UNIT.findall(span) + _UNIT.findall(after)[:1]
+        if units and _units_agree(units):
+            found.append(link)
+    return sorted(found, key=lambda link: link.right_number)
+
+
+def _units_agree(words: list[str]) -> bool:
+    kinds: dict[str, str] = {}
+    for word in (_singular(w.lower()) for w in words):
+        if word in _NUMBER_WORDS:
+            return False
+        kind = _UNIT_KINDS.get(word)
+        if kind is not None and kinds.setdefault(kind, word) != word:
+            return False
+    return True
+
+
+def _singular(word: str) -> str:
+    if word in _UNIT_KINDS or word in _NUMBER_WORDS:
+        return word
+    for ending, replacement in (("ies", "y"), ("ches", "ch"), ("es", "e"), ("s", "")):
+        stem = word[: -len(ending)] + replacement
+        if word.endswith(ending) and (stem in _UNIT_KINDS or stem in _NUMBER_WORDS):
+            return stem
+    return word
 
 
 def _segment_starts(match: re.Match[str], segments: list[str]) -> list[int]:
@@ -114,7 +200,9 @@ def without_units(text: str) -> str:
 
 
 def _readings(segment: str, value: float) -> list[float]:
-    return [value, value * 100] if _LONE_PERCENTAGE.fullmatch(segment) else [value]
+    # "3 / 6 = 50%", and "32 / 96 * 100% = 33.3": multiplying by 100% writes a percentage
+    percentage = _LONE_PERCENTAGE.fullmatch(segment) or _TIMES_HUNDRED_PERCENT.search(segment)
+    return [value, value * 100] if percentage else [value]
 
 
 def _value(expression: str) -> float | None:

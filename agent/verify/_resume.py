@@ -8,8 +8,8 @@ number: what GSM8K's calculator annotations do while a solution is sampled (Cobb
 
 from __future__ import annotations
 
-from verity.verify._claims import NUMBER, plain
-from verity.verify._equations import close_enough, links
+from verity.verify._claims import plain
+from verity.verify._equations import NUMBER, checked_links, close_enough
 
 __all__ = ["resume_point"]
 
@@ -24,10 +24,10 @@ def resume_point(answer: str) -> str | None:
     for certain (a percentage, or numbers that LaTeX rewriting does not keep in step).
     """
     read = plain(answer)
-    wrong = next((link for link in links(read) if not link.holds), None)
+    wrong = next((link for link in checked_links(read) if not link.holds), None)
     if wrong is None or wrong.right.rstrip(")").endswith("%"):
         return None
-    index = sum(1 for m in NUMBER.finditer(read) if m.start() < wrong.right_start)
+    index = wrong.right_number
     in_read = list(NUMBER.finditer(read))
     in_answer = list(NUMBER.finditer(answer))
     if index >= len(in_read) or len(in_read) != len(in_answer):

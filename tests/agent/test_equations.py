@@ -85,11 +85,40 @@ def test_a_chain_that_runs_into_a_variable_is_not_read_as_arithmetic(text: str) 
     assert arithmetic_claims(text) == []
 
 
-def test_units_are_read_through_only_to_trace_numbers_never_to_call_a_step_wrong() -> None:
+def test_two_units_of_one_kind_are_never_read_as_plain_arithmetic() -> None:
     mixed = "It takes 20 minutes + 1 hour = 80 minutes."
     assert arithmetic_claims(mixed) == []
-    # read without its units it would be wrong, so units are only dropped to trace numbers
+    # read without its units it would be wrong
     assert links(without_units(mixed))[0].holds is False
+
+
+SLIPS_WITH_UNITS = [
+    # model output (GSM8K 8, the 1.5B): 395 miles
+    "   - Total distance = 60 miles + 15 miles + 320 miles = 495 miles.",
+    # people's working (GSM8K), with a slip planted
+    "Artie sells 17 begonias x $2 = $35",
+    "First find the total lost revenue: $35/hour * 3 hours = $106",
+    "Altogether, there are 96 apples + 72 bananas = 169 fruits",
+]
+
+
+@pytest.mark.parametrize("text", SLIPS_WITH_UNITS)
+def test_a_slip_written_with_units_is_caught(text: str) -> None:
+    assert [c.ok for c in arithmetic_claims(text)] == [False]
+
+
+UNITS_THAT_HIDE_A_FACTOR = [
+    "She bought 1 dozen * 3 = 36 eggs.",  # a number word: the 12 is not written
+    "The path is 1 mile + 20 feet = 5300 feet",  # a mile is 5280 feet
+    "That is 3 weeks + 2 = 23 days",  # a week is 7 days
+    # model output: a number of a label (`in 3 years`), its unit taken out, is no operand
+    r"\text{Zack's age in 3 years} = 42 + 3 = 45",
+]
+
+
+@pytest.mark.parametrize("text", UNITS_THAT_HIDE_A_FACTOR)
+def test_units_that_may_hide_a_factor_are_not_read_through(text: str) -> None:
+    assert [c.claim for c in arithmetic_claims(text) if not c.ok] == []
 
 
 JILL = (
@@ -174,7 +203,9 @@ def test_a_slip_planted_in_a_human_solution_is_caught() -> None:
             planted += 1
             caught += any(not c.ok for c in arithmetic_claims(text))
     assert planted > 1000
-    assert caught / planted > 0.75  # 77.7%; the rest are in prose the checks do not read
+    # 88.8% (77.7% before steps written with units were read); the rest are in prose the checks
+    # do not read, or in units that may hide a factor
+    assert caught / planted > 0.85
 
 
 def test_most_numbers_of_right_human_solutions_trace_to_their_task() -> None:

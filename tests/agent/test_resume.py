@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.agent.test_equations import _RESULT, CHAINS_THAT_HOLD, worked_solutions
-from verity.verify._claims import NUMBER
+from verity.verify._equations import NUMBER
 from verity.verify._resume import resume_point
 
 # model output (GSM8K 11): told the sum was wrong, the model wrote the whole answer again, 794
