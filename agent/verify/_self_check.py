@@ -102,7 +102,7 @@ class SelfCheck:
         Raises:
             ModelError: the model backend failed.
         """
-        written = "\n".join([*candidate.reasoning, candidate.answer])
+        written = candidate.working()  # a slip in an earlier, rejected attempt is not this one's
         task, evidence = candidate.task, candidate.evidence
         claims = [
             *arithmetic_claims(written),

@@ -266,3 +266,14 @@ async def test_an_answer_with_a_wrong_calculation_is_the_last_choice_when_rounds
         )
     # the tie (no confidence either way) goes to the answer not proven wrong, not the earliest
     assert (result.answer, result.verified) == ("40", False)
+
+
+async def test_a_slip_in_an_earlier_attempt_s_reasoning_does_not_reject_the_repair() -> None:
+    slipped = ModelResponse(content="The answer is 5.", reasoning="2 + 2 = 5", raw="x")
+    repaired = ModelResponse(content="The answer is 4.", reasoning="2 + 2 = 4", raw="y")
+    model = ScriptedModel([slipped, repaired])
+    verdicts = VerdictLog()
+    with anyio.fail_after(5):
+        result = await run("What is 2 + 2?", model=model, verifier=SelfCheck(), hooks=verdicts)
+    assert [v.ok for _, v in verdicts.verdicts] == [False, True]
+    assert result.answer == "The answer is 4."
