@@ -79,7 +79,7 @@ class Link:
     @property
     def holds(self) -> bool:
         # "3 / 6 = 50%" and "12 / 20 * 100 = 60%": a lone percentage is read both ways
-        lefts = _readings(self.left, self.left_value)
+        lefts = self.left_readings
         rights = _readings(self.right, self.right_value)
         if any(close_enough(a, b) for a in lefts for b in rights):
             return True
@@ -88,6 +88,12 @@ class Link:
         decimals = _DECIMALS.search(self.right)
         tolerance = 0.5 * 10.0 ** -(len(decimals.group(1)) if decimals else 0) + 1e-9
         return any(abs(a - b) <= tolerance for a in lefts for b in rights)
+
+    @property
+    def left_readings(self) -> list[float]:
+        """What the left side may mean: its value, and its value in percent when it multiplies by
+        100% (`32 / 96 * 100%` is 0.333 and 33.3)."""
+        return _readings(self.left, self.left_value)
 
     @property
     def right_is_arithmetic(self) -> bool:

@@ -38,7 +38,9 @@ def resume_point(answer: str) -> str | None:
     right_value = wrong.right_value if wrong.right_is_arithmetic else _value(written)
     if right_value is None or close_enough(wrong.left_value, right_value):
         return None  # the slip is not in this number
-    return answer[: there.start()] + _written(wrong.left_value, grouped="," in there.group())
+    # the reading the model meant: `32 / 96 * 100% = 30` is off in percent, not in fractions
+    value = min(wrong.left_readings, key=lambda reading: abs(reading - right_value))
+    return answer[: there.start()] + _written(value, grouped="," in there.group())
 
 
 def _value(token: str) -> float | None:

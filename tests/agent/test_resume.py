@@ -46,6 +46,10 @@ def test_right_working_is_never_cut(text: str) -> None:
     assert resume_point(text) is None
 
 
+def test_a_share_multiplied_by_100_percent_is_written_in_percent() -> None:
+    assert resume_point("32 / 96 * 100% = 30 percent") == "32 / 96 * 100% = 33.333333"
+
+
 def test_a_wrong_percentage_is_left_to_the_feedback() -> None:
     # 40% may be a share or a count of hundredths: which value to write is not certain
     assert resume_point("the chance is 3 / 6 = 40%, so 40% of 10 = 4") is None
