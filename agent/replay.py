@@ -91,7 +91,8 @@ def _verdict(row: dict[str, Any]) -> Verdict:
     return Verdict(ok=bool(row["ok"]), verifier=row["verifier"] or "", findings=findings,
                    feedback=row["feedback"] or "", confidence=row["confidence"],
                    checked=bool(row["checked"]),
-                   conclusive=row.get("conclusive") != 0)  # NULL: recorded before m012  # fmt: skip
+                   conclusive=row.get("conclusive") != 0,  # NULL: recorded before m012
+                   resume_from=row.get("resume_from"))  # fmt: skip
 
 
 async def replay_run(record: dict[str, Any], toolsets: Sequence[Toolset]) -> ReplayResult:

@@ -11,6 +11,9 @@ from verity.terminal import printable
 
 __all__ = ["print_run", "verified_mark"]
 
+_STEP_SHOWN = 160
+"""Characters shown of the corrected step an answer went on from."""
+
 
 def _print(text: str) -> None:
     print(printable(text))  # what servers and models wrote may hold escape sequences
@@ -114,7 +117,10 @@ def _print_verdict(
     for finding in verdict["findings"] or []:
         mark = "ok  " if finding["ok"] else "FAIL"
         _print(f"{prefix}{mark} {finding['claim']}: {finding['evidence']}")
-    if verdict["feedback"] and not verdict["ok"]:
+    if verdict.get("resume_from"):  # the corrected step, the last line of the beginning
+        step = verdict["resume_from"].rsplit("\n", 1)[-1][-_STEP_SHOWN:]
+        _print(f"{prefix}went on from the corrected step: ...{printable(step)}")
+    elif verdict["feedback"] and not verdict["ok"]:
         _block(prefix, "feedback: ", verdict["feedback"])
     for sample in (s for s in samples if s["verdict_id"] == verdict["id"]):
         agrees = "agrees" if sample["agrees"] else "differs"

@@ -377,3 +377,10 @@ def m012_verdict_conclusive(db: sqlite_utils.Database) -> None:
 
     NULL for verdicts recorded before: then every accepting verdict counted as confirming."""
     db.table("verdicts").add_column("conclusive", int)
+
+
+@migration
+def m013_verdict_resume_from(db: sqlite_utils.Database) -> None:
+    """For a rejected answer with a wrong calculation: the corrected beginning the model went on
+    from (`Verdict.resume_from`); NULL otherwise, and for verdicts recorded before."""
+    db.table("verdicts").add_column("resume_from", str)

@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import anyio
+import pytest
 import sqlite_utils
 
 from verity import (
@@ -21,6 +22,7 @@ from verity import (
     run,
     seeded_solver,
 )
+from verity.cli._show import print_run
 from verity.models.base import Model
 from verity.testing import ScriptedModel, answer, calls
 from verity.tools.base import tool
@@ -31,7 +33,8 @@ from verity.trace.migrations import (
     m002_verdict_scope,
     m003_run_verification,
 )
-from verity.verify import Candidate, Consensus
+from verity.trace.query import full_run
+from verity.verify import Candidate, Consensus, SelfCheck
 
 
 @tool(read_only=True)
@@ -282,4 +285,28 @@ async def test_an_inconclusive_acceptance_is_stored_as_such_and_the_run_as_unver
     assert record is not None
     [row] = record["verdicts"]
     assert (row["ok"], row["conclusive"], record["verified"]) == (1, 0, 0)
+    store.close()
+
+
+async def test_the_corrected_step_an_answer_went_on_from_is_stored_and_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = TraceStore(tmp_path / "t.db")
+    slipped = "Cakes and pies:\nTotal: 204 + 160 + 330 = 794 dollars."
+    whole = "Cakes and pies:\nTotal: 204 + 160 + 330 = 694 dollars."
+    model = ScriptedModel([answer(slipped), answer(whole)], continues_answers=True)
+    with anyio.fail_after(5):
+        result = await run(
+            "Add 204, 160 and 330.", model=model, verifier=SelfCheck(), hooks=TraceRecorder(store)
+        )
+    record = store.run(result.run_id)
+    assert record is not None
+    first, second = record["verdicts"]
+    assert first["resume_from"] == "Cakes and pies:\nTotal: 204 + 160 + 330 = 694"
+    assert second["resume_from"] is None
+    shown_record = full_run(store, result.run_id)
+    assert shown_record is not None
+    print_run(shown_record, reasoning=False)
+    shown = capsys.readouterr().out
+    assert "went on from the corrected step: ...Total: 204 + 160 + 330 = 694\n" in shown
     store.close()
