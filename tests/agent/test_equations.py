@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -193,15 +194,33 @@ def test_no_step_of_a_right_human_solution_is_called_wrong() -> None:
     assert called_wrong == []  # ...and none is called wrong (the single pattern: 13 solutions)
 
 
-def test_a_slip_planted_in_a_human_solution_is_caught() -> None:
-    planted = caught = 0
+@dataclass(frozen=True)
+class PlantedSlip:
+    """A worked solution with one result after `=` changed: where, and what it was."""
+
+    text: str
+    at: int
+    """Where the changed result starts."""
+    value: float
+    """The right result."""
+
+
+def planted_slips() -> list[PlantedSlip]:
+    """One slip after every `=` of GSM8K's worked solutions, one at a time."""
+    slips = []
     for _, solution in worked_solutions():
         for match in _RESULT.finditer(solution):
             value = float(match.group(1).replace(",", ""))
             slip = f"{value + 1:g}" if value < 1000 else str(int(value * 10))
             text = solution[: match.start(1)] + slip + solution[match.end(1) :]
-            planted += 1
-            caught += any(not c.ok for c in arithmetic_claims(text))
+            slips.append(PlantedSlip(text, match.start(1), value))
+    return slips
+
+
+def test_a_slip_planted_in_a_human_solution_is_caught() -> None:
+    slips = planted_slips()
+    caught = sum(any(not c.ok for c in arithmetic_claims(slip.text)) for slip in slips)
+    planted = len(slips)
     assert planted > 1000
     # 88.8% (77.7% before steps written with units were read); the rest are in prose the checks
     # do not read, or in units that may hide a factor

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.agent.test_equations import _RESULT, CHAINS_THAT_HOLD, worked_solutions
+from tests.agent.test_equations import CHAINS_THAT_HOLD, planted_slips, worked_solutions
 from verity.verify._equations import NUMBER
 from verity.verify._resume import resume_point
 
@@ -60,26 +60,22 @@ def test_no_right_human_solution_is_cut() -> None:
 
 
 def test_a_slip_planted_in_a_human_solution_is_cut_there_with_the_true_value() -> None:
-    planted = exact = 0
-    for _, solution in worked_solutions():
-        for match in _RESULT.finditer(solution):
-            value = float(match.group(1).replace(",", ""))
-            slip = f"{value + 1:g}" if value < 1000 else str(int(value * 10))
-            text = solution[: match.start(1)] + slip + solution[match.end(1) :]
-            planted += 1
-            point = resume_point(text)
-            if point is None:
-                continue
-            cut = _cut(text, point)
-            # never before the slip: right working is kept as written...
-            assert text[:cut] == point[:cut] and cut >= match.start(1), (text, point)
-            written = point[match.start(1) :].replace(",", "")
-            # ...and mostly cut at the slip itself; otherwise the slip was an operand of a later
-            # step (`x = 220 + 23` in algebra the checks do not read), and that step is the one
-            # corrected: `221 + 23 - 80 = 164`
-            exact += cut == match.start(1) and abs(float(written) - value) < 1e-6
-    assert planted > 1000
-    assert exact / planted > 0.7
+    slips = planted_slips()
+    exact = 0
+    for slip in slips:
+        point = resume_point(slip.text)
+        if point is None:
+            continue
+        cut = _cut(slip.text, point)
+        # never before the slip: right working is kept as written...
+        assert slip.text[:cut] == point[:cut] and cut >= slip.at, (slip.text, point)
+        written = point[slip.at :].replace(",", "")
+        # ...and mostly cut at the slip itself; otherwise the slip was an operand of a later step
+        # (`x = 220 + 23` in algebra the checks do not read), and that step is the one corrected:
+        # `221 + 23 - 80 = 164`
+        exact += cut == slip.at and abs(float(written) - slip.value) < 1e-6
+    assert len(slips) > 1000
+    assert exact / len(slips) > 0.7
 
 
 def _cut(text: str, point: str) -> int:
