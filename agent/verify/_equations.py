@@ -155,7 +155,7 @@ def checked_links(text: str) -> list[Link]:
         return found  # the numbers are not kept in step: read nothing through units
     read = {link.right_number for link in found}
     for link in links(stripped):
-        if link.right_number in read or not 0 <= link.first_number <= link.last_number:
+        if link.right_number in read:
             continue
         if not _HAS_OPERATOR.search(link.left):
             continue  # `age in 3 years = 42 + 3`: a number of a label, its unit taken out

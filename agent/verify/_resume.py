@@ -8,8 +8,8 @@ number: what GSM8K's calculator annotations do while a solution is sampled (Cobb
 
 from __future__ import annotations
 
-from verity.verify._claims import plain
-from verity.verify._equations import NUMBER, checked_links, close_enough
+from verity.verify._claims import numbers_in, plain
+from verity.verify._equations import NUMBER, checked_links
 
 __all__ = ["resume_point"]
 
@@ -32,22 +32,12 @@ def resume_point(answer: str) -> str | None:
     in_answer = list(NUMBER.finditer(answer))
     if index >= len(in_read) or len(in_read) != len(in_answer):
         return None
-    written, there = in_read[index].group(), in_answer[index]
-    if _value(written) is None or _value(written) != _value(there.group()):
-        return None
-    right_value = wrong.right_value if wrong.right_is_arithmetic else _value(written)
-    if right_value is None or close_enough(wrong.left_value, right_value):
-        return None  # the slip is not in this number
+    there = in_answer[index]
+    if numbers_in(in_read[index].group()) != numbers_in(there.group()):
+        return None  # not the same number: the texts are out of step
     # the reading the model meant: `32 / 96 * 100% = 30` is off in percent, not in fractions
-    value = min(wrong.left_readings, key=lambda reading: abs(reading - right_value))
+    value = min(wrong.left_readings, key=lambda reading: abs(reading - wrong.right_value))
     return answer[: there.start()] + _written(value, grouped="," in there.group())
-
-
-def _value(token: str) -> float | None:
-    try:
-        return float(token.replace(",", "").rstrip("%"))
-    except ValueError:
-        return None
 
 
 def _written(value: float, *, grouped: bool) -> str:
