@@ -168,6 +168,10 @@ class Verdict(BaseModel):
     """For a rejected answer whose arithmetic went wrong: its text up to the first wrong result,
     with the calculator's value in its place. A model that can continue a message goes on from
     there instead of answering the feedback (small models repeat a slip they are told about)."""
+    contested: bool = False
+    """For an accepted, inconclusive verdict: more independent derivations reached other values
+    than this answer's, none of them often enough to send the answer back with it. A fresh
+    attempt at the task may settle it (the loop makes one when rounds remain)."""
 
 
 class ModelStep(BaseModel):

@@ -141,4 +141,5 @@ def _merge(
         conclusive=conclusive,
         samples=[s for v in verdicts for s in v.samples],
         resume_from=None if ok else next((v.resume_from for v in verdicts if v.resume_from), None),
+        contested=ok and not conclusive and any(v.contested for v in verdicts),
     )

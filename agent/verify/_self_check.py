@@ -139,6 +139,7 @@ class SelfCheck:
             conclusive=ok and recomputed is not None and recomputed.conclusive,
             samples=recomputed.samples if recomputed else [],
             resume_from=None if ok else resume_point(candidate.answer),
+            contested=ok and recomputed is not None and recomputed.contested,
         )
 
     async def _rerun_tools(self, candidate: Candidate) -> list[Finding]:

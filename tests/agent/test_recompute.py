@@ -308,6 +308,28 @@ async def test_programs_that_scatter_leave_the_answer_unverified_without_a_repai
     # 32 and 26 both disagree, but no two programs agree on anything: nothing to repair toward
     assert (verdict.ok, verdict.conclusive, verdict.feedback) == (True, False, "")
     assert [s.answer for s in verdict.samples] == ["32", "26"]
+    # ... and the answer is contested: a fresh attempt at the task may do better
+    assert verdict.contested
+
+
+async def test_an_answer_as_many_programs_compute_as_dissent_is_not_contested() -> None:
+    writer = programs("answer = 16 * 2", RIGHT)
+    with anyio.fail_after(5):
+        verdict = await Recompute(writer, samples=2, agree=1).verify(ducks("The answer is 18."))
+    # one for, one against: unverified, but a fresh attempt could at best tie with it
+    assert [s.answer for s in verdict.samples] == ["32", "18"]
+    assert (verdict.ok, verdict.conclusive, verdict.contested) == (True, False, False)
+
+
+async def test_neither_a_rejected_nor_a_confirmed_answer_is_contested() -> None:
+    rejected = await Recompute(programs(RIGHT, RIGHT_TOO)).verify(ducks("She makes $26 a day."))
+    confirmed = await Recompute(programs(RIGHT, RIGHT_TOO)).verify(ducks(SOLD))
+    unverified = await SelfCheck(programs(WRONG, RIGHT, "eggs = 16\nanswer = (eggs - 3) * 2")
+                                 ).verify(ducks("She sells 16 - 3 = 13 eggs: $26."))  # fmt: skip
+    # two of three agree with $26: unverified (one dissents), but not outvoted
+    assert [(v.ok, v.conclusive, v.contested) for v in (rejected, confirmed, unverified)] == [
+        (False, False, False), (True, True, False), (True, False, False)
+    ]  # fmt: skip
 
 
 # GSM8K test problem 213 (held out): the embedded 0.5B model answered the second day's count,
