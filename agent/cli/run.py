@@ -21,7 +21,7 @@ from verity.cli.model import add_server_options, server_model
 from verity.errors import RunLimitExceeded, UserError
 from verity.hooks import CompositeHooks, RunHooks
 from verity.loop import run
-from verity.messages import RunResult, VerifyStep
+from verity.messages import ModelStep, RunResult, Verdict, VerifyStep
 from verity.models.embedded import NAMED_MODELS
 from verity.models.llama_cpp import LlamaCppModel, check_gguf_file
 from verity.models.openai_compat import OpenAICompatModel
@@ -363,11 +363,18 @@ def _print_result(
 
 
 def _why_unverified(result: RunResult) -> str:
-    """The last verdict's first failed claim, in one line."""
-    verdicts = [s.verdict for s in result.steps if isinstance(s, VerifyStep)]
-    if not verdicts:
+    """The first failed claim of the verdict on the answer the run kept (after a contest or
+    when rounds ran out, maybe not the last one judged), in one line."""
+    judged: list[tuple[str, Verdict]] = []
+    answer = ""
+    for step in result.steps:
+        if isinstance(step, ModelStep):
+            answer = step.response.content
+        elif isinstance(step, VerifyStep):
+            judged.append((answer, step.verdict))
+    if not judged:
         return "no verifier ran"
-    last = verdicts[-1]
+    last = next((v for a, v in reversed(judged) if a == result.answer), judged[-1][1])
     failed = next((f for f in last.findings if not f.ok), None)
     if failed is not None:
         reason = f"{last.verifier}: {failed.claim}: {failed.evidence}"
