@@ -290,10 +290,12 @@ def _resumed(model: Model, response: ModelResponse, verdict: Verdict) -> Message
 
 
 def _fresh_attempt(model: Model, *, seed: int) -> Model:
-    """The model for a fresh attempt at the task, sampled with `seed`: a greedy attempt would
-    write the same answer again. It shares the loaded weights and context (`with_sampling`)."""
+    """The model for a fresh attempt at the task, sampled with `seed` at the run's temperature,
+    or `FRESH_ATTEMPT_TEMPERATURE` for a greedy model (it would write the same answer again).
+    It shares the loaded weights and context (`with_sampling`)."""
+    temperature = getattr(getattr(model, "settings", None), "temperature", 0.0)
     sampled: Model = model.with_sampling(  # type: ignore[attr-defined]
-        temperature=FRESH_ATTEMPT_TEMPERATURE, seed=seed
+        temperature=temperature or FRESH_ATTEMPT_TEMPERATURE, seed=seed
     )
     return sampled
 

@@ -10,6 +10,7 @@ from verity import (
     Model,
     ModelError,
     ModelResponse,
+    ModelSettings,
     ModelStep,
     RunHooks,
     RunResult,
@@ -372,3 +373,12 @@ async def test_a_fresh_attempt_calls_tools_afresh_and_is_judged_on_its_own_evide
     assert verifier.candidates[1].evidence[0][1].content == "42.0"
     assert result.answer == "42"
     model.assert_complete()
+
+
+async def test_a_fresh_attempt_keeps_the_temperature_a_sampling_model_was_given() -> None:
+    model = ScriptedModel([answer("The answer is 12."), answer("The answer is 6.")], samples=True)
+    model.settings = ModelSettings(temperature=0.3)  # type: ignore[attr-defined]
+    with anyio.fail_after(5):
+        await run("How many eggs?", model=model,
+                  verifier=ScriptedVerdicts(contested(0.0), unconfirmed(0.5)))  # fmt: skip
+    assert model.sampled == [{"temperature": 0.3, "seed": 1}]
