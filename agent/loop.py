@@ -142,7 +142,7 @@ async def iter_run(
                 current, messages = _fresh_attempt(model, seed=rounds.count), messages[:2]
                 evidence, memory = [], CallMemory()
             else:
-                messages = _sent_back(messages, current, response, verdict)
+                _send_back(messages, current, response, verdict)
         if rounds.best is not None:
             status, answer = "completed", rounds.best
             yield FinalStep(step=settings.max_steps, answer=answer, verified=rounds.verified)
@@ -262,14 +262,16 @@ def _assistant_message(response: ModelResponse) -> Message:
     )
 
 
-def _sent_back(
+def _send_back(
     messages: list[Message], model: Model, response: ModelResponse, verdict: Verdict
-) -> list[Message]:
-    """The conversation after a rejected answer: the answer's corrected beginning for the model
-    to go on from (`_resumed`), else the answer and the verdict's feedback."""
+) -> None:
+    """After a rejected answer, in place (the trace stores a conversation that grows only what
+    is new): the answer's corrected beginning for the model to go on from (`_resumed`), else
+    the verdict's feedback after the answer."""
     if (resumed := _resumed(model, response, verdict)) is not None:
-        return [*messages[:-1], resumed]
-    return [*messages, Message(role="user", content=verdict.feedback)]
+        messages[-1] = resumed
+    else:
+        messages.append(Message(role="user", content=verdict.feedback))
 
 
 def _resumed(model: Model, response: ModelResponse, verdict: Verdict) -> Message | None:
