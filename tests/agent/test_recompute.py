@@ -312,6 +312,22 @@ async def test_programs_that_scatter_leave_the_answer_unverified_without_a_repai
     assert verdict.contested
 
 
+async def test_a_fresh_attempt_that_two_programs_compute_is_still_not_verified_over_a_dissent() -> (
+    None
+):
+    # the programs scatter against the first answer; the fresh attempt reaches one program's
+    # value and a third program computes it too, but the other dissent still stands
+    agent = ScriptedModel([answer("The answer is 12."), answer("The answer is 32.")], samples=True)
+    writer = programs("answer = 16 * 2", "answer = (16 - 3) * 2", "answer = 2 * 16")
+    with anyio.fail_after(5):
+        result = await run(DUCKS, model=agent, verifier=Recompute(writer),
+                           settings=RunSettings(max_verify_rounds=2))  # fmt: skip
+    assert (result.answer, result.verified) == ("The answer is 32.", False)
+    fresh, _ = agent.requests[1]
+    assert [m.content for m in fresh][1:] == [DUCKS]  # the task alone: no value was quoted
+    writer.assert_complete()
+
+
 async def test_an_answer_as_many_programs_compute_as_dissent_is_not_contested() -> None:
     writer = programs("answer = 16 * 2", RIGHT)
     with anyio.fail_after(5):
