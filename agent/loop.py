@@ -138,10 +138,10 @@ async def iter_run(
                 status, answer = "completed", final
                 yield FinalStep(step=step, answer=answer, verified=rounds.verified)
                 return
-            if verdict.ok:  # contested: the task is tried afresh, sampled
+            if verdict.ok and not verdict.feedback:  # contested: the task afresh, sampled
                 current, messages = _fresh_attempt(model, seed=rounds.count), messages[:2]
                 evidence, memory = [], CallMemory()
-            else:
+            else:  # rejected, or contested with something specific to say
                 _send_back(messages, current, response, verdict)
         if rounds.best is not None:
             status, answer = "completed", rounds.best

@@ -150,7 +150,8 @@ class Verdict(BaseModel):
     verifier: str = ""
     findings: list[Finding] = Field(default_factory=list)
     feedback: str = ""
-    """What the model should fix, sent back into the loop when `ok` is false."""
+    """What the model should fix, sent back into the loop when `ok` is false (or the answer is
+    `contested` and the verifier has something specific to say)."""
     confidence: float | None = None
     checked: bool = True
     """False when nothing was checked (verification off): such an answer is never "verified"."""
@@ -170,8 +171,10 @@ class Verdict(BaseModel):
     there instead of answering the feedback (small models repeat a slip they are told about)."""
     contested: bool = False
     """For an accepted, inconclusive verdict: more independent derivations reached other values
-    than this answer's, none of them often enough to send the answer back with it. A fresh
-    attempt at the task may settle it (the loop makes one when rounds remain)."""
+    than this answer's, none of them often enough to send the answer back with it. While rounds
+    remain the loop sends `feedback` back when there is any (never a derivation's value: an
+    answer that copied it would no longer be checked independently), else makes a fresh
+    attempt at the task."""
 
 
 class ModelStep(BaseModel):

@@ -45,6 +45,11 @@ _UNIT_NUMBERS = {
     "week": (7,), "hour": (60,), "minute": (60,), "year": (12, 52, 365),
 }  # fmt: skip
 _WORDS = re.compile(r"[a-z]+")
+_CARDINALS = frozenset(
+    "three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety".split()
+)
+"""Number words that are a quantity on their own (not `third`, `half`, `hundred`, `twice`)."""
 # "1." or "Step 3:" numbering a list: a label, not a quantity
 _LIST_MARKERS = re.compile(
     r"(?im)^[\s#>*-]*\**(?:step\s+)?\d{1,2}[.):]\**(?=\s)|\bstep\s+\d{1,2}\b"
@@ -224,16 +229,21 @@ def _normalise_boxed(value: str) -> str:
 
 
 def check_coverage(
-    text: str, *, task: str, evidence: list[tuple[ToolCall, ToolResult]]
+    text: str, *, task: str, evidence: list[tuple[ToolCall, ToolResult]], words: bool = False
 ) -> list[Finding]:
-    """One finding per number written in the task (as digits) that no calculation or answer uses.
+    """One finding per number the task writes in digits (and with `words`, as a number word on
+    its own: "five dollars less", not "twenty-five" or "five hundred") that no calculation or
+    answer uses.
 
     A word problem's quantities are there to be used; one that nothing touched is the commonest
-    trace of a wrong setup (small models drop a step).
+    trace of a wrong setup (small models drop a step). Number words are for hints only: a task
+    also counts what it describes ("the three girls", "four years later"), which no working
+    writes; in GSM8K's 300 worked solutions 8 leave such a word unused, 10 a number in digits.
     """
     used = [*numbers_in(text), *_evidence_numbers(evidence)]
+    given = [*numbers_in(task), *(_cardinal_words(task) if words else [])]
     findings = []
-    for number in dict.fromkeys(numbers_in(task)):
+    for number in dict.fromkeys(given):
         if number in _FREE or any(_same(number, n) or _same(number / 100, n) for n in used):
             continue
         findings.append(
@@ -245,6 +255,17 @@ def check_coverage(
             )
         )
     return findings
+
+
+def _cardinal_words(task: str) -> list[float]:
+    """The quantities `task` writes as a single number word."""
+    words = _WORDS.findall(task.lower())
+    return [
+        float(_WORD_NUMBERS[word])
+        for i, word in enumerate(words)
+        if word in _CARDINALS
+        and not any(0 <= j < len(words) and words[j] in _WORD_NUMBERS for j in (i - 1, i + 1))
+    ]
 
 
 def confirmed_only_if_complete(verdict: Verdict, candidate: Candidate) -> Verdict:

@@ -130,16 +130,21 @@ class SelfCheck:
         failed = [f for f in claims if not f.ok]
         if not recompute_ok and recomputed is not None:
             failed += [f for f in recomputed.findings if not f.ok]
+        contested = ok and recomputed is not None and recomputed.contested
+        unused = _unused(written, task, evidence) if not ok or contested else []
+        # a contested answer hears only of the task's quantities it left out: a program's value
+        # quoted to it would no longer be independent evidence for an answer that copied it
+        feedback = repair_feedback(failed, extra=unused) if not ok or unused else ""
         return Verdict(
             ok=ok,
             verifier=self.name,
             findings=claims + (recomputed.findings if recomputed else []),
-            feedback="" if ok else repair_feedback(failed, extra=_unused(written, task, evidence)),
+            feedback=feedback,
             confidence=recomputed.confidence if recomputed else None,
             conclusive=ok and recomputed is not None and recomputed.conclusive,
             samples=recomputed.samples if recomputed else [],
             resume_from=None if ok else resume_point(candidate.answer),
-            contested=ok and recomputed is not None and recomputed.contested,
+            contested=contested,
         )
 
     async def _rerun_tools(self, candidate: Candidate) -> list[Finding]:
@@ -193,9 +198,8 @@ class SelfCheck:
 
 def _unused(written: str, task: str, evidence: list[tuple[ToolCall, ToolResult]]) -> list[str]:
     """Task numbers nothing used: a hint for the repair, not a reason to reject."""
-    return [
-        f"{f.claim}: {f.evidence}" for f in check_coverage(written, task=task, evidence=evidence)
-    ]
+    unused = check_coverage(written, task=task, evidence=evidence, words=True)
+    return [f"{f.claim}: {f.evidence}" for f in unused]
 
 
 def _arguments(arguments: dict[str, Any]) -> str:

@@ -152,7 +152,8 @@ async def test_a_confidently_wrong_answer_with_plausible_claims_is_not_verified(
     assert not verdict.ok and not verdict.conclusive
     assert [f.ok for f in verdict.findings if f.claim.startswith("13 * 2")] == [True]
     assert "computes 18, not 26" in verdict.feedback
-    assert "task number 4" not in verdict.feedback  # "four" is a word: no digits to flag
+    # the setup's mistake, named: the task's "four" (eggs for the muffins) is used nowhere
+    assert "- task number 4: The task gives this number, but no calculation" in verdict.feedback
 
 
 async def test_a_consensus_of_identical_wrong_samples_is_overruled_by_the_recomputation() -> None:
@@ -325,6 +326,25 @@ async def test_a_fresh_attempt_that_two_programs_compute_is_still_not_verified_o
     assert (result.answer, result.verified) == ("The answer is 32.", False)
     fresh, _ = agent.requests[1]
     assert [m.content for m in fresh][1:] == [DUCKS]  # the task alone: no value was quoted
+    writer.assert_complete()
+
+
+async def test_a_contested_answer_that_leaves_out_a_task_quantity_is_told_which_one() -> None:
+    # the programs scatter (32, 18) against $26, and the working never uses the task's "four":
+    # the feedback names the quantity, never a program's value (a copy of it would then count
+    # as independent agreement)
+    agent = ScriptedModel([answer("She sells 16 - 3 = 13 eggs: $26."), answer(SOLD)], samples=True)
+    writer = programs("answer = 16 * 2", RIGHT, RIGHT_TOO)
+    with anyio.fail_after(5):
+        result = await run(DUCKS, model=agent, verifier=SelfCheck(writer),
+                           settings=RunSettings(max_verify_rounds=2))  # fmt: skip
+    told, _ = agent.requests[1]
+    assert [m.role for m in told] == ["system", "user", "assistant", "user"]  # not afresh
+    assert "- task number 4: The task gives this number" in told[-1].content
+    assert "32" not in told[-1].content and "18" not in told[-1].content
+    assert agent.sampled == []
+    # the repair is computed by two programs of three: kept, and unverified (one dissents)
+    assert (result.answer, result.verified) == (SOLD, False)
     writer.assert_complete()
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tests.agent.test_equations import worked_solutions
 from verity import LlamaCppModel, RunSettings, ToolCall, TraceRecorder, TraceStore, UserError, run
 from verity.messages import Finding, Sample, Verdict
 from verity.solver import seeded_solver
@@ -24,6 +25,7 @@ from verity.verify import (
     build_verifier,
     normalise_answer,
 )
+from verity.verify._claims import check_coverage
 
 DUCKS = (
     "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes "
@@ -89,6 +91,27 @@ async def test_an_unused_task_number_is_a_hint_in_the_feedback_not_a_reason_to_r
     assert grounded.ok
     assert [f.claim for f in unsupported.findings if not f.ok] == ["the number 46"]
     assert "- task number 7: The task gives this number" in unsupported.feedback
+
+
+def test_a_task_number_written_as_a_word_is_a_hint_only_when_it_stands_alone() -> None:
+    task = (
+        "Two pairs of heels cost five dollars less than the boots. One pair costs $33, the "
+        "other twice as much; twenty-five people and three hundred shoes watch. The boots?"
+    )
+    working = "33 * 2 = 66, and 33 + 66 = 99. The boots cost $99."
+    hints = check_coverage(working, task=task, evidence=[], words=True)
+    # "five" stands alone; "twenty-five" and "three hundred" are parts of other numbers
+    assert [f.claim for f in hints] == ["task number 5"]
+    assert check_coverage(working, task=task, evidence=[]) == []  # digits only: the gate
+
+
+def test_number_words_in_gsm8k_tasks_that_people_s_working_leaves_unused_are_counted() -> None:
+    solutions = worked_solutions()
+    flagged = [check_coverage(s, task=t, evidence=[]) for t, s in solutions]
+    with_words = [check_coverage(s, task=t, evidence=[], words=True) for t, s in solutions]
+    # what `check_coverage` documents: descriptive counts ("the three girls") are never written
+    # out in the working, so words are a hint for repairs, never a reason to withhold "verified"
+    assert (sum(map(bool, flagged)), sum(map(bool, with_words))) == (10, 18)
 
 
 async def test_self_check_runs_read_only_tools_again_and_flags_a_result_that_changed() -> None:
@@ -212,6 +235,25 @@ async def test_programmatic_checks_may_be_async_and_return_a_whole_verdict() -> 
     with anyio.fail_after(5):
         verdict = await Programmatic(known_value).verify(ducks("17"))
     assert verdict == Verdict(ok=False, verifier="known_value", feedback="Expected 18.")
+
+
+async def test_a_composed_verdict_is_contested_with_its_feedback_only_while_it_accepts() -> None:
+    left_out = "Verification did not confirm your answer:\n- task number 4: unused"
+    contested = Programmatic(lambda c: Verdict(ok=True, feedback=left_out, conclusive=False,
+                                               contested=True), name="programs")  # fmt: skip
+    passes = Programmatic(lambda c: True, name="filter")
+    fails = Programmatic(lambda c: False, name="known", feedback="Expected 18.")
+    confirms = Programmatic(lambda c: True, name="tests", confirms=True)
+    with anyio.fail_after(5):
+        both = await AllOf(passes, contested).verify(ducks("17"))
+        rejected = await AllOf(contested, fails).verify(ducks("17"))
+        confirmed = await AnyOf(contested, confirms).verify(ducks("17"))
+    assert (both.ok, both.contested, both.feedback) == (True, True, left_out)
+    assert (rejected.ok, rejected.contested) == (False, False)
+    assert rejected.feedback == left_out + "\n\nExpected 18."
+    assert (confirmed.ok, confirmed.conclusive, confirmed.contested, confirmed.feedback) == (
+        True, True, False, ""
+    )  # fmt: skip
 
 
 async def test_all_of_stops_at_the_first_rejection_and_any_of_at_the_first_acceptance() -> None:
