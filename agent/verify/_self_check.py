@@ -64,7 +64,9 @@ class SelfCheck:
     checks can reject an answer, never confirm it.
 
     A rejected answer with a wrong calculation carries `resume_from`: its text up to the first
-    wrong result, the calculator's value in its place, for the model to go on from.
+    wrong result, the calculator's value in its place, for the model to go on from. A contested
+    answer (`Recompute`'s programs mostly compute other values) whose working leaves out a
+    quantity of the task carries feedback naming it, and no program's value.
 
     With `judge`, the model also submits a verdict of its own through the `submit_verdict` tool
     (its output always fits the schema); it can only reject, never verify.
