@@ -42,9 +42,6 @@ from verity.verify import (
 
 __all__ = ["iter_run", "new_run_id", "run", "run_sync"]
 
-FRESH_ATTEMPT_TEMPERATURE = 0.7
-"""Sampling temperature of a fresh attempt at the task after a contested answer."""
-
 
 def new_run_id() -> str:
     """A sortable, readable run id such as `20261128-173012-4f9a2c`."""
@@ -84,7 +81,6 @@ async def iter_run(
     memory = CallMemory()
     tool_choice: ToolChoice = "auto"
     rounds = VerifyRounds(settings.max_verify_rounds)
-    current = model  # a fresh attempt after a contested answer samples
     status: RunStatus = "failed"
     answer: str | None = None
     error: str | None = None
@@ -96,7 +92,7 @@ async def iter_run(
                 owners = await tool_owners(toolsets, hooks=hooks, run_id=run_id, step=step)
                 specs = [spec for spec, _ in owners.values()]
             await hooks.on_model_start(run_id, step, messages, tools=specs)
-            response = await current.respond(messages, specs, tool_choice=tool_choice)
+            response = await model.respond(messages, specs, tool_choice=tool_choice)
             tool_choice = "auto"
             await hooks.on_model_end(run_id, step, response)
             yield ModelStep(step=step, response=response)
@@ -132,17 +128,14 @@ async def iter_run(
             verdict = verdict.model_copy(update={"usage": judging.usage})
             await hooks.on_verdict(run_id, step, verdict)
             yield VerifyStep(step=step, verdict=verdict)
-            can_retry = getattr(model, "with_sampling", None) is not None
-            final = rounds.settle(response.content, verdict, can_retry=can_retry)
-            if final is not None:
+            if (final := rounds.settle(response.content, verdict)) is not None:
                 status, answer = "completed", final
                 yield FinalStep(step=step, answer=answer, verified=rounds.verified)
                 return
-            if verdict.ok and not verdict.feedback:  # contested: the task afresh, sampled
-                current, messages = _fresh_attempt(model, seed=rounds.count), messages[:2]
-                evidence, memory = [], CallMemory()
-            else:  # rejected, or contested with something specific to say
-                _send_back(messages, current, response, verdict)
+            if (resumed := _resumed(model, response, verdict)) is not None:
+                messages[-1] = resumed
+            else:
+                messages.append(Message(role="user", content=verdict.feedback))
         if rounds.best is not None:
             status, answer = "completed", rounds.best
             yield FinalStep(step=settings.max_steps, answer=answer, verified=rounds.verified)
@@ -262,18 +255,6 @@ def _assistant_message(response: ModelResponse) -> Message:
     )
 
 
-def _send_back(
-    messages: list[Message], model: Model, response: ModelResponse, verdict: Verdict
-) -> None:
-    """After a rejected answer, in place (the trace stores a conversation that grows only what
-    is new): the answer's corrected beginning for the model to go on from (`_resumed`), else
-    the verdict's feedback after the answer."""
-    if (resumed := _resumed(model, response, verdict)) is not None:
-        messages[-1] = resumed
-    else:
-        messages.append(Message(role="user", content=verdict.feedback))
-
-
 def _resumed(model: Model, response: ModelResponse, verdict: Verdict) -> Message | None:
     """The rejected answer up to its first wrong result, the calculator's value in its place,
     for the model to go on from; None when there is none or the model cannot continue text."""
@@ -289,17 +270,6 @@ def _resumed(model: Model, response: ModelResponse, verdict: Verdict) -> Message
         reasoning=response.reasoning,
         raw=raw[: len(raw) - len(response.content)] + begun if raw else None,
     )
-
-
-def _fresh_attempt(model: Model, *, seed: int) -> Model:
-    """The model for a fresh attempt at the task, sampled with `seed` at the run's temperature,
-    or `FRESH_ATTEMPT_TEMPERATURE` for a greedy model (it would write the same answer again).
-    It shares the loaded weights and context (`with_sampling`)."""
-    temperature = getattr(getattr(model, "settings", None), "temperature", 0.0)
-    sampled: Model = model.with_sampling(  # type: ignore[attr-defined]
-        temperature=temperature or FRESH_ATTEMPT_TEMPERATURE, seed=seed
-    )
-    return sampled
 
 
 def _tool_messages(calls: list[ToolCall], results: list[ToolResult]) -> list[Message]:

@@ -150,8 +150,7 @@ class Verdict(BaseModel):
     verifier: str = ""
     findings: list[Finding] = Field(default_factory=list)
     feedback: str = ""
-    """What the model should fix, sent back into the loop when `ok` is false (or the answer is
-    `contested` and the verifier has something specific to say)."""
+    """What the model should fix, sent back into the loop when `ok` is false."""
     confidence: float | None = None
     checked: bool = True
     """False when nothing was checked (verification off): such an answer is never "verified"."""
@@ -169,12 +168,6 @@ class Verdict(BaseModel):
     """For a rejected answer whose arithmetic went wrong: its text up to the first wrong result,
     with the calculator's value in its place. A model that can continue a message goes on from
     there instead of answering the feedback (small models repeat a slip they are told about)."""
-    contested: bool = False
-    """For an accepted, inconclusive verdict: more independent derivations reached other values
-    than this answer's, none of them often enough to send the answer back with it. While rounds
-    remain the loop sends `feedback` back when there is any (never a derivation's value: an
-    answer that copied it would no longer be checked independently), else makes a fresh
-    attempt at the task."""
 
 
 class ModelStep(BaseModel):

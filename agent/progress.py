@@ -233,8 +233,6 @@ class ProgressPrinter(RunHooks):
                 f"{self._stamp(step)} going on from the answer's first wrong result, corrected"
             )
             self.on_delta("content", messages[-1].content)
-        elif step > 1 and not any(m.role in ("assistant", "tool") for m in messages):
-            self._say(f"{self._stamp(step)} trying the task afresh, sampled")
         self._stop_ticker = self._start_ticker(self._working_line(step))
 
     def _stop_step_ticker(self) -> None:
@@ -280,10 +278,7 @@ class ProgressPrinter(RunHooks):
     async def on_verdict(self, run_id: str, step: int, verdict: Verdict) -> None:
         """Show the verdict when something was checked."""
         if verdict.checked:
-            outcome = "accepted" if verdict.ok else "rejected"
-            if verdict.contested:
-                outcome = "contested: more independent derivations reached other values"
-            self._say(f"{self._stamp(step)} verdict: {outcome}")
+            self._say(f"{self._stamp(step)} verdict: {'accepted' if verdict.ok else 'rejected'}")
 
     async def on_run_end(
         self,

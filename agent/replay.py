@@ -92,8 +92,7 @@ def _verdict(row: dict[str, Any]) -> Verdict:
                    feedback=row["feedback"] or "", confidence=row["confidence"],
                    checked=bool(row["checked"]),
                    conclusive=row.get("conclusive") != 0,  # NULL: recorded before m012
-                   resume_from=row.get("resume_from"),
-                   contested=bool(row.get("contested")))  # fmt: skip
+                   resume_from=row.get("resume_from"))  # fmt: skip
 
 
 async def replay_run(record: dict[str, Any], toolsets: Sequence[Toolset]) -> ReplayResult:

@@ -6,7 +6,6 @@ Never the proof that a feature works: that takes a real model.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from verity.messages import Message, ModelResponse, ToolCall
 from verity.models.base import ToolChoice
@@ -39,26 +38,14 @@ class ScriptedModel:
     name = "scripted"
 
     def __init__(
-        self,
-        responses: Sequence[ModelResponse],
-        *,
-        continues_answers: bool = False,
-        samples: bool = False,
+        self, responses: Sequence[ModelResponse], *, continues_answers: bool = False
     ) -> None:
         self.continues_answers = continues_answers
         """Claim to go on from an assistant message that ends the conversation (the scripted
         response is then the whole message)."""
-        if samples:  # claim `with_sampling`: the sampled twin replays the same script
-            self.with_sampling = self._with_sampling
-        self.sampled: list[dict[str, Any]] = []
-        """The settings of each `with_sampling` twin asked for."""
         self._responses = list(responses)
         self.requests: list[tuple[list[Message], list[ToolSpec]]] = []
         self.tool_choices: list[ToolChoice] = []
-
-    def _with_sampling(self, **changes: Any) -> ScriptedModel:
-        self.sampled.append(changes)
-        return self
 
     async def respond(
         self, messages: list[Message], tools: list[ToolSpec], *, tool_choice: ToolChoice = "auto"

@@ -10,9 +10,19 @@ import anyio
 import pytest
 
 from tests.test_cli import verity
-from verity import ModelResponse, TraceRecorder, TraceStore, Usage, Verdict, embedded_model_path
+from verity import (
+    ModelResponse,
+    RunSettings,
+    TraceRecorder,
+    TraceStore,
+    Verdict,
+    embedded_model_path,
+    run,
+)
 from verity.cli.run import _why_unverified
-from verity.messages import FinalStep, Finding, ModelStep, RunResult, Sample, VerifyStep
+from verity.messages import Finding, Sample
+from verity.testing import ScriptedModel, answer
+from verity.verify import Candidate
 
 
 def test_an_unknown_verify_spec_exits_2_with_the_choices_and_no_traceback(tmp_path: Path) -> None:
@@ -287,18 +297,26 @@ def test_show_lists_the_verifiers_model_calls_under_the_step_they_judged(tmp_pat
     ]
 
 
-def test_why_an_answer_is_unverified_is_read_from_the_verdict_on_the_answer_kept() -> None:
-    def judged(step: int, answer: str, evidence: str) -> list[ModelStep | VerifyStep]:
+async def test_why_an_answer_is_unverified_is_read_from_the_verdict_on_the_answer_kept() -> None:
+    def rejected(evidence: str, confidence: float) -> Verdict:
         finding = Finding(claim="a program (seed 0)", ok=False, evidence=evidence)
-        verdict = Verdict(ok=True, verifier="self-check", findings=[finding], conclusive=False,
-                          contested=True)  # fmt: skip
-        return [ModelStep(step=step, response=ModelResponse(content=answer)),
-                VerifyStep(step=step, verdict=verdict)]  # fmt: skip
+        return Verdict(ok=False, verifier="self-check", findings=[finding], feedback="Recheck.",
+                       confidence=confidence)  # fmt: skip
 
-    # the first answer was contested, the fresh attempt no better supported: the first is kept
-    steps = [*judged(1, "The answer is 12.", "computes 6, not 12"),
-             *judged(2, "The answer is 3.", "computes 6, not 3")]  # fmt: skip
-    result = RunResult(run_id="r", answer="The answer is 12.", verified=False,
-                       steps=[*steps, FinalStep(step=2, answer="The answer is 12.",
-                                                verified=False)], usage=Usage())  # fmt: skip
+    class Rejects:
+        def __init__(self) -> None:
+            self.verdicts = [
+                rejected("computes 6, not 12", 0.5),
+                rejected("computes 6, not 3", 0.0),
+            ]
+
+        async def verify(self, candidate: Candidate) -> Verdict:
+            return self.verdicts.pop(0)
+
+    model = ScriptedModel([answer("The answer is 12."), answer("The answer is 3.")])
+    with anyio.fail_after(5):
+        result = await run("How fast?", model=model, verifier=Rejects(),
+                           settings=RunSettings(max_verify_rounds=2))  # fmt: skip
+    # rounds ran out: the better-supported first answer is kept, and the reason is its verdict's
+    assert result.answer == "The answer is 12."
     assert _why_unverified(result) == "self-check: a program (seed 0): computes 6, not 12"

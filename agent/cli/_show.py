@@ -112,8 +112,6 @@ def _print_verdict(
 ) -> None:
     judged = "tool arguments" if verdict["scope"] == "tool_calls" else "answer"
     outcome = "accepted" if verdict["ok"] else "rejected"
-    if verdict.get("contested"):
-        outcome = "accepted unconfirmed, contested (more derivations reached other values)"
     confidence = f", confidence {verdict['confidence']:.2f}" if verdict["confidence"] else ""
     _print(f"{head}verdict ({verdict['verifier']}, {judged}): {outcome}{confidence}")
     for finding in verdict["findings"] or []:

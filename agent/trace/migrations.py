@@ -384,11 +384,3 @@ def m013_verdict_resume_from(db: sqlite_utils.Database) -> None:
     """For a rejected answer with a wrong calculation: the corrected beginning the model went on
     from (`Verdict.resume_from`); NULL otherwise, and for verdicts recorded before."""
     db.table("verdicts").add_column("resume_from", str)
-
-
-@migration
-def m014_verdict_contested(db: sqlite_utils.Database) -> None:
-    """Whether an accepted answer was contested: more independent derivations reached other
-    values than its own (`Verdict.contested`), so the task was tried afresh while rounds
-    remained. NULL for verdicts recorded before."""
-    db.table("verdicts").add_column("contested", int)

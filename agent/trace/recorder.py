@@ -49,8 +49,8 @@ _INSERT_TOOL_CALL = (
 )
 _INSERT_VERDICT = (
     "insert into verdicts (run_id, step, ok, checked, verifier, findings, feedback, "
-    "confidence, scope, created_at, conclusive, resume_from, contested) "
-    "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "confidence, scope, created_at, conclusive, resume_from) "
+    "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_SAMPLE = (
     "insert into verdict_samples (verdict_id, run_id, step, seed, answer, normalised, agrees, "
@@ -234,7 +234,7 @@ class TraceRecorder(RunHooks):
         row = (run_id, step, int(verdict.ok), int(verdict.checked), verdict.verifier,
                json.dumps([f.model_dump() for f in verdict.findings]), verdict.feedback,
                verdict.confidence, verdict.scope, created, int(verdict.conclusive),
-               verdict.resume_from, int(verdict.contested))  # fmt: skip
+               verdict.resume_from)  # fmt: skip
 
         def write(w: Writer) -> None:
             verdict_id = w.execute(_INSERT_VERDICT, row).lastrowid

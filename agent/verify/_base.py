@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -145,14 +146,10 @@ def candidate_of(
 class VerifyRounds:
     """Counts verified candidates and keeps the best one, for when the rounds run out.
 
-    The best is the candidate whose verdict ranks highest: first, no calculation proven wrong
-    (`resume_from`), then accepted, then the highest confidence; on a tie, or when no verdict
-    gave a confidence, the earliest: an answer changed under feedback, or reached by a fresh
-    attempt, that is no better supported is no better bet than the model's own first answer.
-
-    A contested answer (`Verdict.contested`) does not end the run while rounds remain and the
-    loop `can_retry`: the task is tried afresh, and once an attempt is accepted the best of
-    the attempts is the answer (unverified unless a verdict was conclusive).
+    The best is the candidate whose verdict had the highest confidence; on a tie, or when no
+    verdict gave one, the earliest: an answer changed under feedback that still fails its check
+    is no better bet than the model's own first answer. An answer with a calculation proven
+    wrong (`resume_from`) ranks below every other.
     """
 
     def __init__(self, limit: int) -> None:
@@ -161,9 +158,8 @@ class VerifyRounds:
         self.checked = 0
         """Candidates a verifier really checked (none when verification is off)."""
         self.best: str | None = None
-        self._best_rank: tuple[bool, bool, float] | None = None
+        self._best_confidence = -math.inf
         self._accepted = False
-        self._contested = False
 
     @property
     def verified(self) -> bool | None:
@@ -171,22 +167,16 @@ class VerifyRounds:
         verifier checked an answer."""
         return self._accepted if self.checked else None
 
-    def settle(self, answer: str, verdict: Verdict, *, can_retry: bool = False) -> str | None:
-        """The run's final answer once `verdict` ends it (accepted or out of rounds), else None:
-        the answer is sent back (rejected), or the task tried afresh (contested)."""
+    def settle(self, answer: str, verdict: Verdict) -> str | None:
+        """The run's final answer once `verdict` ends it (accepted or out of rounds), else None."""
         self.count += 1
         self.checked += verdict.checked
         confidence = verdict.confidence if verdict.confidence is not None else 0.0
-        rank = (verdict.resume_from is None, verdict.ok, confidence)
-        if self._best_rank is None or rank > self._best_rank:
-            self.best, self._best_rank = answer, rank
-        last = self.count >= self.limit
-        if verdict.ok and verdict.checked and verdict.conclusive:
-            self._accepted = True
-            return answer
-        if verdict.ok and verdict.contested and can_retry and not last:
-            self._contested = True
-            return None
+        if verdict.resume_from is not None:
+            confidence = -1.0  # its arithmetic is wrong: any other answer is a better bet
+        if confidence > self._best_confidence:
+            self.best, self._best_confidence = answer, confidence
         if verdict.ok:
-            return self.best if self._contested else answer
-        return self.best if last else None
+            self._accepted = verdict.checked and verdict.conclusive
+            return answer
+        return self.best if self.count >= self.limit else None

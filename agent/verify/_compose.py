@@ -127,7 +127,6 @@ def _merge(
     pick: Callable[[list[float]], float],
 ) -> Verdict:
     confidences = [v.confidence for v in verdicts if v.confidence is not None]
-    contested = ok and not conclusive and any(v.contested for v in verdicts)
     return Verdict(
         ok=ok,
         verifier=name,
@@ -136,13 +135,10 @@ def _merge(
             for v in verdicts
             for f in v.findings
         ],
-        feedback="\n\n".join(
-            v.feedback for v in verdicts if v.feedback and (not ok or (contested and v.contested))
-        ),
+        feedback="" if ok else "\n\n".join(v.feedback for v in verdicts if v.feedback),
         confidence=pick(confidences) if confidences else None,
         checked=any(v.checked for v in verdicts),
         conclusive=conclusive,
         samples=[s for v in verdicts for s in v.samples],
         resume_from=None if ok else next((v.resume_from for v in verdicts if v.resume_from), None),
-        contested=contested,
     )

@@ -54,8 +54,7 @@ class Recompute:
     against one computing the right one was seen on GSM8K); rejected, with what the programs
     computed, when more programs disagree than agree and `agree` of them compute one other
     value (a consistent counter-derivation, something a repair can act on); otherwise accepted
-    unverified, and `contested` when more programs disagree than agree (a fresh attempt at the
-    task may do better). Agreement verifies only an answer whose working uses every number the task
+    unverified. Agreement verifies only an answer whose working uses every number the task
     gives (`confirmed_only_if_complete`): programs share the model's misreadings too.
 
     A value this verifier quoted in its feedback is no longer independent evidence: an answer
@@ -179,7 +178,6 @@ class Recompute:
             confidence=tally.confidence(exclude=state.quoted if fresh_only else set()),
             conclusive=conclusive,
             samples=[_sample(p, mine) for p in tally.counted],
-            contested=ok and outvoted,
         )
 
 

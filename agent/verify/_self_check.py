@@ -64,9 +64,7 @@ class SelfCheck:
     checks can reject an answer, never confirm it.
 
     A rejected answer with a wrong calculation carries `resume_from`: its text up to the first
-    wrong result, the calculator's value in its place, for the model to go on from. A contested
-    answer (`Recompute`'s programs mostly compute other values) whose working leaves out a
-    quantity of the task carries feedback naming it, and no program's value.
+    wrong result, the calculator's value in its place, for the model to go on from.
 
     With `judge`, the model also submits a verdict of its own through the `submit_verdict` tool
     (its output always fits the schema); it can only reject, never verify.
@@ -132,21 +130,15 @@ class SelfCheck:
         failed = [f for f in claims if not f.ok]
         if not recompute_ok and recomputed is not None:
             failed += [f for f in recomputed.findings if not f.ok]
-        contested = ok and recomputed is not None and recomputed.contested
-        unused = _unused(written, task, evidence) if not ok or contested else []
-        # a contested answer hears only of the task's quantities it left out: a program's value
-        # quoted to it would no longer be independent evidence for an answer that copied it
-        feedback = repair_feedback(failed, extra=unused) if not ok or unused else ""
         return Verdict(
             ok=ok,
             verifier=self.name,
             findings=claims + (recomputed.findings if recomputed else []),
-            feedback=feedback,
+            feedback="" if ok else repair_feedback(failed, extra=_unused(written, task, evidence)),
             confidence=recomputed.confidence if recomputed else None,
             conclusive=ok and recomputed is not None and recomputed.conclusive,
             samples=recomputed.samples if recomputed else [],
             resume_from=None if ok else resume_point(candidate.answer),
-            contested=contested,
         )
 
     async def _rerun_tools(self, candidate: Candidate) -> list[Finding]:

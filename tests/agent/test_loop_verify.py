@@ -10,10 +10,8 @@ from verity import (
     Model,
     ModelError,
     ModelResponse,
-    ModelSettings,
     ModelStep,
     RunHooks,
-    RunResult,
     RunSettings,
     ToolStep,
     Verdict,
@@ -279,106 +277,3 @@ async def test_a_slip_in_an_earlier_attempt_s_reasoning_does_not_reject_the_repa
         result = await run("What is 2 + 2?", model=model, verifier=SelfCheck(), hooks=verdicts)
     assert [v.ok for _, v in verdicts.verdicts] == [False, True]
     assert result.answer == "The answer is 4."
-
-
-def contested(confidence: float) -> Verdict:
-    """Accepted without confirmation, while more derivations reached other values."""
-    return Verdict(ok=True, verifier="scripted", confidence=confidence, conclusive=False,
-                   contested=True)  # fmt: skip
-
-
-def unconfirmed(confidence: float) -> Verdict:
-    return Verdict(ok=True, verifier="scripted", confidence=confidence, conclusive=False)
-
-
-async def contest(
-    *verdicts: Verdict, answers: list[str], rounds: int = 2
-) -> tuple[ScriptedModel, ScriptedVerdicts, RunResult]:
-    model = ScriptedModel([answer(a) for a in answers], samples=True)
-    verifier = ScriptedVerdicts(*verdicts)
-    with anyio.fail_after(5):
-        result = await run(
-            "How many eggs?", model=model, verifier=verifier,
-            settings=RunSettings(max_verify_rounds=rounds),
-        )  # fmt: skip
-    model.assert_complete()
-    return model, verifier, result
-
-
-async def test_a_contested_answer_sends_the_model_to_the_task_afresh_sampled() -> None:
-    model, verifier, result = await contest(
-        contested(0.0), unconfirmed(0.67), answers=["The answer is 12.", "The answer is 6."]
-    )
-    fresh, _ = model.requests[1]
-    # the fresh attempt sees the task alone: not the contested answer, not what the checks found
-    assert [m.role for m in fresh] == ["system", "user"]
-    assert fresh[1].content == "How many eggs?"
-    assert model.sampled == [{"temperature": 0.7, "seed": 1}]
-    judged = verifier.candidates[1].messages
-    assert [m.content for m in judged] == [*(m.content for m in fresh), "The answer is 6."]
-    # the answer the derivations support best ends the run, unverified: nothing confirmed it
-    assert (result.answer, result.verified) == ("The answer is 6.", False)
-
-
-async def test_a_fresh_attempt_no_better_supported_leaves_the_first_answer() -> None:
-    _, _, result = await contest(
-        contested(0.0), unconfirmed(0.0), answers=["The answer is 12.", "The answer is 3."]
-    )
-    assert (result.answer, result.verified) == ("The answer is 12.", False)
-
-
-async def test_a_rejected_fresh_attempt_never_displaces_the_accepted_answer() -> None:
-    rejected_but_supported = Verdict(ok=False, verifier="scripted", feedback="no", confidence=1.0)
-    _, _, result = await contest(
-        contested(0.0), rejected_but_supported, answers=["The answer is 12.", "The answer is 6."]
-    )
-    assert result.answer == "The answer is 12."
-
-
-async def test_a_fresh_attempt_that_is_confirmed_is_verified() -> None:
-    confirmed = Verdict(ok=True, verifier="scripted", confidence=1.0)
-    _, _, result = await contest(
-        contested(0.0), confirmed, answers=["The answer is 12.", "The answer is 6."]
-    )
-    assert (result.answer, result.verified) == ("The answer is 6.", True)
-
-
-async def test_a_contested_answer_in_the_last_round_ends_the_run_unverified() -> None:
-    model, _, result = await contest(contested(0.0), answers=["The answer is 12."], rounds=1)
-    assert (result.answer, result.verified) == ("The answer is 12.", False)
-    assert model.sampled == []
-
-
-async def test_a_model_that_cannot_sample_keeps_its_contested_answer() -> None:
-    model = ScriptedModel([answer("The answer is 12.")])  # no with_sampling
-    with anyio.fail_after(5):
-        result = await run("How many eggs?", model=model,
-                           verifier=ScriptedVerdicts(contested(0.0)))  # fmt: skip
-    assert (result.answer, result.verified) == ("The answer is 12.", False)
-    model.assert_complete()
-
-
-async def test_a_fresh_attempt_calls_tools_afresh_and_is_judged_on_its_own_evidence() -> None:
-    model = ScriptedModel(
-        [calls(("multiply", {"a": 6, "b": 7})), answer("42"),
-         calls(("multiply", {"a": 6, "b": 7})), answer("42.")],
-        samples=True,
-    )  # fmt: skip
-    verifier = ScriptedVerdicts(contested(0.0), unconfirmed(0.0))
-    with anyio.fail_after(5):
-        result = await run("6 * 7?", model=model, toolsets=[FunctionToolset([multiply])],
-                           verifier=verifier)  # fmt: skip
-    # the same call in the fresh attempt runs again (its result is in that attempt's context)
-    assert [len(c.evidence) for c in verifier.candidates] == [1, 1]
-    assert verifier.candidates[1].evidence[0][1].content == "42.0"
-    assert result.answer == "42"
-    model.assert_complete()
-
-
-async def test_a_fresh_attempt_keeps_the_temperature_a_sampling_model_was_given() -> None:
-    model = ScriptedModel([answer("The answer is 12."), answer("The answer is 6.")], samples=True)
-    model.settings = ModelSettings(temperature=0.3)  # type: ignore[attr-defined]
-    with anyio.fail_after(5):
-        await run("How many eggs?", model=model,
-                  verifier=ScriptedVerdicts(contested(0.0), unconfirmed(0.5)))  # fmt: skip
-    assert model.sampled == [{"temperature": 0.3, "seed": 1}]

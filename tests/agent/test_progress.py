@@ -9,7 +9,7 @@ import time
 
 import anyio
 
-from verity.messages import Message, ModelResponse, Usage, Verdict
+from verity.messages import Message, ModelResponse, Usage
 from verity.progress import ProgressPrinter
 
 RESPONSE = ModelResponse(
@@ -86,21 +86,3 @@ def test_an_answer_resumed_at_its_corrected_step_streams_whole() -> None:
     assert answer.getvalue() == "204 + 160 + 330 = 694 dollars.\n"
     assert printer.streamed_answer == "204 + 160 + 330 = 694 dollars."
     assert "going on from the answer's first wrong result" in log.getvalue()
-
-
-def test_a_contested_answer_and_the_fresh_attempt_after_it_are_said() -> None:
-    log = io.StringIO()
-    printer = ProgressPrinter(log, live=False)
-    task = [Message(role="system", content="Be brief."), Message(role="user", content="Add.")]
-    anyio.run(printer.on_model_start, "run", 1, task)
-    anyio.run(printer.on_model_end, "run", 1, RESPONSE)
-    contested = Verdict(ok=True, verifier="self-check", conclusive=False, contested=True)
-    anyio.run(printer.on_verdict, "run", 1, contested)
-    anyio.run(printer.on_model_start, "run", 2, task)
-    anyio.run(printer.on_model_end, "run", 2, RESPONSE)
-    said = [line.split("] ", 1)[1] for line in log.getvalue().splitlines()]
-    assert said[2:4] == [
-        "verdict: contested: more independent derivations reached other values",
-        "trying the task afresh, sampled",
-    ]
-    assert "afresh" not in said[0]  # the first step is the task's first attempt

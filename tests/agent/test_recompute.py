@@ -309,63 +309,6 @@ async def test_programs_that_scatter_leave_the_answer_unverified_without_a_repai
     # 32 and 26 both disagree, but no two programs agree on anything: nothing to repair toward
     assert (verdict.ok, verdict.conclusive, verdict.feedback) == (True, False, "")
     assert [s.answer for s in verdict.samples] == ["32", "26"]
-    # ... and the answer is contested: a fresh attempt at the task may do better
-    assert verdict.contested
-
-
-async def test_a_fresh_attempt_that_two_programs_compute_is_still_not_verified_over_a_dissent() -> (
-    None
-):
-    # the programs scatter against the first answer; the fresh attempt reaches one program's
-    # value and a third program computes it too, but the other dissent still stands
-    agent = ScriptedModel([answer("The answer is 12."), answer("The answer is 32.")], samples=True)
-    writer = programs("answer = 16 * 2", "answer = (16 - 3) * 2", "answer = 2 * 16")
-    with anyio.fail_after(5):
-        result = await run(DUCKS, model=agent, verifier=Recompute(writer),
-                           settings=RunSettings(max_verify_rounds=2))  # fmt: skip
-    assert (result.answer, result.verified) == ("The answer is 32.", False)
-    fresh, _ = agent.requests[1]
-    assert [m.content for m in fresh][1:] == [DUCKS]  # the task alone: no value was quoted
-    writer.assert_complete()
-
-
-async def test_a_contested_answer_that_leaves_out_a_task_quantity_is_told_which_one() -> None:
-    # the programs scatter (32, 18) against $26, and the working never uses the task's "four":
-    # the feedback names the quantity, never a program's value (a copy of it would then count
-    # as independent agreement)
-    agent = ScriptedModel([answer("She sells 16 - 3 = 13 eggs: $26."), answer(SOLD)], samples=True)
-    writer = programs("answer = 16 * 2", RIGHT, RIGHT_TOO)
-    with anyio.fail_after(5):
-        result = await run(DUCKS, model=agent, verifier=SelfCheck(writer),
-                           settings=RunSettings(max_verify_rounds=2))  # fmt: skip
-    told, _ = agent.requests[1]
-    assert [m.role for m in told] == ["system", "user", "assistant", "user"]  # not afresh
-    assert "- task number 4: The task gives this number" in told[-1].content
-    assert "32" not in told[-1].content and "18" not in told[-1].content
-    assert agent.sampled == []
-    # the repair is computed by two programs of three: kept, and unverified (one dissents)
-    assert (result.answer, result.verified) == (SOLD, False)
-    writer.assert_complete()
-
-
-async def test_an_answer_as_many_programs_compute_as_dissent_is_not_contested() -> None:
-    writer = programs("answer = 16 * 2", RIGHT)
-    with anyio.fail_after(5):
-        verdict = await Recompute(writer, samples=2, agree=1).verify(ducks("The answer is 18."))
-    # one for, one against: unverified, but a fresh attempt could at best tie with it
-    assert [s.answer for s in verdict.samples] == ["32", "18"]
-    assert (verdict.ok, verdict.conclusive, verdict.contested) == (True, False, False)
-
-
-async def test_neither_a_rejected_nor_a_confirmed_answer_is_contested() -> None:
-    rejected = await Recompute(programs(RIGHT, RIGHT_TOO)).verify(ducks("She makes $26 a day."))
-    confirmed = await Recompute(programs(RIGHT, RIGHT_TOO)).verify(ducks(SOLD))
-    unverified = await SelfCheck(programs(WRONG, RIGHT, "eggs = 16\nanswer = (eggs - 3) * 2")
-                                 ).verify(ducks("She sells 16 - 3 = 13 eggs: $26."))  # fmt: skip
-    # two of three agree with $26: unverified (one dissents), but not outvoted
-    assert [(v.ok, v.conclusive, v.contested) for v in (rejected, confirmed, unverified)] == [
-        (False, False, False), (True, True, False), (True, False, False)
-    ]  # fmt: skip
 
 
 # GSM8K test problem 213 (held out): the embedded 0.5B model answered the second day's count,

@@ -237,25 +237,6 @@ async def test_programmatic_checks_may_be_async_and_return_a_whole_verdict() -> 
     assert verdict == Verdict(ok=False, verifier="known_value", feedback="Expected 18.")
 
 
-async def test_a_composed_verdict_is_contested_with_its_feedback_only_while_it_accepts() -> None:
-    left_out = "Verification did not confirm your answer:\n- task number 4: unused"
-    contested = Programmatic(lambda c: Verdict(ok=True, feedback=left_out, conclusive=False,
-                                               contested=True), name="programs")  # fmt: skip
-    passes = Programmatic(lambda c: True, name="filter")
-    fails = Programmatic(lambda c: False, name="known", feedback="Expected 18.")
-    confirms = Programmatic(lambda c: True, name="tests", confirms=True)
-    with anyio.fail_after(5):
-        both = await AllOf(passes, contested).verify(ducks("17"))
-        rejected = await AllOf(contested, fails).verify(ducks("17"))
-        confirmed = await AnyOf(contested, confirms).verify(ducks("17"))
-    assert (both.ok, both.contested, both.feedback) == (True, True, left_out)
-    assert (rejected.ok, rejected.contested) == (False, False)
-    assert rejected.feedback == left_out + "\n\nExpected 18."
-    assert (confirmed.ok, confirmed.conclusive, confirmed.contested, confirmed.feedback) == (
-        True, True, False, ""
-    )  # fmt: skip
-
-
 async def test_all_of_stops_at_the_first_rejection_and_any_of_at_the_first_acceptance() -> None:
     called: list[str] = []
 

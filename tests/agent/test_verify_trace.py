@@ -34,7 +34,7 @@ from verity.trace.migrations import (
     m003_run_verification,
 )
 from verity.trace.query import full_run
-from verity.verify import Candidate, Consensus, Recompute, SelfCheck
+from verity.verify import Candidate, Consensus, SelfCheck
 
 
 @tool(read_only=True)
@@ -309,31 +309,4 @@ async def test_the_corrected_step_an_answer_went_on_from_is_stored_and_shown(
     print_run(shown_record, reasoning=False)
     shown = capsys.readouterr().out
     assert "went on from the corrected step: ...Total: 204 + 160 + 330 = 694\n" in shown
-    store.close()
-
-
-async def test_a_contested_answer_and_the_fresh_attempt_after_it_are_stored_and_shown(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    store = TraceStore(tmp_path / "t.db")
-    model = ScriptedModel([answer("The answer is 12."), answer("The answer is 32.")], samples=True)
-    # the programs scatter (32, 26) against 12; the fresh attempt's 32 is one program's value
-    writer = ScriptedModel([answer("answer = 16 * 2"), answer("answer = (16 - 3) * 2"),
-                            answer("answer = 16 - 7")])  # fmt: skip
-    with anyio.fail_after(5):
-        result = await run(
-            "Double sixteen.", model=model, verifier=Recompute(writer),
-            settings=RunSettings(max_verify_rounds=2), hooks=TraceRecorder(store),
-        )  # fmt: skip
-    assert (result.answer, result.verified) == ("The answer is 32.", False)
-    record = store.run(result.run_id)
-    assert record is not None
-    assert [(v["ok"], v["contested"]) for v in record["verdicts"]] == [(1, 1), (1, 1)]
-    agent_calls = [c for c in record["model_calls"] if c["purpose"] == "agent"]
-    assert [c["messages_count"] for c in agent_calls] == [2, 2]  # the task afresh
-    shown_record = full_run(store, result.run_id)
-    assert shown_record is not None
-    print_run(shown_record, reasoning=False)
-    shown = capsys.readouterr().out
-    assert "accepted unconfirmed, contested (more derivations reached other values)" in shown
     store.close()
