@@ -363,8 +363,8 @@ def _print_result(
 
 
 def _why_unverified(result: RunResult) -> str:
-    """The first failed claim of the verdict on the answer the run kept (after a contest or
-    when rounds ran out, maybe not the last one judged), in one line."""
+    """The first failed claim of the verdict on the answer the run kept (when rounds ran out,
+    the best-supported one, maybe not the last one judged), in one line."""
     judged: list[tuple[str, Verdict]] = []
     answer = ""
     for step in result.steps:
