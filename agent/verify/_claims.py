@@ -238,7 +238,7 @@ def check_coverage(
     A word problem's quantities are there to be used; one that nothing touched is the commonest
     trace of a wrong setup (small models drop a step). Number words are for hints only: a task
     also counts what it describes ("the three girls", "four years later"), which no working
-    writes; in GSM8K's 300 worked solutions 8 leave such a word unused, 10 a number in digits.
+    writes: of GSM8K's 300 worked solutions, 10 leave a number in digits unused, 8 more a word.
     """
     used = [*numbers_in(text), *_evidence_numbers(evidence)]
     given = [*numbers_in(task), *(_cardinal_words(task) if words else [])]
