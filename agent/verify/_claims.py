@@ -50,6 +50,9 @@ _CARDINALS = frozenset(
     "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety".split()
 )
 """Number words that are a quantity on their own (not `third`, `half`, `hundred`, `twice`)."""
+_JOINS_A_NUMBER = frozenset(_WORD_NUMBERS) - {"percent"}
+"""Words that make a cardinal beside them part of a larger number ("five hundred", "twenty
+five"); "five percent" is still the quantity 5."""
 # "1." or "Step 3:" numbering a list: a label, not a quantity
 _LIST_MARKERS = re.compile(
     r"(?im)^[\s#>*-]*\**(?:step\s+)?\d{1,2}[.):]\**(?=\s)|\bstep\s+\d{1,2}\b"
@@ -238,13 +241,13 @@ def check_coverage(
     A word problem's quantities are there to be used; one that nothing touched is the commonest
     trace of a wrong setup (small models drop a step). Number words are for hints only: a task
     also counts what it describes ("the three girls", "four years later"), which no working
-    writes: of GSM8K's 300 worked solutions, 10 leave a number in digits unused, 8 more a word.
+    writes: of GSM8K's 300 worked solutions, 8 leave a number in digits unused, 8 more a word.
     """
     used = [*numbers_in(text), *_evidence_numbers(evidence)]
     given = [*numbers_in(task), *(_cardinal_words(task) if words else [])]
     findings = []
     for number in dict.fromkeys(given):
-        if number in _FREE or any(_same(number, n) or _same(number / 100, n) for n in used):
+        if number in _FREE or any(_same(form, n) for form in _forms(number) for n in used):
             continue
         findings.append(
             Finding(
@@ -257,6 +260,13 @@ def check_coverage(
     return findings
 
 
+def _forms(number: float) -> tuple[float, ...]:
+    """How a working may write a task's number: itself, or as a percentage ("20% off" is
+    `* 0.8`, "5% more" `* 1.05`)."""
+    share = number / 100
+    return number, share, 1 - share, 1 + share
+
+
 def _cardinal_words(task: str) -> list[float]:
     """The quantities `task` writes as a single number word."""
     words = _WORDS.findall(task.lower())
@@ -264,7 +274,7 @@ def _cardinal_words(task: str) -> list[float]:
         float(_WORD_NUMBERS[word])
         for i, word in enumerate(words)
         if word in _CARDINALS
-        and not any(0 <= j < len(words) and words[j] in _WORD_NUMBERS for j in (i - 1, i + 1))
+        and not any(0 <= j < len(words) and words[j] in _JOINS_A_NUMBER for j in (i - 1, i + 1))
     ]
 
 
