@@ -113,6 +113,14 @@ def test_a_number_word_before_percent_is_a_quantity_and_its_fraction_counts_as_u
     assert check_coverage(working, task=task, evidence=[], words=True) == []
 
 
+def test_a_fraction_of_the_task_written_as_a_decimal_uses_both_of_its_numbers() -> None:
+    task = "She invited 16 friends and 1/4 of them won't come. Each bag is 3/2 pounds."
+    working = "16 x .75 = 12 guests, and 12 x 1.5 = 18. The answer is 18."
+    assert check_coverage(working, task=task, evidence=[]) == []
+    unused = check_coverage("16 x 1.5 = 24. The answer is 24.", task=task, evidence=[])
+    assert [f.claim for f in unused] == ["task number 4"]
+
+
 def test_a_percentage_change_written_as_its_multiplier_uses_the_task_s_number() -> None:
     # GSM8K's own worked solutions write "25% more than 80" as 80 x 1.25 and "up 50%" as x 1.5;
     # the gate took 25 and 50 for numbers the working left out
@@ -130,7 +138,7 @@ def test_number_words_in_gsm8k_tasks_that_people_s_working_leaves_unused_are_cou
     with_words = [check_coverage(s, task=t, evidence=[], words=True) for t, s in solutions]
     # what `check_coverage` documents: descriptive counts ("the three girls") are never written
     # out in the working, so words are a hint for repairs, never a reason to withhold "verified"
-    assert (sum(map(bool, flagged)), sum(map(bool, with_words))) == (8, 16)
+    assert (sum(map(bool, flagged)), sum(map(bool, with_words))) == (5, 13)
 
 
 async def test_self_check_runs_read_only_tools_again_and_flags_a_result_that_changed() -> None:
