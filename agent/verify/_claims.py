@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from verity.answers import extract_boxed
@@ -45,7 +45,12 @@ _UNIT_NUMBERS = {
     "week": (7,), "hour": (60,), "minute": (60,), "year": (12, 52, 365),
 }  # fmt: skip
 _WORDS = re.compile(r"[a-z]+")
-_FRACTION = re.compile(r"(?<![\w.,/])(\d+)\s*/\s*(\d+)(?![\w/]|[.,]\d)")
+_SHARE = re.compile(
+    r"(?<![\w.,/])(\d+)\s*/\s*(\d+)(?![\w/]|[.,]\d)"  # 1/4
+    r"|(?<![\w.])(\d+(?:\.\d+)?)\s*(?:%|percent\b)"  # 25%, 25 percent
+    r"|\b([a-z]+)\s+percent\b",  # twenty percent
+    re.IGNORECASE,
+)
 _CARDINALS = frozenset(
     "three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety".split()
@@ -248,11 +253,11 @@ def check_coverage(
     writes: of GSM8K's 300 worked solutions, 5 leave a number in digits unused, 8 more a word.
     """
     used = [*numbers_in(text), *_evidence_numbers(evidence)]
-    used += _fractions_used(task, used)
+    used += _shares_used(task, used)
     given = [*numbers_in(task), *(_cardinal_words(task) if words else [])]
     findings = []
     for number in dict.fromkeys(given):
-        if number in _FREE or any(_same(form, n) for form in _forms(number) for n in used):
+        if number in _FREE or any(_same(number, n) or _same(number / 100, n) for n in used):
             continue
         findings.append(
             Finding(
@@ -265,23 +270,29 @@ def check_coverage(
     return findings
 
 
-def _fractions_used(task: str, used: list[float]) -> list[float]:
-    """Both parts of each fraction `task` writes ("1/4") whose value is among `used`: a working
-    writes "1/4 of them" as `* 0.25`, and "1/4 don't show up" as `* 0.75`."""
-    parts = []
-    for numerator, denominator in _FRACTION.findall(task):
-        if float(denominator):
-            value = float(numerator) / float(denominator)
-            if any(_same(form, n) for form in (value, 1 - value, 1 + value) for n in used):
-                parts += [float(numerator), float(denominator)]
-    return parts
+def _shares_used(task: str, used: list[float]) -> list[float]:
+    """The numbers of each share `task` writes whose value, what is left of the whole or the
+    whole plus it is among `used`: a working writes "1/4 don't come" as `x .75` and "25% more"
+    as `x 1.25`."""
+    return [
+        number
+        for value, numbers in _shares(task)
+        if any(_same(form, n) for form in (value, 1 - value, 1 + value) for n in used)
+        for number in numbers
+    ]
 
 
-def _forms(number: float) -> tuple[float, ...]:
-    """How a working may write a task's number: itself, or as a percentage ("20% off" is
-    `* 0.8`, "5% more" `* 1.05`)."""
-    share = number / 100
-    return number, share, 1 - share, 1 + share
+def _shares(task: str) -> Iterator[tuple[float, list[float]]]:
+    """Each fraction ("1/4") and percentage ("25%", "twenty percent") `task` writes: its value
+    and the numbers it is written with."""
+    for numerator, denominator, percent, word in _SHARE.findall(task):
+        if numerator and float(denominator):
+            yield float(numerator) / float(denominator), [float(numerator), float(denominator)]
+        elif percent:
+            yield float(percent) / 100, [float(percent)]
+        elif word.lower() in _CARDINALS:
+            number = float(_WORD_NUMBERS[word.lower()])
+            yield number / 100, [number]
 
 
 def _cardinal_words(task: str) -> list[float]:
