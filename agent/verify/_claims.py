@@ -277,7 +277,8 @@ def _shares_used(task: str, used: list[float]) -> list[float]:
     return [
         number
         for value, numbers in _shares(task)
-        if any(_same(form, n) for form in (value, 1 - value, 1 + value) for n in used)
+        if value not in (0.0, 1.0)  # "0/5", "4/4": any working's 0, 1 or 2 would use them
+        and any(_same(form, n) for form in (value, 1 - value, 1 + value) for n in used)
         for number in numbers
     ]
 

@@ -137,6 +137,10 @@ def test_only_a_share_is_used_by_what_is_left_of_it() -> None:
     task = "Tom buys 20 apples at $0.80 each and 3 pears at 5 percent off $2. How much?"
     working = "3 x 2 x 0.95 = 5.7, plus 0.80 = 6.5. The answer is 6.5."
     assert [f.claim for f in check_coverage(working, task=task, evidence=[])] == ["task number 20"]
+    # a share of nothing or of everything is "used" by any 0, 1 or 2: it stays a plain number
+    task = "Ann got 0/7 on the quiz and 9/9 on the test. How many did she get right?"
+    working = "0 + 9 = 9. The answer is 9."
+    assert [f.claim for f in check_coverage(working, task=task, evidence=[])] == ["task number 7"]
 
 
 def test_number_words_in_gsm8k_tasks_that_people_s_working_leaves_unused_are_counted() -> None:
