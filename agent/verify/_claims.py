@@ -118,7 +118,7 @@ def _one_step(numbers: Iterable[float]) -> set[float]:
             results.add(a / b)
     for a in values:
         # a percentage as a fraction, and what is left after it or added by it (25% off: 0.75)
-        results.update((a * a, a / 100, a * 100, 1 - a / 100, 1 + a / 100))
+        results.update((a * a, a * 100, *_share_forms(a / 100)))
     return results
 
 
@@ -278,9 +278,14 @@ def _shares_used(task: str, used: list[float]) -> list[float]:
         number
         for value, numbers in _shares(task)
         if value not in (0.0, 1.0)  # "0/5", "4/4": any working's 0, 1 or 2 would use them
-        and any(_same(form, n) for form in (value, 1 - value, 1 + value) for n in used)
+        and any(_same(form, n) for form in _share_forms(value) for n in used)
         for number in numbers
     ]
+
+
+def _share_forms(share: float) -> tuple[float, float, float]:
+    """How a working writes a share of a whole: itself, what is left after it, the whole plus it."""
+    return share, 1 - share, 1 + share
 
 
 def _shares(task: str) -> Iterator[tuple[float, list[float]]]:
