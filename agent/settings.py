@@ -55,7 +55,7 @@ class ModelSettings(BaseModel):
     """Before the first token of a call, ask the model (on a small side context sharing the
     weights) whether any offered tool fits the request; if not, it answers in text. Off by
     default: on the embedded 0.5B model it fixes BFCL irrelevance but also refuses some word
-    problems and mixed tool lists (see the README)."""
+    problems and mixed tool lists (docs/tool-calls.md)."""
     relevance_threshold: float = 0.1
     """Minimum logit margin of "Yes" over "No" for the gate to allow a call."""
     max_thinking_tokens: int | None = Field(default=None, ge=1)
@@ -78,6 +78,9 @@ class RunSettings(BaseModel):
     """Candidate answers verified before the run ends with its best answer, marked unverified."""
     check_tool_arguments: bool = False
     """Check each step's tool-call arguments (numbers from nowhere) and record the findings."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Free-form labels recorded with the run (the trace's `config` column, under `run`): e.g.
+    the batch and task a `verity batch` run belongs to."""
 
 
 def default_trace_path() -> Path:

@@ -1,4 +1,4 @@
-"""GSM8K with the calculator: verification as selective prediction, against no verifier (issue 11).
+"""GSM8K with the calculator: verification as selective prediction, against no verifier.
 
     python bench/verify.py [--model GGUF|demo-1.5b] [--start N] [--limit N]
                            [--verifiers self] [--rounds 2] [--data FILE_OR_DIR] [--out FILE]

@@ -145,7 +145,7 @@ def test_gpu_layers_on_a_cpu_only_build_warn_once(tmp_path: Path) -> None:
         "verity: warning: n_gpu_layers=-1 asks for GPU offload, but this llama-cpp-python is a "
         "CPU-only build (llama_supports_gpu_offload() is false), so the model runs on the CPU. "
         'Reinstall it for your GPU, e.g. CMAKE_ARGS="-DGGML_CUDA=on" pip install '
-        '--force-reinstall --no-cache-dir llama-cpp-python (see the README, "GPU").'
+        '--force-reinstall --no-cache-dir llama-cpp-python (see docs/gpu.md).'
     ]
 
 

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from verity.cli import _signals, mcp, models, run, serve, traces
+from verity.cli import _signals, mcp, models, run, serve, stats, traces
 from verity.cli._arguments import check_text_arguments
 from verity.cli._common import EXIT_INTERRUPTED, EXIT_MODEL_ERROR, EXIT_RUN_ERROR, EXIT_USER_ERROR
 from verity.cli.config import apply_defaults, load_defaults
@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     mcp.add_mcp_commands(commands)
     models.add_commands(commands)
     serve.add_commands(commands)
+    stats.add_commands(commands)
     return parser
 
 

@@ -12,6 +12,7 @@ from verity.cli._common import add_trace_option, open_store
 from verity.cli._show import print_run, verified_mark
 from verity.cli._signals import run_interruptibly
 from verity.cli.mcp import add_mcp_options, mcp_toolsets
+from verity.cli.stats import print_usage
 from verity.errors import UserError
 from verity.replay import RecordedModel, replay_run
 from verity.terminal import printable
@@ -41,6 +42,10 @@ def add_commands(commands: Any) -> None:
     logs.add_argument("--since", metavar="WHEN", help="a date (2026-11-28) or an age (2h, 7d)")
     logs.add_argument("--samples", action="store_true", help="include consensus attempts")
     logs.add_argument("--json", action="store_true", help="one JSON array of run summaries")
+    logs.add_argument(
+        "--usage", action="store_true",
+        help="tokens per run and their cost on each priced API (`verity stats --prices`)",
+    )
     add_trace_option(logs)
     logs.set_defaults(handler=_logs_command)
 
@@ -77,7 +82,10 @@ def _logs_command(args: argparse.Namespace) -> int:
     where = RunFilter(status=args.status, model=args.model, tool=args.tool,
                       verified=args.verified, since=args.since and parse_since(args.since),
                       query=args.query, samples=args.samples)  # fmt: skip
-    rows = find_runs(open_store(args), where, limit=args.limit)
+    store = open_store(args)
+    rows = find_runs(store, where, limit=args.limit)
+    if args.usage:
+        return print_usage(store, rows, as_json=args.json)
     if args.json:
         print(json.dumps(rows))
         return 0

@@ -164,7 +164,7 @@ def warn_if_no_gpu_offload(settings: ModelSettings, *, supported: bool) -> None:
         f"n_gpu_layers={settings.n_gpu_layers} asks for GPU offload, but this llama-cpp-python "
         "is a CPU-only build (llama_supports_gpu_offload() is false), so the model runs on the "
         'CPU. Reinstall it for your GPU, e.g. CMAKE_ARGS="-DGGML_CUDA=on" pip install '
-        '--force-reinstall --no-cache-dir llama-cpp-python (see the README, "GPU").',
+        '--force-reinstall --no-cache-dir llama-cpp-python (see docs/gpu.md).',
         GPUOffloadWarning,
         stacklevel=5,  # the caller of respond() or llama
     )
