@@ -57,8 +57,13 @@ async def iter_run(
     settings: RunSettings | None = None,
     hooks: RunHooks | None = None,
     run_id: str | None = None,
+    history: Sequence[Message] = (),
 ) -> AsyncIterator[Step]:
     """Run `task` and yield each step as it happens. Toolsets must already be entered.
+
+    `history` is an earlier run's conversation (`RunResult.messages`): the task continues it,
+    under this run's system prompt. Given as it was, it renders as it was, so a local model
+    evaluates only the new tokens.
 
     Raises:
         UserError: the task is empty or not text, a toolset is not open, or two toolsets offer
@@ -75,6 +80,7 @@ async def iter_run(
     specs = [spec for spec, _ in owners.values()]
     messages = [
         Message(role="system", content=settings.system_prompt or load_prompt("system")),
+        *(message for message in history if message.role != "system"),
         Message(role="user", content=task),
     ]
     evidence: list[tuple[ToolCall, ToolResult]] = []
@@ -130,7 +136,8 @@ async def iter_run(
             yield VerifyStep(step=step, verdict=verdict)
             if (final := rounds.settle(response.content, verdict)) is not None:
                 status, answer = "completed", final
-                yield FinalStep(step=step, answer=answer, verified=rounds.verified)
+                yield FinalStep(step=step, answer=answer, verified=rounds.verified,
+                                messages=list(messages))  # fmt: skip
                 return
             if (resumed := _resumed(model, response, verdict)) is not None:
                 messages[-1] = resumed
@@ -138,7 +145,8 @@ async def iter_run(
                 messages.append(Message(role="user", content=verdict.feedback))
         if rounds.best is not None:
             status, answer = "completed", rounds.best
-            yield FinalStep(step=settings.max_steps, answer=answer, verified=rounds.verified)
+            yield FinalStep(step=settings.max_steps, answer=answer, verified=rounds.verified,
+                            messages=list(messages))  # fmt: skip
             return
         status = "limit_exceeded"
         error = f"No final answer after {settings.max_steps} steps (max_steps)."
@@ -165,8 +173,11 @@ async def run(
     settings: RunSettings | None = None,
     hooks: RunHooks | None = None,
     run_id: str | None = None,
+    history: Sequence[Message] = (),
 ) -> RunResult:
     """Enter the toolsets, run `task` to its end and return the result.
+
+    `history` continues an earlier run's conversation (`RunResult.messages`).
 
     Toolsets already open stay open: an `MCPToolset` held in `async with` serves many runs.
 
@@ -189,6 +200,7 @@ async def run(
                 settings=settings,
                 hooks=hooks,
                 run_id=run_id,
+                history=history,
             )
         ]
     final = steps[-1]
@@ -202,6 +214,7 @@ async def run(
         steps=steps,
         usage=usage,
         boxed_answer=boxed_answer(task, final.answer),
+        messages=final.messages,
     )
 
 
@@ -214,6 +227,7 @@ def run_sync(
     settings: RunSettings | None = None,
     hooks: RunHooks | None = None,
     run_id: str | None = None,
+    history: Sequence[Message] = (),
 ) -> RunResult:
     """`run()` for code that is not async.
 
@@ -227,7 +241,8 @@ def run_sync(
 
     async def main() -> RunResult:
         return await run(task, model=model, toolsets=toolsets, verifier=verifier,
-                         settings=settings, hooks=hooks, run_id=run_id)  # fmt: skip
+                         settings=settings, hooks=hooks, run_id=run_id,
+                         history=history)  # fmt: skip
 
     return anyio.run(main)
 

@@ -206,6 +206,9 @@ class FinalStep(BaseModel):
     verified: bool | None
     """True when a conclusive verdict accepted the answer, False when a verifier ran but did not,
     None when no verifier ran."""
+    messages: list[Message] = Field(default_factory=list)
+    """The conversation as the model saw it, its last turn included: the `history` that
+    continues it."""
 
 
 Step = ModelStep | ToolStep | VerifyStep | FinalStep
@@ -227,3 +230,6 @@ class RunResult(BaseModel):
     """Every model call of the run, the verifier's included."""
     boxed_answer: str | None = None
     """The content of the answer's last `\\boxed{}`, when the task asked for one and it has one."""
+    messages: list[Message] = Field(default_factory=list)
+    """The conversation as the model saw it, ending with its last turn: pass it as `history` to
+    the next run to continue the conversation (only the new tokens are evaluated)."""
