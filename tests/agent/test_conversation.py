@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from verity import LlamaCppModel, run
-from verity.messages import ModelStep, Usage
+from verity.messages import ModelStep, Step, Usage
 from verity.tools.builtin.calculator import calculator
 from verity.tools.toolset import FunctionToolset
 
 
-def _calls(steps: list[object]) -> list[Usage]:
+def _calls(steps: list[Step]) -> list[Usage]:
     return [s.response.usage for s in steps if isinstance(s, ModelStep)]
 
 
