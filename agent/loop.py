@@ -30,9 +30,10 @@ from verity.models.base import Model, ToolChoice, describe_model
 from verity.prompts import load_prompt
 from verity.settings import RunSettings
 from verity.tools.base import ToolResult
-from verity.tools.toolset import Toolset
+from verity.tools.toolset import Toolset, toolset_problems
 from verity.verify import (
     AcceptAll,
+    Screened,
     Verifier,
     VerifierCalls,
     VerifyRounds,
@@ -75,6 +76,7 @@ async def iter_run(
     settings = settings or RunSettings()
     hooks = hooks or RunHooks()
     verifier = verifier or AcceptAll()
+    judge = Screened(verifier) if settings.check_answers else verifier
     run_id = run_id or new_run_id()
     owners = await tool_owners(toolsets, hooks=hooks, run_id=run_id, step=1)
     specs = [spec for spec, _ in owners.values()]
@@ -128,16 +130,13 @@ async def iter_run(
                 messages.append(Message(role="user", content=problem))
                 continue
             judging = VerifierCalls(hooks, run_id=run_id, step=step)
-            verdict = await verifier.verify(
-                candidate_of(task, response, messages, evidence, judging)
-            )
+            verdict = await judge.verify(candidate_of(task, response, messages, evidence, judging))
             verdict = verdict.model_copy(update={"usage": judging.usage})
             await hooks.on_verdict(run_id, step, verdict)
             yield VerifyStep(step=step, verdict=verdict)
             if (final := rounds.settle(response.content, verdict)) is not None:
                 status, answer = "completed", final
-                yield FinalStep(step=step, answer=answer, verified=rounds.verified,
-                                messages=list(messages))  # fmt: skip
+                yield _final_step(step, answer, rounds, toolsets, settings, messages)
                 return
             if (resumed := _resumed(model, response, verdict)) is not None:
                 messages[-1] = resumed
@@ -145,8 +144,7 @@ async def iter_run(
                 messages.append(Message(role="user", content=verdict.feedback))
         if rounds.best is not None:
             status, answer = "completed", rounds.best
-            yield FinalStep(step=settings.max_steps, answer=answer, verified=rounds.verified,
-                            messages=list(messages))  # fmt: skip
+            yield _final_step(settings.max_steps, answer, rounds, toolsets, settings, messages)
             return
         status = "limit_exceeded"
         error = f"No final answer after {settings.max_steps} steps (max_steps)."
@@ -213,6 +211,8 @@ async def run(
         verified=final.verified,
         steps=steps,
         usage=usage,
+        status=final.status,
+        reason=final.reason,
         boxed_answer=boxed_answer(task, final.answer),
         messages=final.messages,
     )
@@ -258,6 +258,23 @@ def _check_task(task: str) -> None:
             f"{task[exc.start]!r}). Decode it as UTF-8 first.",
             field="task",
         ) from None
+
+
+def _final_step(
+    step: int,
+    answer: str,
+    rounds: VerifyRounds,
+    toolsets: Sequence[Toolset],
+    settings: RunSettings,
+    messages: list[Message],
+) -> FinalStep:
+    """The step that ends the run, with how far its answer can be relied on: a server that did
+    not start, or withheld tools, outweigh anything the checks say of the answer."""
+    status, reason = rounds.status, rounds.reason
+    if settings.check_answers and (problems := toolset_problems(toolsets)):
+        status, reason = "tools_unavailable", "; ".join(problems)
+    return FinalStep(step=step, answer=answer, verified=rounds.verified, status=status,
+                     reason=reason, messages=list(messages))
 
 
 def _assistant_message(response: ModelResponse) -> Message:

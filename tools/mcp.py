@@ -109,6 +109,8 @@ class _Server:
     unavailable: dict[str, str] = field(default_factory=dict)
     """The server's own tool name → why its input schema cannot be used."""
     stale: bool = True
+    withheld: bool = False
+    """Every one of its tools was withheld by the approval gate at the last listing."""
 
     def mark_stale(self) -> None:
         """The server said its lists changed: re-list before the next `list_tools()`."""
@@ -258,7 +260,24 @@ class MCPToolset:
                     await self._refresh(server)
             specs.extend(spec for _, spec in server.tools.values())
             specs.extend(spec for _, spec in server.extras.values())
-        return await self.approval.screen(specs)
+        offered = await self.approval.screen(specs)
+        names = {spec.name for spec in offered}
+        for server in self._servers.values():
+            server.withheld = bool(server.tools) and names.isdisjoint(server.tools)
+        return offered
+
+    def problems(self) -> list[str]:
+        """One line per server the model cannot use: it did not start (or list its tools) in
+        time, or the approval gate withheld every one of its tools at the last listing."""
+        found = []
+        for server in self._servers.values():
+            name = server.spec.name
+            if server.connection.failed:
+                found.append(f"MCP server {name!r} did not start: {server.connection.error}")
+            elif server.withheld:
+                why = "they need approval and nobody could give it"
+                found.append(f"every tool of MCP server {name!r} was withheld: {why}")
+        return found
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolResult:
         """Call `<server>__<tool>`, once the approval gate lets it through.
