@@ -135,19 +135,22 @@ async def iter_run(
             await hooks.on_verdict(run_id, step, verdict)
             yield VerifyStep(step=step, verdict=verdict)
             if (final := rounds.settle(response.content, verdict)) is not None:
-                status, answer = "completed", final
-                yield _final_step(step, answer, rounds, toolsets, settings, messages)
+                ending = rounds.ending(step, final, _unusable(toolsets, settings), messages)
+                status, answer, error = "completed", final, _why_not_answered(ending)
+                yield ending
                 return
             if (resumed := _resumed(model, response, verdict)) is not None:
                 messages[-1] = resumed
             else:
                 messages.append(Message(role="user", content=verdict.feedback))
         if rounds.best is not None:
-            status, answer = "completed", rounds.best
-            yield _final_step(settings.max_steps, answer, rounds, toolsets, settings, messages)
+            unusable = _unusable(toolsets, settings)
+            ending = rounds.ending(settings.max_steps, rounds.best, unusable, messages)
+            status, answer, error = "completed", rounds.best, _why_not_answered(ending)
+            yield ending
             return
         status = "limit_exceeded"
-        error = f"No final answer after {settings.max_steps} steps (max_steps)."
+        error = _no_answer(settings.max_steps, _unusable(toolsets, settings))
         raise _limit_exceeded(error, settings.max_steps, run_id, response)
     except anyio.get_cancelled_exc_class():
         status, error = "cancelled", "The run was cancelled."
@@ -260,21 +263,19 @@ def _check_task(task: str) -> None:
         ) from None
 
 
-def _final_step(
-    step: int,
-    answer: str,
-    rounds: VerifyRounds,
-    toolsets: Sequence[Toolset],
-    settings: RunSettings,
-    messages: list[Message],
-) -> FinalStep:
-    """The step that ends the run, with how far its answer can be relied on: a server that did
-    not start, or withheld tools, outweigh anything the checks say of the answer."""
-    status, reason = rounds.status, rounds.reason
-    if settings.check_answers and (problems := toolset_problems(toolsets)):
-        status, reason = "tools_unavailable", "; ".join(problems)
-    return FinalStep(step=step, answer=answer, verified=rounds.verified, status=status,
-                     reason=reason, messages=list(messages))
+def _unusable(toolsets: Sequence[Toolset], settings: RunSettings) -> list[str]:
+    """The configured tools the model could not use (a server that did not start...)."""
+    return toolset_problems(toolsets) if settings.check_answers else []
+
+
+def _no_answer(max_steps: int, unusable: list[str]) -> str:
+    missing = f" Tools were missing: {'; '.join(unusable)}." if unusable else ""
+    return f"No final answer after {max_steps} steps (max_steps).{missing}"
+
+
+def _why_not_answered(ending: FinalStep) -> str | None:
+    """What the trace keeps as the error of a run that ended with an answer not to rely on."""
+    return None if ending.status == "answered" else f"{ending.status}: {ending.reason}"
 
 
 def _assistant_message(response: ModelResponse) -> Message:

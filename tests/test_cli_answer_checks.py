@@ -48,7 +48,7 @@ EXITS_AT_ONCE = {
     "args": ["-c", "raise SystemExit(3)"],
     "startupTimeout": 5,
 }
-UNAPPROVED = {
+GIT = {
     "command": sys.executable,
     "args": ["-m", "tests.fixtures.failing_git_server"],
     "cwd": str(PROJECT_ROOT),
@@ -57,27 +57,15 @@ UNAPPROVED = {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("server", "why"),
-    [
-        (MISSING, "MCP server 'time' did not start: "),
-        (EXITS_AT_ONCE, "MCP server 'time' did not start: "),
-        (
-            UNAPPROVED,
-            "every tool of MCP server 'time' was withheld: they need approval and "
-            "nobody could give it",
-        ),
-    ],
-    ids=["command-missing", "exits-at-once", "all-tools-withheld"],
-)
-def test_a_run_without_its_servers_tools_exits_8_with_one_line_and_no_answer(
-    tmp_path: Path, server: dict[str, Any], why: str
+def test_a_run_whose_server_command_does_not_exist_exits_8_with_one_line_and_no_answer(
+    tmp_path: Path,
 ) -> None:
+    config = mcp_config(tmp_path, time=MISSING)
     done = verity(
         "run",
         "What time is it in Tokyo?",
         "--mcp-config",
-        mcp_config(tmp_path, time=server),
+        config,
         "--quiet",
         "--max-tokens",
         "48",
@@ -86,35 +74,45 @@ def test_a_run_without_its_servers_tools_exits_8_with_one_line_and_no_answer(
         tmp_path=tmp_path,
     )
     assert done.returncode == 8, done.stderr
-    assert done.stdout == ""
+    assert done.stdout == ""  # a made-up time never reaches a script
     assert "Traceback" not in done.stderr
-    last = done.stderr.splitlines()[-1]
-    assert last.startswith(f"verity: tools unavailable, the answer may be made up: {why}")
+    # the start-up warning as it happened, then the one line that ends the run
+    warning, last = done.stderr.splitlines()
+    assert warning.startswith("verity: warning: MCP server 'time' (command ")
+    assert last.startswith(
+        "verity: tools unavailable, the answer may be made up: MCP server 'time' did not start: "
+    )
     assert last.endswith(")") and "(verity show " in last
 
 
 @pytest.mark.slow
-def test_json_carries_the_status_the_reason_and_the_answer_of_a_run_without_its_server(
+def test_json_of_a_run_whose_server_exits_at_once_has_the_status_reason_and_answer(
     tmp_path: Path,
 ) -> None:
+    config = mcp_config(tmp_path, time=EXITS_AT_ONCE)
     done = verity(
         "run",
         "What time is it in Tokyo?",
         "--mcp-config",
-        mcp_config(tmp_path, time=MISSING),
-        "--json",
+        config,
         "--quiet",
         "--max-tokens",
         "48",
         "--max-steps",
         "2",
+        "--json",
         tmp_path=tmp_path,
     )
     assert done.returncode == 8, done.stderr
+    assert "Traceback" not in done.stderr
     payload = json.loads(done.stdout)
     assert payload["status"] == "tools_unavailable"
     assert payload["reason"].startswith("MCP server 'time' did not start: ")
-    assert isinstance(payload["answer"], str)
+    assert isinstance(payload["answer"], str)  # kept, but not a success
+    assert done.stderr.splitlines()[-1] == (
+        "verity: tools unavailable, the answer may be made up: "
+        f"{payload['reason']} (verity show {payload['run_id']})"
+    )
 
 
 @pytest.mark.slow
@@ -141,7 +139,7 @@ def test_without_answer_checks_a_run_without_its_server_exits_0_as_before(tmp_pa
 def test_a_tool_error_the_model_cannot_get_past_ends_the_run_rejected_exit_7(
     tmp_path: Path,
 ) -> None:
-    git = {**UNAPPROVED, "alwaysAllow": ["git_commit"]}
+    git = {**GIT, "alwaysAllow": ["git_commit"], "startupTimeout": 120}
     done = verity(
         "run",
         "Commit the staged changes in /srv/repo with the message 'Fix typo' "

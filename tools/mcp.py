@@ -13,7 +13,7 @@ grace period. Calls pass an `ApprovalGate` first: by default, tools that are not
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self, TextIO
 
@@ -129,6 +129,7 @@ class MCPToolset:
         resource_tools: bool = True,
         errlog: TextIO | None = None,
         approval: ApprovalGate | None = None,
+        skipped: Mapping[str, str] | None = None,
     ) -> None:
         """Describe the servers; nothing starts before `async with`.
 
@@ -144,6 +145,8 @@ class MCPToolset:
             approval: Which tools may run; None: read-only tools (by `is_read_only()`: hints
                 count only from servers marked `trusted`) run, all others are withheld. Give
                 `ApprovalGate(ask=...)` to ask a person, or `ApprovalGate(allow=["name__*"])`.
+            skipped: Configured servers left out before starting (a command not found, a broken
+                config entry), by name, with why: `problems()` counts them as not started.
 
         Raises:
             ValueError: two servers share a name, or a name is empty.
@@ -158,6 +161,7 @@ class MCPToolset:
         self._sampling = sampling
         self._resource_tools = resource_tools
         self._errlog = errlog
+        self._skipped = dict(skipped or {})
         self._servers: dict[str, _Server] = {}
         self._group: anyio.abc.TaskGroup | None = None
         self._entries = 0
@@ -269,7 +273,7 @@ class MCPToolset:
     def problems(self) -> list[str]:
         """One line per server the model cannot use: it did not start (or list its tools) in
         time, or the approval gate withheld every one of its tools at the last listing."""
-        found = []
+        found = [f"MCP server {name!r} did not start: {why}" for name, why in self._skipped.items()]
         for server in self._servers.values():
             name = server.spec.name
             if server.connection.failed:

@@ -9,6 +9,7 @@ from typing import Protocol
 from verity.hooks import ModelPurpose, RunHooks
 from verity.messages import (
     AnswerStatus,
+    FinalStep,
     Finding,
     Message,
     ModelResponse,
@@ -191,6 +192,18 @@ class VerifyRounds:
         if self.status == "answered":
             return None
         return why_not_accepted(self._best_verdict)
+
+    def ending(
+        self, step: int, answer: str, unusable: list[str], messages: list[Message]
+    ) -> FinalStep:
+        """The step that ends the run with `answer` and the conversation so far; tools the model
+        could not use (`unusable`, one line each: a server that did not start) outweigh
+        anything said of the answer."""
+        status, reason = self.status, self.reason
+        if unusable:
+            status, reason = "tools_unavailable", "; ".join(unusable)
+        return FinalStep(step=step, answer=answer, verified=self.verified, status=status,
+                         reason=reason, messages=list(messages))
 
     def settle(self, answer: str, verdict: Verdict) -> str | None:
         """The run's final answer once `verdict` ends it (accepted or out of rounds), else None."""
