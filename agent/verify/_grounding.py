@@ -45,9 +45,10 @@ _PATH = re.compile(
 )
 _NOT_FILES = frozenset("e.g i.e a.m p.m etc vs no mr mrs dr st".split())
 _QUOTED = re.compile(
-    r"“([^”\n]{2,200})”|\"([^\"\n]{1,200})\"|(?<!\w)'([^'\n]{2,200})'(?!\w)"
+    r"“([^”\n]{2,200})”|(?<!\w)\"([^\"\n]{1,200})\"(?!\s*:)|(?<!\w)'([^'\n]{2,200})'(?![\w:]|\s+:)"
     r"|`([^`\n]{1,200})`|‘([^’\n]{2,200})’|「([^」\n]{1,200})」"
 )
+"""Quoted text; a JSON or Python key (`"name":`) is the answer's own structure, no quote."""
 _HEX_ID = re.compile(r"(?<![\w-])(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,64}(?![\w-])")
 _CODE = re.compile(r"```([\w+-]*)[^\n]*\n.*?(?:```|$)", re.DOTALL)
 _DATA_FENCES = frozenset({"", "json", "text", "txt", "yaml", "csv", "console", "output"})

@@ -144,6 +144,7 @@ RIGHT = [
     ("git", 'Commit 3f2a9c1 by Ada Lovelace on Dec 7: "Add parser for config files".'),
     ("git", "The last commit (2026-12-07 10:15) says: Add parser for config files."),
     ("sql", "Bob's order total is 99."),
+    ("sql", '```json\n{"customer": "Bob", "order_total": 99}\n```'),
     ("sql", "The total is 99.00."),
     ("sql", "There are 3 orders; Bob's (id 2) totals 99.0, Alice's 1,234.50."),
     ("missing", "The file /tmp/work/missing.txt does not exist, so there is nothing to read."),
@@ -173,6 +174,7 @@ WRONG = [
     ("git", "The last commit message is 'Fix typo in README'.", "the quoted text"),
     ("git", "The last commit is abc1234def.", "the id abc1234def"),
     ("sql", "Bob's order total is 150.", "the number 150"),
+    ("sql", '```json\n{"customer": "Robert", "order_total": 99}\n```', "the quoted text"),
     (
         "missing",
         "ENOENT: no such file or directory, open '/tmp/work/missing.txt'",
