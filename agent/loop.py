@@ -269,8 +269,10 @@ def _unusable(toolsets: Sequence[Toolset], settings: RunSettings) -> list[str]:
 
 
 def _no_answer(max_steps: int, unusable: list[str]) -> str:
-    missing = f" Tools were missing: {'; '.join(unusable)}." if unusable else ""
-    return f"No final answer after {max_steps} steps (max_steps).{missing}"
+    said = f"No final answer after {max_steps} steps (max_steps)."
+    if not unusable:
+        return said
+    return f"{said} Tools were missing: {'; '.join(u.rstrip('.') for u in unusable)}."
 
 
 def _why_not_answered(ending: FinalStep) -> str | None:

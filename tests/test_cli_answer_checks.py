@@ -70,7 +70,7 @@ def test_a_run_whose_server_command_does_not_exist_exits_8_with_one_line_and_no_
         "--max-tokens",
         "48",
         "--max-steps",
-        "2",
+        "4",
         tmp_path=tmp_path,
     )
     assert done.returncode == 8, done.stderr
@@ -99,7 +99,7 @@ def test_json_of_a_run_whose_server_exits_at_once_has_the_status_reason_and_answ
         "--max-tokens",
         "48",
         "--max-steps",
-        "2",
+        "4",
         "--json",
         tmp_path=tmp_path,
     )
@@ -127,7 +127,7 @@ def test_without_answer_checks_a_run_without_its_server_exits_0_as_before(tmp_pa
         "--max-tokens",
         "48",
         "--max-steps",
-        "2",
+        "4",
         "--no-answer-checks",
         tmp_path=tmp_path,
     )

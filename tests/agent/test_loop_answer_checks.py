@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import anyio
 import pytest
 
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.processes import assert_no_leftovers, server_env
-from verity import RunSettings, Verdict, run
+from verity import RunSettings, TraceRecorder, TraceStore, Verdict, run
+from verity.replay import replay_run
 from verity.testing import ScriptedModel, answer, calls
 from verity.tools.base import tool
 from verity.tools.mcp import MCPToolset, StdioServer
@@ -185,3 +187,15 @@ async def test_a_failed_server_is_not_a_run_failure_without_answer_checks() -> N
             settings=RunSettings(check_answers=False),
         )
     assert (result.status, result.reason) == ("answered", None)
+
+
+async def test_a_run_with_a_refused_answer_replays_to_the_same_end(tmp_path: Path) -> None:
+    store = TraceStore(tmp_path / "t.db")
+    model = ScriptedModel([LISTED, answer("None"), answer("a.txt and b.md")])
+    with anyio.fail_after(10):
+        result = await run(TASK, model=model, toolsets=[FILES], hooks=TraceRecorder(store))
+        record = store.run(result.run_id)
+        assert record is not None
+        replayed = await replay_run(record, [FunctionToolset([list_directory])])
+    store.close()
+    assert (replayed.compared, replayed.difference, replayed.ended) == (1, None, "answer")
