@@ -78,7 +78,10 @@ def test_a_run_whose_server_command_does_not_exist_exits_8_with_one_line_and_no_
     assert "Traceback" not in done.stderr
     # the start-up warning as it happened, then the one line that ends the run
     warning, last = done.stderr.splitlines()
-    assert warning.startswith("verity: warning: MCP server 'time' (command ")
+    assert warning == (
+        "verity: warning: MCP server 'time': command '/nonexistent/mcp-server-time' not found. "
+        "Install it or give its full path. (skipped)"
+    )
     assert last.startswith(
         "verity: tools unavailable, the answer may be made up: MCP server 'time' did not start: "
     )
