@@ -202,8 +202,14 @@ class VerifyRounds:
         status, reason = self.status, self.reason
         if unusable:
             status, reason = "tools_unavailable", "; ".join(unusable)
-        return FinalStep(step=step, answer=answer, verified=self.verified, status=status,
-                         reason=reason, messages=list(messages))
+        return FinalStep(
+            step=step,
+            answer=answer,
+            verified=self.verified,
+            status=status,
+            reason=reason,
+            messages=list(messages),
+        )
 
     def settle(self, answer: str, verdict: Verdict) -> str | None:
         """The run's final answer once `verdict` ends it (accepted or out of rounds), else None."""
