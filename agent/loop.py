@@ -30,9 +30,10 @@ from verity.models.base import Model, ToolChoice, describe_model
 from verity.prompts import load_prompt
 from verity.settings import RunSettings
 from verity.tools.base import ToolResult
-from verity.tools.toolset import Toolset
+from verity.tools.toolset import Toolset, toolset_problems
 from verity.verify import (
     AcceptAll,
+    Screened,
     Verifier,
     VerifierCalls,
     VerifyRounds,
@@ -75,6 +76,7 @@ async def iter_run(
     settings = settings or RunSettings()
     hooks = hooks or RunHooks()
     verifier = verifier or AcceptAll()
+    judge = Screened(verifier) if settings.check_answers else verifier
     run_id = run_id or new_run_id()
     owners = await tool_owners(toolsets, hooks=hooks, run_id=run_id, step=1)
     specs = [spec for spec, _ in owners.values()]
@@ -128,28 +130,27 @@ async def iter_run(
                 messages.append(Message(role="user", content=problem))
                 continue
             judging = VerifierCalls(hooks, run_id=run_id, step=step)
-            verdict = await verifier.verify(
-                candidate_of(task, response, messages, evidence, judging)
-            )
+            verdict = await judge.verify(candidate_of(task, response, messages, evidence, judging))
             verdict = verdict.model_copy(update={"usage": judging.usage})
             await hooks.on_verdict(run_id, step, verdict)
             yield VerifyStep(step=step, verdict=verdict)
             if (final := rounds.settle(response.content, verdict)) is not None:
-                status, answer = "completed", final
-                yield FinalStep(step=step, answer=answer, verified=rounds.verified,
-                                messages=list(messages))  # fmt: skip
+                ending = rounds.ending(step, final, _unusable(toolsets, settings), messages)
+                status, answer, error = "completed", final, _why_not_answered(ending)
+                yield ending
                 return
             if (resumed := _resumed(model, response, verdict)) is not None:
                 messages[-1] = resumed
             else:
                 messages.append(Message(role="user", content=verdict.feedback))
         if rounds.best is not None:
-            status, answer = "completed", rounds.best
-            yield FinalStep(step=settings.max_steps, answer=answer, verified=rounds.verified,
-                            messages=list(messages))  # fmt: skip
+            unusable = _unusable(toolsets, settings)
+            ending = rounds.ending(settings.max_steps, rounds.best, unusable, messages)
+            status, answer, error = "completed", rounds.best, _why_not_answered(ending)
+            yield ending
             return
         status = "limit_exceeded"
-        error = f"No final answer after {settings.max_steps} steps (max_steps)."
+        error = _no_answer(settings.max_steps, _unusable(toolsets, settings))
         raise _limit_exceeded(error, settings.max_steps, run_id, response)
     except anyio.get_cancelled_exc_class():
         status, error = "cancelled", "The run was cancelled."
@@ -213,6 +214,8 @@ async def run(
         verified=final.verified,
         steps=steps,
         usage=usage,
+        status=final.status,
+        reason=final.reason,
         boxed_answer=boxed_answer(task, final.answer),
         messages=final.messages,
     )
@@ -258,6 +261,23 @@ def _check_task(task: str) -> None:
             f"{task[exc.start]!r}). Decode it as UTF-8 first.",
             field="task",
         ) from None
+
+
+def _unusable(toolsets: Sequence[Toolset], settings: RunSettings) -> list[str]:
+    """The configured tools the model could not use (a server that did not start...)."""
+    return toolset_problems(toolsets) if settings.check_answers else []
+
+
+def _no_answer(max_steps: int, unusable: list[str]) -> str:
+    said = f"No final answer after {max_steps} steps (max_steps)."
+    if not unusable:
+        return said
+    return f"{said} Tools were missing: {'; '.join(u.rstrip('.') for u in unusable)}."
+
+
+def _why_not_answered(ending: FinalStep) -> str | None:
+    """What the trace keeps as the error of a run that ended with an answer not to rely on."""
+    return None if ending.status == "answered" else f"{ending.status}: {ending.reason}"
 
 
 def _assistant_message(response: ModelResponse) -> Message:

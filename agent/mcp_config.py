@@ -70,6 +70,8 @@ class MCPConfig:
     servers: list[ServerSpec] = field(default_factory=list)
     errors: list[UserError] = field(default_factory=list)
     """One per skipped server; each names the server (`.field` is `mcpServers.<name>.<key>`)."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """The skipped servers by name, with why (the error's text after the server's name)."""
     approved: list[str] = field(default_factory=list)
     """`server__tool` patterns the file pre-approves (`alwaysAllow`, `autoApprove`)."""
 
@@ -180,6 +182,7 @@ def parse_mcp_config(data: Any, *, source: str = "MCP config", **options: Any) -
             spec, approved[name] = _server(str(name), entry, options)
         except UserError as exc:
             config.errors.append(exc)
+            config.skipped[str(name)] = exc.message.removeprefix(f"MCP server {str(name)!r}: ")
             continue
         if spec is not None:
             config.servers.append(spec)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from verity.tools.base import ToolResult
 
 __all__ = [
+    "AnswerStatus",
     "FinalStep",
     "Finding",
     "Message",
@@ -27,6 +28,17 @@ __all__ = [
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "tool_calls", "length"]
+AnswerStatus = Literal["answered", "unverified", "rejected", "tools_unavailable"]
+"""How far a run's final answer can be relied on (docs/answer-checks.md):
+
+- `answered`: it passed the answer checks (or they are off) and no verifier turned it down;
+  `verified` says whether one confirmed it.
+- `unverified`: it passed the answer checks, but the verifier did not confirm it.
+- `rejected`: the answer checks refused it in every verify round: it is no answer (empty, `None`,
+  a refusal, a tool's error repeated) or states facts in neither the task nor any tool result.
+- `tools_unavailable`: a configured MCP server did not start, or every one of a server's tools
+  was withheld for want of approval: the answer may rest on facts the model made up.
+"""
 
 
 class ToolCall(BaseModel):
@@ -164,6 +176,9 @@ class Verdict(BaseModel):
     """What was judged: a candidate answer, or one step's tool-call arguments."""
     samples: list[Sample] = Field(default_factory=list)
     """The independent attempts a consensus verifier compared the answer with."""
+    refused: bool = False
+    """True when the answer checks (not a verifier) turned the answer down: it is no answer, or
+    states facts nothing supports. Such a verdict is not a verification (`checked` is False)."""
     resume_from: str | None = None
     """For a rejected answer whose arithmetic went wrong: its text up to the first wrong result,
     with the calculator's value in its place. A model that can continue a message goes on from
@@ -198,7 +213,7 @@ class VerifyStep(BaseModel):
 
 
 class FinalStep(BaseModel):
-    """The run ended with an accepted answer."""
+    """The run ended with its answer: accepted, or the best one left when the rounds ran out."""
 
     kind: Literal["final"] = "final"
     step: int
@@ -209,6 +224,10 @@ class FinalStep(BaseModel):
     messages: list[Message] = Field(default_factory=list)
     """The conversation as the model saw it, its last turn included: the `history` that
     continues it."""
+    status: AnswerStatus = "answered"
+    """How far the answer can be relied on (see `AnswerStatus`)."""
+    reason: str | None = None
+    """Why the status is not `answered`, in one line; None when it is."""
 
 
 Step = ModelStep | ToolStep | VerifyStep | FinalStep
@@ -228,6 +247,13 @@ class RunResult(BaseModel):
     steps: list[Step]
     usage: Usage
     """Every model call of the run, the verifier's included."""
+    status: AnswerStatus = "answered"
+    """How far `answer` can be relied on: `answered` (accepted), `unverified` (the verifier did
+    not confirm it), `rejected` (the answer checks refused it: no answer, or facts nothing
+    supports) or `tools_unavailable` (an MCP server did not start, or all its tools were
+    withheld). Only `answered` is a success; the answer is kept whatever the status."""
+    reason: str | None = None
+    """Why the status is not `answered`, in one line; None when it is."""
     boxed_answer: str | None = None
     """The content of the answer's last `\\boxed{}`, when the task asked for one and it has one."""
     messages: list[Message] = Field(default_factory=list)

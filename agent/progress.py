@@ -276,9 +276,12 @@ class ProgressPrinter(RunHooks):
         self._say(f"{self._stamp(step)} {marker} {text} ({duration_s:.2f} s)")
 
     async def on_verdict(self, run_id: str, step: int, verdict: Verdict) -> None:
-        """Show the verdict when something was checked."""
+        """Show the verdict when something was checked, and why the answer checks refused one."""
         if verdict.checked:
             self._say(f"{self._stamp(step)} verdict: {'accepted' if verdict.ok else 'rejected'}")
+        elif verdict.refused and verdict.findings:
+            why = f"{verdict.findings[0].claim} {verdict.findings[0].evidence}"
+            self._say(printable(f"{self._stamp(step)} answer refused: {' '.join(why.split())}"))
 
     async def on_run_end(
         self,

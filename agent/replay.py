@@ -104,7 +104,9 @@ async def replay_run(record: dict[str, Any], toolsets: Sequence[Toolset]) -> Rep
     recorded = {(t["step"], t["tool_call_id"]): t for t in record["tool_calls"]}
     config = json.loads(record.get("config") or "{}")
     settings = RunSettings.model_validate(config.get("run") or {})
-    settings = settings.model_copy(update={"max_steps": max(len(agent_calls), 1)})
+    # the recorded verdicts hold the answer checks' own: they are replayed, not run again
+    steps = max(len(agent_calls), 1)
+    settings = settings.model_copy(update={"max_steps": steps, "check_answers": False})
     compared = 0
     async with AsyncExitStack() as stack:
         for toolset in toolsets:

@@ -81,6 +81,11 @@ class RunSettings(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     """Free-form labels recorded with the run (the trace's `config` column, under `run`): e.g.
     the batch and task a `verity batch` run belongs to."""
+    check_answers: bool = True
+    """Refuse candidate answers that are no answer (empty, `None`, a refusal, a tool's error
+    repeated) or state facts in neither the task nor any tool result, and end a run whose MCP
+    servers did not start (or whose tools were all withheld) `tools_unavailable`. False accepts
+    any non-empty answer, as before these checks (docs/answer-checks.md)."""
 
 
 def default_trace_path() -> Path:

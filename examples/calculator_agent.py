@@ -1,5 +1,7 @@
 """Ask the embedded model an arithmetic question; it answers with the calculator tool."""
 
+import sys
+
 from verity import LlamaCppModel, ModelSettings, embedded_model_path, run_sync
 from verity.tools.builtin.calculator import calculator
 from verity.tools.toolset import FunctionToolset
@@ -10,4 +12,6 @@ result = run_sync(
     model=model,
     toolsets=[FunctionToolset([calculator])],
 )
+if result.status != "answered":  # "None", a refusal, facts no tool returned: not an answer
+    sys.exit(f"No reliable answer ({result.status}): {result.reason}")
 print(result.answer)

@@ -1,5 +1,7 @@
 """Give the agent your own tool: a typed function whose docstring becomes its description."""
 
+import sys
+
 import anyio
 
 from verity import LlamaCppModel, ModelSettings, TraceRecorder, TraceStore, embedded_model_path, run
@@ -28,6 +30,8 @@ async def main() -> None:
         toolsets=[FunctionToolset([stock_level])],
         hooks=TraceRecorder(store),
     )
+    if result.status != "answered":  # "None", a refusal, facts no tool returned: not an answer
+        sys.exit(f"No reliable answer ({result.status}): {result.reason}")
     print(result.answer)
     record = store.run(result.run_id)
     assert record is not None

@@ -1,16 +1,23 @@
 """Give the agent the tools of an MCP server, configured exactly as in Claude Desktop."""
 
+import importlib.util
 import sys
 
 from verity import LlamaCppModel, ModelSettings, embedded_model_path, parse_mcp_config, run_sync
 from verity.tools.mcp import MCPToolset
 
+# The reference time server: from this Python when installed here (`pip install ".[test]"`),
+# else from PyPI through uv's `uvx`, in an environment of its own.
+if importlib.util.find_spec("mcp_server_time"):
+    command, args = sys.executable, ["-m", "mcp_server_time"]
+else:
+    command, args = "uvx", ["mcp-server-time"]
 config = parse_mcp_config(
     {
         "mcpServers": {
             "time": {
-                "command": sys.executable,
-                "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"],
+                "command": command,
+                "args": [*args, "--local-timezone", "UTC"],
                 "trust": True,  # believe its read-only hints: its tools run without asking
             }
         }
@@ -22,4 +29,8 @@ result = run_sync(
     model=model,
     toolsets=[MCPToolset(config.servers)],
 )
+if result.status == "tools_unavailable":  # without its tools the answer would be made up
+    sys.exit(f"{result.reason}. Install uv (uvx starts the server) or mcp-server-time.")
+if result.status != "answered":
+    sys.exit(f"No reliable answer ({result.status}): {result.reason}")
 print(result.answer)

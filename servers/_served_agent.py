@@ -74,6 +74,9 @@ class ServedAgent:
     """The verify spec a call gets when it names none."""
     verify_rounds: int = 3
     check_tool_arguments: bool = False
+    check_answers: bool = True
+    """Refuse non-answers and made-up facts, and report servers that did not start
+    (`RunSettings.check_answers`)."""
     max_queue: int = 4
     """Calls that may wait behind the running one; more are refused as busy."""
     approval_timeout: float = 300.0
@@ -108,12 +111,25 @@ class Tokens(BaseModel):
     output: int = Field(description="generated tokens, summed over the model calls")
 
 
+StatusOfOutcome = Literal[
+    "answered", "unverified", "rejected", "tools_unavailable", "limit_exceeded"
+]
+"""A run's `AnswerStatus`, or `limit_exceeded` when it reached no answer."""
+
+
 class RunOutcome(BaseModel):
     """The result of `run_agent`."""
 
     run_id: str = Field(description="the run in the trace: get_run or verity://runs/{run_id}")
-    status: Literal["completed", "limit_exceeded"] = Field(
-        description="completed: an answer was accepted; limit_exceeded: max_steps ran out"
+    status: StatusOfOutcome = Field(
+        description="answered: the answer was accepted; unverified: the verifier did not "
+        "confirm it; rejected: it is no answer (empty, a refusal, a tool's error) or states "
+        "facts no tool result holds; tools_unavailable: an MCP server did not start or all "
+        "its tools were withheld, so it may be made up; limit_exceeded: max_steps ran out. "
+        "Only answered is a success"
+    )
+    reason: str | None = Field(
+        default=None, description="why the status is not answered, in one line"
     )
     answer: str | None = Field(description="the final answer; null when the run found none")
     verified: bool | None = Field(
@@ -156,7 +172,8 @@ async def run_served(
         raise ToolError(str(exc)) from None
     settings = RunSettings(max_steps=max_steps, max_verify_rounds=agent.verify_rounds,
                            system_prompt=agent.system_prompt,
-                           check_tool_arguments=agent.check_tool_arguments)  # fmt: skip
+                           check_tool_arguments=agent.check_tool_arguments,
+                           check_answers=agent.check_answers)  # fmt: skip
     run_id = new_run_id()
     tally = RunTally(run_id)
     hooks = CompositeHooks([recorder, tally, progress])
@@ -165,20 +182,23 @@ async def run_served(
         await progress.say(f"queued: {ahead} run{'' if ahead == 1 else 's'} ahead")
 
     answer: str | None = None
+    status: StatusOfOutcome = "limit_exceeded"
+    reason: str | None = None
     try:
         async with agent.queue.turn(on_wait=queued):
             result = await run(task, model=agent.model, toolsets=toolsets, verifier=verifier,
                                settings=settings, hooks=hooks, run_id=run_id)  # fmt: skip
-            answer = result.answer
+            answer, status, reason = result.answer, result.status, result.reason
     except ServerBusy as exc:
         raise ToolError(str(exc)) from None
-    except RunLimitExceeded:
-        pass  # told below, from the tally: the run and its steps are in the trace
+    except RunLimitExceeded as exc:
+        reason = str(exc)  # the run and its steps are in the trace
     except (ModelError, UserError) as exc:
         raise ToolError(f"{exc} (run {run_id} is in the trace)") from None
     return RunOutcome(
         run_id=run_id,
-        status="completed" if tally.status == "completed" else "limit_exceeded",
+        status=status,
+        reason=reason,
         answer=answer,
         verified=tally.verified,
         verdict=tally.verdict_summary(spec),

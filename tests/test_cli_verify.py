@@ -19,7 +19,6 @@ from verity import (
     embedded_model_path,
     run,
 )
-from verity.cli.run import _why_unverified
 from verity.messages import Finding, Sample
 from verity.testing import ScriptedModel, answer
 from verity.verify import Candidate
@@ -319,4 +318,5 @@ async def test_why_an_answer_is_unverified_is_read_from_the_verdict_on_the_answe
                            settings=RunSettings(max_verify_rounds=2))  # fmt: skip
     # rounds ran out: the better-supported first answer is kept, and the reason is its verdict's
     assert result.answer == "The answer is 12."
-    assert _why_unverified(result) == "self-check: a program (seed 0): computes 6, not 12"
+    assert result.status == "unverified"
+    assert result.reason == "self-check: a program (seed 0): computes 6, not 12"

@@ -46,3 +46,67 @@ def test_example_runs_beside_a_users_own_tools_and_agent_modules(tmp_path: Path)
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "408" in done.stdout
+
+
+def run_example(
+    source: str, tmp_path: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "example.py"
+    script.write_text(source)
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "VERITY_TRACE_DB": str(tmp_path / "t.db"),
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def assert_fails_loudly(done: subprocess.CompletedProcess[str], first_words: str) -> None:
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout == ""  # no made-up answer where a script would take it
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith(first_words)
+
+
+@pytest.mark.slow
+def test_the_mcp_example_fails_loudly_when_its_server_is_not_installed(tmp_path: Path) -> None:
+    # what a plain install (no mcp-server-time) gives: the module is not there, python -m fails
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "mcp_server_time.py").write_text(
+        "raise SystemExit('No module named mcp_server_time')\n"
+    )
+    source = (PROJECT_ROOT / "examples" / "mcp_time_agent.py").read_text()
+    done = run_example(source, tmp_path, {"PYTHONPATH": f"{shadow}{os.pathsep}{PROJECT_ROOT}"})
+    assert_fails_loudly(done, "MCP server 'time' did not start: ")
+    assert done.stderr.splitlines()[-1].endswith(
+        "Install uv (uvx starts the server) or mcp-server-time."
+    )
+
+
+NON_ANSWER_TASK = "Reply with the single word None and nothing else."
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("example", "task"),
+    [
+        ("calculator_agent.py", "A shop sells 17 boxes of 24 apples. How many apples is that?"),
+        ("custom_tool.py", "How many crates of plums are in the warehouse?"),
+    ],
+)
+def test_an_example_fails_loudly_instead_of_printing_a_non_answer(
+    example: str, task: str, tmp_path: Path
+) -> None:
+    source = (PROJECT_ROOT / "examples" / example).read_text()
+    assert task in source
+    done = run_example(source.replace(task, NON_ANSWER_TASK), tmp_path)
+    assert_fails_loudly(done, "No reliable answer (rejected): answer-checks: the answer ")

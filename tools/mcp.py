@@ -13,7 +13,7 @@ grace period. Calls pass an `ApprovalGate` first: by default, tools that are not
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self, TextIO
 
@@ -109,6 +109,8 @@ class _Server:
     unavailable: dict[str, str] = field(default_factory=dict)
     """The server's own tool name → why its input schema cannot be used."""
     stale: bool = True
+    withheld: bool = False
+    """Every one of its tools was withheld by the approval gate at the last listing."""
 
     def mark_stale(self) -> None:
         """The server said its lists changed: re-list before the next `list_tools()`."""
@@ -127,6 +129,7 @@ class MCPToolset:
         resource_tools: bool = True,
         errlog: TextIO | None = None,
         approval: ApprovalGate | None = None,
+        skipped: Mapping[str, str] | None = None,
     ) -> None:
         """Describe the servers; nothing starts before `async with`.
 
@@ -142,6 +145,8 @@ class MCPToolset:
             approval: Which tools may run; None: read-only tools (by `is_read_only()`: hints
                 count only from servers marked `trusted`) run, all others are withheld. Give
                 `ApprovalGate(ask=...)` to ask a person, or `ApprovalGate(allow=["name__*"])`.
+            skipped: Configured servers left out before starting (a command not found, a broken
+                config entry), by name, with why: `problems()` counts them as not started.
 
         Raises:
             ValueError: two servers share a name, or a name is empty.
@@ -156,6 +161,7 @@ class MCPToolset:
         self._sampling = sampling
         self._resource_tools = resource_tools
         self._errlog = errlog
+        self._skipped = dict(skipped or {})
         self._servers: dict[str, _Server] = {}
         self._group: anyio.abc.TaskGroup | None = None
         self._entries = 0
@@ -258,7 +264,24 @@ class MCPToolset:
                     await self._refresh(server)
             specs.extend(spec for _, spec in server.tools.values())
             specs.extend(spec for _, spec in server.extras.values())
-        return await self.approval.screen(specs)
+        offered = await self.approval.screen(specs)
+        names = {spec.name for spec in offered}
+        for server in self._servers.values():
+            server.withheld = bool(server.tools) and names.isdisjoint(server.tools)
+        return offered
+
+    def problems(self) -> list[str]:
+        """One line per server the model cannot use: it did not start (or list its tools) in
+        time, or the approval gate withheld every one of its tools at the last listing."""
+        found = [f"MCP server {name!r} did not start: {why}" for name, why in self._skipped.items()]
+        for server in self._servers.values():
+            name = server.spec.name
+            if server.connection.failed:
+                found.append(f"MCP server {name!r} did not start: {server.connection.error}")
+            elif server.withheld:
+                why = "they need approval and nobody could give it"
+                found.append(f"every tool of MCP server {name!r} was withheld: {why}")
+        return found
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolResult:
         """Call `<server>__<tool>`, once the approval gate lets it through.

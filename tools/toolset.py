@@ -15,9 +15,11 @@ from verity.tools.base import FunctionTool, ToolError, ToolResult, ToolSpec
 __all__ = [
     "DEFAULT_MAX_OUTPUT_CHARS",
     "FunctionToolset",
+    "ReportsProblems",
     "Toolset",
     "ToolsetNotOpenError",
     "call_tool",
+    "toolset_problems",
 ]
 
 DEFAULT_MAX_OUTPUT_CHARS = 16_000
@@ -47,6 +49,20 @@ class Toolset(Protocol):
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolResult:
         """Call one tool; may raise, `call_tool()` below turns that into an error result."""
         ...
+
+
+@runtime_checkable
+class ReportsProblems(Protocol):
+    """A toolset that can say which of its sources the model cannot use (`MCPToolset`)."""
+
+    def problems(self) -> list[str]:
+        """One line per source of tools that is configured but unusable, and why."""
+        ...
+
+
+def toolset_problems(toolsets: Iterable[object]) -> list[str]:
+    """What the toolsets that report problems say is unusable, in order."""
+    return [p for t in toolsets if isinstance(t, ReportsProblems) for p in t.problems()]
 
 
 class FunctionToolset:

@@ -19,6 +19,13 @@ EXIT_UNVERIFIED = 5
 """A verifier ran and did not confirm the answer (printed anyway unless --require-verified)."""
 EXIT_TRACE_ERROR = 6
 """The answer was printed, but the run's trace could not be (completely) written."""
+EXIT_REJECTED = 7
+"""The answer checks refused the answer in every verify round (status `rejected`): no answer,
+or facts nothing the run saw holds. It is not printed; `--json` and the trace keep it."""
+EXIT_TOOLS_UNAVAILABLE = 8
+"""A configured MCP server did not start, or all its tools were withheld (status
+`tools_unavailable`): the answer may be made up. It is not printed; `--json` and the trace keep
+it."""
 EXIT_INTERRUPTED = 130
 
 

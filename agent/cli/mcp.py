@@ -145,7 +145,7 @@ def mcp_toolsets(args: argparse.Namespace, model: Model) -> list[Toolset]:
         UserError: the named config file is missing or invalid.
     """
     config = configured_servers(args.mcp_config)
-    if not config.servers:
+    if not config.servers and not config.skipped:
         return []
     interactive = sys.stdin.isatty()
     toolset = approved_toolset(
@@ -196,8 +196,9 @@ def approved_toolset(
     gate = ApprovalGate(ApprovalPolicy(), ask=ask, allow=[*config.approved, *allow], store=store,
                         on_decision=on_decision)  # fmt: skip
     servers = [s for s in config.servers if only is None or s.name in only]
+    skipped = {name: why for name, why in config.skipped.items() if only is None or name in only}
     return MCPToolset(servers, errlog=errlog, elicitation=elicitation, sampling=sampling,
-                      approval=gate)  # fmt: skip
+                      approval=gate, skipped=skipped)  # fmt: skip
 
 
 class _WithheldNotice:

@@ -14,14 +14,21 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from verity.cli._common import EXIT_UNVERIFIED, add_trace_option, open_store, trace_outcome
+from verity.cli._common import (
+    EXIT_REJECTED,
+    EXIT_TOOLS_UNAVAILABLE,
+    EXIT_UNVERIFIED,
+    add_trace_option,
+    open_store,
+    trace_outcome,
+)
 from verity.cli._signals import run_interruptibly
 from verity.cli.mcp import add_mcp_options, mcp_toolsets
 from verity.cli.model import add_server_options, server_model
 from verity.errors import RunLimitExceeded, UserError
 from verity.hooks import CompositeHooks, RunHooks
 from verity.loop import run
-from verity.messages import ModelStep, RunResult, Verdict, VerifyStep
+from verity.messages import RunResult, VerifyStep
 from verity.models.embedded import NAMED_MODELS
 from verity.models.llama_cpp import LlamaCppModel, check_gguf_file
 from verity.models.openai_compat import OpenAICompatModel
@@ -113,6 +120,11 @@ def add_verify_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--check-tool-arguments", action="store_true",
                        help="record a check of each step's tool-call arguments")  # fmt: skip
+    group.add_argument(
+        "--no-answer-checks", dest="check_answers", action="store_false",
+        help="accept any non-empty answer: no check for non-answers and made-up facts, and no "
+        f"exit {EXIT_TOOLS_UNAVAILABLE} for MCP servers that did not start",
+    )  # fmt: skip
     group.add_argument(
         "--require-verified", action="store_true",
         help=f"print the answer only if verified (else stdout stays empty; exit {EXIT_UNVERIFIED})",
@@ -262,7 +274,8 @@ def _run_on_server(
     hooks = [recorder] if printer is None else [recorder, printer]
     toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, model)]
     settings = RunSettings(max_steps=args.max_steps, system_prompt=args.system,
-                           check_tool_arguments=args.check_tool_arguments)  # fmt: skip
+                           check_tool_arguments=args.check_tool_arguments,
+                           check_answers=args.check_answers)  # fmt: skip
 
     async def run_and_close() -> RunResult:
         try:
@@ -290,7 +303,8 @@ def _verification(
                             system_prompt=args.system)  # fmt: skip
     settings = RunSettings(max_steps=args.max_steps, max_verify_rounds=args.verify_rounds,
                            system_prompt=args.system,
-                           check_tool_arguments=args.check_tool_arguments)  # fmt: skip
+                           check_tool_arguments=args.check_tool_arguments,
+                           check_answers=args.check_answers)  # fmt: skip
     return verifier, settings
 
 
@@ -331,16 +345,19 @@ def _print_result(
     printer: ProgressPrinter | None,
     recorder: TraceRecorder,
 ) -> int:
-    """Print the answer (unless it must be verified and is not); the exit code says how it went:
-    unverified (5) before an incomplete trace (6)."""
-    withheld = args.require_verified and not result.verified
+    """Print the answer (unless it was refused, or must be verified and is not); the exit code
+    says how it went: tools unavailable (8), rejected (7), unverified (5), incomplete trace (6)."""
+    failed = result.status in ("rejected", "tools_unavailable")
+    withheld = failed or (args.require_verified and not result.verified)
     unverified = result.verified is False or withheld
-    if unverified:
-        print(f"verity: answer NOT verified: {_why_unverified(result)} "
-              f"(verity show {result.run_id})", file=sys.stderr)  # fmt: skip
-    if args.json and not withheld:
+    if failed or unverified:
+        print(f"verity: {_headline(result)}: {_reason(result)} (verity show {result.run_id})",
+              file=sys.stderr)  # fmt: skip
+    if args.json and (failed or not withheld):
         payload = {
             "run_id": result.run_id,
+            "status": result.status,
+            "reason": result.reason,
             "answer": result.answer,
             "boxed_answer": result.boxed_answer,
             "verified": result.verified,
@@ -359,27 +376,28 @@ def _print_result(
     if not args.quiet and not args.json:
         print(f"verity: run {result.run_id} stored in {store.path}", file=sys.stderr)
     traced = trace_outcome(recorder, result.run_id)
+    if result.status == "tools_unavailable":
+        return EXIT_TOOLS_UNAVAILABLE
+    if result.status == "rejected":
+        return EXIT_REJECTED
     return EXIT_UNVERIFIED if unverified else traced
 
 
+def _headline(result: RunResult) -> str:
+    if result.status == "tools_unavailable":
+        return "tools unavailable, the answer may be made up"
+    if result.status == "rejected":
+        return "answer NOT accepted"
+    return "answer NOT verified"
+
+
+def _reason(result: RunResult) -> str:
+    """The run's own reason, else why no verifier confirmed the answer (--require-verified)."""
+    return printable(" ".join((result.reason or _why_unverified(result)).split()))
+
+
 def _why_unverified(result: RunResult) -> str:
-    """The first failed claim of the verdict on the answer the run kept (when rounds ran out,
-    the best-supported one, maybe not the last one judged), in one line."""
-    judged: list[tuple[str, Verdict]] = []
-    answer = ""
-    for step in result.steps:
-        if isinstance(step, ModelStep):
-            answer = step.response.content
-        elif isinstance(step, VerifyStep):
-            judged.append((answer, step.verdict))
-    if not judged:
+    """Why the answer is not verified when the run's status does not say (no verifier ran)."""
+    if not any(isinstance(step, VerifyStep) and step.verdict.checked for step in result.steps):
         return "no verifier ran"
-    last = next((v for a, v in reversed(judged) if a == result.answer), judged[-1][1])
-    failed = next((f for f in last.findings if not f.ok), None)
-    if failed is not None:
-        reason = f"{last.verifier}: {failed.claim}: {failed.evidence}"
-    elif last.ok:
-        reason = f"{last.verifier} found no problem but no independent derivation confirmed it"
-    else:
-        reason = f"{last.verifier} rejected it"
-    return printable(" ".join(reason.split())[:240])
+    return "no verifier confirmed it"

@@ -138,6 +138,7 @@ def serve_command(args: argparse.Namespace) -> int:
         verify=args.verify,
         verify_rounds=args.verify_rounds,
         check_tool_arguments=args.check_tool_arguments,
+        check_answers=args.check_answers,
         max_queue=args.max_queue,
         approval_timeout=args.approval_timeout,
     )

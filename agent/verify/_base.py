@@ -7,7 +7,16 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from verity.hooks import ModelPurpose, RunHooks
-from verity.messages import Finding, Message, ModelResponse, ToolCall, Usage, Verdict
+from verity.messages import (
+    AnswerStatus,
+    FinalStep,
+    Finding,
+    Message,
+    ModelResponse,
+    ToolCall,
+    Usage,
+    Verdict,
+)
 from verity.models.base import Model, ToolChoice
 from verity.tools.base import ToolResult, ToolSpec
 
@@ -20,6 +29,7 @@ __all__ = [
     "VerifyRounds",
     "candidate_of",
     "repair_feedback",
+    "why_not_accepted",
 ]
 
 VERIFIER_PURPOSE: ModelPurpose = "verifier"
@@ -149,7 +159,7 @@ class VerifyRounds:
     The best is the candidate whose verdict had the highest confidence; on a tie, or when no
     verdict gave one, the earliest: an answer changed under feedback that still fails its check
     is no better bet than the model's own first answer. An answer with a calculation proven
-    wrong (`resume_from`) ranks below every other.
+    wrong (`resume_from`) ranks below every other but one the answer checks refused.
     """
 
     def __init__(self, limit: int) -> None:
@@ -159,6 +169,7 @@ class VerifyRounds:
         """Candidates a verifier really checked (none when verification is off)."""
         self.best: str | None = None
         self._best_confidence = -math.inf
+        self._best_verdict: Verdict | None = None
         self._accepted = False
 
     @property
@@ -167,6 +178,39 @@ class VerifyRounds:
         verifier checked an answer."""
         return self._accepted if self.checked else None
 
+    @property
+    def status(self) -> AnswerStatus:
+        """How far the answer that ended the run can be relied on (tools aside)."""
+        verdict = self._best_verdict
+        if verdict is not None and verdict.refused:
+            return "rejected"
+        return "unverified" if self.verified is False else "answered"
+
+    @property
+    def reason(self) -> str | None:
+        """Why `status` is not `answered`, in one line; None when it is."""
+        if self.status == "answered":
+            return None
+        return why_not_accepted(self._best_verdict)
+
+    def ending(
+        self, step: int, answer: str, unusable: list[str], messages: list[Message]
+    ) -> FinalStep:
+        """The step that ends the run with `answer` and the conversation so far; tools the model
+        could not use (`unusable`, one line each: a server that did not start) outweigh
+        anything said of the answer."""
+        status, reason = self.status, self.reason
+        if unusable:
+            status, reason = "tools_unavailable", "; ".join(unusable)
+        return FinalStep(
+            step=step,
+            answer=answer,
+            verified=self.verified,
+            status=status,
+            reason=reason,
+            messages=list(messages),
+        )
+
     def settle(self, answer: str, verdict: Verdict) -> str | None:
         """The run's final answer once `verdict` ends it (accepted or out of rounds), else None."""
         self.count += 1
@@ -174,9 +218,30 @@ class VerifyRounds:
         confidence = verdict.confidence if verdict.confidence is not None else 0.0
         if verdict.resume_from is not None:
             confidence = -1.0  # its arithmetic is wrong: any other answer is a better bet
+        if verdict.refused:
+            confidence = -2.0  # no answer at all, or made up: any answer is a better bet
         if confidence > self._best_confidence:
             self.best, self._best_confidence = answer, confidence
+            self._best_verdict = verdict
         if verdict.ok:
             self._accepted = verdict.checked and verdict.conclusive
+            self.best, self._best_verdict = answer, verdict
             return answer
         return self.best if self.count >= self.limit else None
+
+
+def why_not_accepted(verdict: Verdict | None) -> str:
+    """One line on why `verdict` did not accept (or confirm) its answer: its first failed
+    finding, else what is missing."""
+    if verdict is None:
+        return "no verifier ran"
+    failed = next((f for f in verdict.findings if not f.ok), None)
+    if failed is not None:
+        reason = f"{verdict.verifier}: {failed.claim} {failed.evidence}"
+        if not verdict.refused:
+            reason = f"{verdict.verifier}: {failed.claim}: {failed.evidence}"
+    elif verdict.ok:
+        reason = f"{verdict.verifier} found no problem but no independent derivation confirmed it"
+    else:
+        reason = f"{verdict.verifier} rejected it"
+    return " ".join(reason.split())[:240]

@@ -9,7 +9,7 @@ import time
 
 import anyio
 
-from verity.messages import Message, ModelResponse, Usage
+from verity.messages import Finding, Message, ModelResponse, Usage, Verdict
 from verity.progress import ProgressPrinter
 
 RESPONSE = ModelResponse(
@@ -86,3 +86,16 @@ def test_an_answer_resumed_at_its_corrected_step_streams_whole() -> None:
     assert answer.getvalue() == "204 + 160 + 330 = 694 dollars.\n"
     assert printer.streamed_answer == "204 + 160 + 330 = 694 dollars."
     assert "going on from the answer's first wrong result" in log.getvalue()
+
+
+def test_an_answer_the_answer_checks_refused_is_said_with_the_reason() -> None:
+    log = io.StringIO()
+    printer = ProgressPrinter(log, live=False)
+    finding = Finding(claim="the answer", ok=False, evidence="is the bare value None")
+    refused = Verdict(
+        ok=False, verifier="answer-checks", findings=[finding], checked=False, refused=True
+    )
+    anyio.run(printer.on_verdict, "run", 2, refused)
+    assert re.fullmatch(
+        r"\[step 2 0:0\d\] answer refused: the answer is the bare value None\n", log.getvalue()
+    )

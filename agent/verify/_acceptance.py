@@ -1,0 +1,187 @@
+"""The answer checks: cheap, model-free reasons a candidate answer is no success.
+
+They run on every candidate answer before the run's verifier (`RunSettings.check_answers`). An
+answer is refused when it is no answer at all (empty, a bare `None`, a refusal or a statement
+that the task cannot be done, a tool's error repeated, "No tool response available.") or, when
+the run used tools, when it states facts that neither the task nor any tool result holds
+(`_grounding`). A refusal goes back to the model as feedback, as an arithmetic slip does; an
+answer still refused when the verify rounds run out ends the run `rejected`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from verity.messages import Finding, ToolCall, Verdict
+from verity.tools.base import ToolResult
+from verity.verify._base import Candidate, Verifier
+from verity.verify._grounding import ungrounded_facts
+
+__all__ = ["ANSWER_CHECKS", "AnswerChecks", "Screened", "non_answer"]
+
+ANSWER_CHECKS = "answer-checks"
+"""The verifier name of the answer checks' verdicts, in the trace."""
+
+_LITERALS = frozenset({"None", "null", "NULL", "Null", "nil", "undefined", "NaN", "[]", "{}"})
+"""A program's empty value printed as the answer: what a model writes when it has none."""
+_EMPTY_RESULTS = frozenset({"", "[]", "{}", "null", "none", "()", '""', "''"})
+_NON_ANSWERS = re.compile(
+    r"no (?:tool )?(?:response|output|answer)s?(?: (?:is |was )?(?:available|received|returned|"
+    r"given|provided))?|no tool (?:results?|calls?|data)(?: .*)?|(?:tool|function) "
+    r"(?:call|result|response|output)s?|i (?:do not|don't|don’t) know|unknown|n/?a",
+    re.IGNORECASE,
+)
+_ECHOED_PROMPT = re.compile(
+    r"\(tool result above\.|\(the tool call failed\. fix the arguments", re.IGNORECASE
+)
+"""What Verity tells the model after a tool result: an answer that repeats it says nothing."""
+_I = r"\b(?:i|we)(?:\s+am|\s+are|'m|’m|'re|’re)?\b"
+_REFUSALS = re.compile(
+    rf"{_I}[^.!?\n]{{0,40}}?\b(?:can(?:no|'|’)?t|cannot|could(?:n'|n’| no)t|(?:am |are )?"
+    r"(?:unable|not able) to|won(?:'|’)t|will not)\s+(?:\w+\s+)?(?:assist|help|comply|fulfil+|"
+    r"provide|answer|complete|perform|do|access|browse|retrieve|determine|tell|give|get|check|"
+    r"fetch|know|see|read|list|find out)\b"
+    rf"|{_I}\s*(?:do not|don't|don’t) have (?:access|the ability|any way|real-time|a tool)"
+    r"|\bas an ai\b|\bno (?:available |offered )?tools? (?:can|could|is able|are able)\b"
+    r"|\bnone of the (?:available |offered )?tools\b"
+    r"|^\W*(?:抱歉|对不起|很抱歉)|我(?:无法|不能|没办法)|无法(?:提供|回答|协助|帮助|完成)",
+    re.IGNORECASE,
+)
+_FIRST_SENTENCE = re.compile(r"^.*?(?:[.!?。！？](?=\s|$)|\n|$)", re.DOTALL)
+_SHORT = 200
+"""Answers up to this long are searched whole for a refusal; longer ones in the first
+sentence only (an answer that gives its result and then a caveat is an answer)."""
+
+_NON_ANSWER_FIX = (
+    "Answer the user's question in plain text from the tool results above. If a tool call "
+    "failed, fix its arguments and call it again; if no tool can do it, say that it cannot "
+    "be done and why."
+)
+_GROUNDING_FIX = (
+    "State only what the task or the tool results say: write names, numbers, times, dates and "
+    "paths exactly as a tool returned them, or call a tool to find them out."
+)
+
+
+class AnswerChecks:
+    """Refuses a candidate answer that is no answer, or states facts nothing the run saw holds.
+
+    Plain code, no model call. A passing verdict is not a verification (`checked` is False), so
+    that it never makes an answer "verified" or "unverified"; a refusal is marked `refused`.
+
+    Args:
+        grounding: Also trace the answer's facts to the task and the tool results (when the
+            run used tools).
+    """
+
+    def __init__(self, *, grounding: bool = True) -> None:
+        self.grounding = grounding
+        self.name = ANSWER_CHECKS
+
+    async def verify(self, candidate: Candidate) -> Verdict:
+        """Check the candidate's answer; refuse it with the reasons when it fails."""
+        problem = non_answer(candidate.answer, candidate.evidence)
+        if problem is not None:
+            return _refused([problem], _NON_ANSWER_FIX)
+        if self.grounding:
+            evidence, task = candidate.evidence, candidate.task
+            if findings := ungrounded_facts(candidate.answer, task=task, evidence=evidence):
+                return _refused(findings, _GROUNDING_FIX)
+        return Verdict(ok=True, verifier=ANSWER_CHECKS, checked=False, conclusive=False)
+
+
+class Screened:
+    """The answer checks first, then `verifier`: a refused answer costs no verification, and
+    an answer that passes gets the verifier's own verdict.
+
+    Args:
+        verifier: The run's verifier (`AcceptAll` when verification is off).
+        checks: The answer checks (default: all of them).
+    """
+
+    def __init__(self, verifier: Verifier, checks: AnswerChecks | None = None) -> None:
+        self.verifier = verifier
+        self.checks = checks or AnswerChecks()
+        self.name = str(getattr(verifier, "name", type(verifier).__name__))
+
+    async def verify(self, candidate: Candidate) -> Verdict:
+        """Refuse the candidate, or hand it to the verifier."""
+        screened = await self.checks.verify(candidate)
+        return screened if not screened.ok else await self.verifier.verify(candidate)
+
+
+def non_answer(answer: str, evidence: list[tuple[ToolCall, ToolResult]]) -> Finding | None:
+    """Why `answer` is no answer at all, or None when it is one."""
+    text = answer.strip()
+    bare = text.strip(" \t\n`'\"*.")
+    if not text:
+        return _no("is empty")
+    if bare in _LITERALS and not _empty_result(evidence):
+        return _no(f"is the bare value {bare}, which answers nothing")
+    if _NON_ANSWERS.fullmatch(bare) or _ECHOED_PROMPT.search(text):
+        return _no(f"says nothing about the task ({_quoted(text)})")
+    searched = text if len(text) <= _SHORT else _first_sentence(text)
+    if refusal := _REFUSALS.search(searched):
+        return _no(
+            f"declines the task or says it cannot be done ({_quoted(refusal.group().strip())})"
+        )
+    if (failed := _repeated_error(text, evidence)) is not None:
+        return _no(f"repeats the error of the tool {failed.name} instead of answering")
+    return None
+
+
+def _refused(findings: list[Finding], fix: str) -> Verdict:
+    lines = ["Your answer was not accepted:"]
+    lines += [f"- {f.claim} {f.evidence}" for f in findings[:5]]
+    lines.append(fix)
+    return Verdict(
+        ok=False,
+        verifier=ANSWER_CHECKS,
+        findings=findings,
+        feedback="\n".join(lines),
+        checked=False,
+        refused=True,
+    )
+
+
+def _no(why: str) -> Finding:
+    return Finding(claim="the answer", ok=False, evidence=why)
+
+
+def _quoted(text: str, limit: int = 80) -> str:
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= limit else flat[: limit - 1] + "…")
+
+
+def _first_sentence(text: str) -> str:
+    match = _FIRST_SENTENCE.match(text)
+    return match.group() if match else text
+
+
+def _empty_result(evidence: list[tuple[ToolCall, ToolResult]]) -> bool:
+    """Whether a tool returned nothing: then a bare `None` or `[]` may say just that."""
+    return any(
+        not result.is_error and result.content.strip().casefold() in _EMPTY_RESULTS
+        for _, result in evidence
+    )
+
+
+def _repeated_error(text: str, evidence: list[tuple[ToolCall, ToolResult]]) -> ToolCall | None:
+    """The call whose error `text` repeats: the answer is (most of) the error, or starts with
+    `Error` while a call failed."""
+    said = _squash(re.sub(r"^\W*error\s*:\s*", "", text, flags=re.IGNORECASE))
+    starts_with_error = re.match(r"^\W*(?:error|exception|traceback)\b", text, re.IGNORECASE)
+    for call, result in evidence:
+        if not result.is_error:
+            continue
+        error = _squash(result.content)
+        first = _squash(result.content.strip().splitlines()[0]) if result.content.strip() else ""
+        if starts_with_error or (len(said) >= 8 and said in error):
+            return call
+        if len(first) >= 12 and first in said and len(first) * 2 >= len(said):
+            return call
+    return None
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.casefold().split())

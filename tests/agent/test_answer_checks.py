@@ -1,0 +1,238 @@
+"""The answer checks over realistic tool results: right answers pass, made-up ones are refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from verity.messages import ToolCall
+from verity.tools.base import ToolResult
+from verity.verify import AnswerChecks, Candidate
+
+LISTING_TASK = "List the files in /tmp/work."
+LISTING = [
+    (
+        ToolCall(id="c1", name="filesystem__list_directory", arguments={"path": "/tmp/work"}),
+        ToolResult(content="[FILE] a.txt\n[FILE] notes-2026.md\n[DIR] sub"),
+    )
+]
+
+TIME_TASK = "What time is it in Tokyo when it is 12:00 in UTC?"
+TIME = [
+    (
+        ToolCall(
+            id="c1",
+            name="time__convert_time",
+            arguments={"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"},
+        ),
+        ToolResult(
+            content=json.dumps(
+                {
+                    "source": {
+                        "timezone": "UTC",
+                        "datetime": "2026-12-07T12:00:00+00:00",
+                        "day_of_week": "Monday",
+                        "is_dst": False,
+                    },
+                    "target": {
+                        "timezone": "Asia/Tokyo",
+                        "datetime": "2026-12-07T21:00:00+09:00",
+                        "day_of_week": "Monday",
+                        "is_dst": False,
+                    },
+                    "time_difference": "+9.0h",
+                },
+                indent=2,
+            )
+        ),
+    )
+]
+
+GIT_TASK = "What is the message of the last commit in the repository /srv/repo?"
+GIT_LOG = """Commit history:
+Commit: '3f2a9c1d5e7b8a0f4c6d2e1b9a8f7c6d5e4b3a21'
+Author: <git.Actor "Ada Lovelace <ada@example.com>">
+Date: 2026-12-07 10:15:00+00:00
+Message: 'Add parser for config files\\n'
+
+Commit: '9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c'
+Author: <git.Actor "Ada Lovelace <ada@example.com>">
+Date: 2026-12-06 09:00:00+00:00
+Message: 'Initial commit\\n'
+"""
+GIT = [
+    (
+        ToolCall(
+            id="c1", name="git__git_log", arguments={"repo_path": "/srv/repo", "max_count": 2}
+        ),
+        ToolResult(content=GIT_LOG),
+    )
+]
+
+SQL_TASK = "In shop.db, what is the total of Bob's order?"
+SQL = [
+    (
+        ToolCall(
+            id="c1",
+            name="sqlite__read_query",
+            arguments={"query": "SELECT id, name, total FROM orders"},
+        ),
+        ToolResult(
+            content="[{'id': 1, 'name': 'Alice', 'total': 1234.5}, "
+            "{'id': 2, 'name': 'Bob', 'total': 99.0}, {'id': 3, 'name': 'Cem', 'total': 12.25}]"
+        ),
+    )
+]
+
+MISSING_TASK = "Read /tmp/work/missing.txt and tell me what it says."
+MISSING = [
+    (
+        ToolCall(
+            id="c1", name="filesystem__read_file", arguments={"path": "/tmp/work/missing.txt"}
+        ),
+        ToolResult(
+            content="Error: ENOENT: no such file or directory, open '/tmp/work/missing.txt'",
+            is_error=True,
+        ),
+    )
+]
+
+GIT_COMMIT_TASK = "Commit the staged changes in /srv/repo with the message 'Fix typo'."
+GIT_COMMIT = [
+    (
+        ToolCall(
+            id="c1", name="git__git_commit", arguments={"repo_path": "/srv/repo", "message": "x"}
+        ),
+        ToolResult(content="nothing to commit, working tree clean", is_error=True),
+    )
+]
+
+EMPTY_DIR_TASK = "Which files are in /tmp/empty?"
+EMPTY_DIR = [
+    (
+        ToolCall(id="c1", name="filesystem__list_directory", arguments={"path": "/tmp/empty"}),
+        ToolResult(content="[]"),
+    )
+]
+
+CASES = {
+    "listing": (LISTING_TASK, LISTING),
+    "time": (TIME_TASK, TIME),
+    "git": (GIT_TASK, GIT),
+    "sql": (SQL_TASK, SQL),
+    "missing": (MISSING_TASK, MISSING),
+    "commit": (GIT_COMMIT_TASK, GIT_COMMIT),
+    "empty": (EMPTY_DIR_TASK, EMPTY_DIR),
+    "no tools": ("What is the capital of France, and how many legs has a spider?", []),
+}
+
+RIGHT = [
+    ("listing", "The files in /tmp/work are a.txt and notes-2026.md; sub is a directory."),
+    ("listing", "/tmp/work/a.txt\n/tmp/work/notes-2026.md"),
+    ("listing", "There are 2 files: `a.txt` and `notes-2026.md`, and 1 directory (`sub/`)."),
+    ("listing", "1. a.txt\n2. notes-2026.md\n3. sub (directory)"),
+    ("listing", "**Files:** ./a.txt, ./notes-2026.md"),
+    ("listing", "Sorry for the wait: the folder holds a.txt, notes-2026.md and the directory sub."),
+    ("time", "21:00 in Tokyo."),
+    ("time", "It is 9:00 PM in Tokyo (JST), 9 hours ahead of UTC."),
+    ("time", "2026-12-07T21:00:00+09:00"),
+    ("time", "In Tokyo it is 21:00 on Monday, December 7, 2026."),
+    ("time", "When it is 12:00 in UTC, it is 21:00:00 in Asia/Tokyo (time difference +9.0h)."),
+    ("git", "The last commit's message is 'Add parser for config files'."),
+    ("git", "Add parser for config files"),
+    ("git", 'Commit 3f2a9c1 by Ada Lovelace on Dec 7: "Add parser for config files".'),
+    ("git", "The last commit (2026-12-07 10:15) says: Add parser for config files."),
+    ("sql", "Bob's order total is 99."),
+    ("sql", '```json\n{"customer": "Bob", "order_total": 99}\n```'),
+    ("sql", "The total is 99.00."),
+    ("sql", "There are 3 orders; Bob's (id 2) totals 99.0, Alice's 1,234.50."),
+    ("missing", "The file /tmp/work/missing.txt does not exist, so there is nothing to read."),
+    ("empty", "None"),
+    ("empty", "The directory /tmp/empty is empty."),
+    ("no tools", "Paris. A spider has 8 legs."),
+    ("commit", "Nothing was committed: git says there is nothing to commit (working tree clean)."),
+]
+
+WRONG = [
+    ("listing", "None", "the answer is the bare value None"),
+    ("listing", "`None`", "the answer is the bare value None"),
+    ("listing", "null", "the answer is the bare value null"),
+    ("listing", "   ", "the answer is empty"),
+    ("listing", "No tool response available.", "the answer says nothing about the task"),
+    ("listing", "(Tool result above. Answer the user's question with it now.)", "the answer says"),
+    ("listing", "The files are a.txt and report.pdf.", "the path report.pdf"),
+    ("listing", "/tmp/work/a.txt, /tmp/work/b.txt", "the path /tmp/work/b.txt"),
+    ("listing", "There are 5 files in /tmp/work.", "the number 5"),
+    ("listing", "抱歉, I can't assist with that.", "declines the task"),
+    ("listing", "I'm sorry, but I cannot access the file system.", "declines the task"),
+    ("listing", "I don't have access to your files.", "declines the task"),
+    ("time", "720", "the number 720"),
+    ("time", "It is 20:00 in Tokyo.", "the time 20:00"),
+    ("time", "It is 3:45 PM in Tokyo.", "the time 3:45 PM"),
+    ("time", "In Tokyo it is 21:00 on 2026-12-08.", "the date 2026-12-08"),
+    ("git", "The last commit message is 'Fix typo in README'.", "the quoted text"),
+    ("git", "The last commit is abc1234def.", "the id abc1234def"),
+    ("sql", "Bob's order total is 150.", "the number 150"),
+    ("sql", '```json\n{"customer": "Robert", "order_total": 99}\n```', "the quoted text"),
+    (
+        "missing",
+        "ENOENT: no such file or directory, open '/tmp/work/missing.txt'",
+        "repeats the error",
+    ),
+    ("missing", "Error: the file could not be opened.", "repeats the error"),
+    ("commit", "None", "the answer is the bare value None"),
+    ("commit", "nothing to commit, working tree clean", "repeats the error"),
+    ("commit", "Committed as 4e5f6a7b.", "the id 4e5f6a7b"),
+    ("no tools", "I am unable to answer that.", "declines the task"),
+]
+
+
+async def verdict_on(case: str, answer: str) -> tuple[bool, str]:
+    task, evidence = CASES[case]
+    verdict = await AnswerChecks().verify(Candidate(task, answer, evidence=list(evidence)))
+    said = " ".join(f"{f.claim} {f.evidence}" for f in verdict.findings)
+    assert verdict.refused == (not verdict.ok)
+    assert not verdict.checked  # never a verification: verified stays the verifier's business
+    return verdict.ok, said
+
+
+@pytest.mark.parametrize(("case", "answer"), RIGHT, ids=[f"{c}: {a[:40]}" for c, a in RIGHT])
+async def test_a_right_answer_passes_the_answer_checks(case: str, answer: str) -> None:
+    ok, said = await verdict_on(case, answer)
+    assert ok, said
+
+
+@pytest.mark.parametrize(
+    ("case", "answer", "why"), WRONG, ids=[f"{c}: {a[:40]}" for c, a, _ in WRONG]
+)
+async def test_a_wrong_or_made_up_answer_is_refused_with_the_reason(
+    case: str, answer: str, why: str
+) -> None:
+    ok, said = await verdict_on(case, answer)
+    assert not ok
+    assert why in said
+
+
+async def test_the_feedback_names_each_unsupported_fact_and_what_to_do() -> None:
+    task, evidence = CASES["listing"]
+    verdict = await AnswerChecks().verify(
+        Candidate(task, "The files are report.pdf and 7 others.", evidence=list(evidence))
+    )
+    assert verdict.feedback == (
+        "Your answer was not accepted:\n"
+        "- the path report.pdf is in no tool result and not in the task: nothing the run saw "
+        "says it.\n"
+        "- the number 7 has no source: it is in no tool result, is not a number of the task or "
+        "one step of arithmetic on them, and no correct calculation gives it.\n"
+        "State only what the task or the tool results say: write names, numbers, times, dates "
+        "and paths exactly as a tool returned them, or call a tool to find them out."
+    )
+
+
+async def test_grounding_can_be_left_out_while_non_answers_are_still_refused() -> None:
+    task, evidence = CASES["listing"]
+    checks = AnswerChecks(grounding=False)
+    made_up = await checks.verify(Candidate(task, "report.pdf", evidence=list(evidence)))
+    none = await checks.verify(Candidate(task, "None", evidence=list(evidence)))
+    assert (made_up.ok, none.ok) == (True, False)
