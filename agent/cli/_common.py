@@ -33,6 +33,11 @@ def open_store(args: argparse.Namespace) -> TraceStore:
     return TraceStore(args.trace_db or default_trace_path())
 
 
+def run_recorder(args: argparse.Namespace) -> TraceRecorder | None:
+    """What records a run into the trace database; None with `--no-log`."""
+    return None if args.no_log else TraceRecorder(open_store(args))
+
+
 def trace_outcome(recorder: TraceRecorder, run_id: str) -> int:
     """0 when the run's trace was written; else say why on stderr and return 5."""
     if recorder.failure is None:

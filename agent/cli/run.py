@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from verity.cli._common import EXIT_UNVERIFIED, add_trace_option, open_store, trace_outcome
+from verity.cli._common import EXIT_UNVERIFIED, add_trace_option, run_recorder, trace_outcome
 from verity.cli._signals import run_interruptibly
 from verity.cli.mcp import add_mcp_options, mcp_toolsets
 from verity.cli.model import add_server_options, server_model
@@ -33,7 +33,6 @@ from verity.terminal import printable
 from verity.tools.builtin.calculator import calculator
 from verity.tools.toolset import FunctionToolset, Toolset
 from verity.trace.recorder import TraceRecorder
-from verity.trace.store import TraceStore
 from verity.verify import VERIFY_SPECS, Verifier, build_verifier
 
 # At 0.5B parameters sampling noise decides whether the model uses the calculator or guesses,
@@ -70,6 +69,9 @@ def add_commands(commands: Any) -> None:
                          help="stream the model's reasoning to stderr")  # fmt: skip
     add_verify_options(run_cmd)
     add_trace_option(run_cmd)
+    run_cmd.add_argument(
+        "--no-log", action="store_true", help="keep no trace of this run (nothing is written)"
+    )
     add_mcp_options(run_cmd)
     add_server_options(run_cmd)
     add_model_options(run_cmd)
@@ -198,11 +200,10 @@ def _printer(args: argparse.Namespace) -> ProgressPrinter | None:
 
 def _run_locally(args: argparse.Namespace, printer: ProgressPrinter | None) -> int:
     model, judge = local_models(args, printer)
-    store = open_store(args)
-    recorder = TraceRecorder(store)
-    hooks = [recorder] if printer is None else [recorder, printer]
+    recorder = run_recorder(args)
+    hooks = [hook for hook in (recorder, printer) if hook is not None]
     toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, model)]
-    verifier, settings = _verification(args, model, judge, toolsets, recorder)
+    verifier, settings = _verification(args, model, judge, toolsets, recorder or RunHooks())
 
     async def run_and_close() -> RunResult:
         try:
@@ -213,7 +214,7 @@ def _run_locally(args: argparse.Namespace, printer: ProgressPrinter | None) -> i
             await model.aclose()
 
     result = run_interruptibly(run_and_close)
-    return _print_result(result, store, args=args, printer=printer, recorder=recorder)
+    return _print_result(result, args=args, printer=printer, recorder=recorder)
 
 
 def _judge(args: argparse.Namespace, model: LlamaCppModel) -> LlamaCppModel:
@@ -257,9 +258,8 @@ def _model_progress(printer: ProgressPrinter, resolved: ResolvedModel) -> dict[s
 def _run_on_server(
     args: argparse.Namespace, model: OpenAICompatModel, printer: ProgressPrinter | None
 ) -> int:
-    store = open_store(args)
-    recorder = TraceRecorder(store)
-    hooks = [recorder] if printer is None else [recorder, printer]
+    recorder = run_recorder(args)
+    hooks = [hook for hook in (recorder, printer) if hook is not None]
     toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, model)]
     settings = RunSettings(max_steps=args.max_steps, system_prompt=args.system,
                            check_tool_arguments=args.check_tool_arguments)  # fmt: skip
@@ -272,7 +272,7 @@ def _run_on_server(
             await model.aclose()
 
     result = run_interruptibly(run_and_close)
-    return _print_result(result, store, args=args, printer=printer, recorder=recorder)
+    return _print_result(result, args=args, printer=printer, recorder=recorder)
 
 
 def _verification(
@@ -325,18 +325,17 @@ def run_verifier(
 
 def _print_result(
     result: RunResult,
-    store: TraceStore,
     *,
     args: argparse.Namespace,
     printer: ProgressPrinter | None,
-    recorder: TraceRecorder,
+    recorder: TraceRecorder | None,
 ) -> int:
     """Print the answer (unless it must be verified and is not); the exit code says how it went:
     unverified (5) before an incomplete trace (6)."""
     withheld = args.require_verified and not result.verified
     unverified = result.verified is False or withheld
     if unverified:
-        print(f"verity: answer NOT verified: {_why_unverified(result)} "
+        print(f"verity: answer not verified: {_why_unverified(result)} "
               f"(verity show {result.run_id})", file=sys.stderr)  # fmt: skip
     if args.json and not withheld:
         payload = {
@@ -346,7 +345,7 @@ def _print_result(
             "verified": result.verified,
             "steps": max((s.step for s in result.steps), default=0),
             "usage": result.usage.model_dump(),
-            "trace_db": str(store.path),
+            "trace_db": str(recorder.store.path) if recorder else None,
         }
         print(json.dumps(payload))
     elif not withheld:
@@ -356,8 +355,10 @@ def _print_result(
         if not (streamed and printer and printer.streamed_answer.strip() == answer.strip()):
             print(printable(answer))  # unless it already streamed there, as it was generated
     sys.stdout.flush()
+    if recorder is None:
+        return EXIT_UNVERIFIED if unverified else 0
     if not args.quiet and not args.json:
-        print(f"verity: run {result.run_id} stored in {store.path}", file=sys.stderr)
+        print(f"verity: run {result.run_id} stored in {recorder.store.path}", file=sys.stderr)
     traced = trace_outcome(recorder, result.run_id)
     return EXIT_UNVERIFIED if unverified else traced
 
@@ -373,7 +374,7 @@ def _why_unverified(result: RunResult) -> str:
         elif isinstance(step, VerifyStep):
             judged.append((answer, step.verdict))
     if not judged:
-        return "no verifier ran"
+        return "not checked (no verifier ran)"
     last = next((v for a, v in reversed(judged) if a == result.answer), judged[-1][1])
     failed = next((f for f in last.findings if not f.ok), None)
     if failed is not None:
