@@ -14,7 +14,13 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from verity.cli._common import EXIT_UNVERIFIED, add_trace_option, run_recorder, trace_outcome
+from verity.cli._common import (
+    EXIT_UNVERIFIED,
+    add_trace_option,
+    run_hooks,
+    run_recorder,
+    trace_outcome,
+)
 from verity.cli._signals import run_interruptibly
 from verity.cli.mcp import add_mcp_options, mcp_toolsets
 from verity.cli.model import add_server_options, server_model
@@ -201,7 +207,7 @@ def _printer(args: argparse.Namespace) -> ProgressPrinter | None:
 def _run_locally(args: argparse.Namespace, printer: ProgressPrinter | None) -> int:
     model, judge = local_models(args, printer)
     recorder = run_recorder(args)
-    hooks = [hook for hook in (recorder, printer) if hook is not None]
+    hooks = run_hooks(recorder, printer)
     toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, model)]
     verifier, settings = _verification(args, model, judge, toolsets, recorder or RunHooks())
 
@@ -259,7 +265,7 @@ def _run_on_server(
     args: argparse.Namespace, model: OpenAICompatModel, printer: ProgressPrinter | None
 ) -> int:
     recorder = run_recorder(args)
-    hooks = [hook for hook in (recorder, printer) if hook is not None]
+    hooks = run_hooks(recorder, printer)
     toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, model)]
     settings = RunSettings(max_steps=args.max_steps, system_prompt=args.system,
                            check_tool_arguments=args.check_tool_arguments)  # fmt: skip
