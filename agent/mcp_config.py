@@ -1,19 +1,23 @@
-"""The `mcpServers` JSON that Claude Desktop, Cursor and Cline users already have → server specs.
+"""The MCP server configs users already have (Claude Desktop, Cursor, Cline, VS Code) → specs.
 
 ```json
 {"mcpServers": {
     "time": {"command": "uvx", "args": ["mcp-server-time"], "env": {"TZ": "UTC"}, "cwd": "/tmp"},
-    "docs": {"url": "http://127.0.0.1:8000/mcp", "headers": {"Authorization": "Bearer ..."}}
+    "docs": {"url": "http://127.0.0.1:8000/mcp", "headers": {"Authorization": "Bearer ..."}},
+    "old": {"type": "sse", "url": "http://127.0.0.1:9000/sse"}
 }}
 ```
-Other top-level keys (Claude Desktop keeps its preferences there) are ignored. Per server, the
-keys other clients add are understood: `type`, `disabled`, `timeout` (seconds, Cline),
-`alwaysAllow` / `autoApprove` (approved tools), `includeTools` / `excludeTools` (Gemini CLI);
-Verity's own are `trust` (believe the server's read-only hints) and `startupTimeout` (seconds).
-`${VAR}` and `${VAR:-default}` expand from the environment in `command`, `args`, `env`, `url`
-and `headers`, as in Claude Code and Cursor. A broken entry becomes a `UserError` naming the
-server and the field, and the others still load; a broken file (not JSON, a key given twice,
-not a regular file) is one `UserError`.
+VS Code's layout (`{"servers": {...}, "inputs": [...]}`) reads the same. Other top-level keys
+(Claude Desktop keeps its preferences there) are ignored. Per server, the keys other clients
+add are understood: `type` (`stdio`, `http`, `sse`; a URL ending in `/sse` is SSE too),
+`disabled`, `timeout` (seconds, Cline), `alwaysAllow` / `autoApprove` (approved tools),
+`includeTools` / `excludeTools` (Gemini CLI), `envFile` (a dotenv file, VS Code and Cursor;
+`env` wins over it); Verity's own are `trust` (believe the server's read-only hints) and
+`startupTimeout` (seconds). Any other key (FastMCP's `description`) is ignored with one warning.
+`${VAR}`, `${env:VAR}` and `${VAR:-default}` expand from the environment in `command`, `args`,
+`env`, `url` and `headers`, as in Claude Code, Cursor and VS Code. A broken entry becomes a
+`UserError` naming the server and the field, and the others still load; a broken file (not
+JSON, a key given twice, not a regular file) is one `UserError`.
 """
 
 from __future__ import annotations
@@ -23,13 +27,14 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import platformdirs
+from dotenv import dotenv_values
 
 from verity.errors import UserError
 from verity.messages import Message
@@ -44,9 +49,11 @@ from verity.tools.mcp import (
 )
 
 _Fail = Callable[[str, str], UserError]
+_SOURCE = "MCP config"
 
 __all__ = [
     "MCPConfig",
+    "claude_desktop_config_path",
     "default_mcp_config_path",
     "load_mcp_config",
     "model_sampling_handler",
@@ -55,12 +62,13 @@ __all__ = [
 
 _COMMON = {"type", "transport", "disabled", "timeout", "alwaysAllow", "autoApprove"}
 _COMMON |= {"includeTools", "excludeTools", "trust", "startupTimeout"}
-_STDIO = {"command", "args", "env", "cwd"}
+_STDIO = {"command", "args", "env", "envFile", "cwd"}
 _HTTP = {"url", "headers"}
 _HTTP_TYPES = {"http", "streamable-http", "streamable_http", "streamableHttp"}
 _MAX_TIMEOUT = 3600
 _MAX_FILE_BYTES = 4 * 2**20
-_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_VARIABLE = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_INPUT = re.compile(r"\$\{input:([^}]*)\}")
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,15 @@ class MCPConfig:
     """The skipped servers by name, with why (the error's text after the server's name)."""
     approved: list[str] = field(default_factory=list)
     """`server__tool` patterns the file pre-approves (`alwaysAllow`, `autoApprove`)."""
+    ignored: list[str] = field(default_factory=list)
+    """One warning per key Verity ignored (other clients' `description`, ...), naming servers."""
+
+
+def claude_desktop_config_path() -> Path:
+    """Where Claude Desktop keeps its config: `~/Library/Application Support/Claude` on macOS,
+    `%APPDATA%\\Claude` on Windows, `~/.config/Claude` (XDG) elsewhere."""
+    folder = platformdirs.user_config_dir("Claude", appauthor=False, roaming=True)
+    return Path(folder) / "claude_desktop_config.json"
 
 
 def default_mcp_config_path() -> Path:
@@ -98,6 +115,11 @@ def load_mcp_config(path: Path, *, required: bool = True, **options: Any) -> MCP
             `mcpServers` object.
     """
     if not path.exists() and not required:
+        if options.get("trust") or options.get("only"):
+            option = "--trust" if options.get("trust") else "--servers"
+            raise UserError(f"{option} names MCP servers, but there is no MCP config ({path} "
+                            "does not exist); give one with --mcp-config FILE.",
+                            field="mcp_config")  # fmt: skip
         return MCPConfig()
     text = _read_config(path)
     try:
@@ -163,29 +185,68 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def parse_mcp_config(data: Any, *, source: str = "MCP config", **options: Any) -> MCPConfig:
+def _servers(data: Any, source: str) -> Mapping[str, Any]:
+    """The servers: `mcpServers` (Claude Desktop, Cursor, Cline...) or `servers` (VS Code)."""
+    if isinstance(data, Mapping):
+        servers = data.get("mcpServers", data.get("servers"))
+        if isinstance(servers, Mapping):
+            return servers
+    raise UserError(
+        f'{source}: expected an object with "mcpServers": {{"<name>": {{"command": ...}}}} '
+        '(or VS Code\'s "servers").',
+        field="mcpServers",
+    )
+
+
+def parse_mcp_config(
+    data: Any,
+    *,
+    source: str = _SOURCE,
+    trust: Collection[str] = (),
+    only: Collection[str] | None = None,
+    **options: Any,
+) -> MCPConfig:
     """Turn the parsed JSON into server specs; each broken entry is skipped and reported.
 
+    Args:
+        data: The parsed JSON.
+        source: What to call it in messages (the file's path).
+        trust: Servers to trust (`--trust`), as `"trust": true` in their entries.
+        only: Keep only these servers (`--servers`); None keeps all.
+        **options: `StdioServer`/`HTTPServer` fields applied to every server.
+
     Raises:
-        UserError: `data` has no `mcpServers` object.
+        UserError: `data` has no `mcpServers` object, or `trust` or `only` names a server it
+            does not have.
     """
-    servers = data.get("mcpServers") if isinstance(data, Mapping) else None
-    if not isinstance(servers, Mapping):
-        raise UserError(
-            f'{source}: expected an object with "mcpServers": {{"<name>": {{"command": ...}}}}.',
-            field="mcpServers",
-        )
+    servers = _servers(data, source)
+    for option, names in (("--trust", trust), ("--servers", only or ())):
+        if unknown := [name for name in names if name not in servers]:
+            known = ", ".join(map(str, servers)) or "none"
+            raise UserError(
+                f"{option}: no MCP server {', '.join(map(repr, unknown))} in {source}. "
+                f"Servers: {known}.",
+                field=option[2:],
+            )
     config = MCPConfig()
     approved: dict[str, list[str]] = {}
+    ignored: dict[str, list[str]] = {}
+    base = Path(source).parent if source != _SOURCE else Path()
     for name, entry in servers.items():
+        if only is not None and name not in only:
+            continue
+        chosen = {**options, "trusted": True} if name in trust else options
         try:
-            spec, approved[name] = _server(str(name), entry, options)
+            spec, approved[name] = _server(str(name), entry, chosen, base=base, ignored=ignored)
         except UserError as exc:
             config.errors.append(exc)
             config.skipped[str(name)] = exc.message.removeprefix(f"MCP server {str(name)!r}: ")
             continue
         if spec is not None:
             config.servers.append(spec)
+    for key, names in ignored.items():
+        where = ", ".join(map(repr, names))
+        config.ignored.append(f"{source}: ignoring {key!r} (in {where}): Verity does not use it.")
     # the prefixes MCPToolset gives these servers' tools
     prefixes = tool_prefixes(spec.name for spec in config.servers)
     for spec in config.servers:
@@ -193,7 +254,14 @@ def parse_mcp_config(data: Any, *, source: str = "MCP config", **options: Any) -
     return config
 
 
-def _server(name: str, entry: Any, options: dict[str, Any]) -> tuple[ServerSpec | None, list[str]]:
+def _server(
+    name: str,
+    entry: Any,
+    options: dict[str, Any],
+    *,
+    base: Path,
+    ignored: dict[str, list[str]],
+) -> tuple[ServerSpec | None, list[str]]:
     def fail(key: str, problem: str) -> UserError:
         where = "mcpServers" + (f".{name}" if name else "") + (f".{key}" if key else "")
         return UserError(f"MCP server {name!r}: {problem}", field=where)
@@ -205,16 +273,15 @@ def _server(name: str, entry: Any, options: dict[str, Any]) -> tuple[ServerSpec 
     if _flag(entry, "disabled", fail):
         return None, []
     kind = entry.get("type", entry.get("transport"))
-    if kind == "sse":
-        raise fail("type", "the SSE transport is not supported; use streamable HTTP.")
-    is_http = "url" in entry or kind in _HTTP_TYPES
+    if kind not in (None, "stdio", "sse", *_HTTP_TYPES):
+        raise fail("type", f'unknown type {kind!r}; use "stdio", "http" or "sse".')
+    is_http = "url" in entry or kind in (*_HTTP_TYPES, "sse")
+    if kind == "stdio" and is_http:
+        raise fail("type", '"type": "stdio" needs a "command", not a "url".')
     allowed = _COMMON | (_HTTP if is_http else _STDIO)
     for key in entry:
         if key not in allowed:
-            keys = ", ".join(sorted(allowed))
-            raise fail(key, f"unknown key {key!r}. Allowed here: {keys}.")
-    if kind not in (None, "stdio", *_HTTP_TYPES) or (kind == "stdio" and is_http):
-        raise fail("type", f'unknown type {kind!r}; use "stdio" or "http".')
+            ignored.setdefault(key, []).append(name)
     common: dict[str, Any] = dict(options)
     for key, option in (("timeout", "timeout"), ("startupTimeout", "connect_timeout")):
         if (seconds := _seconds(entry, key, fail)) is not None:
@@ -226,16 +293,18 @@ def _server(name: str, entry: Any, options: dict[str, Any]) -> tuple[ServerSpec 
     common["exclude_tools"] = frozenset(_strings(entry, "excludeTools", fail))
     approved = _strings(entry, "alwaysAllow", fail) + _strings(entry, "autoApprove", fail)
     if is_http:
-        return _http(name, entry, common, fail), approved
-    return _stdio(name, entry, common, fail), approved
+        return _http(name, entry, common, fail, sse=kind == "sse"), approved
+    return _stdio(name, entry, common, fail, base=base), approved
 
 
-def _stdio(name: str, entry: Mapping[str, Any], common: dict[str, Any], fail: _Fail) -> StdioServer:
+def _stdio(
+    name: str, entry: Mapping[str, Any], common: dict[str, Any], fail: _Fail, *, base: Path
+) -> StdioServer:
     command = entry.get("command")
     if not isinstance(command, str) or not command.strip():
         raise fail("command", 'missing "command" (the program that starts the server).')
     command = _expand(command, "command", fail)
-    env = _string_map(entry, "env", fail)
+    env = {**_env_file(entry, fail, base), **_string_map(entry, "env", fail)}
     cwd = entry.get("cwd")
     if cwd is not None and (not isinstance(cwd, str) or not Path(cwd).is_dir()):
         raise fail("cwd", f"{cwd!r} is not a directory.")
@@ -256,14 +325,32 @@ def _stdio(name: str, entry: Mapping[str, Any], common: dict[str, Any], fail: _F
     )
 
 
-def _http(name: str, entry: Mapping[str, Any], common: dict[str, Any], fail: _Fail) -> HTTPServer:
+def _http(
+    name: str, entry: Mapping[str, Any], common: dict[str, Any], fail: _Fail, *, sse: bool
+) -> HTTPServer:
     url = entry.get("url")
     url = _expand(url, "url", fail) if isinstance(url, str) else repr(url)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         example = "http://127.0.0.1:8000/mcp"
         raise fail("url", f'"url" must be an http(s) URL such as {example}, not {url!r}.')
-    return HTTPServer(name=name, url=url, headers=_string_map(entry, "headers", fail), **common)
+    # no type given: an endpoint named /sse is the HTTP+SSE transport by convention
+    sse = sse or ("type" not in entry and parts.path.rstrip("/").endswith("/sse"))
+    headers = _string_map(entry, "headers", fail)
+    return HTTPServer(name=name, url=url, headers=headers, sse=sse, **common)
+
+
+def _env_file(entry: Mapping[str, Any], fail: _Fail, base: Path) -> dict[str, str]:
+    """The variables of the `envFile` (VS Code, Cursor), a dotenv file; `env` wins over it."""
+    if "envFile" not in entry:
+        return {}
+    given = entry["envFile"]
+    if not isinstance(given, str) or not given.strip():
+        raise fail("envFile", '"envFile" must be the path of a .env file.')
+    path = base / _expand(given, "envFile", fail)
+    if not path.is_file():
+        raise fail("envFile", f"the env file {str(path)!r} does not exist.")
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
 def _strings(entry: Mapping[str, Any], key: str, fail: _Fail) -> list[str]:
@@ -298,6 +385,12 @@ def _expand(text: str, key: str, fail: _Fail) -> str:
             f"${{{variable}:-default}}.",
         )
 
+    if match := _INPUT.search(text):
+        raise fail(
+            key,
+            f"${{input:{match.group(1)}}} is a VS Code prompt Verity cannot show; put the value "
+            "in an environment variable and write ${env:NAME}.",
+        )
     return _VARIABLE.sub(value, text)
 
 

@@ -24,6 +24,8 @@ __all__ = [
     "Usage",
     "Verdict",
     "VerifyStep",
+    "verdict_label",
+    "verification_label",
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -153,6 +155,25 @@ class Sample(BaseModel):
     output_tokens: int = 0
     run_id: str | None = None
     """The attempt's own run, when it was traced."""
+
+
+def verdict_label(*, ok: bool, checked: bool = True, conclusive: bool | None = True) -> str:
+    """The one wording of a verdict, in progress lines, `verity show` and the trace's readers:
+    `verified`, `no problem found, not confirmed`, `rejected`, or `not checked`. A `conclusive`
+    of None (recorded before m012) counts an acceptance as confirming, as it did then."""
+    if not checked:
+        return "not checked"
+    if not ok:
+        return "rejected"
+    return "no problem found, not confirmed" if conclusive is False else "verified"
+
+
+def verification_label(verified: bool | int | None) -> str:
+    """The one wording of whether a run's answer was verified: `verified`, `not verified` (a
+    verifier ran and did not confirm it) or `not checked` (no verifier ran)."""
+    if verified is None:
+        return "not checked"
+    return "verified" if verified else "not verified"
 
 
 class Verdict(BaseModel):

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO, TypeVar
 
 from verity.hooks import ModelPurpose, RunHooks, RunStatus
-from verity.messages import Message, ModelResponse, ToolCall, Verdict
+from verity.messages import Message, ModelResponse, ToolCall, Verdict, verdict_label
 from verity.terminal import printable
 from verity.tools.base import ToolResult, ToolSpec
 
@@ -278,7 +278,8 @@ class ProgressPrinter(RunHooks):
     async def on_verdict(self, run_id: str, step: int, verdict: Verdict) -> None:
         """Show the verdict when something was checked, and why the answer checks refused one."""
         if verdict.checked:
-            self._say(f"{self._stamp(step)} verdict: {'accepted' if verdict.ok else 'rejected'}")
+            label = verdict_label(ok=verdict.ok, conclusive=verdict.conclusive)
+            self._say(f"{self._stamp(step)} verdict: {label}")
         elif verdict.refused and verdict.findings:
             why = f"{verdict.findings[0].claim} {verdict.findings[0].evidence}"
             self._say(printable(f"{self._stamp(step)} answer refused: {' '.join(why.split())}"))

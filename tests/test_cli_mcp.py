@@ -19,6 +19,9 @@ from verity.trace.store import TraceStore
 
 TIME_SERVER = Path(sys.executable).with_name("mcp-server-time")
 NPM_CACHE = PROJECT_ROOT / ".tools" / "npm-cache"
+UNTRUSTED = "its read-only hint comes from a server not marked trusted"
+ASKS = "Tools that ask are withheld when nobody can answer (stdin is not a terminal): run them "
+ASKS += "with --trust SERVER (read-only ones) or --allow PATTERN."
 
 
 @pytest.fixture(autouse=True)
@@ -61,15 +64,17 @@ def test_mcp_list_shows_each_server_with_era_tools_and_health_and_reports_broken
         "protocol_version": "2026-07-28", "tools": ["get_current_time", "convert_time"],
         "restarts": 0, "error": None, "unavailable": {}, "resources": [], "prompts": [],
         "grammars": {},
+        "approval": {tool: {"decision": "ask", "by": "policy", "reason": UNTRUSTED}
+                     for tool in ("get_current_time", "convert_time")},
     }  # fmt: skip
     assert servers["faulty"]["resources"] == ["notes://readme", "notes://{name}"]
     assert servers["faulty"]["prompts"] == ["review"]
     assert "crash" not in servers["faulty"]["tools"] and "echo" in servers["faulty"]["tools"]
     assert "typo" not in servers
     assert done.stderr == (
-        "verity: warning: MCP server 'typo': unknown key 'comand'. Allowed here: alwaysAllow, "
-        "args, autoApprove, command, cwd, disabled, env, excludeTools, includeTools, "
-        "startupTimeout, timeout, transport, trust, type. (skipped)\n"
+        f"verity: warning: {config}: ignoring 'comand' (in 'typo'): Verity does not use it.\n"
+        "verity: warning: MCP server 'typo': missing \"command\" (the program that starts the "
+        "server). (skipped)\n"
     )
 
 
@@ -156,13 +161,12 @@ def test_run_without_a_terminal_says_what_it_withheld_allows_patterns_and_traces
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     # the server is not trusted: its read-only hint does not let get_current_time run unasked
-    assert done.stderr.splitlines()[:2] == [
-        "verity: these MCP tools need approval and nobody can give it (stdin is not a terminal), "
-        "so the model will not see them. Allow them with --allow PATTERN (e.g. --allow "
-        '\'time__*\'), or with "alwaysAllow" or "trust": true in the MCP config:',
-        "verity:   time__get_current_time: needs approval (its read-only hint comes from a server "
-        "not marked trusted) and nobody can be asked",
-    ]
+    assert done.stderr.splitlines()[0] == (
+        "verity: 1 MCP tool withheld (they need approval and stdin is not a terminal) from time "
+        "(1). Run a server's read-only tools with --trust time, or any with --allow 'time__*'; -v "
+        "lists them."
+    )
+    assert "get_current_time" not in done.stderr  # one line, not one per tool
     store = TraceStore(traces)
     record = store.run(json.loads(done.stdout)["run_id"])
     assert record is not None
@@ -223,7 +227,7 @@ def test_mcp_list_exits_1_when_a_server_fails_to_start_and_counts_tools_in_the_s
     lines = done.stdout.splitlines()
     name, transport, health, _era, counts = lines[0].split("  ", 4)  # the era depends on timing
     assert (name, transport, health, counts) == ("one", "stdio", "connected", "1 tool  0 restarts")
-    assert lines[1] == "  tool: echo"
+    assert lines[1] == f"  tool: echo  [asks: {UNTRUSTED}]"
     assert "broken  stdio  failed  -  0 tools  0 restarts" in lines
     assert "silent  stdio  failed  2025-11-25  0 tools  0 restarts" in lines
     log = state / "verity" / "log" / "mcp-servers.log"
@@ -292,11 +296,83 @@ def test_mcp_list_names_unavailable_tools_and_relaxed_grammars(tmp_path: Path) -
     done = verity("mcp", "list", "--mcp-config", str(path))
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[1:] == [
-        "  tool: multiply",
-        "  tool: annotate  (grammar relaxed, not enforced: maxLength, not)",
+        "  tool: multiply  [asks: it may change things (not read-only)]",
+        "  tool: annotate  (grammar relaxed, not enforced: maxLength, not)  [asks: it may change "
+        "things (not read-only)]",
         "  unavailable tool: lookup: its $ref '#/definitions/Key' cannot be resolved",
+        ASKS,
     ]
     assert done.stderr == (
         "verity: warning: MCP server 'schemas': tool 'lookup' is unavailable: its $ref "
         "'#/definitions/Key' cannot be resolved\n"
     )
+
+
+def test_mcp_list_shows_each_tools_approval_and_trust_lets_read_only_tools_run(
+    tmp_path: Path,
+) -> None:
+    path = write_config(tmp_path, {"faulty": faulty_entry(includeTools=["echo", "write_note"])})
+    home = {"XDG_CONFIG_HOME": str(tmp_path / "config")}  # no stored approvals
+    untrusted = verity("mcp", "list", "--mcp-config", str(path), env=home)
+    trusted = verity("mcp", "list", "--trust", "faulty", "--mcp-config", str(path), env=home)
+    assert untrusted.returncode == trusted.returncode == 0, untrusted.stderr + trusted.stderr
+    reads = [
+        "  tool: read_resource (added by Verity)  [runs: an MCP resources/read request: a read]",
+        "  tool: get_prompt (added by Verity)  [runs: an MCP prompts/get request: a read]",
+    ]
+    assert untrusted.stdout.splitlines()[1:5] == [
+        f"  tool: echo  [asks: {UNTRUSTED}]",
+        "  tool: write_note  [asks: it may change things (not read-only)]",
+        *reads,
+    ]
+    assert trusted.stdout.splitlines()[1:5] == [
+        "  tool: echo  [runs: read-only, as declared by a trusted source]",
+        "  tool: write_note  [asks: it may change things (not read-only)]",
+        *reads,
+    ]
+    assert untrusted.stdout.splitlines()[-1] == ASKS
+
+
+def test_trust_naming_a_server_the_config_lacks_exits_2(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"faulty": faulty_entry()})
+    done = verity("mcp", "list", "--trust", "fauty", "--mcp-config", str(path))
+    assert (done.returncode, done.stderr) == (
+        2, f"verity: error: --trust: no MCP server 'fauty' in {path}. Servers: faulty.\n"
+    )  # fmt: skip
+
+
+def test_serve_takes_trust_and_names_a_server_the_config_lacks(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"faulty": faulty_entry()})
+    done = verity("serve", "--trust", "faulty", "--trust", "fauty", "--mcp-config", str(path))
+    assert (done.returncode, done.stderr) == (
+        2, f"verity: error: --trust: no MCP server 'fauty' in {path}. Servers: faulty.\n"
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_run_with_trust_offers_read_only_tools_and_v_lists_what_was_withheld(
+    tmp_path: Path,
+) -> None:
+    path = write_config(tmp_path, {"faulty": faulty_entry(includeTools=["echo", "write_note"])})
+    traces = tmp_path / "traces.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "verity", "run", "--mcp-config", str(path), "--trust", "faulty",
+         "-v", "--json", "--quiet", "--max-steps", "1", "Say hello."],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "VERITY_TRACE_DB": str(traces),
+             "XDG_CONFIG_HOME": str(tmp_path / "config")},
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[:2] == [
+        "verity: 1 MCP tool withheld (they need approval and stdin is not a terminal) from faulty "
+        "(1). Run a server's read-only tools with --trust faulty, or any with --allow "
+        "'faulty__*'.",
+        "verity:   faulty__write_note: needs approval (it may change things (not read-only)) and "
+        "nobody can be asked",
+    ]
+    store = TraceStore(traces)
+    (run_id,) = [row["id"] for row in store.read("select id from runs")]
+    record = store.run(run_id)
+    assert record is not None
+    withheld = [a["tool_name"] for a in record["approvals"] if a["outcome"] == "withheld"]
+    assert withheld == ["faulty__write_note"]  # echo, trusted now, was offered

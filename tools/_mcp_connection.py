@@ -21,6 +21,7 @@ import httpx2
 import pydantic
 from mcp import Client, MCPError
 from mcp.client.session import IncomingMessage
+from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import (
     CONNECTION_CLOSED,
@@ -300,6 +301,9 @@ class ServerConnection:
             if isinstance(spec, StdioServer):
                 assert stdio is not None
                 client = Client(stdio_transport(spec, stdio, self._options.errlog), **kwargs)
+            elif spec.sse:
+                timeout = min(spec.startup_timeout, 30.0)
+                client = Client(sse_client(spec.url, dict(spec.headers), timeout), **kwargs)
             else:
                 assert isinstance(spec, HTTPServer)
                 http = await stack.enter_async_context(

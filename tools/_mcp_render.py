@@ -182,6 +182,7 @@ def read_resource_spec(
             "required": ["uri"],
         },
         read_only=True,
+        protocol_read="resources/read",
     )
 
 
@@ -204,4 +205,5 @@ def get_prompt_spec(server: str, prompts: list[Prompt]) -> ToolSpec:
             "required": ["name"],
         },
         read_only=True,
+        protocol_read="prompts/get",
     )

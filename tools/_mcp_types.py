@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
     "DEFAULT_STARTUP_TIMEOUT",
-    "LAUNCHER_STARTUP_TIMEOUT",
+    "RELIST_TIMEOUT",
     "ElicitationAnswer",
     "ElicitationHandler",
     "ElicitationRequest",
@@ -21,16 +20,12 @@ __all__ = [
 ]
 
 
-DEFAULT_STARTUP_TIMEOUT = 10.0
-LAUNCHER_STARTUP_TIMEOUT = 120.0
-# Commands whose first start fetches the server package: give them time, never kill an install.
-_LAUNCHERS = {"npx", "uvx", "uv", "pipx", "bunx", "bun", "pnpm", "pnpx", "yarn", "npm", "docker"}
-
-
-def _launcher(options: _ServerOptions) -> bool:
-    command = getattr(options, "command", "")
-    name = os.path.basename(str(command)).lower().removesuffix(".exe").removesuffix(".cmd")
-    return name in _LAUNCHERS
+DEFAULT_STARTUP_TIMEOUT = 120.0
+"""Seconds every server gets to start, hand-shake and list its tools unless told otherwise: a
+first start through npx or uvx downloads the package, and a Python server started by its path
+can take many seconds to import on a loaded machine; a server that dies fails at once anyway."""
+RELIST_TIMEOUT = 10.0
+"""Seconds a connected server gets to re-list its tools after it said they changed."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,7 +40,7 @@ class _ServerOptions:
     """Seconds one request may take; then it is cancelled and the call becomes an error."""
     connect_timeout: float | None = None
     """Seconds to start the server, complete the handshake and list its tools (`startupTimeout`);
-    None: 10 s, or 120 s for a package launcher (`npx`, `uvx`, ...) whose first start downloads."""
+    None: `DEFAULT_STARTUP_TIMEOUT`, the same for every kind of server."""
     trusted: bool = False
     """Believe the server's tool annotations (`"trust": true`): only then may its `readOnlyHint`
     let a tool run without approval. Annotations are untrusted hints otherwise (MCP spec)."""
@@ -64,10 +59,8 @@ class _ServerOptions:
 
     @property
     def startup_timeout(self) -> float:
-        """`connect_timeout`, or its default for this kind of command."""
-        if self.connect_timeout is not None:
-            return self.connect_timeout
-        return LAUNCHER_STARTUP_TIMEOUT if _launcher(self) else DEFAULT_STARTUP_TIMEOUT
+        """`connect_timeout`, or the default."""
+        return DEFAULT_STARTUP_TIMEOUT if self.connect_timeout is None else self.connect_timeout
 
     def offers(self, tool: str) -> bool:
         """Whether the allow/deny lists let `tool` through."""
@@ -88,10 +81,12 @@ class StdioServer(_ServerOptions):
 
 @dataclass(frozen=True, kw_only=True)
 class HTTPServer(_ServerOptions):
-    """A server reached over streamable HTTP."""
+    """A server reached over HTTP: streamable HTTP, or the older HTTP+SSE transport."""
 
     url: str
     headers: Mapping[str, str] = field(default_factory=dict)
+    sse: bool = False
+    """Speak the HTTP+SSE transport of 2024-11-05 (`"type": "sse"`), still served by many."""
 
 
 ServerSpec = StdioServer | HTTPServer

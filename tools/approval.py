@@ -37,6 +37,7 @@ __all__ = [
     "Asker",
     "Decision",
     "definition_hash",
+    "WithheldListener",
     "reporting_approvals",
 ]
 
@@ -85,6 +86,8 @@ class ApprovalPolicy:
         """The decision for one tool, what made it, and why."""
         if (rule := self.rule_for(spec)) is not None:
             return rule[1], "policy", f"rule {rule[0]!r}"
+        if is_read_only(spec) and spec.protocol_read:
+            return self.read_only, "protocol", f"an MCP {spec.protocol_read} request: a read"
         if is_read_only(spec):
             return self.read_only, "trust", "read-only, as declared by a trusted source"
         if spec.destructive:
@@ -97,7 +100,7 @@ class ApprovalPolicy:
 
 
 Outcome = Literal["allowed", "denied", "withheld"]
-By = Literal["policy", "allow", "trust", "user"]
+By = Literal["policy", "allow", "trust", "protocol", "user"]
 
 
 @dataclass(frozen=True)
@@ -109,13 +112,16 @@ class ApprovalDecision:
     """`withheld`: not offered to the model; `allowed`/`denied`: one call."""
     by: By
     """What decided: the policy (rules, defaults), an allow pattern, trust in the tool's own
-    read-only claim, or the user (asked now, or an "always" answer stored earlier)."""
+    read-only claim, the protocol (a resource or prompt read through the tools Verity adds), or
+    the user (asked now, or an "always" answer stored earlier)."""
     reason: str
     arguments: dict[str, Any] | None = None
     """The call's arguments; None for a decision made while listing tools."""
 
 
 ApprovalListener = Callable[[ApprovalDecision], Awaitable[None]]
+WithheldListener = Callable[[list[ApprovalDecision]], Awaitable[None]]
+"""Told, per listing that withheld any, all the tools withheld in it at once."""
 _listener: ContextVar[ApprovalListener | None] = ContextVar("verity_approvals", default=None)
 
 
@@ -172,6 +178,7 @@ class ApprovalGate:
         allow: Sequence[str] = (),
         store: ApprovalStore | None = None,
         on_decision: ApprovalListener | None = None,
+        on_withheld: WithheldListener | None = None,
     ) -> None:
         """Set up the gate; the defaults withhold every tool that is not read-only.
 
@@ -181,13 +188,16 @@ class ApprovalGate:
             allow: `server__tool` glob patterns allowed without asking (`--allow`, `alwaysAllow`),
                 after the policy's own rules.
             store: Where "always" answers are kept; an in-memory store by default.
-            on_decision: Also told every decision (e.g. to say on stderr what was withheld).
+            on_decision: Also told every decision.
+            on_withheld: Told the tools each listing withheld, together (e.g. to say so on
+                stderr in one line).
         """
         self.policy = policy or ApprovalPolicy()
         self._ask = ask
         self._allow = tuple(allow)
         self._store = store or ApprovalStore()
         self._on_decision = on_decision
+        self._on_withheld = on_withheld
 
     def decide(self, spec: ToolSpec) -> tuple[Decision, By, str]:
         """What happens to a call of this tool before anyone is asked, what decided it, and why."""
@@ -205,13 +215,16 @@ class ApprovalGate:
 
     async def screen(self, specs: list[ToolSpec]) -> list[ToolSpec]:
         """The tools that may be offered; the others are reported as withheld."""
-        offered = []
+        offered, withheld = [], []
         for spec in specs:
             decision, by, reason = self.decide(spec)
             if decision == "deny":
-                await self._report(ApprovalDecision(spec.name, "withheld", by, reason))
+                withheld.append(ApprovalDecision(spec.name, "withheld", by, reason))
+                await self._report(withheld[-1])
             else:
                 offered.append(spec)
+        if withheld and self._on_withheld is not None:
+            await self._on_withheld(withheld)
         return offered
 
     async def check(self, spec: ToolSpec, arguments: dict[str, Any]) -> None:

@@ -34,6 +34,10 @@ class ToolSpec:
     trusted: bool = True
     """Whether the claims above come from a source the user trusts: the program's own Python
     tools, an MCP server only when its config entry says `"trust": true`."""
+    protocol_read: str | None = None
+    """For the tools Verity adds itself over an MCP server's resources and prompts: the
+    protocol request they make (`resources/read`, `prompts/get`), read-only by the protocol;
+    None for every other tool."""
 
 
 def is_read_only(spec: ToolSpec) -> bool:

@@ -1,4 +1,4 @@
-"""MCPToolset: the tools of any MCP server, over stdio or streamable HTTP, as `<server>__<tool>`.
+"""MCPToolset: the tools of any MCP server (stdio, streamable HTTP or SSE) as `<server>__<tool>`.
 
 One `mcp.Client` per server, in `auto` mode (2026-07-28 with v2 servers, the 2025-11-25
 handshake with the rest). Servers connect concurrently; one that does not start and list its
@@ -45,6 +45,7 @@ from verity.tools._mcp_render import (
 )
 from verity.tools._mcp_types import (
     DEFAULT_STARTUP_TIMEOUT,
+    RELIST_TIMEOUT,
     ElicitationAnswer,
     ElicitationHandler,
     ElicitationRequest,
@@ -60,6 +61,7 @@ from verity.tools.schemas import schema_problem
 from verity.tools.toolset import ToolsetNotOpenError
 
 __all__ = [
+    "DEFAULT_STARTUP_TIMEOUT",
     "ElicitationAnswer",
     "ElicitationHandler",
     "ElicitationRequest",
@@ -84,7 +86,7 @@ class ServerStatus:
     """How one server is doing, for `verity mcp list` and for reporting skipped servers."""
 
     name: str
-    transport: Literal["stdio", "http"]
+    transport: Literal["stdio", "http", "sse"]
     state: Literal["connected", "down", "failed"]
     """`failed`: skipped at start-up (it did not start or list its tools in time)."""
     protocol_version: str | None
@@ -94,6 +96,12 @@ class ServerStatus:
     error: str | None
     unavailable: dict[str, str] = field(default_factory=dict)
     """Tools not offered because jsonschema cannot use their input schema, with the reason."""
+
+
+def _transport(spec: ServerSpec) -> Literal["stdio", "http", "sse"]:
+    if isinstance(spec, StdioServer):
+        return "stdio"
+    return "sse" if spec.sse else "http"
 
 
 @dataclass
@@ -213,7 +221,7 @@ class MCPToolset:
         return [
             ServerStatus(
                 name=s.spec.name,
-                transport="stdio" if isinstance(s.spec, StdioServer) else "http",
+                transport=_transport(s.spec),
                 state="connected"
                 if s.connection.connected
                 else (
@@ -238,6 +246,15 @@ class MCPToolset:
         """
         return {tool.name: spec for tool, spec in self._servers[server].tools.values()}
 
+    def added_specs(self, server: str) -> dict[str, ToolSpec]:
+        """The read-only tools Verity adds for the server's resources and prompts
+        (`read_resource`, `get_prompt`), with the specs the model sees.
+
+        Raises:
+            KeyError: no such server.
+        """
+        return dict(self._servers[server].extras.values())
+
     def capabilities(self, server: str) -> dict[str, Any]:
         """What `server` announced (`tools`, `resources`, `prompts`, ...); empty while down.
 
@@ -260,7 +277,7 @@ class MCPToolset:
             if server.stale and server.connection.connected:
                 # Re-listed once per change: a server that hangs on it keeps its last list.
                 server.stale = False
-                with anyio.move_on_after(min(server.spec.startup_timeout, DEFAULT_STARTUP_TIMEOUT)):
+                with anyio.move_on_after(min(server.spec.startup_timeout, RELIST_TIMEOUT)):
                     await self._refresh(server)
             specs.extend(spec for _, spec in server.tools.values())
             specs.extend(spec for _, spec in server.extras.values())
@@ -449,6 +466,7 @@ class MCPToolset:
                     description=spec.description,
                     parameters=spec.parameters,
                     read_only=True,
+                    protocol_read=spec.protocol_read,
                 ),
             )
         server.stale = False

@@ -8,7 +8,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from verity.hooks import RunHooks
 from verity.settings import default_trace_path
+from verity.trace._provenance import versions
+from verity.trace.otlp import live_export
 from verity.trace.recorder import TraceRecorder
 from verity.trace.store import TraceStore
 
@@ -38,6 +41,18 @@ def add_trace_option(parser: argparse.ArgumentParser) -> None:
 def open_store(args: argparse.Namespace) -> TraceStore:
     """The trace database the command's `--trace-db` (or the default) names."""
     return TraceStore(args.trace_db or default_trace_path())
+
+
+def run_recorder(args: argparse.Namespace) -> TraceRecorder | None:
+    """What records a run into the trace database; None with `--no-log`."""
+    return None if args.no_log else TraceRecorder(open_store(args))
+
+
+def run_hooks(recorder: TraceRecorder | None, printer: RunHooks | None) -> list[RunHooks]:
+    """The recorder, the live OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (after the
+    recorder: it reads the run back), and the progress printer."""
+    export = live_export(recorder.store, version=versions()["verity"]) if recorder else None
+    return [hook for hook in (recorder, export, printer) if hook is not None]
 
 
 def trace_outcome(recorder: TraceRecorder, run_id: str) -> int:

@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from verity.messages import verdict_label, verification_label
 from verity.terminal import printable
 
-__all__ = ["print_run", "verified_mark"]
+__all__ = ["print_run"]
 
 _STEP_SHOWN = 160
 """Characters shown of the corrected step an answer went on from."""
@@ -19,13 +20,12 @@ def _print(text: str) -> None:
     print(printable(text))  # what servers and models wrote may hold escape sequences
 
 
-def verified_mark(verified: int | None) -> str:
-    """yes, no, or - when no verifier checked the answer."""
-    return "-" if verified is None else ("yes" if verified else "no")
+def _when(stamp: str | None) -> str:
+    return (stamp or "")[:19].replace("T", " ") + (" UTC" if stamp else "-")
 
 
-def _when(iso: str | None) -> str:
-    return (iso or "")[:19].replace("T", " ") + (" UTC" if iso else "-")
+def _flag(value: int | None) -> bool | None:
+    return None if value is None else bool(value)
 
 
 def _seconds(value: float | None) -> str:
@@ -111,7 +111,7 @@ def _print_verdict(
     verdict: dict[str, Any], samples: list[dict[str, Any]], head: str, prefix: str
 ) -> None:
     judged = "tool arguments" if verdict["scope"] == "tool_calls" else "answer"
-    outcome = "accepted" if verdict["ok"] else "rejected"
+    outcome = verdict_label(ok=bool(verdict["ok"]), conclusive=_flag(verdict["conclusive"]))
     confidence = f", confidence {verdict['confidence']:.2f}" if verdict["confidence"] else ""
     _print(f"{head}verdict ({verdict['verifier']}, {judged}): {outcome}{confidence}")
     for finding in verdict["findings"] or []:
@@ -135,7 +135,7 @@ def _print_ending(record: dict[str, Any]) -> None:
     verified = record["verified"]
     if verified is None and judged and record["verify_rounds"] is None:  # recorded before m003
         verified = judged[-1]["ok"]
-    mark = "" if verified is None else (" (verified)" if verified else " (unverified)")
+    mark = "" if verified is None else f" ({verification_label(verified)})"
     if record["answer"]:
         _block("", "answer: ", record["answer"] + mark)
     else:
@@ -144,7 +144,7 @@ def _print_ending(record: dict[str, Any]) -> None:
         rounds = record["verify_rounds"]
         plural = "" if rounds == 1 else "s"
         outcome = "no verifier ran" if verified is None else f"{rounds} round{plural}"
-        _print(f"verified: {verified_mark(verified)} ({outcome})")
+        _print(f"verification: {verification_label(verified)} ({outcome})")
     if record["error"]:
         _block("", "error: ", record["error"])
     calls = record["model_calls"]

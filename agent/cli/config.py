@@ -3,7 +3,9 @@
 Each key of `config.toml` is the name of a command-line option with `_` for `-` (`n_gpu_layers`
 is `--n-gpu-layers`), and each has an environment variable, `VERITY_` and the key in upper case
 (`VERITY_N_GPU_LAYERS`). An option given on the command line wins over the variable, which wins
-over the file, which wins over the built-in default.
+over the file, which wins over the built-in default. An `[aliases]` table names models:
+`coder = "hf:Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"` lets
+`--model coder` (or `model = "coder"`) stand for that ref.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pydantic_core import ErrorDetails
 
 from verity.errors import UserError
 
-__all__ = ["ENV_PREFIX", "Defaults", "apply_defaults", "config_path", "load_defaults"]
+__all__ = ["ENV_PREFIX", "FILE_ONLY", "Defaults", "apply_defaults", "config_path", "load_defaults"]
 
 ENV_PREFIX = "VERITY_"
 CONFIG_VARIABLE = "VERITY_CONFIG"
@@ -30,6 +32,8 @@ CONFIG_VARIABLE = "VERITY_CONFIG"
 # can be told apart from one given on the command line
 _BUILT_IN = {"max_steps": 8, "verify": "none", "verify_rounds": 3}
 _PATHS = {"trace_db", "verifier_model"}
+FILE_ONLY = {"aliases"}
+"""Keys only the file holds: no `VERITY_*` variable."""
 # keys that mean nothing to an OpenAI-compatible server (or that it cannot do yet): a configured
 # base_url makes the file and the variables skip them instead of failing every run
 _LOCAL_ONLY = {"model", "n_ctx", "threads", "n_gpu_layers", "flash_attn", "max_thinking_tokens",
@@ -77,6 +81,8 @@ class Defaults(BaseModel):
     """OpenAI-compatible server to use instead of a local GGUF (`--base-url`)."""
     api_model: str | None = None
     """The served model's name (`--api-model`)."""
+    aliases: dict[str, str] = Field(default_factory=dict)
+    """Short names `--model` takes for longer refs: the `[aliases]` table (no variable)."""
 
 
 def config_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -103,7 +109,7 @@ def load_defaults(environ: Mapping[str, str] | None = None) -> Defaults:
     except ValidationError as exc:
         raise _file_error(path, exc.errors()[0]) from None
     overrides: dict[str, Any] = {}
-    for key in Defaults.model_fields:
+    for key in Defaults.model_fields.keys() - FILE_ONLY:
         variable = ENV_PREFIX + key.upper()
         if environ.get(variable):
             overrides[key] = environ[variable]
@@ -116,7 +122,7 @@ def load_defaults(environ: Mapping[str, str] | None = None) -> Defaults:
             f"{variable} {_requirement(error)}, not {error['input']!r}. Fix or unset it.",
             field=variable,
         ) from None
-    return from_file.model_copy(update=from_env.model_dump(exclude_none=True))
+    return from_file.model_copy(update=from_env.model_dump(exclude_none=True, exclude=FILE_ONLY))
 
 
 def _file_values(path: Path, *, required: bool) -> dict[str, Any]:
@@ -159,7 +165,7 @@ def _requirement(error: ErrorDetails) -> str:
 def apply_defaults(args: argparse.Namespace, defaults: Defaults) -> None:
     """Fill each option of `args` that the command line left unset (None) from `defaults`,
     then from the built-in defaults. With a server URL, local-model keys are left unset."""
-    chosen = defaults.model_dump(exclude_none=True)
+    chosen = defaults.model_dump(exclude_none=True, exclude=FILE_ONLY)
     if getattr(args, "base_url", None) or chosen.get("base_url"):
         chosen = {k: v for k, v in chosen.items() if k not in _LOCAL_ONLY}
     for key, value in chosen.items():
@@ -168,3 +174,6 @@ def apply_defaults(args: argparse.Namespace, defaults: Defaults) -> None:
     for key, value in _BUILT_IN.items():
         if getattr(args, key, False) is None:
             setattr(args, key, value)
+    model = getattr(args, "model", None)
+    if isinstance(model, str) and model in defaults.aliases:
+        args.model = defaults.aliases[model]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import asdict
@@ -27,6 +28,7 @@ from verity.cli._signals import run_interruptibly
 from verity.errors import MCPServerError, UserError
 from verity.mcp_config import (
     MCPConfig,
+    claude_desktop_config_path,
     default_mcp_config_path,
     load_mcp_config,
     model_sampling_handler,
@@ -42,14 +44,17 @@ from verity.tools.approval import (
     ApprovalPolicy,
     ApprovalStore,
     Asker,
+    WithheldListener,
 )
 from verity.tools.base import ToolError, ToolSpec
 from verity.tools.mcp import (
+    DEFAULT_STARTUP_TIMEOUT,
     ElicitationAnswer,
     ElicitationHandler,
     ElicitationRequest,
     MCPToolset,
     SamplingHandler,
+    tool_prefixes,
 )
 from verity.tools.toolset import Toolset
 
@@ -69,23 +74,64 @@ _T = TypeVar("_T")
 
 
 def add_mcp_options(parser: argparse.ArgumentParser) -> None:
-    """`--mcp-config FILE` and `--mcp-sampling` for `verity run`."""
-    parser.add_argument(
-        "--mcp-config",
-        type=Path,
-        help="mcpServers JSON file (default: $VERITY_MCP_CONFIG or mcp.json in the config dir)",
-    )
+    """`--mcp-config FILE`, `--servers`, approvals and `--mcp-sampling` for `verity run`."""
+    _add_config_options(parser)
     parser.add_argument(
         "--mcp-sampling",
         action="store_true",
         help="let MCP servers ask the local model for completions (legacy MCP sampling)",
     )
+    add_approval_options(parser)
+    parser.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="list each MCP tool withheld for want of approval, not only their count",
+    )  # fmt: skip
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mcp-config", type=_config_path, metavar="FILE",
+        help="MCP servers JSON file (mcpServers or VS Code's servers), or 'claude' for Claude "
+        "Desktop's own (default: $VERITY_MCP_CONFIG or mcp.json in the config dir)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--servers", type=_names, metavar="A,B",
+        help="use only these servers of the config (comma-separated names)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--mcp-startup-timeout", type=float, metavar="SECONDS",
+        help=f"time each MCP server gets to start and list its tools ({DEFAULT_STARTUP_TIMEOUT:g}; "
+        'a server\'s "startupTimeout" wins)',
+    )  # fmt: skip
+
+
+def _config_path(text: str) -> Path:
+    """A path, or `claude`: Claude Desktop's config file where this platform keeps it."""
+    if text.lower() == "claude" and not Path(text).exists():
+        return claude_desktop_config_path()
+    return Path(text)
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def add_approval_options(parser: argparse.ArgumentParser) -> None:
+    """`--allow PATTERN` and `--trust SERVER`: which MCP tools run without asking."""
     parser.add_argument(
         "--allow",
         action="append",
         default=[],
         metavar="PATTERN",
         help="run MCP tools matching PATTERN without asking (repeatable; wildcards: 'time__*')",
+    )
+    parser.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="SERVER",
+        help="believe this MCP server's read-only hints, so its read-only tools run without "
+        'asking (repeatable; as "trust": true in the config)',
     )
 
 
@@ -107,7 +153,8 @@ def add_mcp_commands(commands: Any) -> None:
     prompt.add_argument("name")
     prompt.add_argument("--args", default="{}", help="prompt arguments as a JSON object")
     for parser in (listing, call, read, prompt):
-        parser.add_argument("--mcp-config", type=Path, help="mcpServers JSON file")
+        _add_config_options(parser)
+    add_approval_options(listing)
     mcp.set_defaults(handler=mcp_command)
 
 
@@ -119,9 +166,10 @@ def mcp_command(args: argparse.Namespace) -> int:
         MCPServerError: the named server could not be started.
     """
     _report_to_stderr()
-    config = _config(args.mcp_config, required=True)
+    config = _config(args, required=True)
     if args.mcp_command == "list":
-        code = _connected(config, None, lambda toolset: _list(toolset, as_json=args.json))
+        gate = _gate(config, ask=_ask_user_for_approval, allow=args.allow)
+        code = _connected(config, None, lambda toolset: _list(toolset, gate, as_json=args.json))
         return EXIT_SERVER_FAILED if config.errors else code
     server = args.server
     if server not in {s.name for s in config.servers}:
@@ -144,7 +192,7 @@ def mcp_toolsets(args: argparse.Namespace, model: Model) -> list[Toolset]:
     Raises:
         UserError: the named config file is missing or invalid.
     """
-    config = configured_servers(args.mcp_config)
+    config = configured_servers(args)
     if not config.servers and not config.skipped:
         return []
     interactive = sys.stdin.isatty()
@@ -155,21 +203,24 @@ def mcp_toolsets(args: argparse.Namespace, model: Model) -> list[Toolset]:
         errlog=server_log(),
         sampling=model_sampling_handler(model) if args.mcp_sampling else None,
         allow=args.allow,
-        on_decision=_WithheldNotice(),
+        on_withheld=_WithheldNotice([s.name for s in config.servers], verbose=args.verbose),
     )
     return [toolset]
 
 
-def configured_servers(path: Path | None) -> MCPConfig:
-    """The `mcpServers` file `path` names (required), else the default one (optional).
+def configured_servers(args: argparse.Namespace) -> MCPConfig:
+    """The servers of the `--mcp-config` file (required), else of the default one (optional):
+    only those `--servers` names, with those `--trust` names trusted, each given
+    `--mcp-startup-timeout` unless its entry says otherwise.
 
-    Broken entries are reported on stderr and skipped.
+    Broken entries and ignored keys are reported on stderr; broken entries are skipped.
 
     Raises:
-        UserError: the file is missing (when named), unreadable or not an `mcpServers` file.
+        UserError: the file is missing (when named), unreadable or not an MCP servers file, or
+            `--trust` or `--servers` names a server it does not have.
     """
     _report_to_stderr()
-    return _config(path, required=path is not None)
+    return _config(args, required=args.mcp_config is not None)
 
 
 def approved_toolset(
@@ -182,8 +233,30 @@ def approved_toolset(
     allow: Sequence[str] = (),
     only: Collection[str] | None = None,
     on_decision: ApprovalListener | None = None,
+    on_withheld: WithheldListener | None = None,
 ) -> MCPToolset:
     """The configured servers (or those named in `only`) behind the user's approval gate.
+
+    Raises:
+        UserError: the stored approvals file is broken.
+    """
+    gate = _gate(config, ask=ask, allow=allow, on_decision=on_decision, on_withheld=on_withheld)
+    servers = [s for s in config.servers if only is None or s.name in only]
+    skipped = {name: why for name, why in config.skipped.items() if only is None or name in only}
+    return MCPToolset(servers, errlog=errlog, elicitation=elicitation, sampling=sampling,
+                      approval=gate, skipped=skipped)  # fmt: skip
+
+
+def _gate(
+    config: MCPConfig,
+    *,
+    ask: Asker | None,
+    allow: Sequence[str],
+    on_decision: ApprovalListener | None = None,
+    on_withheld: WithheldListener | None = None,
+) -> ApprovalGate:
+    """The approval gate of a run: the config's and the command line's allow patterns, and the
+    "always" answers stored in the user config directory.
 
     Raises:
         UserError: the stored approvals file is broken.
@@ -193,35 +266,58 @@ def approved_toolset(
         store = ApprovalStore(store_path)
     except ValueError as exc:
         raise UserError(f"{exc}. Fix or delete it.", field="approvals") from None
-    gate = ApprovalGate(ApprovalPolicy(), ask=ask, allow=[*config.approved, *allow], store=store,
-                        on_decision=on_decision)  # fmt: skip
-    servers = [s for s in config.servers if only is None or s.name in only]
-    skipped = {name: why for name, why in config.skipped.items() if only is None or name in only}
-    return MCPToolset(servers, errlog=errlog, elicitation=elicitation, sampling=sampling,
-                      approval=gate, skipped=skipped)  # fmt: skip
+    return ApprovalGate(ApprovalPolicy(), ask=ask, allow=[*config.approved, *allow], store=store,
+                        on_decision=on_decision, on_withheld=on_withheld)  # fmt: skip
 
 
 class _WithheldNotice:
-    """Says on stderr, once per tool, which tools nobody could approve and how to allow them."""
+    """Says on stderr, in one line, how many tools nobody could approve, of which servers, and
+    how to allow them; with `verbose`, each tool and why. Tools told about once are not again."""
 
-    def __init__(self) -> None:
+    def __init__(self, servers: Sequence[str], *, verbose: bool = False) -> None:
+        self._prefixes = tool_prefixes(servers)
+        self._servers = {prefix: name for name, prefix in self._prefixes.items()}
+        self._verbose = verbose
         self._told: set[str] = set()
 
-    async def __call__(self, decision: ApprovalDecision) -> None:
-        if decision.outcome != "withheld" or decision.tool in self._told:
+    async def __call__(self, withheld: list[ApprovalDecision]) -> None:
+        new = [d for d in withheld if d.tool not in self._told]
+        if not new:
             return
-        if not self._told:
-            example = decision.tool.split("__", 1)[0] + "__*"
-            print("verity: these MCP tools need approval and nobody can give it (stdin is not a "
-                  "terminal), so the model will not see them. Allow them with --allow PATTERN "
-                  f"(e.g. --allow '{example}'), or with \"alwaysAllow\" or \"trust\": true in "
-                  "the MCP config:", file=sys.stderr)  # fmt: skip
-        self._told.add(decision.tool)
-        print(printable(f"verity:   {decision.tool}: {decision.reason}"), file=sys.stderr)
+        self._told.update(d.tool for d in new)
+        servers: dict[str, int] = {}
+        for decision in new:
+            prefix = decision.tool.split("__", 1)[0]
+            server = self._servers.get(prefix, prefix)
+            servers[server] = servers.get(server, 0) + 1
+        counts = ", ".join(f"{name} ({n})" for name, n in servers.items())
+        first = next(iter(servers))
+        pattern = shlex.quote(f"{self._prefixes.get(first, first)}__*")
+        more = "" if self._verbose else "; -v lists them"
+        print(printable(
+            f"verity: {_count(len(new), 'MCP tool')} withheld (they need approval and stdin is not "
+            f"a terminal) from {counts}. Run a server's read-only tools with --trust "
+            f"{shlex.quote(first)}, or any with --allow {pattern}{more}."
+        ), file=sys.stderr)  # fmt: skip
+        if self._verbose:
+            for decision in new:
+                print(printable(f"verity:   {decision.tool}: {decision.reason}"), file=sys.stderr)
 
 
-def _config(path: Path | None, *, required: bool) -> MCPConfig:
-    config = load_mcp_config(path or default_mcp_config_path(), required=required)
+def _config(args: argparse.Namespace, *, required: bool) -> MCPConfig:
+    options: dict[str, Any] = {"trust": getattr(args, "trust", ()), "only": args.servers}
+    if args.mcp_startup_timeout is not None:
+        if not 0 < args.mcp_startup_timeout <= 3600:
+            raise UserError(
+                "--mcp-startup-timeout must be between 0 and 3600 seconds, not "
+                f"{args.mcp_startup_timeout:g}.",
+                field="mcp_startup_timeout",
+            )
+        options["connect_timeout"] = args.mcp_startup_timeout
+    path = args.mcp_config or default_mcp_config_path()
+    config = load_mcp_config(path, required=required, **options)
+    for warning in config.ignored:
+        print(printable(f"verity: warning: {warning}"), file=sys.stderr)
     for error in config.errors:
         print(f"verity: warning: {error} (skipped)", file=sys.stderr)
     return config
@@ -250,12 +346,14 @@ def _connected(config: MCPConfig, only: str | None, action: Callable[[MCPToolset
     return run_interruptibly(main)
 
 
-async def _list(toolset: MCPToolset, *, as_json: bool) -> int:
+async def _list(toolset: MCPToolset, gate: ApprovalGate, *, as_json: bool) -> int:
     servers = []
     for status in toolset.status():
         listing = asdict(status)
         listing["resources"], listing["prompts"] = await _listings(toolset, status.name)
         listing["grammars"] = _relaxed_grammars(toolset.tool_specs(status.name))
+        specs = {**toolset.tool_specs(status.name), **toolset.added_specs(status.name)}
+        listing["approval"] = {name: _decision(gate, spec) for name, spec in specs.items()}
         servers.append(listing)
     failed = any(server["state"] != "connected" for server in servers)
     code = EXIT_SERVER_FAILED if failed else 0
@@ -270,16 +368,31 @@ async def _list(toolset: MCPToolset, *, as_json: bool) -> int:
         ))  # fmt: skip
         if server["error"]:
             print(printable(f"  error: {server['error']}"))
-        for name in server["tools"]:
+        added = [name for name in server["approval"] if name not in server["tools"]]
+        for name in [*server["tools"], *added]:
             grammar = server["grammars"].get(name)
             note = f"  ({_describe_grammar(grammar)})" if grammar else ""
-            print(printable(f"  tool: {name}{note}"))
+            approval = server["approval"][name]
+            decision = f"{_DECISIONS[approval['decision']]}: {approval['reason']}"
+            by_verity = " (added by Verity)" if name in added else ""
+            print(printable(f"  tool: {name}{by_verity}{note}  [{decision}]"))
         for name, reason in server["unavailable"].items():
             print(printable(f"  unavailable tool: {name}: {reason}"))
         for kind in ("resources", "prompts"):
             for name in server[kind]:
                 print(printable(f"  {kind[:-1]}: {name}"))
+    if any(a["decision"] == "ask" for s in servers for a in s["approval"].values()):
+        print("Tools that ask are withheld when nobody can answer (stdin is not a terminal): "
+              "run them with --trust SERVER (read-only ones) or --allow PATTERN.")  # fmt: skip
     return code
+
+
+_DECISIONS = {"allow": "runs", "ask": "asks", "deny": "withheld"}
+
+
+def _decision(gate: ApprovalGate, spec: ToolSpec) -> dict[str, str]:
+    decision, by, reason = gate.decide(spec)
+    return {"decision": decision, "by": by, "reason": reason}
 
 
 def _count(n: int, noun: str) -> str:

