@@ -1,5 +1,6 @@
 """Verity: a runtime that turns a locally hosted reasoning model into a dependable agent."""
 
+import verity._startup_signals  # noqa: F401 - first: a signal while the command imports
 from verity.answers import extract_boxed
 from verity.errors import (
     GPUOffloadWarning,

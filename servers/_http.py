@@ -1,8 +1,11 @@
-"""Streamable HTTP for Verity's MCP servers: Host/Origin checks, a bearer token, size limits.
+"""Streamable HTTP for Verity's MCP servers: who may call, Host/Origin checks, size limits.
 
 DNS-rebinding protection (the MCP SDK's Host and Origin allowlists) is on for every address,
 not only for loopback as the SDK's default is. Bound beyond loopback, a bearer token is
-required; it is compared in constant time, never logged, and never passed on.
+required; it is compared in constant time, never logged, and never passed on. On loopback
+without a token only the user who started the server is served: the peer's uid is looked up
+(`_peer`), as TCP has no peer credentials, and every other local user is refused (403).
+Sessions are bounded per client and in all, and expire when idle (`_sessions`).
 """
 
 from __future__ import annotations
@@ -10,9 +13,13 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import os
 import socket
+import stat
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Hashable, Sequence
+from pathlib import Path
 
 from mcp.server import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
@@ -21,19 +28,31 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from verity.errors import UserError
+from verity.servers._client_gone import ClientWatch
+from verity.servers._peer import peer_lookup_available, peer_uid
+from verity.servers._sessions import SessionLimits
 
 __all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_REQUEST_BYTES",
+    "DEFAULT_MAX_SESSIONS",
+    "DEFAULT_SESSIONS_PER_CLIENT",
     "MIN_TOKEN_CHARS",
     "BearerAuth",
+    "OwnerOnly",
     "check_exposure",
     "is_loopback",
+    "read_token_file",
     "security_settings",
     "serve_http",
 ]
 
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+DEFAULT_MAX_SESSIONS = 100
+DEFAULT_SESSIONS_PER_CLIENT = 25
+DEFAULT_IDLE_TIMEOUT = 600.0
 MIN_TOKEN_CHARS = 16
+_PEER_UID = "verity.peer_uid"
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 _MAKE_TOKEN = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
@@ -49,23 +68,72 @@ def is_loopback(host: str) -> bool:
 
 
 def check_exposure(host: str, token: str | None) -> None:
-    """Refuse to serve beyond loopback without a bearer token, or with a guessable one.
+    """Refuse to serve beyond loopback without a bearer token, or with a token that is guessable
+    or that no client could send; refuse a loopback server without a token where the peer's
+    user cannot be told (it would serve every local user).
 
     Raises:
-        UserError: what is missing, and how to fix it.
+        UserError: what is missing or wrong, and how to fix it.
     """
-    if token is not None and len(token) < MIN_TOKEN_CHARS:
+    if token is not None:
+        _check_token(token)
+    elif not is_loopback(host):
+        raise UserError(
+            f"--host {host} makes the server reachable from other machines: set a bearer token "
+            f"in VERITY_SERVE_TOKEN (or --token-file), e.g. from: {_MAKE_TOKEN}",
+            field="token",
+        )
+    elif not peer_lookup_available():
+        raise UserError(
+            "This system cannot tell which user a loopback connection comes from (no "
+            "/proc/net/tcp), so without a token every local user could use the server: set a "
+            f"bearer token in VERITY_SERVE_TOKEN (or --token-file), e.g. from: {_MAKE_TOKEN}",
+            field="token",
+        )
+
+
+def _check_token(token: str) -> None:
+    if not token.strip():
+        raise UserError(
+            f"The bearer token is blank; use a random one, e.g. from: {_MAKE_TOKEN}", field="token"
+        )
+    if not all("!" <= char <= "~" for char in token):
+        raise UserError(
+            "The bearer token has spaces or characters other than printable ASCII, which a "
+            f"client cannot send in an Authorization header; use e.g. one from: {_MAKE_TOKEN}",
+            field="token",
+        )
+    if len(token) < MIN_TOKEN_CHARS:
         raise UserError(
             f"The bearer token is too short ({len(token)} characters); use at least "
             f"{MIN_TOKEN_CHARS}, e.g. from: {_MAKE_TOKEN}",
             field="token",
         )
-    if token is None and not is_loopback(host):
+
+
+def read_token_file(path: Path) -> str:
+    """The token in `path` (its first line, without surrounding whitespace); warns when other
+    users may read the file.
+
+    Raises:
+        UserError: the file cannot be read.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+        mode = path.stat().st_mode
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise UserError(
-            f"--host {host} makes the server reachable from other machines: set a bearer token "
-            f"in VERITY_SERVE_TOKEN (or --token), e.g. from: {_MAKE_TOKEN}",
-            field="token",
+            f"Cannot read the token file {path}: {reason}.", field="token_file"
+        ) from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warnings.warn(
+            f"the token file {path} can be read by other users; make it private: chmod 600 {path}",
+            UserWarning,
+            stacklevel=2,
         )
+    lines = text.strip().splitlines()
+    return lines[0].strip() if lines else ""
 
 
 def _with_port(host: str) -> str:
@@ -121,6 +189,41 @@ class BearerAuth:
         return matches and scheme.lower() == "bearer"
 
 
+class OwnerOnly:
+    """Refuses every HTTP request whose TCP peer is not this process's user (loopback, no token).
+
+    The peer's uid is looked up for each request: a connection's port may be reused by another
+    user once it closes, so no answer is remembered.
+    """
+
+    def __init__(self, app: ASGIApp, uid: int | None = None) -> None:
+        self._app = app
+        self._uid = os.geteuid() if uid is None else uid
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the owner's requests (and lifespan events) on; answer the rest 403."""
+        if scope["type"] == "http":
+            client, server = scope.get("client"), scope.get("server")
+            uid = peer_uid(tuple(client), tuple(server)) if client and server else None
+            if uid != self._uid:
+                response = Response(
+                    "Forbidden: this Verity server serves only the user who started it. To "
+                    "share it, start it with a token (--token-file or VERITY_SERVE_TOKEN) and "
+                    "send it as 'Authorization: Bearer <token>'.\n",
+                    status_code=403,
+                )
+                await response(scope, receive, send)
+                return
+            scope[_PEER_UID] = uid
+        await self._app(scope, receive, send)
+
+
+def _client_of(scope: Scope) -> Hashable:
+    """A client, for the session bounds: its address and, on loopback, its uid."""
+    client = scope.get("client")
+    return (client[0] if client else None, scope.get(_PEER_UID))
+
+
 async def serve_http(
     server: MCPServer,
     *,
@@ -130,12 +233,20 @@ async def serve_http(
     allowed_hosts: Sequence[str] = (),
     allowed_origins: Sequence[str] = (),
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    max_sessions: int = DEFAULT_MAX_SESSIONS,
+    sessions_per_client: int = DEFAULT_SESSIONS_PER_CLIENT,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     path: str = "/mcp",
 ) -> None:
     """Serve `server` over streamable HTTP (both protocol eras) until interrupted.
 
+    Without a token only this process's user is served (loopback only). 2025-11-25 sessions
+    end after `idle_timeout` seconds without a request; a client keeps at most
+    `sessions_per_client` and the server `max_sessions`, the least recently used idle one
+    closed to make room.
+
     Raises:
-        UserError: no token beyond loopback, a short token, or the address cannot be bound.
+        UserError: no token beyond loopback, a bad token, or the address cannot be bound.
     """
     import uvicorn  # the HTTP stack: only when serving over HTTP
 
@@ -144,10 +255,18 @@ async def serve_http(
         streamable_http_path=path,
         transport_security=security_settings(host, allowed_hosts, allowed_origins),
         max_request_body_size=max_request_bytes,
+        session_idle_timeout=idle_timeout,
+        max_sessions=max_sessions,
         host=host,
     )
-    if token is not None:
-        app = BearerAuth(app, token)
+    app = SessionLimits(
+        ClientWatch(app),
+        max_sessions=max_sessions,
+        per_client=sessions_per_client,
+        idle_timeout=idle_timeout,
+        client_of=_client_of,
+    )
+    app = BearerAuth(app, token) if token is not None else OwnerOnly(app)
     try:
         family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)

@@ -5,16 +5,17 @@ streamable HTTP; both protocol eras (2025-11-25 and 2026-07-28) on either. Tools
 (a task in; answer, verification, run id, steps and tokens out, with progress notifications as
 steps happen), and the read-only `list_runs` and `get_run` over the trace. Each run is also the
 resource `verity://runs/{run_id}`. Cancelling a `run_agent` call cancels its run, which the
-trace records as `cancelled`.
+trace records as `cancelled`; so does an HTTP client that goes away before its answer came
+(a run nobody can receive ends rather than hold the shared model).
 """
 
 # No `from __future__ import annotations`: MCPServer reads the tools' annotations at runtime.
 import importlib.metadata
 import json
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -25,6 +26,7 @@ from mcp.types import InputRequiredResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from verity.servers._approvals import ClientApprovals
+from verity.servers._client_gone import client_gone
 from verity.servers._detached import DetachedRun
 from verity.servers._run_hooks import ProgressReporter
 from verity.servers._served_agent import RunOptions, RunOutcome, ServedAgent, run_served
@@ -85,6 +87,7 @@ def _run_agent_annotations(agent: ServedAgent) -> ToolAnnotations:
 _TASK = "what the agent should do, self-contained"
 _VERIFY = f"check the answer first: {VERIFY_SPECS}"
 _READS = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+_T = TypeVar("_T")
 
 
 def build_server(agent: ServedAgent) -> MCPServer:
@@ -143,9 +146,10 @@ def build_server(agent: ServedAgent) -> MCPServer:
 
             return await agent.detached.start(work, report)
         approvals = ClientApprovals(ctx, timeout=agent.approval_timeout)
-        return await run_served(
-            agent, task, options, progress=ProgressReporter(report), approvals=approvals
-        )  # fmt: skip
+        progress = ProgressReporter(report)
+        return await _while_client_waits(
+            ctx, lambda: run_served(agent, task, options, progress=progress, approvals=approvals)
+        )
 
     @server.tool(description="The latest recorded runs, newest first.", annotations=_READS)
     async def list_runs(
@@ -203,6 +207,30 @@ def build_server(agent: ServedAgent) -> MCPServer:
         )
 
     return server
+
+
+async def _while_client_waits(ctx: Context, work: Callable[[], Awaitable[_T]]) -> _T:
+    """`work()`, cancelled if the HTTP client leaves first: nobody could receive its result.
+
+    Raises:
+        ToolError: the client went away (the run is in the trace as cancelled).
+    """
+    gone = client_gone(ctx.request_context.request)
+    if gone is None:  # stdio: the server ends with its client
+        return await work()
+    done: list[_T] = []
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:
+            await gone.wait()
+            group.cancel_scope.cancel()
+
+        group.start_soon(watch)
+        done.append(await work())
+        group.cancel_scope.cancel()
+    if not done:
+        raise ToolError("The client went away before the answer; the run was cancelled.")
+    return done[0]
 
 
 def _asks_between_rounds(ctx: Context, agent: ServedAgent, servers: list[str] | None) -> bool:

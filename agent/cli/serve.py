@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from verity.cli._common import add_trace_option, open_store
@@ -20,7 +23,15 @@ from verity.mcp_config import model_sampling_handler
 from verity.models.base import Model
 from verity.models.llama_cpp import LlamaCppModel
 from verity.servers._approvals import ClientApprovals
-from verity.servers._http import DEFAULT_MAX_REQUEST_BYTES, check_exposure, serve_http
+from verity.servers._http import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_SESSIONS_PER_CLIENT,
+    check_exposure,
+    read_token_file,
+    serve_http,
+)
 from verity.servers._served_agent import ServedAgent
 from verity.servers.verity import build_server
 from verity.tools.builtin.calculator import calculator
@@ -46,9 +57,13 @@ def add_commands(commands: Any) -> None:
     http.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     http.add_argument("--port", type=int, default=8765, help="port to bind (8765; 0 picks one)")
     http.add_argument(
-        "--token",
-        default=os.environ.get(TOKEN_VARIABLE) or None,
-        help=f"bearer token clients must send; required beyond loopback (${TOKEN_VARIABLE})",
+        "--token-file",
+        metavar="PATH",
+        help=f"file holding the bearer token clients must send (or ${TOKEN_VARIABLE}); required "
+        "beyond loopback; without one, only your own user is served",
+    )
+    http.add_argument(
+        "--token", help="the token itself: other users can read it in the process list; avoid"
     )
     http.add_argument("--allowed-host", action="append", default=[], metavar="HOST",
                       help="a Host name clients may use besides loopback (repeatable)")  # fmt: skip
@@ -59,6 +74,32 @@ def add_commands(commands: Any) -> None:
         type=int,
         default=DEFAULT_MAX_REQUEST_BYTES,
         help=f"largest request body accepted ({DEFAULT_MAX_REQUEST_BYTES})",
+    )
+    http.add_argument(
+        "--max-sessions",
+        type=int,
+        default=DEFAULT_MAX_SESSIONS,
+        metavar="N",
+        help="open 2025-11-25 sessions kept; past it the least recently used idle one is "
+        f"closed ({DEFAULT_MAX_SESSIONS})",
+    )
+    http.add_argument(
+        "--sessions-per-client",
+        type=int,
+        default=DEFAULT_SESSIONS_PER_CLIENT,
+        metavar="N",
+        help="open sessions one client (its address and user) may keep "
+        f"({DEFAULT_SESSIONS_PER_CLIENT})",
+    )
+    http.add_argument(
+        "--session-idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help=f"a session with no request for this long is closed ({DEFAULT_IDLE_TIMEOUT:g})",
+    )
+    serve.add_argument(
+        "-v", "--verbose", action="store_true", help="show llama.cpp's own log (model loading)"
     )
     runs = serve.add_argument_group("runs")
     runs.add_argument("--max-steps", type=int, help="a run's model calls unless the call says (8)")
@@ -85,6 +126,8 @@ def _check(args: argparse.Namespace) -> None:
         ("--max-queue", args.max_queue, 0),
         ("--verify-rounds", args.verify_rounds, 1),
         ("--max-request-bytes", args.max_request_bytes, 1024),
+        ("--max-sessions", args.max_sessions, 1),
+        ("--sessions-per-client", args.sessions_per_client, 1),
     ]
     for option, value, least in minimums:
         if value < least:
@@ -93,13 +136,47 @@ def _check(args: argparse.Namespace) -> None:
         raise UserError(f"--port must be between 0 and 65535, not {args.port}.", field="port")
     if args.approval_timeout <= 0:
         raise UserError("--approval-timeout must be more than 0 seconds.", field="approval_timeout")
+    if not 0 < args.session_idle_timeout < float("inf"):
+        raise UserError(
+            "--session-idle-timeout must be more than 0 seconds.", field="session_idle_timeout"
+        )
     if args.http:
+        args.token = _token(args)
         check_exposure(args.host, args.token)
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    """The bearer token: from --token-file, --token (warned about) or the environment."""
+    if args.token_file is not None and args.token is not None:
+        raise UserError("Give the token one way, --token-file or --token, not both.", field="token")
+    if args.token_file is not None:
+        return read_token_file(Path(args.token_file))
+    if args.token is not None:
+        warnings.warn(
+            "--token is visible to every user of this machine (ps, /proc/PID/cmdline); put the "
+            f"token in a file for --token-file, or in {TOKEN_VARIABLE}",
+            UserWarning,
+            stacklevel=1,
+        )
+        return str(args.token)
+    return os.environ.get(TOKEN_VARIABLE) or None
+
+
+def _show_native_log(verbose: bool) -> None:
+    """llama.cpp's own log (28 lines per model load): on stderr with -v, else nowhere."""
+    log = logging.getLogger("verity.llama_cpp")
+    log.propagate = False  # the MCP server's root handler would print its warnings
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("llama.cpp: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
 
 
 def serve_command(args: argparse.Namespace) -> int:
     """`verity serve`: serve until the client goes away (stdio) or the process is interrupted."""
     _check(args)
+    _show_native_log(args.verbose)
     remote = server_model(args)
     model: Model
     if remote is not None:
@@ -150,7 +227,10 @@ def serve_command(args: argparse.Namespace) -> int:
                 await serve_http(server, host=args.host, port=args.port, token=args.token,
                                  allowed_hosts=args.allowed_host,
                                  allowed_origins=args.allowed_origin,
-                                 max_request_bytes=args.max_request_bytes)  # fmt: skip
+                                 max_request_bytes=args.max_request_bytes,
+                                 max_sessions=args.max_sessions,
+                                 sessions_per_client=args.sessions_per_client,
+                                 idle_timeout=args.session_idle_timeout)  # fmt: skip
             else:
                 if sys.stdin.isatty():
                     print("verity: serving MCP on stdin/stdout, for an MCP client to start "

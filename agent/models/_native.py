@@ -137,11 +137,18 @@ class NativeGuard:
 @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
 def _forward_native_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
     # llama.cpp reports an aborted decode as errors: that is our own stop, not news for stderr
+    global _last_level
+    _last_level = _last_level if level == _NATIVE_CONTINUE else _NATIVE_LEVELS.get(level, 0)
     message = text.decode("utf-8", "replace").rstrip()
-    _log.log(_NATIVE_LEVELS.get(level, logging.DEBUG), "%s", message)
+    if message and _last_level:
+        _log.log(_last_level, "%s", message)
 
 
-_NATIVE_LEVELS = {1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR}
+# ggml.h's enum ggml_log_level: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (the previous
+# line goes on). llama-cpp-python's own table is older and one off: INFO would read as WARNING.
+_NATIVE_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
+_NATIVE_CONTINUE = 5
+_last_level = logging.DEBUG
 
 
 def route_native_log() -> None:

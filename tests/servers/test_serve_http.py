@@ -120,8 +120,8 @@ async def test_an_mcp_client_with_the_token_lists_the_tools_and_the_token_is_nev
     [
         (["--host", "0.0.0.0"],
          "verity: error: --host 0.0.0.0 makes the server reachable from other machines: set a "
-         "bearer token in VERITY_SERVE_TOKEN (or --token), e.g. from: python -c 'import secrets; "
-         "print(secrets.token_urlsafe(32))'"),
+         "bearer token in VERITY_SERVE_TOKEN (or --token-file), e.g. from: python -c 'import "
+         "secrets; print(secrets.token_urlsafe(32))'"),
         (["--token", "short"],
          "verity: error: The bearer token is too short (5 characters); use at least 16, e.g. "
          "from: python -c 'import secrets; print(secrets.token_urlsafe(32))'"),
