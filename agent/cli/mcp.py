@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from contextlib import suppress
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -50,6 +52,7 @@ from verity.tools.mcp import (
     ElicitationRequest,
     MCPToolset,
     SamplingHandler,
+    allow_patterns,
 )
 from verity.tools.toolset import Toolset
 
@@ -193,9 +196,10 @@ def approved_toolset(
         store = ApprovalStore(store_path)
     except ValueError as exc:
         raise UserError(f"{exc}. Fix or delete it.", field="approvals") from None
-    gate = ApprovalGate(ApprovalPolicy(), ask=ask, allow=[*config.approved, *allow], store=store,
-                        on_decision=on_decision)  # fmt: skip
     servers = [s for s in config.servers if only is None or s.name in only]
+    allowed = [*config.approved, *allow_patterns(allow, [s.name for s in servers])]
+    gate = ApprovalGate(ApprovalPolicy(), ask=ask, allow=allowed, store=store,
+                        on_decision=on_decision)  # fmt: skip
     return MCPToolset(servers, errlog=errlog, elicitation=elicitation, sampling=sampling,
                       approval=gate)  # fmt: skip
 
@@ -347,7 +351,11 @@ def server_log() -> TextIO:
     """Servers' stderr goes to a log file, not over the answer (`verity: ... see <file>`)."""
     path = Path(platformdirs.user_log_dir("verity")) / "mcp-servers.log"
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path.open("a", encoding="utf-8")
+    # Servers log what they were asked (paths, queries, tokens): for the owner's eyes only.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with suppress(OSError):  # a log made 0644 by an older version, or on a filesystem without modes
+        os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "a", encoding="utf-8")
 
 
 def _report_to_stderr() -> None:
