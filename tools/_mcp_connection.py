@@ -25,7 +25,6 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import (
     CONNECTION_CLOSED,
-    REQUEST_TIMEOUT,
     DiscoverResult,
     PromptListChangedNotification,
     ResourceListChangedNotification,
@@ -34,6 +33,7 @@ from mcp.types import (
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from verity.tools._mcp_stdio import MESSAGE_TOO_LARGE, StdioState, stdio_transport
+from verity.tools._mcp_streams import watched
 from verity.tools._mcp_types import HTTPServer, ServerSpec, StdioServer
 from verity.tools.base import ToolError
 
@@ -65,6 +65,8 @@ class _Live:
     stdio: StdioState | None
     close: anyio.Event = field(default_factory=anyio.Event)
     lost: anyio.Event = field(default_factory=anyio.Event)
+    ended: anyio.Event = field(default_factory=anyio.Event)
+    """The transport's line itself ended (read to its end, or a write failed)."""
     scopes: set[anyio.CancelScope] = field(default_factory=set)
     why: str = ""
 
@@ -124,7 +126,8 @@ class ServerConnection:
             ServerUnavailable: the server is down and could not be restarted, or it died or
                 became unreachable during the request.
             ToolError: the request timed out (a cancellation was sent to the server).
-            MCPError: the server answered with a JSON-RPC error.
+            MCPError: the server answered with a JSON-RPC error (any code, -32000 and -32001
+                included: only the line's end, never a code, means the connection closed).
         """
         live = await self._ensure_live()
         scope = anyio.CancelScope()
@@ -137,9 +140,7 @@ class ServerConnection:
                     return await send(live.client)
                 raise self._timed_out(what)
         except MCPError as exc:
-            if exc.code == REQUEST_TIMEOUT:
-                raise self._timed_out(what) from None
-            if exc.code == CONNECTION_CLOSED:
+            if exc.code == CONNECTION_CLOSED and live.ended.is_set():
                 fault = live.stdio.fault if live.stdio is not None else None
                 self._mark_lost(live, fault or f"the connection closed during {what}")
                 raise self._down(live) from None
@@ -233,12 +234,13 @@ class ServerConnection:
         """Own one client from connect to close; the task that enters it must also leave it."""
         live: _Live | None = None
         stdio = StdioState() if isinstance(self.spec, StdioServer) else None
+        ended = anyio.Event()
         try:
             # One deadline for the whole connect, the discover probe's own 10 s wait included.
             with anyio.CancelScope(deadline=deadline) as cs:
-                async with self._client(mode, prior, stdio) as client:
+                async with self._client(mode, prior, stdio, ended) as client:
                     cs.deadline = math.inf
-                    live = _Live(client=client, stdio=stdio)
+                    live = _Live(client=client, stdio=stdio, ended=ended)
                     self.protocol_version = client.protocol_version
                     self._discover = client.session.discover_result
                     task_status.started(live)
@@ -287,7 +289,7 @@ class ServerConnection:
 
     @asynccontextmanager
     async def _client(
-        self, mode: str, prior: DiscoverResult | None, stdio: StdioState | None
+        self, mode: str, prior: DiscoverResult | None, stdio: StdioState | None, ended: anyio.Event
     ) -> AsyncIterator[Client]:
         spec = self.spec
         kwargs: dict[str, Any] = dict(
@@ -300,10 +302,10 @@ class ServerConnection:
         async with AsyncExitStack() as stack:
             if isinstance(spec, StdioServer):
                 assert stdio is not None
-                client = Client(stdio_transport(spec, stdio, self._options.errlog), **kwargs)
+                transport = stdio_transport(spec, stdio, self._options.errlog)
             elif spec.sse:
                 timeout = min(spec.startup_timeout, 30.0)
-                client = Client(sse_client(spec.url, dict(spec.headers), timeout), **kwargs)
+                transport = sse_client(spec.url, dict(spec.headers), timeout)
             else:
                 assert isinstance(spec, HTTPServer)
                 http = await stack.enter_async_context(
@@ -312,7 +314,8 @@ class ServerConnection:
                         timeout=httpx2.Timeout(min(spec.startup_timeout, 30.0), read=300.0),
                     )
                 )
-                client = Client(streamable_http_client(spec.url, http_client=http), **kwargs)
+                transport = streamable_http_client(spec.url, http_client=http)
+            client = Client(watched(transport, ended), **kwargs)
             yield await stack.enter_async_context(client)
 
     async def _listen(self, client: Client) -> None:

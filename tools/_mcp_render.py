@@ -30,6 +30,7 @@ __all__ = [
     "GET_PROMPT",
     "READ_RESOURCE",
     "SEPARATOR",
+    "allow_patterns",
     "get_prompt_spec",
     "model_tool_name",
     "read_resource_spec",
@@ -68,6 +69,25 @@ def tool_prefixes(names: Iterable[str]) -> dict[str, str]:
             prefix = f"{prefix}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
         prefixes[name] = prefix
     return prefixes
+
+
+def allow_patterns(patterns: Iterable[str], servers: Iterable[str]) -> list[str]:
+    """Allow patterns as a person writes them: a server's name as it stands in the config
+    (`My Files__read_*`) is also turned into its tool prefix (`My_Files__read_*`).
+
+    The server part is found without regard to case, as the approval gate matches.
+    """
+    prefixes = tool_prefixes(servers)
+    by_length = sorted(prefixes, key=len, reverse=True)  # `a b` before `a` for `a b__x`
+    found = []
+    for pattern in patterns:
+        found.append(pattern)
+        for name in by_length:
+            head = f"{name}{SEPARATOR}"
+            if pattern.casefold().startswith(head.casefold()) and name != prefixes[name]:
+                found.append(f"{prefixes[name]}{SEPARATOR}{pattern[len(head) :]}")
+                break
+    return found
 
 
 def model_tool_name(server: str, tool: str, taken: Iterable[str] = ()) -> str:

@@ -10,6 +10,7 @@ kills the server's process group and every descendant it had (psutil, so macOS a
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -35,6 +36,7 @@ from mcp.os.win32.utilities import (
 from mcp.shared.message import SessionMessage
 from mcp.types import ErrorData, JSONRPCError
 
+from verity.tools._mcp_limits import mark_deep_schemas
 from verity.tools._mcp_types import StdioServer
 
 __all__ = ["MESSAGE_TOO_LARGE", "StdioState", "stdio_transport"]
@@ -47,6 +49,12 @@ _EDGE = 512  # bytes kept from each end of an oversized line, to find its reques
 _HEAD_ID = re.compile(rb'^\s*\{\s*"jsonrpc"\s*:\s*"2\.0"\s*,\s*"id"\s*:\s*(-?\d+|"[^"\\]{0,200}")')
 _TAIL_ID = re.compile(rb',\s*"id"\s*:\s*(-?\d+|"[^"\\]{0,200}")\s*\}\s*$')
 _FIRST_ID = re.compile(rb'^\s*\{\s*"id"\s*:\s*(-?\d+|"[^"\\]{0,200}")\s*,')
+_LOG_LINE = 16 * 2**10
+"""Bytes of one stderr line kept in the server log; the rest of the line is counted, not kept."""
+_LOG_TOTAL = 64 * 2**20
+"""Bytes of stderr one server process may put in the log; later output is read and dropped."""
+# C0 and C1 controls but tab, DEL, and the bidi embeddings, overrides and isolates.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass
@@ -176,7 +184,19 @@ def _parse(state: StdioState, line: bytes) -> SessionMessage | str | None:
         return SessionMessage(types.jsonrpc_message_adapter.validate_json(text, by_name=False))
     except ValueError as exc:
         first = exc.errors()[0]["msg"] if hasattr(exc, "errors") else str(exc)
+        if "recursion limit" in first:
+            return _parse_deep(text) or f"it sent a message nested too deep to read ({first})"
         return f"it sent a message that is not valid JSON-RPC ({first})"
+
+
+def _parse_deep(text: str) -> SessionMessage | None:
+    """A message deeper than the SDK's parser goes: a tool list with its deep schemas marked."""
+    try:
+        message = json.loads(text)
+        mark_deep_schemas(message)
+        return SessionMessage(types.jsonrpc_message_adapter.validate_python(message, by_name=False))
+    except (RecursionError, ValueError):
+        return None
 
 
 @dataclass
@@ -264,7 +284,12 @@ def _kill_all(processes: list[psutil.Process]) -> None:
 
 
 class _StderrPump:
-    """A server's stderr, copied line by line into the server log with a time and its name."""
+    """A server's stderr, copied line by line into the server log with a time and its name.
+
+    Bounded whatever the server writes: a line is read in pieces of `_LOG_LINE` bytes and only
+    its first piece is kept; after `_LOG_TOTAL` bytes the rest of the output is read and
+    dropped. Control characters are written escaped, so reading the log runs none of them.
+    """
 
     _lock = threading.Lock()
 
@@ -272,6 +297,7 @@ class _StderrPump:
         self._name = name
         self._log = log
         self._read_end, self._write_end = os.pipe()
+        self._logged = 0
 
     def child_end(self) -> int:
         return self._write_end
@@ -282,10 +308,36 @@ class _StderrPump:
         threading.Thread(target=self._copy, daemon=True, name=f"mcp-log-{self._name}").start()
 
     def _copy(self) -> None:
+        dropped = -1  # bytes of the current line not kept; -1 at the start of a line
         with os.fdopen(self._read_end, "rb") as pipe:
-            for raw in pipe:
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                stamp = datetime.now(UTC).astimezone().isoformat(timespec="milliseconds")
-                with self._lock, suppress(OSError, ValueError):
-                    self._log.write(f"{stamp} [{self._name}] {line}\n")
-                    self._log.flush()
+            while piece := pipe.readline(_LOG_LINE):
+                ends = piece.endswith(b"\n")
+                if dropped < 0:
+                    self._write(piece.decode("utf-8", "replace").rstrip("\r\n"))
+                    dropped = 0
+                else:
+                    dropped += len(piece) - ends
+                if ends:
+                    self._dropped(dropped)
+                    dropped = -1
+            self._dropped(dropped)
+
+    def _dropped(self, size: int) -> None:
+        if size > 0:
+            self._write(f"[... {size} more bytes of this line not kept]")
+
+    def _write(self, text: str) -> None:
+        if self._logged > _LOG_TOTAL:
+            return
+        self._logged += len(text)
+        if self._logged > _LOG_TOTAL:
+            text = f"[stderr past {_LOG_TOTAL // 2**20} MiB from this process not kept]"
+        stamp = datetime.now(UTC).astimezone().isoformat(timespec="milliseconds")
+        with self._lock, suppress(OSError, ValueError):
+            self._log.write(f"{stamp} [{_escaped(self._name)}] {_escaped(text)}\n")
+            self._log.flush()
+
+
+def _escaped(text: str) -> str:
+    """`text` with control characters (escape sequences included) written as `\\xNN` escapes."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)

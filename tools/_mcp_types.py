@@ -56,6 +56,11 @@ class _ServerOptions:
     """Longest text of one result kept in memory; the run's own cap is usually lower."""
     max_message_bytes: int = 32 * 2**20
     """Largest message read from a stdio server; a larger result fails its call at once."""
+    max_tool_bytes: int = 16 * 2**10
+    """Largest definition of one tool (name, description, input schema as JSON); a larger tool
+    is unavailable, with a warning naming it."""
+    max_list_bytes: int = 128 * 2**10
+    """Largest sum of the offered tools' definitions; tools past it are unavailable."""
 
     @property
     def startup_timeout(self) -> float:

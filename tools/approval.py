@@ -186,7 +186,7 @@ class ApprovalGate:
             policy: Rules and defaults; the default allows read-only tools and asks for the rest.
             ask: Asks a person; None means nobody can answer, so such tools are withheld.
             allow: `server__tool` glob patterns allowed without asking (`--allow`, `alwaysAllow`),
-                after the policy's own rules.
+                after the policy's own rules; matched without regard to case.
             store: Where "always" answers are kept; an in-memory store by default.
             on_decision: Also told every decision.
             on_withheld: Told the tools each listing withheld, together (e.g. to say so on
@@ -205,7 +205,7 @@ class ApprovalGate:
         if self.policy.rule_for(spec) is not None:
             return decision, by, reason
         for pattern in self._allow:
-            if fnmatch.fnmatchcase(spec.name, pattern):
+            if fnmatch.fnmatchcase(spec.name.casefold(), pattern.casefold()):
                 return "allow", "allow", f"allowed by pattern {pattern!r}"
         if decision == "ask" and self._store.approved(spec):
             return "allow", "user", "approved 'always' earlier"

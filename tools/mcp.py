@@ -37,7 +37,9 @@ from verity.tools._mcp_extras import (
     list_resources,
     read_resource,
 )
+from verity.tools._mcp_limits import ListBudget
 from verity.tools._mcp_render import (
+    allow_patterns,
     model_tool_name,
     render_content,
     tool_prefixes,
@@ -73,6 +75,7 @@ __all__ = [
     "ServerStatus",
     "ServerUnavailable",
     "StdioServer",
+    "allow_patterns",
     "answer_with_defaults",
     "model_tool_name",
     "tool_prefixes",
@@ -95,7 +98,8 @@ class ServerStatus:
     restarts: int
     error: str | None
     unavailable: dict[str, str] = field(default_factory=dict)
-    """Tools not offered because jsonschema cannot use their input schema, with the reason."""
+    """Tools not offered, with the reason: jsonschema cannot use their input schema, or they
+    are over the size or depth bounds (docs/mcp-limits.md)."""
 
 
 def _transport(spec: ServerSpec) -> Literal["stdio", "http", "sse"]:
@@ -115,7 +119,7 @@ class _Server:
     prefix: str = ""
     """What the server's tools are prefixed with (its name, made valid)."""
     unavailable: dict[str, str] = field(default_factory=dict)
-    """The server's own tool name → why its input schema cannot be used."""
+    """The server's own tool name → why it is not offered."""
     stale: bool = True
     withheld: bool = False
     """Every one of its tools was withheld by the approval gate at the last listing."""
@@ -442,34 +446,42 @@ class MCPToolset:
             _log.warning("MCP server %r: %s", server.spec.name, connection.error)
             return
         taken: set[str] = set()
+        budget = ListBudget(
+            max_tool_bytes=server.spec.max_tool_bytes, max_list_bytes=server.spec.max_list_bytes
+        )
         server.tools = {}
         server.unavailable = {}
         for tool in tools.values():
             name = model_tool_name(server.prefix, tool.name, taken)
             spec = tool_spec(name, tool, trusted=server.spec.trusted)
-            problem = schema_problem(spec.parameters)
-            if problem is not None:  # one broken tool must not take the others down with it
-                server.unavailable[tool.name] = problem
-                _log.warning("MCP server %r: tool %r is unavailable: %s", server.spec.name,
-                             tool.name, problem)  # fmt: skip
-                continue
-            taken.add(name)
-            server.tools[name] = (tool, spec)
+            if self._usable(server, tool.name, spec, budget):
+                taken.add(name)
+                server.tools[name] = (tool, spec)
         server.extras = {}
-        for kind, spec in extras.items():
+        for kind, extra in extras.items():
             name = model_tool_name(server.prefix, kind, taken)
-            taken.add(name)
-            server.extras[name] = (
-                kind,
-                ToolSpec(
-                    name=name,
-                    description=spec.description,
-                    parameters=spec.parameters,
-                    read_only=True,
-                    protocol_read=spec.protocol_read,
-                ),
+            spec = ToolSpec(
+                name=name,
+                description=extra.description,
+                parameters=extra.parameters,
+                read_only=True,
+                protocol_read=extra.protocol_read,
             )
+            if self._usable(server, kind, spec, budget):
+                taken.add(name)
+                server.extras[name] = (kind, spec)
         server.stale = False
+
+    @staticmethod
+    def _usable(server: _Server, tool: str, spec: ToolSpec, budget: ListBudget) -> bool:
+        """Whether one tool can be offered; one that cannot never takes the others down."""
+        problem = budget.problem(spec) or schema_problem(spec.parameters)
+        if problem is None:
+            budget.take(spec)
+            return True
+        server.unavailable[tool] = problem
+        _log.warning("MCP server %r: tool %r is unavailable: %s", server.spec.name, tool, problem)
+        return False
 
     async def _call(self, server: _Server, tool: str, arguments: dict[str, Any]) -> ToolResult:
         result = await server.connection.request(

@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import sys
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from contextlib import suppress
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -54,6 +56,7 @@ from verity.tools.mcp import (
     ElicitationRequest,
     MCPToolset,
     SamplingHandler,
+    allow_patterns,
     tool_prefixes,
 )
 from verity.tools.toolset import Toolset
@@ -266,7 +269,8 @@ def _gate(
         store = ApprovalStore(store_path)
     except ValueError as exc:
         raise UserError(f"{exc}. Fix or delete it.", field="approvals") from None
-    return ApprovalGate(ApprovalPolicy(), ask=ask, allow=[*config.approved, *allow], store=store,
+    allowed = [*config.approved, *allow_patterns(allow, [s.name for s in config.servers])]
+    return ApprovalGate(ApprovalPolicy(), ask=ask, allow=allowed, store=store,
                         on_decision=on_decision, on_withheld=on_withheld)  # fmt: skip
 
 
@@ -461,7 +465,11 @@ def server_log() -> TextIO:
     """Servers' stderr goes to a log file, not over the answer (`verity: ... see <file>`)."""
     path = Path(platformdirs.user_log_dir("verity")) / "mcp-servers.log"
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path.open("a", encoding="utf-8")
+    # Servers log what they were asked (paths, queries, tokens): for the owner's eyes only.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with suppress(OSError):  # a log made 0644 by an older version, or on a filesystem without modes
+        os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "a", encoding="utf-8")
 
 
 def _report_to_stderr() -> None:

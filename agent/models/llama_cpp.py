@@ -25,6 +25,7 @@ from verity.models._llama_setup import (
 )
 from verity.models._loaded import Loaded, NativeState, load_model, on_own_context
 from verity.models._native import GenerationStopped
+from verity.models._overflow import overflow_message
 from verity.models._relevance import RelevanceGate
 from verity.models._sampling import TokenSampler
 from verity.models._template import ChatTemplate
@@ -325,10 +326,7 @@ class LlamaCppModel:
         tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
         room = self.settings.n_ctx - len(tokens)
         if room < 16:
-            raise ModelError(
-                f"The conversation needs {len(tokens)} tokens but the context holds "
-                f"{self.settings.n_ctx}. Raise n_ctx or shorten the task and tool outputs."
-            )
+            raise ModelError(self._overflow(loaded, history, tools, len(tokens)))
         grammar, single_grammar, grammars = self._grammar(loaded, tools, offered)
         request = GenerationRequest(
             prompt_tokens=tokens,
@@ -396,6 +394,21 @@ class LlamaCppModel:
             ),
             model=self.name,
             tool_grammars=grammars,
+        )
+
+    def _overflow(
+        self, loaded: Loaded, history: list[Message], tools: list[ToolSpec], needed: int
+    ) -> str:
+        def count(text: str) -> int:
+            return len(loaded.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+        bare = self.call_format.render(loaded.template, history, []) if tools else None
+        return overflow_message(
+            needed=needed,
+            n_ctx=self.settings.n_ctx,
+            without_tools=needed if bare is None else count(bare),
+            tools=tools,
+            count=count,
         )
 
 
