@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp.types import Prompt, Resource, ResourceTemplate
+from mcp.shared.exceptions import MCPError
+from mcp.types import METHOD_NOT_FOUND, Prompt, Resource, ResourceTemplate
 
 from verity.tools._mcp_connection import ServerConnection
 from verity.tools._mcp_render import (
@@ -47,9 +48,15 @@ async def list_resources(
     resources = await connection.request(
         "resources/list", lambda c: c.list_resources(cache_mode="refresh")
     )
-    templates = await connection.request(
-        "resources/templates/list", lambda c: c.list_resource_templates(cache_mode="refresh")
-    )
+    try:
+        templates = await connection.request(
+            "resources/templates/list", lambda c: c.list_resource_templates(cache_mode="refresh")
+        )
+    except MCPError as exc:
+        if exc.code != METHOD_NOT_FOUND:
+            raise
+        # optional: servers with resources but no templates (mcp-server-sqlite) may not have it
+        return resources.resources, []
     return resources.resources, templates.resource_templates
 
 

@@ -87,7 +87,8 @@ def add_mcp_options(parser: argparse.ArgumentParser) -> None:
     add_approval_options(parser)
     parser.add_argument(
         "-v", "--verbose", action="store_true",
-        help="list each MCP tool withheld for want of approval, not only their count",
+        help="list each MCP tool withheld for want of approval, not only their count (and, "
+        "in verity serve, show llama.cpp's own log)",
     )  # fmt: skip
 
 

@@ -98,9 +98,6 @@ def add_commands(commands: Any) -> None:
         metavar="SECONDS",
         help=f"a session with no request for this long is closed ({DEFAULT_IDLE_TIMEOUT:g})",
     )
-    serve.add_argument(
-        "-v", "--verbose", action="store_true", help="show llama.cpp's own log (model loading)"
-    )
     runs = serve.add_argument_group("runs")
     runs.add_argument("--max-steps", type=int, help="a run's model calls unless the call says (8)")
     runs.add_argument("--system", metavar="PROMPT", help="system prompt replacing Verity's")

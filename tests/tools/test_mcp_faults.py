@@ -35,11 +35,27 @@ def faulty(marks: Path | None = None, **options: object) -> StdioServer:
     )
 
 
-def raw_server() -> StdioServer:
+def raw_server(*flags: str) -> StdioServer:
     script = str(PROJECT_ROOT / "tests" / "fixtures" / "raw_server.py")
     return StdioServer(
-        name="raw", command=sys.executable, args=(script,), env=server_env(), discover_timeout=0.5
+        name="raw",
+        command=sys.executable,
+        args=(script, *flags),
+        env=server_env(),
+        discover_timeout=0.5,
     )
+
+
+async def test_a_server_without_resource_templates_keeps_its_tools_and_resources() -> None:
+    # mcp-server-sqlite answers resources/templates/list with Method not found: it is optional
+    with anyio.fail_after(20):
+        async with open_toolset([raw_server("--resources")]) as toolset:
+            names = {spec.name for spec in await toolset.list_tools()}
+            resources, templates = await toolset.list_resources("raw")
+            (status,) = toolset.status()
+    assert "raw__ping" in names
+    assert [r.uri for r in resources] == ["memo://insights"] and templates == []
+    assert status.state == "connected" and status.error is None
 
 
 async def test_server_that_dies_mid_call_gives_an_error_within_a_second_and_is_restarted() -> None:
