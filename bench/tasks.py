@@ -153,7 +153,7 @@ def run_once(
                 stdout, stderr = process.communicate(timeout=KILL_GRACE_S)
                 exit_code = None
             seconds = time.monotonic() - started
-    return _outcome(
+    return read_outcome(
         task,
         stdout,
         stderr,
@@ -165,7 +165,7 @@ def run_once(
     )
 
 
-def _outcome(
+def read_outcome(
     task: Task,
     stdout: str,
     stderr: str,
@@ -223,6 +223,13 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="pass ARG on to every verity run (e.g. --verity-arg=--n-ctx=16384)",
     )
     parser.add_argument("--no-baseline", action="store_true", help="only the run with checks")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="print the table of saved --json-out files (runs nothing)",
+    )
     return parser.parse_args(argv)
 
 
@@ -254,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     if args.setup:
         return _setup()
+    if args.report:
+        saved = [Outcome(**o) for path in args.report for o in json.loads(path.read_text())]
+        print(table(saved, baseline_run=any(o.mode == "baseline" for o in saved)))
+        return 0
     if problem := missing_setup():
         print(f"tasks: {problem}: run python bench/tasks.py --setup first", file=sys.stderr)
         return 2

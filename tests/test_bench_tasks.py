@@ -18,6 +18,7 @@ from bench.task_fixtures import build_fixture, serve_pages
 from bench.task_rules import Cannot, ConvertedTime, MustFail, NameSet, Number
 from bench.task_scoring import Outcome, classify, table
 from bench.task_servers import BROKEN, SERVERS, mcp_config
+from bench.tasks import read_outcome
 
 REFUSALS = ("抱歉, I can't assist with that.", "I'm sorry, but I can't help with that.")
 NO_ANSWERS = (None, "", "   ", "None")
@@ -185,3 +186,42 @@ def test_the_table_reports_every_category_with_both_modes() -> None:
     for category in (*CATEGORIES, "all"):
         assert f"| {category} | 2 |" in shown or f"| {category} | 12 |" in shown
     assert "| all | 12 | 100% [76-100] / 0% [0-24] | 0 / 12 |" in shown
+
+
+def test_a_run_is_read_from_its_json_or_its_stderr() -> None:
+    task = next(t for t in TASKS if t.rule == Number(5) and t.category == "one-call")
+    payload = {
+        "answer": "There are 5 customers.",
+        "verified": None,
+        "status": "answered",
+        "usage": {"prompt_tokens": 900, "completion_tokens": 12},
+    }
+    read = read_outcome(
+        task,
+        json.dumps(payload),
+        "",
+        exit_code=0,
+        seconds=3.21,
+        model="embedded",
+        mode="checks",
+        timeout=60,
+    )
+    assert (read.verdict, read.tokens, read.seconds, read.status) == ("right", 912, 3.2, "answered")
+    failed = read_outcome(
+        task,
+        "",
+        "verity: MCP server 'sqlite' failed to start\n",
+        exit_code=1,
+        seconds=1.0,
+        model="embedded",
+        mode="baseline",
+        timeout=60,
+    )
+    assert (failed.verdict, failed.reason) == (
+        "honest",
+        "verity: MCP server 'sqlite' failed to start",
+    )
+    killed = read_outcome(
+        task, "", "", exit_code=None, seconds=60.0, model="embedded", mode="checks", timeout=60
+    )
+    assert (killed.verdict, killed.reason) == ("honest", "killed after the 60 s per-task timeout")
