@@ -3,7 +3,7 @@
 
     python bench/tasks.py --setup                      # once: uv, npx and uvx caches (network)
     python bench/tasks.py [--model embedded|demo-1.5b] [--half dev|held-out|all]
-                          [--category NAME ...] [--tasks N] [-j N] [--timeout S]
+                          [--category NAME ...] [--tasks N] [--id N ...] [-j N] [--timeout S]
                           [--json-out FILE] [--verity-arg ARG ...]
 
 Each task gets a fresh fixture (files, a git repository, a SQLite database, a memory graph,
@@ -212,6 +212,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--half", choices=("dev", "held-out", "all"), default="all")
     parser.add_argument("--category", action="append", choices=CATEGORIES)
     parser.add_argument("--tasks", type=int, metavar="N", help="the first N of each category")
+    parser.add_argument("--id", type=int, action="append", help="only this task (repeatable)")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="runs at a time (1)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per run (600)")
     parser.add_argument("--json-out", type=Path, help="write every outcome to this JSON file")
@@ -271,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     tasks = select(
         half=args.half, categories=tuple(args.category or CATEGORIES), per_category=args.tasks
     )
+    tasks = [task for task in tasks if args.id is None or task.id in args.id]
     baseline_run = not args.no_baseline and has_no_checks_flag()
     modes = (False, True) if baseline_run else (False,)
     jobs = [
