@@ -54,7 +54,11 @@ def _env() -> dict[str, str]:
 
 
 def has_no_checks_flag() -> bool:
-    """Whether this verity's `run` has the baseline switch yet."""
+    """Whether this verity's `run` has the baseline switch yet.
+
+    Raises:
+        RuntimeError: `verity run --help` fails: no task could run.
+    """
     shown = subprocess.run(
         _verity("run", "--help"),
         capture_output=True,
@@ -64,6 +68,9 @@ def has_no_checks_flag() -> bool:
         stdin=subprocess.DEVNULL,
         cwd=ROOT,
     )
+    if shown.returncode != 0:
+        last = (shown.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"verity run --help failed (exit {shown.returncode}): {last}")
     return NO_CHECKS_FLAG in shown.stdout
 
 
@@ -273,7 +280,11 @@ def main(argv: list[str] | None = None) -> int:
         half=args.half, categories=tuple(args.category or CATEGORIES), per_category=args.tasks
     )
     tasks = [task for task in tasks if args.id is None or task.id in args.id]
-    baseline_run = not args.no_baseline and has_no_checks_flag()
+    try:
+        baseline_run = not args.no_baseline and has_no_checks_flag()
+    except RuntimeError as exc:
+        print(f"tasks: {exc}", file=sys.stderr)
+        return 2
     modes = (False, True) if baseline_run else (False,)
     jobs = [
         (model, task, base)
