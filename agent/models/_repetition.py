@@ -17,8 +17,8 @@ __all__ = ["MAX_PERIOD", "MIN_REPEATS", "MIN_SPAN", "repeated_unit"]
 MAX_PERIOD = 128
 """The longest unit (in tokens) looked for: a few lines of text."""
 MIN_REPEATS = 4
-MIN_SPAN = 64
-"""Tokens the repeats must cover together: a one-token unit must repeat 64 times."""
+MIN_SPAN = 128
+"""Tokens the repeats must cover together: a one-token unit must repeat 128 times."""
 
 
 def repeated_unit(tokens: list[int]) -> int | None:

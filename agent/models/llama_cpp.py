@@ -379,7 +379,8 @@ class LlamaCppModel:
             sampler.close()
         if completion.finish_reason == "repetition":
             _log.warning(
-                "%s repeated the same text over and over: generation stopped after %d tokens",
+                "the model %s repeated the same text over and over: its generation was stopped "
+                "after %d tokens",
                 self.name,
                 completion.completion_tokens,
             )
