@@ -47,7 +47,6 @@ class Sample:
     prefill_s: float
     prompt_tokens: int
     evaluated_tokens: int
-    tools: int
     wall_s: float
     exit_code: int
 
@@ -101,25 +100,23 @@ def run_once(mode: str, *, model: str, config: Path, served: Path, cache: Path) 
             "from model_calls m join steps s on s.run_id = m.run_id and s.step = m.step "
             "where m.purpose = 'agent' order by m.rowid limit 1"
         ).fetchone()
-        (tools_json,) = db.execute("select config from runs").fetchone()
     first_token = datetime.fromisoformat(step_start).timestamp() + prefill
     return Sample(
-        mode,
-        first_token - launched,
-        prefill,
-        prompt,
-        evaluated,
-        _tool_count(tools_json),
-        wall,
-        finished.returncode,
+        mode, first_token - launched, prefill, prompt, evaluated, wall, finished.returncode
     )
 
 
-def _tool_count(config: str) -> int:
-    try:
-        return len(json.loads(config).get("tools", []))
-    except (ValueError, AttributeError):
-        return -1
+def tool_count(config: Path) -> int:
+    """How many tools the configured servers offer, as `verity mcp list` sees them."""
+    listed = subprocess.run(
+        [sys.executable, "-m", "verity", "mcp", "list", "--mcp-config", str(config), "--json"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    return sum(len(server["tools"]) for server in json.loads(listed.stdout)["servers"])
 
 
 def table(samples: list[Sample]) -> None:
@@ -173,6 +170,7 @@ def main() -> None:
             timeout=600,
             check=False,
         )
+        print(f"filesystem server: {tool_count(config)} tools", file=sys.stderr)
         samples = []
         for pair in range(args.runs):
             cache = root / f"cache-{pair}"
