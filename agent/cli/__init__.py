@@ -28,6 +28,8 @@ __all__ = ["main"]
 
 
 def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The `verity` parser for `argv`: whole for the command it names (or for every command
+    when `argv` is None), the other commands only listed."""
     parser = argparse.ArgumentParser(
         prog="verity",
         description="Run a local reasoning model as a dependable tool-using agent.",
@@ -38,12 +40,12 @@ def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="print the versions and whether llama.cpp can offload to a GPU",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    chosen = _chosen_command(sys.argv[1:] if argv is None else argv)
+    chosen = None if argv is None else _chosen_command(argv)
     added: set[str] = set()
     for name, (module, help_text) in COMMANDS.items():
         if name in added:
             continue
-        if module == COMMANDS.get(chosen or "", ("", ""))[0]:
+        if argv is None or module == COMMANDS.get(chosen or "", ("", ""))[0]:
             # the command asked for: its module, and all it brings with it, is imported
             adder, _, function = module.partition(":")
             names_before = set(commands.choices)
@@ -127,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `verity` command; returns the exit code."""
     _signals.install()
     try:
-        args = _parser(argv).parse_args(argv)
+        words = sys.argv[1:] if argv is None else list(argv)
+        args = _parser(words).parse_args(words)
     except _signals.Interrupted as exc:
         return _interrupted(exc)
     with warnings.catch_warnings():
