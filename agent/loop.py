@@ -353,6 +353,8 @@ def _unusable_answer(response: ModelResponse) -> str | None:
         return _retry_message(response)
     if response.finish_reason == "length":
         return "Your answer was cut off at the token limit. Give the final answer, concisely."
+    if response.finish_reason == "repetition":
+        return "Your answer repeated the same text over and over. Give the final answer once."
     if not response.content.strip():
         return "Your answer was empty. Give the final answer in plain text."
     return None

@@ -29,7 +29,8 @@ __all__ = [
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
-FinishReason = Literal["stop", "tool_calls", "length"]
+FinishReason = Literal["stop", "tool_calls", "length", "repetition"]
+"""`repetition`: the repetition guard stopped a generation that looped on the same text."""
 AnswerStatus = Literal["answered", "unverified", "rejected", "tools_unavailable"]
 """How far a run's final answer can be relied on (docs/answer-checks.md):
 

@@ -26,6 +26,11 @@ __all__ = ["ProgressPrinter"]
 _T = TypeVar("_T")
 _CLEAR_LINE = "\r\033[K"
 _DIM, _PLAIN = "\033[2m", "\033[0m"
+_ENDINGS = {
+    "length": " (cut off at the token limit, --max-tokens)",
+    "repetition": " (stopped: it repeated the same text over and over)",
+}
+"""What the step's summary adds when a generation did not end on its own."""
 
 
 class ProgressPrinter(RunHooks):
@@ -253,11 +258,10 @@ class ProgressPrinter(RunHooks):
                 self.streamed_answer = "".join(self._parts)
         usage = response.usage
         speed = f", {usage.completion_tokens / usage.decode_s:.1f} tok/s" if usage.decode_s else ""
-        cut = " (cut off at the token limit, --max-tokens)"
         self._say(
             f"{self._stamp(step)} {usage.prompt_tokens} prompt tokens "
             f"({usage.prompt_tokens_evaluated} new), {usage.completion_tokens} generated in "
-            f"{usage.duration_s:.1f} s{speed}{cut if response.finish_reason == 'length' else ''}"
+            f"{usage.duration_s:.1f} s{speed}{_ENDINGS.get(response.finish_reason, '')}"
         )
         for problem in response.invalid_calls:
             self._say(f"{self._stamp(step)} invalid tool call: {problem}")

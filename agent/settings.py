@@ -60,6 +60,14 @@ class ModelSettings(BaseModel):
     """Minimum logit margin of "Yes" over "No" for the gate to allow a call."""
     max_thinking_tokens: int | None = Field(default=None, ge=1)
     """When a `<think>` block reaches this many tokens it is closed and the model must act."""
+    prefix_cache: bool = True
+    """Warm starts: keep the evaluated system prompt and tool schemas (their KV state) on disk,
+    so that a later run with the same ones, in any process, evaluates only its task."""
+    prefix_cache_dir: Path | None = None
+    """Where the prefix cache lives; None: `$VERITY_PREFIX_CACHE_DIR`, else `prefix-cache` in
+    the user cache directory."""
+    prefix_cache_max_bytes: int = Field(default=2 * 1024**3, ge=0)
+    """The prefix cache's bound; past it the least recently used entries are removed."""
 
 
 class RunSettings(BaseModel):

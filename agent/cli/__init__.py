@@ -11,23 +11,25 @@ left unset from the config file and the `VERITY_*` variables before the handler 
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
+import importlib
+import logging
 import os
 import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from verity.cli import _signals, mcp, models, run, serve, stats, traces
+from verity.cli import _signals
 from verity.cli._arguments import check_text_arguments
 from verity.cli._common import EXIT_INTERRUPTED, EXIT_MODEL_ERROR, EXIT_RUN_ERROR, EXIT_USER_ERROR
-from verity.cli.config import apply_defaults, load_defaults
 from verity.errors import ModelError, RunError, UserError, VerityError
 
 __all__ = ["main"]
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The `verity` parser for `argv`: whole for the command it names (or for every command
+    when `argv` is None), the other commands only listed."""
     parser = argparse.ArgumentParser(
         prog="verity",
         description="Run a local reasoning model as a dependable tool-using agent.",
@@ -38,13 +40,48 @@ def _parser() -> argparse.ArgumentParser:
         help="print the versions and whether llama.cpp can offload to a GPU",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run.add_commands(commands)
-    traces.add_commands(commands)
-    mcp.add_mcp_commands(commands)
-    models.add_commands(commands)
-    serve.add_commands(commands)
-    stats.add_commands(commands)
+    chosen = None if argv is None else _chosen_command(argv)
+    added: set[str] = set()
+    for name, (module, help_text) in COMMANDS.items():
+        if name in added:
+            continue
+        if argv is None or module == COMMANDS.get(chosen or "", ("", ""))[0]:
+            # the command asked for: its module, and all it brings with it, is imported
+            adder, _, function = module.partition(":")
+            names_before = set(commands.choices)
+            getattr(importlib.import_module(adder), function or "add_commands")(commands)
+            added |= set(commands.choices) - names_before
+        else:
+            commands.add_parser(name, help=help_text)  # listed in --help; never run
     return parser
+
+
+COMMANDS = {
+    "run": ("verity.cli.run", "run an agent on a task and print the answer"),
+    "logs": ("verity.cli.traces", "list runs from the trace database, newest first"),
+    "show": ("verity.cli.traces", "show one run as a tree, with the full text"),
+    "export": ("verity.cli.traces", "export runs as JSON lines or OTLP JSON spans"),
+    "replay": (
+        "verity.cli.traces:add_replay_command",
+        "re-run a run on its recorded model outputs, executing the tools again",
+    ),
+    "mcp": ("verity.cli.mcp:add_mcp_commands", "list, call and debug the configured MCP servers"),
+    "models": (
+        "verity.cli.models",
+        "list the models Verity can find: embedded, Ollama's, Hugging Face's",
+    ),
+    "serve": ("verity.cli.serve", "serve Verity as an MCP server (stdio, or --http)"),
+    "stats": ("verity.cli.stats", "tokens per day and model, and their cost on each priced API"),
+}
+"""Each command: the module (and function) that adds its parser, and its line in `--help`.
+
+Only the chosen command's module is imported: the others bring in llama.cpp, the MCP SDK or
+httpx, which `verity --help`, `logs` and `show` never need (a test keeps the lines in step)."""
+
+
+def _chosen_command(argv: Sequence[str]) -> str | None:
+    """The command named on the command line (the first word that is not an option)."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 class _VersionAction(argparse.Action):
@@ -59,6 +96,8 @@ class _VersionAction(argparse.Action):
 
 
 def _version() -> str:
+    import importlib.metadata
+
     versions = []
     for package in ("verity-agent", "llama-cpp-python"):
         try:
@@ -90,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `verity` command; returns the exit code."""
     _signals.install()
     try:
-        args = _parser().parse_args(argv)
+        words = sys.argv[1:] if argv is None else list(argv)
+        args = _parser(words).parse_args(words)
     except _signals.Interrupted as exc:
         return _interrupted(exc)
     with warnings.catch_warnings():
@@ -98,7 +138,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _handle(args)
 
 
+def _report_model_warnings() -> None:
+    """The model's warnings (a loop stopped, a prefix cache it cannot write) on stderr."""
+    logger = logging.getLogger("verity.models")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("verity: warning: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
 def _handle(args: argparse.Namespace) -> int:
+    from verity.cli.config import apply_defaults, load_defaults  # pydantic: not for --help
+
+    _report_model_warnings()
     try:
         check_text_arguments(args)
         apply_defaults(args, load_defaults())

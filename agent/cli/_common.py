@@ -7,13 +7,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from verity.hooks import RunHooks
-from verity.settings import default_trace_path
-from verity.trace._provenance import versions
-from verity.trace.otlp import live_export
-from verity.trace.recorder import TraceRecorder
-from verity.trace.store import TraceStore
+if TYPE_CHECKING:  # the trace store is imported by the commands that open it, not by --help
+    from verity.hooks import RunHooks
+    from verity.trace.recorder import TraceRecorder
+    from verity.trace.store import TraceStore
 
 EXIT_USER_ERROR = 2
 EXIT_MODEL_ERROR = 3
@@ -40,17 +39,25 @@ def add_trace_option(parser: argparse.ArgumentParser) -> None:
 
 def open_store(args: argparse.Namespace) -> TraceStore:
     """The trace database the command's `--trace-db` (or the default) names."""
+    from verity.settings import default_trace_path
+    from verity.trace.store import TraceStore
+
     return TraceStore(args.trace_db or default_trace_path())
 
 
 def run_recorder(args: argparse.Namespace) -> TraceRecorder | None:
     """What records a run into the trace database; None with `--no-log`."""
+    from verity.trace.recorder import TraceRecorder
+
     return None if args.no_log else TraceRecorder(open_store(args))
 
 
 def run_hooks(recorder: TraceRecorder | None, printer: RunHooks | None) -> list[RunHooks]:
     """The recorder, the live OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (after the
     recorder: it reads the run back), and the progress printer."""
+    from verity.trace._provenance import versions
+    from verity.trace.otlp import live_export
+
     export = live_export(recorder.store, version=versions()["verity"]) if recorder else None
     return [hook for hook in (recorder, export, printer) if hook is not None]
 

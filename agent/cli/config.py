@@ -31,13 +31,14 @@ CONFIG_VARIABLE = "VERITY_CONFIG"
 # the built-in defaults of options whose parser default is None, so that a configured value
 # can be told apart from one given on the command line
 _BUILT_IN = {"max_steps": 8, "verify": "none", "verify_rounds": 3}
-_PATHS = {"trace_db", "verifier_model"}
+_PATHS = {"trace_db", "verifier_model", "prefix_cache_dir"}
 FILE_ONLY = {"aliases"}
 """Keys only the file holds: no `VERITY_*` variable."""
 # keys that mean nothing to an OpenAI-compatible server (or that it cannot do yet): a configured
 # base_url makes the file and the variables skip them instead of failing every run
 _LOCAL_ONLY = {"model", "n_ctx", "threads", "n_gpu_layers", "flash_attn", "max_thinking_tokens",
-               "verifier_model", "verify"}  # fmt: skip
+               "verifier_model", "verify", "prefix_cache", "prefix_cache_dir",
+               "prefix_cache_max_bytes"}  # fmt: skip
 
 
 class Defaults(BaseModel):
@@ -75,6 +76,12 @@ class Defaults(BaseModel):
     """System prompt replacing Verity's (`--system`)."""
     show_reasoning: bool | None = None
     """Stream the model's reasoning to stderr (`--show-reasoning`)."""
+    prefix_cache: bool | None = None
+    """Keep evaluated prompt prefixes on disk for the next run (`--prefix-cache`)."""
+    prefix_cache_dir: str | None = None
+    """Where the prefix cache lives (`--prefix-cache-dir`)."""
+    prefix_cache_max_bytes: int | None = Field(default=None, ge=0)
+    """The prefix cache's size bound (`--prefix-cache-max-bytes`)."""
     trace_db: str | None = None
     """Trace database (`--trace-db`)."""
     base_url: str | None = None

@@ -14,7 +14,8 @@ __all__ = ["add_server_options", "server_model"]
 
 # options that configure a local GGUF model and mean nothing to a server
 _GGUF_ONLY = ("model", "n_ctx", "threads", "n_gpu_layers", "flash_attn", "max_thinking_tokens",
-              "verifier_model")  # fmt: skip
+              "verifier_model", "prefix_cache", "prefix_cache_dir",
+              "prefix_cache_max_bytes")  # fmt: skip
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:

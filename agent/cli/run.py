@@ -58,6 +58,9 @@ _MODEL_OPTIONS = {
     "seed": "seed",
     "max_tokens": "max_tokens",
     "max_thinking_tokens": "max_thinking_tokens",
+    "prefix_cache": "prefix_cache",
+    "prefix_cache_dir": "prefix_cache_dir",
+    "prefix_cache_max_bytes": "prefix_cache_max_bytes",
 }
 
 
@@ -105,6 +108,19 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "--max-thinking-tokens", type=int, metavar="N",
         help="close a <think> block after N tokens and ask for the action (no cap)",
     )  # fmt: skip
+    model.add_argument(
+        "--prefix-cache",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the evaluated system prompt and tools on disk, so the next run with the "
+        "same ones starts at once (on; docs/warm-starts.md)",
+    )
+    model.add_argument(
+        "--prefix-cache-dir", type=Path, metavar="DIR", help="where it lives (user cache dir)"
+    )
+    model.add_argument(
+        "--prefix-cache-max-bytes", type=int, metavar="BYTES", help="its size bound (2 GiB)"
+    )
 
 
 def add_verify_options(parser: argparse.ArgumentParser) -> None:

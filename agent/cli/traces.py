@@ -11,15 +11,11 @@ from typing import Any
 from verity.cli._common import add_trace_option, open_store
 from verity.cli._show import print_run
 from verity.cli._signals import run_interruptibly
-from verity.cli.mcp import add_mcp_options, mcp_toolsets
 from verity.cli.stats import print_usage
 from verity.errors import UserError
 from verity.messages import verification_label
-from verity.replay import RecordedModel, replay_run
 from verity.settings import default_trace_path
 from verity.terminal import printable
-from verity.tools.builtin.calculator import calculator
-from verity.tools.toolset import FunctionToolset
 from verity.trace._provenance import versions
 from verity.trace.datasette import datasette_metadata
 from verity.trace.export import otlp_json
@@ -31,7 +27,7 @@ _RUN_HELP = "a run id from `verity logs`, its start or its end (4f9a2c), or last
 
 
 def add_commands(commands: Any) -> None:
-    """Add `logs`, `show`, `export` and `replay` to the `verity` command's subparsers."""
+    """Add `logs`, `show` and `export` to the `verity` command's subparsers."""
     logs = commands.add_parser("logs", help="list runs from the trace database, newest first")
     logs.add_argument("action", nargs="?", choices=["path"],
                       help="path: print where the trace database is, and nothing else")  # fmt: skip
@@ -51,7 +47,8 @@ def add_commands(commands: Any) -> None:
     logs.add_argument("--samples", action="store_true", help="include consensus attempts")
     logs.add_argument("--json", action="store_true", help="one JSON array of run summaries")
     logs.add_argument(
-        "--usage", action="store_true",
+        "--usage",
+        action="store_true",
         help="tokens per run and their cost on each priced API (`verity stats --prices`)",
     )
     add_trace_option(logs)
@@ -74,6 +71,11 @@ def add_commands(commands: Any) -> None:
     )  # fmt: skip
     add_trace_option(export)
     export.set_defaults(handler=_export_command)
+
+
+def add_replay_command(commands: Any) -> None:
+    """Add `replay`: apart from the others, as its MCP options import the MCP SDK."""
+    from verity.cli.mcp import add_mcp_options
 
     replay = commands.add_parser(
         "replay", help="re-run a run on its recorded model outputs, executing the tools again"
@@ -164,6 +166,12 @@ def _export_command(args: argparse.Namespace) -> int:
 
 
 def _replay_command(args: argparse.Namespace) -> int:
+    # the agent loop and its tools: imported here, so that `logs` and `show` start fast
+    from verity.cli.mcp import mcp_toolsets
+    from verity.replay import RecordedModel, replay_run
+    from verity.tools.builtin.calculator import calculator
+    from verity.tools.toolset import FunctionToolset
+
     store = open_store(args)
     record = store.run(resolve_run_id(store, args.run_id))
     if record is None:

@@ -15,16 +15,27 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from verity.models._native import GenerationStopped
+from verity.models._repetition import repeated_unit
 from verity.models._sampling import TokenSampler
 from verity.models._stream import TextStream
 from verity.models.base import DeltaKind
 from verity.models.formats.base import CallStart, ToolCallFormat
 from verity.models.grammar import GrammarError
 
-__all__ = ["THINK_CLOSE", "THINK_OPEN", "Completion", "GenerationRequest", "generate"]
+if TYPE_CHECKING:
+    from verity.models._prefix_cache import PrefixCache
+
+__all__ = [
+    "THINK_CLOSE",
+    "THINK_OPEN",
+    "Completion",
+    "GenerationRequest",
+    "common_length",
+    "generate",
+]
 
 _MARKER_REACH = 64
 """Characters of already searched content searched again, for a call marker still being written."""
@@ -56,6 +67,10 @@ class GenerationRequest:
     """Called in the generating thread with each new piece of reasoning or answer text."""
     stop: threading.Event = field(default_factory=threading.Event)
     """Set to end the generation at the next token (GenerationStopped)."""
+    prefix_length: int = 0
+    """Leading prompt tokens that every run with these tools shares (system prompt, tools)."""
+    prefix_cache: PrefixCache | None = None
+    """Where the state after those tokens is kept between runs; None: not kept."""
 
 
 @dataclass
@@ -79,18 +94,45 @@ class Completion:
     decode_s: float = 0.0
 
 
-def prefill(llm: Any, tokens: list[int]) -> int:
+def prefill(
+    llm: Any, tokens: list[int], *, prefix_length: int = 0, cache: PrefixCache | None = None
+) -> int:
     """Evaluate `tokens`, reusing the longest prefix already in the KV cache.
+
+    The first `prefix_length` tokens (system prompt and tools) are evaluated on their own,
+    so that their state is the same whether it was computed now or restored: when the KV
+    cache does not hold them, they are restored from `cache` if it has them, else evaluated
+    and saved to it.
 
     Returns how many tokens were evaluated. At least one is, to refresh the logits.
     """
-    cached = llm.input_ids[: llm.n_tokens].tolist()
+    common = min(common_length(llm.input_ids[: llm.n_tokens].tolist(), tokens), len(tokens) - 1)
+    evaluated = 0
+    if common < prefix_length < len(tokens):
+        prefix = tokens[:prefix_length]
+        if cache is not None and cache.restore(llm, prefix):
+            common = prefix_length
+        else:
+            common = min(common, llm.n_tokens)  # a refused restore leaves the cache empty
+            evaluated = _evaluate_from(llm, prefix, common)
+            common = prefix_length
+            if cache is not None:
+                cache.save(llm, prefix)
+    return evaluated + _evaluate_from(llm, tokens, common)
+
+
+def common_length(cached: list[int], tokens: list[int]) -> int:
+    """How many leading tokens the two lists share."""
     common = 0
     for a, b in zip(cached, tokens, strict=False):
         if a != b:
             break
         common += 1
-    common = min(common, len(tokens) - 1)
+    return common
+
+
+def _evaluate_from(llm: Any, tokens: list[int], common: int) -> int:
+    """Evaluate `tokens[common:]` after the `common` tokens the KV cache holds; how many."""
     if common == 0 or not llm._ctx.kv_cache_seq_rm(-1, common, -1):
         llm.reset()
         common = 0
@@ -186,7 +228,10 @@ def generate(llm: Any, sampler: TokenSampler, request: GenerationRequest) -> Com
     """
     started = time.perf_counter()
     prompt = request.prompt_tokens
-    completion = Completion(prompt_tokens_evaluated=prefill(llm, prompt))
+    evaluated = prefill(
+        llm, prompt, prefix_length=request.prefix_length, cache=request.prefix_cache
+    )
+    completion = Completion(prompt_tokens_evaluated=evaluated)
     decode_started = time.perf_counter()
     completion.prefill_s = decode_started - started
     decoder = _Decoder(llm, request.prompt_opens_think)
@@ -211,6 +256,9 @@ def generate(llm: Any, sampler: TokenSampler, request: GenerationRequest) -> Com
         generated.append(token)
         llm.eval([token])
         decoder.push([token], len(generated))
+        if call_at is None and repeated_unit(generated) is not None:
+            completion.finish_reason = "repetition"  # a loop: it would only go on repeating
+            break
         if decoder.thinking:
             thinking_tokens += 1
             if request.max_thinking_tokens and thinking_tokens >= request.max_thinking_tokens:

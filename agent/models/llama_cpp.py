@@ -16,7 +16,12 @@ import anyio.to_thread
 
 from verity.errors import ModelError, UserError
 from verity.messages import Message, ModelResponse, ToolGrammar, Usage
-from verity.models._generation import THINK_CLOSE, THINK_OPEN, GenerationRequest, generate
+from verity.models._generation import (
+    THINK_CLOSE,
+    THINK_OPEN,
+    GenerationRequest,
+    generate,
+)
 from verity.models._llama_setup import (
     check_gguf_file,
     fit_context_size,
@@ -26,6 +31,7 @@ from verity.models._llama_setup import (
 from verity.models._loaded import Loaded, NativeState, load_model, on_own_context
 from verity.models._native import GenerationStopped
 from verity.models._overflow import overflow_message
+from verity.models._prefix_cache import PrefixCache, prefix_cache_for, shared_prefix_length
 from verity.models._relevance import RelevanceGate
 from verity.models._sampling import TokenSampler
 from verity.models._template import ChatTemplate
@@ -97,6 +103,8 @@ class LlamaCppModel:
         """Models on contexts of their own that share these weights; closed before them."""
         self._weights_of: LlamaCppModel | None = None
         """For a model on a context of its own: the model whose weights it uses."""
+        self._prefix: PrefixCache | None = None
+        """The disk cache of evaluated prompt prefixes, made on first use."""
 
     continues_answers = True
     """It goes on from an assistant message that ends the conversation."""
@@ -150,6 +158,11 @@ class LlamaCppModel:
         if self._chosen_format is None:
             self.call_format = select_format(loaded.template_source, bos_token=loaded.bos_token)
         return loaded
+
+    def _prefix_cache(self) -> PrefixCache | None:
+        if self._prefix is None and self.settings.prefix_cache:
+            self._prefix = prefix_cache_for(self.path, self.settings)
+        return self._prefix
 
     def _gate_for(
         self,
@@ -328,6 +341,13 @@ class LlamaCppModel:
         if room < 16:
             raise ModelError(self._overflow(loaded, history, tools, len(tokens)))
         grammar, single_grammar, grammars = self._grammar(loaded, tools, offered)
+        prefix_length = shared_prefix_length(
+            loaded.llm,
+            history,
+            tokens,
+            add_bos=add_bos,
+            render=lambda head: self.call_format.render(loaded.template, head, tools),
+        )
         request = GenerationRequest(
             prompt_tokens=tokens,
             max_tokens=min(self.settings.max_tokens, room),
@@ -341,6 +361,8 @@ class LlamaCppModel:
             max_thinking_tokens=self.settings.max_thinking_tokens,
             on_delta=self.on_delta,
             stop=stop,
+            prefix_length=prefix_length,
+            prefix_cache=self._prefix_cache(),
         )
         sampler = TokenSampler(
             llm,
@@ -355,6 +377,13 @@ class LlamaCppModel:
             completion = generate(llm, sampler, request)
         finally:
             sampler.close()
+        if completion.finish_reason == "repetition":
+            _log.warning(
+                "the model %s repeated the same text over and over: its generation was stopped "
+                "after %d tokens",
+                self.name,
+                completion.completion_tokens,
+            )
         if sampler.abandoned is not None:
             _log.warning("constrained decoding stopped early (%s); the call is validated anyway",
                          sampler.abandoned)  # fmt: skip

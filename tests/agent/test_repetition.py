@@ -1,0 +1,84 @@
+"""The repetition guard: a generation that loops is stopped early and says why; one that only
+looks repetitive (counting, a short separator) is not."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+from verity import LlamaCppModel, Message, ModelSettings
+from verity.models._repetition import MIN_SPAN, repeated_unit
+
+LOOPING_TASK = "Print the word 'hello' 50 times."
+"""The 0.5B model does not count: it writes `hello` until something stops it."""
+
+
+def test_a_line_repeated_back_to_back_is_a_loop_once_it_spans_enough_tokens() -> None:
+    line = [11, 12, 13, 14, 15, 16, 17, 198]
+    assert repeated_unit([1, 2, 3] + line * 15) is None  # 120 tokens: not yet
+    assert repeated_unit([1, 2, 3] + line * 16) == len(line)
+    assert repeated_unit([7] * (MIN_SPAN - 1)) is None
+    assert repeated_unit([7] * MIN_SPAN) == 1
+
+
+def test_counting_and_a_long_unit_seen_three_times_are_not_loops() -> None:
+    counting = [token for n in range(200) for token in (n % 10, 500 + n // 10, 198)]
+    assert repeated_unit(counting) is None
+    block = list(range(100, 200))  # a 100-token paragraph, three times: still no loop
+    assert repeated_unit(block * 3) is None
+    assert repeated_unit(block * 4) == 100
+
+
+@pytest.mark.slow
+async def test_a_looping_generation_stops_early_with_repetition_as_its_reason(
+    embedded_path: Path,
+) -> None:
+    settings = ModelSettings(temperature=0, n_ctx=1024, max_tokens=400)
+    model = LlamaCppModel(embedded_path, settings)
+    try:
+        with anyio.fail_after(300):
+            looped = await model.respond([Message(role="user", content=LOOPING_TASK)], [])
+    finally:
+        model.close()
+    assert looped.finish_reason == "repetition"
+    assert looped.usage.completion_tokens < 200 < settings.max_tokens
+    assert looped.content.split() == ["hello"] * len(looped.content.split())
+
+
+@pytest.mark.slow
+def test_verity_run_says_on_stderr_and_in_the_trace_that_the_model_repeated_itself(
+    tmp_path: Path,
+) -> None:
+    trace = tmp_path / "traces.db"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "verity",
+            "run",
+            LOOPING_TASK,
+            "--max-steps",
+            "1",
+            "--max-tokens",
+            "400",
+            "--quiet",
+            "--no-prefix-cache",
+        ],
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "VERITY_TRACE_DB": str(trace)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert "Traceback" not in done.stderr
+    assert "repeated the same text over and over: its generation was stopped" in done.stderr
+    with sqlite3.connect(trace) as db:
+        ((reason, tokens),) = db.execute("select finish_reason, output_tokens from model_calls")
+    assert reason == "repetition"
+    assert tokens < 200
