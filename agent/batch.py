@@ -128,7 +128,7 @@ def _task(path: Path, number: int, line: str) -> BatchTask:
 def completed_tasks(store: TraceStore, batch: str) -> dict[str, dict[str, Any]]:
     """The completed runs of a batch in the trace, by task id (the latest when several)."""
     rows = store.read(
-        "select id, task, answer, verified, config from runs where status = 'completed' "
+        "select id, task, answer, error, verified, config from runs where status = 'completed' "
         "and json_extract(config, '$.run.labels.' || ?) = ? order by started_at, rowid",
         [BATCH_LABEL, batch],
     )
@@ -151,7 +151,8 @@ def _resumed(task: BatchTask, row: dict[str, Any]) -> BatchOutcome:
     return BatchOutcome(
         id=task.id,
         task=task.task,
-        outcome=_judged(task, answer, verified),
+        outcome="failed" if row["error"] else _judged(task, answer, verified),
+        error=row["error"],
         answer=answer,
         expected=task.expected,
         verified=verified,
@@ -175,7 +176,10 @@ async def _run_one(task: BatchTask, batch: str, run_task: RunTask) -> BatchOutco
             result.verified,
             result.run_id,
         )
-        outcome.outcome = _judged(task, result.answer, result.verified)
+        if result.status in ("rejected", "tools_unavailable"):  # an answer not to rely on
+            outcome.error = result.reason
+        else:
+            outcome.outcome = _judged(task, result.answer, result.verified)
         outcome.input_tokens = result.usage.prompt_tokens
         outcome.output_tokens = result.usage.completion_tokens
     outcome.seconds = round(time.perf_counter() - started, 3)
