@@ -43,6 +43,7 @@ _T = TypeVar("_T")
 _log = logging.getLogger("verity.mcp")
 
 _WATCH_INTERVAL = 0.2
+_PING_TIMEOUT = 5.0
 
 
 class ServerUnavailable(ToolError):
@@ -140,7 +141,7 @@ class ServerConnection:
                     return await send(live.client)
                 raise self._timed_out(what)
         except MCPError as exc:
-            if exc.code == CONNECTION_CLOSED and live.ended.is_set():
+            if exc.code == CONNECTION_CLOSED and await self._line_ended(live):
                 fault = live.stdio.fault if live.stdio is not None else None
                 self._mark_lost(live, fault or f"the connection closed during {what}")
                 raise self._down(live) from None
@@ -159,6 +160,28 @@ class ServerConnection:
             live.scopes.discard(scope)
         # Only the supervisor cancels these scopes: the transport died under the request.
         raise self._down(live)
+
+    async def _line_ended(self, live: _Live) -> bool:
+        """Whether an error -32000 means the line ended, rather than being the server's answer.
+
+        Over stdio the transport's end says so. Over HTTP the SDK also makes up a -32000 for a
+        request whose event stream broke off (the server died, or dropped the stream), so a
+        probe decides: a server that answers it sent the error itself. The probe is `tools/list`,
+        which servers of both eras answer (the SDK sends `ping` only in its legacy mode).
+        """
+        if live.ended.is_set() or live.lost.is_set() or live.stdio is not None:
+            return live.ended.is_set() or live.lost.is_set()
+        scope = anyio.CancelScope()
+        live.scopes.add(scope)
+        try:
+            with scope, anyio.move_on_after(min(self.spec.timeout, _PING_TIMEOUT)):
+                await live.client.list_tools(cache_mode="refresh")
+                return False
+        except MCPError as exc:  # any other answer, an error too, came over a live line
+            return exc.code == CONNECTION_CLOSED
+        finally:
+            live.scopes.discard(scope)
+        return True
 
     def _timed_out(self, what: str) -> ToolError:
         return ToolError(

@@ -102,6 +102,8 @@ async def stdio_transport(
             finally:
                 with anyio.CancelScope(shield=True):
                     await _stop(spec, state)
+                    if pump is not None:  # its last lines say why a server died: keep them
+                        await anyio.to_thread.run_sync(pump.finish, spec.kill_grace)
                 group.cancel_scope.cancel()
     finally:
         for stream in (read_in, read_out, write_in, write_out):
@@ -298,6 +300,7 @@ class _StderrPump:
         self._log = log
         self._read_end, self._write_end = os.pipe()
         self._logged = 0
+        self._thread = threading.Thread(target=self._copy, daemon=True, name=f"mcp-log-{name}")
 
     def child_end(self) -> int:
         return self._write_end
@@ -305,7 +308,11 @@ class _StderrPump:
     def spawned(self) -> None:
         """The child holds its own copy of the write end now; the thread ends at its EOF."""
         os.close(self._write_end)
-        threading.Thread(target=self._copy, daemon=True, name=f"mcp-log-{self._name}").start()
+        self._thread.start()
+
+    def finish(self, timeout: float) -> None:
+        """Wait (at most `timeout` seconds) until everything the server wrote is in the log."""
+        self._thread.join(timeout)
 
     def _copy(self) -> None:
         dropped = -1  # bytes of the current line not kept; -1 at the start of a line
