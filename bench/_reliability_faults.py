@@ -51,7 +51,10 @@ def kill9(scratch: Path, *, fast: bool) -> Row:
             continue
         missing = missing_acks(database, acks)
         row.lost += len(missing)
-        interrupted = not acks or "interrupted" in statuses
+        # killed mid-run (its last acknowledged write is not a run's end): that run must show
+        # `interrupted`; killed between runs there may be none
+        mid_run = bool(acks) and acks[-1].split()[2] != "run_end"
+        interrupted = "interrupted" in statuses or not mid_run
         good = not missing and "running" not in statuses and interrupted
         row.tried(good, f"statuses {sorted(statuses)}, {len(missing)} acked rows missing")
     return row
