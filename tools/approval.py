@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
+from verity.tools._atomic import rewrite
 from verity.tools.base import ToolError, ToolResult, ToolSpec, is_read_only
 from verity.tools.toolset import Toolset
 
@@ -136,7 +137,12 @@ def reporting_approvals(listener: ApprovalListener) -> Iterator[None]:
 
 
 class ApprovalStore:
-    """ "Always" answers, kept in a JSON file as tool name → definition hash."""
+    """ "Always" answers, kept in a JSON file as tool name → definition hash.
+
+    The file is rewritten atomically under a lock, re-read inside it (`verity.tools._atomic`):
+    two processes answering "always" at once both keep their approval, and a process starting
+    meanwhile reads the old file or the new one, never half of one.
+    """
 
     def __init__(self, path: Path | None = None) -> None:
         """Load the approvals in `path` (None keeps them in memory only).
@@ -147,24 +153,45 @@ class ApprovalStore:
         self.path = path
         self._approved: dict[str, str] = {}
         if path is not None and path.exists():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path} is not valid JSON ({exc.msg})") from None
-            if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-                raise ValueError(f"{path} is not an approval store (a JSON object of hashes)")
-            self._approved = data
+            self._approved = _parse_store(path, path.read_bytes())
 
     def approved(self, spec: ToolSpec) -> bool:
         """True when this exact definition of the tool was approved."""
         return self._approved.get(spec.name) == definition_hash(spec)
 
     def remember(self, spec: ToolSpec) -> None:
-        """Approve this definition of the tool from now on."""
-        self._approved[spec.name] = definition_hash(spec)
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps(self._approved, indent=2, sort_keys=True) + "\n")
+        """Approve this definition of the tool from now on, merged into the file's current
+        approvals (those other processes stored since this one loaded it are kept, and seen).
+
+        Raises:
+            ValueError: the file became something other than an approval store (it is left
+                as it is; the approval holds in memory).
+            OSError: the file cannot be written, or its lock stayed taken (`TimeoutError`).
+        """
+        digest = definition_hash(spec)
+        self._approved[spec.name] = digest
+        if self.path is None:
+            return
+        path = self.path
+
+        def merge(current: bytes | None) -> bytes:
+            stored = {} if current is None else _parse_store(path, current)
+            stored[spec.name] = digest
+            self._approved = {**self._approved, **stored}
+            return (json.dumps(stored, indent=2, sort_keys=True) + "\n").encode()
+
+        rewrite(path, merge)
+
+
+def _parse_store(path: Path, data: bytes) -> dict[str, str]:
+    try:
+        loaded = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        why = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        raise ValueError(f"{path} is not valid JSON ({why})") from None
+    if not isinstance(loaded, dict) or not all(isinstance(v, str) for v in loaded.values()):
+        raise ValueError(f"{path} is not an approval store (a JSON object of hashes)")
+    return loaded
 
 
 class ApprovalGate:
@@ -238,10 +265,10 @@ class ApprovalGate:
             assert self._ask is not None
             answer = await self._ask(spec, arguments)
             by = "user"
-            if answer == "always":
-                self._store.remember(spec)
             decision = "deny" if answer == "deny" else "allow"
             reason = {"once": "approved once", "always": "approved always"}.get(answer, "declined")
+            if answer == "always":
+                reason = self._remember(spec)
         outcome: Outcome = "allowed" if decision == "allow" else "denied"
         await self._report(ApprovalDecision(spec.name, outcome, by, reason, dict(arguments)))
         if decision == "allow":
@@ -251,6 +278,14 @@ class ApprovalGate:
                 f"The user declined the call to {spec.name!r}. Do not retry it; answer without it."
             )
         raise ToolError(f"Calling {spec.name!r} is not allowed by the approval policy ({reason}).")
+
+    def _remember(self, spec: ToolSpec) -> str:
+        """Store an "always" answer; the reason to report (the call is allowed either way)."""
+        try:
+            self._store.remember(spec)
+        except (OSError, ValueError) as exc:
+            return f"approved always, for this session only: not stored ({exc})"
+        return "approved always"
 
     async def _report(self, decision: ApprovalDecision) -> None:
         for listener in (self._on_decision, _listener.get()):

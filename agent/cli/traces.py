@@ -18,7 +18,7 @@ from verity.settings import default_trace_path
 from verity.terminal import printable
 from verity.trace._provenance import versions
 from verity.trace.datasette import datasette_metadata
-from verity.trace.export import otlp_json
+from verity.trace.export import otlp_json_text
 from verity.trace.query import RunFilter, find_runs, full_run, parse_since, resolve_run_id
 from verity.trace.store import TraceStore
 
@@ -156,12 +156,15 @@ def _export_command(args: argparse.Namespace) -> int:
         raise UserError("Name one run to export, or pass --all.", field="run_id")
     ids = [args.run_id] if args.run_id else [r["id"] for r in store.read(
         "select id from runs order by started_at")]  # fmt: skip
-    runs = [_run(store, run_id) for run_id in ids]
+    # one run read, written and dropped at a time: memory stays bounded however many runs
+    runs = (_run(store, run_id) for run_id in ids)
     if args.format == "jsonl":
         for record in runs:
             print(json.dumps(record))
     else:
-        print(json.dumps(otlp_json(runs, version=versions()["verity"])))
+        for text in otlp_json_text(runs, version=versions()["verity"]):
+            sys.stdout.write(text)
+        sys.stdout.write("\n")
     return 0
 
 

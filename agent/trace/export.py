@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from verity.trace.store import parse_timestamp
 
-__all__ = ["otlp_json", "span_id", "trace_id"]
+__all__ = ["otlp_json", "otlp_json_text", "span_id", "trace_id"]
 
 _INTERNAL, _CLIENT = 1, 3
 _STATUS_ERROR = 2
@@ -155,3 +156,17 @@ def otlp_json(runs: list[dict[str, Any]], *, version: str | None = None) -> dict
             }
         ]
     }
+
+
+def otlp_json_text(runs: Iterable[dict[str, Any]], *, version: str | None = None) -> Iterator[str]:
+    """`otlp_json` as JSON text, in pieces: one run's spans at a time, so exporting every run
+    of a large database holds one run in memory, not all of them."""
+    head = json.dumps(otlp_json([], version=version))
+    before, after = head.split('"spans": []')
+    yield before + '"spans": ['
+    first = True
+    for run in runs:
+        for span in _spans(run):
+            yield ("" if first else ", ") + json.dumps(span)
+            first = False
+    yield "]" + after

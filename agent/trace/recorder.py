@@ -18,6 +18,7 @@ from verity.messages import Message, ModelResponse, Sample, ToolCall, Verdict
 from verity.tools.approval import ApprovalDecision
 from verity.tools.base import ToolResult, ToolSpec
 from verity.trace._provenance import model_sha256, versions
+from verity.trace._redact import redact, redact_text
 from verity.trace.store import TraceStore, Writer, index_run, now
 
 __all__ = ["TraceRecorder"]
@@ -65,6 +66,7 @@ _INSERT_TOOL_GRAMMAR = (
     "insert into tool_grammars (run_id, step, tool_name, level, dropped, created_at) "
     "values (?, ?, ?, ?, ?, ?)"
 )
+_INSERT_RUN_IF_MISSING = _INSERT_RUN.replace("insert into", "insert or ignore into", 1)
 _END_RUN = (
     "update runs set status = ?, answer = ?, error = ?, ended_at = ?, duration_s = ?, "
     "verified = ?, verify_rounds = ? where id = ?"
@@ -92,6 +94,9 @@ class _Run:
     """Tools whose withholding is recorded: gates report them at every listing."""
     grammars: set[tuple[str, str, str]] = field(default_factory=set)
     """Relaxed tool grammars recorded (tool, level, dropped): each once, when first seen."""
+    start_row: tuple[Any, ...] | None = None
+    """The run's row as `on_run_start` inserted it, or tried to."""
+    start_recorded: bool = False
 
 
 class TraceRecorder(RunHooks):
@@ -99,26 +104,40 @@ class TraceRecorder(RunHooks):
     as they happen, one transaction per hook call.
 
     A failed write (the database locked by another process past the store's timeout, a full
-    disk) never ends the run: the recorder stops writing and `failure` says what went wrong,
-    for the caller to report. A verdict's consensus samples go to `verdict_samples`; a sample
-    traced as a run of its own gets the verified run as its `parent_run_id`.
+    disk) never ends the run: the recorder stops writing and `failure` says what went wrong and
+    what was not recorded, for the caller to report. The run's end is still tried once (briefly,
+    inserting the run's row if its start was lost too), so a run that completed is recorded
+    completed with its answer, and the row's `error` lists what is missing. A verdict's
+    consensus samples go to `verdict_samples`; a sample traced as a run of its own gets the
+    verified run as its `parent_run_id`.
     """
 
     def __init__(self, store: TraceStore) -> None:
         self.store = store
-        self.failure: str | None = None
-        """Why the trace is incomplete, after a write failed; None while every write worked."""
+        self._error: str | None = None
+        self._lost: list[str] = []
         self._runs: dict[str, _Run] = {}
         self._stored: set[str] = set()
         self._tools: tuple[tuple[int, ...], list[ToolSpec], str] | None = None
 
-    async def _write(self, function: Callable[[Writer], object]) -> None:
-        if self.failure is not None:
-            return
-        try:
-            await self.store.write(function)
-        except (sqlite3.Error, OSError) as exc:
-            self.failure = f"{type(exc).__name__}: {exc}"
+    @property
+    def failure(self) -> str | None:
+        """Why the trace is incomplete and what it lacks; None while every write worked."""
+        if self._error is None:
+            return None
+        return f"{self._error}; not recorded: {_listed(self._lost)}"
+
+    async def _write(self, function: Callable[[Writer], object], what: str) -> bool:
+        """Write in one transaction; False (and `what` noted as lost) when it failed or was
+        skipped after an earlier failure."""
+        if self._error is None:
+            try:
+                await self.store.write(function)
+                return True
+            except (sqlite3.Error, OSError) as exc:
+                self._error = f"{type(exc).__name__}: {exc}"
+        self._lost.append(what)
+        return False
 
     async def on_run_start(
         self, run_id: str, task: str, model: str, *, config: Mapping[str, Any] | None = None
@@ -133,10 +152,13 @@ class TraceRecorder(RunHooks):
         found = versions()
         config["versions"] = found
         process = self.store.process
-        settings = json.dumps(config, default=str)
+        settings = json.dumps(redact(config), default=str)
         row = (run_id, task, model, now(), process.pid, process.start, process.host, settings,
                found["verity"], found["llama_cpp"], sha256)  # fmt: skip
-        await self._write(lambda w: w.execute(_INSERT_RUN, row))
+        run = self._runs[run_id]
+        run.start_row = row
+        start = f"run {run_id}'s start"
+        run.start_recorded = await self._write(lambda w: w.execute(_INSERT_RUN, row), start)
 
     async def on_model_start(
         self,
@@ -187,7 +209,7 @@ class TraceRecorder(RunHooks):
                 if system_hash is not None and conversation.number == 0:
                     w.execute(_SET_SYSTEM_PROMPT, (system_hash, run_id))
 
-        await self._write(write)
+        await self._write(write, f"step {step}'s {_purpose(purpose)}messages")
 
     async def on_model_end(
         self, run_id: str, step: int, response: ModelResponse, *, purpose: ModelPurpose = "agent"
@@ -218,7 +240,7 @@ class TraceRecorder(RunHooks):
             if purpose == "agent":
                 w.execute(_END_STEP, (outcome, row[16], run_id, step))
 
-        await self._write(write)
+        await self._write(write, f"step {step}'s {_purpose(purpose)}model call")
 
     async def on_tool_end(
         self, run_id: str, step: int, call: ToolCall, result: ToolResult, duration_s: float
@@ -226,7 +248,8 @@ class TraceRecorder(RunHooks):
         """Record the tool call with its arguments, result and duration."""
         row = (run_id, step, call.id, call.name, json.dumps(call.arguments), result.content,
                int(result.is_error), duration_s, now())  # fmt: skip
-        await self._write(lambda w: w.execute(_INSERT_TOOL_CALL, row))
+        what = f"step {step}'s call of {call.name}"
+        await self._write(lambda w: w.execute(_INSERT_TOOL_CALL, row), what)
 
     async def on_verdict(self, run_id: str, step: int, verdict: Verdict) -> None:
         """Record the verdict and whether the step's answer was accepted."""
@@ -244,7 +267,7 @@ class TraceRecorder(RunHooks):
                 outcome = "accepted" if verdict.ok else "rejected"
                 w.execute(_END_STEP, (outcome, created, run_id, step))
 
-        await self._write(write)
+        await self._write(write, f"step {step}'s verdict")
 
     async def on_approval(self, run_id: str, step: int, decision: ApprovalDecision) -> None:
         """Record a call's approval decision, and each withheld tool once per run."""
@@ -256,7 +279,8 @@ class TraceRecorder(RunHooks):
         arguments = None if decision.arguments is None else json.dumps(decision.arguments)
         row = (run_id, step, decision.tool, decision.outcome, decision.by, decision.reason,
                arguments, now())  # fmt: skip
-        await self._write(lambda w: w.execute(_INSERT_APPROVAL, row))
+        what = f"step {step}'s approval decision on {decision.tool}"
+        await self._write(lambda w: w.execute(_INSERT_APPROVAL, row), what)
 
     async def on_run_end(
         self,
@@ -268,17 +292,36 @@ class TraceRecorder(RunHooks):
         verified: bool | None = None,
         verify_rounds: int = 0,
     ) -> None:
-        """Close the run with its status, answer or error, and its verification outcome."""
+        """Close the run with its status, answer or error, and its verification outcome.
+
+        After a failed write this is tried anyway, once and briefly: the end is what tells a
+        completed run from one whose process was killed (`interrupted`).
+        """
         run = self._runs.pop(run_id, None)
         duration = time.monotonic() - run.started if run else None
-        row = (status, answer, error, now(), duration,
+        if self._error is not None:
+            missing = f"not recorded: {_listed(self._lost)}" if self._lost else ""
+            note = f"The trace is incomplete ({self._error}); {missing}"
+            error = note if error is None else f"{error}\n{note}"
+        row = (status, answer, redact_text(error) if error else error, now(), duration,
                None if verified is None else int(verified), verify_rounds, run_id)  # fmt: skip
+        start = run.start_row if run is not None and not run.start_recorded else None
 
         def write(w: Writer) -> None:
+            if start is not None:
+                w.execute(_INSERT_RUN_IF_MISSING, start)
             w.execute(_END_RUN, row)
             index_run(w, run_id)
 
-        await self._write(write)
+        what = f"run {run_id}'s end ({status})"
+        if self._error is None:
+            await self._write(write, what)
+            return
+        try:
+            wait = min(_LAST_WRITE_TIMEOUT, self.store.timeout)
+            await self.store.write(write, lock_timeout=wait)
+        except (sqlite3.Error, OSError):
+            self._lost.append(f"{what}: it will show as interrupted")
 
     def _new_grammars(
         self, run_id: str, step: int, response: ModelResponse
@@ -314,6 +357,22 @@ class TraceRecorder(RunHooks):
         digest = self._hashed(text, "tools", contents)
         self._tools = (key, list(tools), digest)  # holding the specs keeps their ids unique
         return digest
+
+
+_LAST_WRITE_TIMEOUT = 5.0
+"""Seconds the run's end waits for the database's lock after an earlier write failed (that one
+already waited the store's whole timeout)."""
+
+
+def _purpose(purpose: ModelPurpose) -> str:
+    return "" if purpose == "agent" else f"{purpose} "
+
+
+def _listed(lost: list[str], most: int = 8) -> str:
+    """What was not recorded, in order; past `most` items, their count."""
+    if len(lost) <= most:
+        return ", ".join(lost)
+    return ", ".join(lost[:most]) + f" and {len(lost) - most} more writes"
 
 
 def _continues(conversation: _Conversation | None, messages: list[Message]) -> bool:

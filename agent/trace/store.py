@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
@@ -96,9 +97,12 @@ class TraceStore:
         with self._lock:
             self.conn.close()
 
-    def transaction(self, function: Callable[[Writer], T]) -> T:
+    def transaction(
+        self, function: Callable[[Writer], T], *, lock_timeout: float | None = None
+    ) -> T:
         """Run `function` in one `BEGIN IMMEDIATE` transaction and commit it (blocking: waits
-        up to `timeout` for another process's write lock).
+        up to `lock_timeout`, the store's `timeout` by default, for another process's write
+        lock).
 
         Text that SQLite cannot store (lone surrogates, from a non-UTF-8 command line) is
         stored with U+FFFD in their place rather than lose the row.
@@ -107,7 +111,7 @@ class TraceStore:
             sqlite3.OperationalError: the lock stayed taken past `timeout` ("database is
                 locked"), or the write failed.
         """
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + (self.timeout if lock_timeout is None else lock_timeout)
         pause = 0.001
         while True:
             self._lock.acquire()
@@ -119,7 +123,9 @@ class TraceStore:
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
 
-    async def write(self, function: Callable[[Writer], T]) -> T:
+    async def write(
+        self, function: Callable[[Writer], T], *, lock_timeout: float | None = None
+    ) -> T:
         """`transaction`, without blocking the event loop on another process's lock.
 
         When the write lock is free the transaction runs at once (tens of microseconds: a hop
@@ -130,7 +136,9 @@ class TraceStore:
             if self._begin():
                 return self._continue(function)  # releases the lock
             self._lock.release()
-        return await anyio.to_thread.run_sync(self.transaction, function)
+        return await anyio.to_thread.run_sync(
+            functools.partial(self.transaction, function, lock_timeout=lock_timeout)
+        )
 
     def _begin(self) -> bool:
         """BEGIN IMMEDIATE, or False while another connection holds the write lock.
