@@ -3,17 +3,22 @@ looks repetitive (counting, a short separator) is not."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import anyio
 import pytest
 
-from tests.conftest import PROJECT_ROOT
-from verity import LlamaCppModel, Message, ModelSettings
+from verity import (
+    LlamaCppModel,
+    Message,
+    ModelSettings,
+    RunLimitExceeded,
+    RunSettings,
+    TraceRecorder,
+    TraceStore,
+    run,
+)
 from verity.models._repetition import MIN_SPAN, repeated_unit
 
 LOOPING_TASK = "Print the word 'hello' 50 times."
@@ -53,32 +58,26 @@ async def test_a_looping_generation_stops_early_with_repetition_as_its_reason(
 
 
 @pytest.mark.slow
-def test_verity_run_says_on_stderr_and_in_the_trace_that_the_model_repeated_itself(
-    tmp_path: Path,
+async def test_a_run_records_the_repetition_in_its_trace_and_says_so(
+    embedded_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    trace = tmp_path / "traces.db"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "verity",
-            "run",
-            LOOPING_TASK,
-            "--max-steps",
-            "1",
-            "--max-tokens",
-            "400",
-            "--quiet",
-            "--no-prefix-cache",
-        ],
-        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "VERITY_TRACE_DB": str(trace)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert "Traceback" not in done.stderr
-    assert "repeated the same text over and over: its generation was stopped" in done.stderr
-    with sqlite3.connect(trace) as db:
+    settings = ModelSettings(temperature=0, n_ctx=1024, max_tokens=400, prefix_cache=False)
+    model = LlamaCppModel(embedded_path, settings)
+    store = TraceStore(tmp_path / "traces.db")
+    try:
+        with anyio.fail_after(300), pytest.raises(RunLimitExceeded):
+            await run(
+                LOOPING_TASK,
+                model=model,
+                toolsets=[],
+                settings=RunSettings(max_steps=1),
+                hooks=TraceRecorder(store),
+            )
+    finally:
+        store.close()
+        model.close()
+    with sqlite3.connect(tmp_path / "traces.db") as db:
         ((reason, tokens),) = db.execute("select finish_reason, output_tokens from model_calls")
     assert reason == "repetition"
     assert tokens < 200
+    assert "repeated the same text over and over: its generation was stopped" in caplog.text
