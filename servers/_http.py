@@ -20,7 +20,10 @@ import sys
 import warnings
 from collections.abc import Hashable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import anyio
+import anyio.abc
 from mcp.server import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
@@ -53,6 +56,9 @@ DEFAULT_SESSIONS_PER_CLIENT = 25
 DEFAULT_IDLE_TIMEOUT = 600.0
 MIN_TOKEN_CHARS = 16
 _PEER_UID = "verity.peer_uid"
+if TYPE_CHECKING:
+    import uvicorn
+
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 _MAKE_TOKEN = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
@@ -283,4 +289,25 @@ async def serve_http(
                             lifespan="on")  # fmt: skip
     print(f"verity: serving MCP on http://{_with_port(host)}:{bound}{path}", file=sys.stderr)  # noqa: T201
     with sock:
-        await uvicorn.Server(config).serve(sockets=[sock])
+        await _serve_until_cancelled(uvicorn.Server(config), sock)
+
+
+async def _serve_until_cancelled(server: uvicorn.Server, sock: socket.socket) -> None:
+    """Run uvicorn; once cancelled (a signal), let it shut down as after its own Ctrl-C.
+
+    Cancelled from outside, uvicorn would be torn down wherever it is: in the middle of its
+    start-up that leaves the app's lifespan task behind, whose cancellation uvicorn then logs
+    as an error with a traceback.
+    """
+
+    async def serve(group: anyio.abc.TaskGroup) -> None:
+        with anyio.CancelScope(shield=True):
+            await server.serve(sockets=[sock])
+        group.cancel_scope.cancel()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(serve, group)
+        try:
+            await anyio.sleep_forever()
+        finally:
+            server.should_exit = True

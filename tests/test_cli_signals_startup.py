@@ -2,9 +2,10 @@
 
 Each round starts the real command with the embedded model and sends the signal at a moment of
 its start-up, seen from outside: while Python imports Verity (pydantic's native module is
-mapped), just after llama.cpp's library is loaded (libllama is mapped), or at a random time
-(model loading included) once the process handles SIGTERM at all. Before that only the
-interpreter itself runs, and the system's default applies as to any program.
+mapped), just after llama.cpp's library is loaded (libllama is mapped), just as it announces
+itself (the server starting to listen, the run starting), or at a random time (model loading
+included) once the process handles SIGTERM at all. Before that only the interpreter itself
+runs, and the system's default applies as to any program.
 VERITY_SIGNAL_ROUNDS sets the rounds per signal and command.
 """
 
@@ -15,6 +16,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,11 +27,45 @@ from tests.conftest import PROJECT_ROOT
 from tests.fixtures.processes import assert_no_leftovers, free_port, server_env
 
 ROUNDS = int(os.environ.get("VERITY_SIGNAL_ROUNDS", "1"))
-MOMENTS = ("imports", "llama.cpp", "any")
+MOMENTS = ("imports", "llama.cpp", "announced", "any")
 COMMANDS = {
     "serve": ["serve", "--http", "--port", "{port}"],
     "run": ["run", "Write a long story about a lighthouse keeper, at least 500 words."],
 }
+ANNOUNCEMENTS = {"serve": "verity: serving MCP on ", "run": "verity: run "}
+
+
+class Started:
+    """One start of the command, its stderr lines collected as they arrive."""
+
+    def __init__(self, argv: list[str], environment: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "verity", *argv],
+            cwd=PROJECT_ROOT,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        self.lines.extend(line.rstrip("\n") for line in self.process.stderr)
+
+    def said(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+    def stop(self, signum: int) -> int:
+        self.process.send_signal(signum)
+        code = self.process.wait(timeout=120)
+        self._reader.join(timeout=10)
+        assert self.process.stderr is not None
+        self.process.stderr.close()
+        return code
 
 
 def mapped(pid: int, name: str) -> bool:
@@ -48,22 +84,24 @@ def handles_sigterm(pid: int) -> bool:
     return bool(int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
 
 
-def wait_for_moment(process: subprocess.Popen[str], moment: str, rng: random.Random) -> str:
-    """Wait until the process reaches `moment` (then a random moment more); what it reached."""
+def wait_for_moment(started: Started, command: str, moment: str, rng: random.Random) -> str:
+    """Wait until the command reaches `moment` (then a random moment more); what it reached."""
+    pid = started.process.pid
     checks: dict[str, Callable[[], bool]] = {
-        "imports": lambda: mapped(process.pid, "_pydantic_core"),
-        "llama.cpp": lambda: mapped(process.pid, "libllama"),
-        "any": lambda: handles_sigterm(process.pid),
+        "imports": lambda: mapped(pid, "_pydantic_core"),
+        "llama.cpp": lambda: mapped(pid, "libllama"),
+        "announced": lambda: started.said(ANNOUNCEMENTS[command]),
+        "any": lambda: handles_sigterm(pid),
     }
     check = checks[moment]
     deadline = time.monotonic() + 120
     while not check():
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"the command never reached {moment!r} (exit {process.poll()})")
+        if started.process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the command never reached {moment!r}: {started.lines[-3:]}")
         time.sleep(0.002)
-    delay = rng.uniform(0, 4.0) if moment == "any" else rng.uniform(0, 0.05)
+    delay = rng.uniform(0, 4.0) if moment == "any" else rng.uniform(0, 0.02)
     time.sleep(delay)
-    return f"{moment}+{delay:.2f}s"
+    return f"{moment}+{delay:.3f}s"
 
 
 @pytest.mark.slow
@@ -80,23 +118,16 @@ def test_a_signal_during_start_up_exits_with_one_line(
     for round_ in range(ROUNDS * len(MOMENTS)):
         moment = MOMENTS[round_ % len(MOMENTS)]
         argv = [arg.format(port=free_port()) for arg in COMMANDS[command]]
-        process = subprocess.Popen(
-            [sys.executable, "-m", "verity", *argv],
-            cwd=PROJECT_ROOT,
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        reached = wait_for_moment(process, moment, rng)
-        process.send_signal(signum)
-        _, stderr = process.communicate(timeout=120)
-        lines = stderr.strip().splitlines()
-        print(f"{command} {signum.name} at {reached}: exit {process.returncode}, {lines[-1:]}")
-        if process.returncode != 128 + signum:
-            problems.append(f"{reached}: exit {process.returncode}: {lines[-3:]}")
-        if lines[-1:] != [f"verity: interrupted by {signum.name}"] or "Traceback" in stderr:
-            problems.append(f"{reached}: stderr {lines[-5:]}")
+        started = Started(argv, environment)
+        reached = wait_for_moment(started, command, moment, rng)
+        code = started.stop(signum)
+        lines = started.lines
+        print(f"{command} {signum.name} at {reached}: exit {code}, {lines[-1:]}")
+        if code != 128 + signum:
+            problems.append(f"{reached}: exit {code}: {lines[-3:]}")
+        if lines[-1:] != [f"verity: interrupted by {signum.name}"]:
+            problems.append(f"{reached}: stderr ends {lines[-3:]}")
+        if any("Traceback" in line for line in lines):
+            problems.append(f"{reached}: a traceback: {lines}")
     assert_no_leftovers()
     assert problems == []

@@ -95,6 +95,11 @@ async def _cancelled_by_signals(main: Callable[[], Awaitable[_T]]) -> list[_T]:
     # the self-pipe trick: a signal handler may only do something this small and reentrant
     receiver, sender = socket.socketpair()
     sender.setblocking(False)
+    # A signal may be delivered to any thread (llama.cpp's, a worker's), and Python runs the
+    # handler only once the main thread runs bytecode again: while the event loop sleeps (a
+    # model loading or generating in a worker, with no event for minutes) it would not. The
+    # wakeup fd is written by the C-level handler, whatever thread the signal lands on.
+    previous_fd = signal.set_wakeup_fd(sender.fileno(), warn_on_full_buffer=False)
     outcome: list[_T] = []
     failure: Exception | None = None
     try:
@@ -109,6 +114,7 @@ async def _cancelled_by_signals(main: Callable[[], Awaitable[_T]]) -> list[_T]:
                 failure = exc
             group.cancel_scope.cancel()
     finally:
+        signal.set_wakeup_fd(previous_fd)
         _state.wakeup = None
         receiver.close()
         sender.close()
@@ -118,5 +124,16 @@ async def _cancelled_by_signals(main: Callable[[], Awaitable[_T]]) -> list[_T]:
 
 
 async def _cancel_on_wakeup(receiver: socket.socket, scope: anyio.CancelScope) -> None:
-    await anyio.wait_readable(receiver)
-    scope.cancel()
+    # the handler writes a zero byte; the C-level handler the signal number, also for signals
+    # some library handles (which must not cancel the run)
+    receiver.setblocking(False)
+    wanted = {0, *_SIGNALS}
+    while True:
+        await anyio.wait_readable(receiver)
+        try:
+            received = receiver.recv(64)
+        except BlockingIOError:  # a spurious wake-up
+            continue
+        if wanted.intersection(received):
+            scope.cancel()
+            return

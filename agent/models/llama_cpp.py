@@ -286,14 +286,16 @@ class LlamaCppModel:
                 model was closed during the generation.
         """
         async with self._lock:
-            stop, done = threading.Event(), threading.Event()
+            stop, done, begun = threading.Event(), threading.Event(), threading.Lock()
             try:
                 return await anyio.to_thread.run_sync(
-                    self._run_job, messages, tools, tool_choice, stop, done,
+                    self._run_job, messages, tools, tool_choice, stop, done, begun,
                     abandon_on_cancel=True,
                 )  # fmt: skip
             finally:
-                if not done.is_set():  # cancelled: stop the worker, and wait until it is out
+                # cancelled: stop the worker and wait until it is out, unless it never began (a
+                # job abandoned before a worker took it is never run, so it would never be done)
+                if not done.is_set() and not begun.acquire(blocking=False):
                     self._native.guard.stop(stop)
                     with anyio.CancelScope(shield=True):
                         await anyio.to_thread.run_sync(done.wait)
@@ -305,7 +307,10 @@ class LlamaCppModel:
         tool_choice: ToolChoice,
         stop: threading.Event,
         done: threading.Event,
+        begun: threading.Lock,
     ) -> ModelResponse:
+        if not begun.acquire(blocking=False):  # its caller was cancelled before it began
+            raise GenerationStopped
         try:
             with self._native.guard.entered(stop):
                 return self._respond(self._loaded(), messages, tools, tool_choice, stop)
