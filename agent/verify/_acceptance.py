@@ -47,6 +47,13 @@ _REFUSALS = re.compile(
     r"|^\W*(?:抱歉|对不起|很抱歉)|我(?:无法|不能|没办法)|无法(?:提供|回答|协助|帮助|完成)",
     re.IGNORECASE,
 )
+_CALL_AS_TEXT = re.compile(
+    r"""^[\s(`]*(?:json\s*)?(?:<tool_call>\s*)?\[?\s*\{\s*"(?:name|function)"\s*:\s*"[^"]+"\s*,"""
+    r"""\s*"(?:arguments|parameters)"\s*:""",
+    re.IGNORECASE,
+)
+"""A tool call the model wrote as text instead of making it: `{"name": ..., "arguments": ...}`,
+bare, fenced, in parentheses or in `<tool_call>` tags."""
 _FIRST_SENTENCE = re.compile(r"^.*?(?:[.!?。！？](?=\s|$)|\n|$)", re.DOTALL)
 _SHORT = 200
 """Answers up to this long are searched whole for a refusal; longer ones in the first
@@ -118,6 +125,8 @@ def non_answer(answer: str, evidence: list[tuple[ToolCall, ToolResult]]) -> Find
         return _no("is empty")
     if bare in _LITERALS and not _empty_result(evidence):
         return _no(f"is the bare value {bare}, which answers nothing")
+    if _CALL_AS_TEXT.match(text):
+        return _no("is a tool call written as text, not an answer (call the tool, or answer)")
     if _NON_ANSWERS.fullmatch(bare) or _ECHOED_PROMPT.search(text):
         return _no(f"says nothing about the task ({_quoted(text)})")
     searched = text if len(text) <= _SHORT else _first_sentence(text)

@@ -185,6 +185,17 @@ WRONG = [
     ("commit", "nothing to commit, working tree clean", "repeats the error"),
     ("commit", "Committed as 4e5f6a7b.", "the id 4e5f6a7b"),
     ("no tools", "I am unable to answer that.", "declines the task"),
+    (
+        "listing",
+        '({"name": "filesystem__read_file", "arguments": {"path": "/tmp/work/a.txt"}})',
+        "is a tool call written as text",
+    ),
+    (
+        "listing",
+        '```json\n[{"name": "filesystem__list_directory", "arguments": {}}]\n```',
+        "is a tool call written as text",
+    ),
+    ("time", '<tool_call>\n{"name": "time__get_current_time", "arguments": {}}', "tool call"),
 ]
 
 
