@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -15,16 +15,22 @@ from verity.servers.verity import ServedAgent, build_server
 from verity.testing import ScriptedModel, answer, calls
 from verity.tools.mcp import StdioServer
 
+Serve = Callable[..., ServedAgent]
+
 
 @pytest.fixture
-def trace_db(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path / "traces.db"
+def served(tmp_path: Path) -> Iterator[Serve]:
+    """Serves a scripted model with the calculator (and `mcp`'s servers); closed afterwards."""
+    agents: list[Agent] = []
+
+    def serve(model: ScriptedModel, mcp: MCPConfig | None = None) -> ServedAgent:
+        agents.append(Agent(model=model, mcp=mcp, trace_db=tmp_path / "traces.db"))
+        return ServedAgent(agents[-1])
+
+    yield serve
+    for agent in agents:
+        agent.close()
     assert_no_leftovers()
-
-
-def served(model: ScriptedModel, trace_db: Path, mcp: MCPConfig | None = None) -> ServedAgent:
-    """The scripted model with the calculator (and `mcp`'s servers) behind a server."""
-    return ServedAgent(Agent(model=model, mcp=mcp, trace_db=trace_db))
 
 
 def with_time_server() -> MCPConfig:
@@ -35,10 +41,10 @@ def with_time_server() -> MCPConfig:
 
 
 async def test_run_agent_says_tools_unavailable_when_a_server_did_not_start(
-    trace_db: Path,
+    served: Serve,
 ) -> None:
     model = ScriptedModel([answer("720")])
-    agent = served(model, trace_db, with_time_server())
+    agent = served(model, with_time_server())
     with anyio.fail_after(30):
         async with Client(build_server(agent)) as client:
             done = await client.call_tool("run_agent", {"task": "What time is it in Tokyo?"})
@@ -48,10 +54,10 @@ async def test_run_agent_says_tools_unavailable_when_a_server_did_not_start(
     assert outcome["reason"].startswith("MCP server 'time' did not start: ")
 
 
-async def test_run_agent_says_rejected_with_the_reason_for_a_non_answer(trace_db: Path) -> None:
+async def test_run_agent_says_rejected_with_the_reason_for_a_non_answer(served: Serve) -> None:
     computed = calls(("calculator", {"expression": "6 * 7"}))
     model = ScriptedModel([computed, answer("None"), answer("None"), answer("None")])
-    agent = served(model, trace_db)
+    agent = served(model)
     with anyio.fail_after(30):
         async with Client(build_server(agent)) as client:
             done = await client.call_tool("run_agent", {"task": "What is 6 * 7?"})
@@ -65,11 +71,11 @@ async def test_run_agent_says_rejected_with_the_reason_for_a_non_answer(trace_db
 
 
 async def test_run_agent_says_answered_without_a_reason_for_a_grounded_answer(
-    trace_db: Path,
+    served: Serve,
 ) -> None:
     computed = calls(("calculator", {"expression": "6 * 7"}))
     model = ScriptedModel([computed, answer("6 * 7 = 42")])
-    agent = served(model, trace_db)
+    agent = served(model)
     with anyio.fail_after(30):
         async with Client(build_server(agent)) as client:
             done = await client.call_tool("run_agent", {"task": "What is 6 * 7?"})
