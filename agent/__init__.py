@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import verity._startup_signals  # noqa: F401 - first: a signal while the command imports
 
 if TYPE_CHECKING:
+    from verity.agent import Agent, AgentConfig, Approvals
     from verity.answers import extract_boxed
     from verity.errors import (
         GPUOffloadWarning,
@@ -47,6 +48,9 @@ if TYPE_CHECKING:
     from verity.models.openai_compat import OpenAICompatModel
     from verity.settings import ModelSettings, RunSettings
     from verity.solver import seeded_solver
+    from verity.tools.base import tool
+    from verity.tools.mcp import MCPToolset
+    from verity.tools.toolset import FunctionToolset
     from verity.trace.recorder import TraceRecorder
     from verity.trace.store import TraceStore
     from verity.verify import (
@@ -62,17 +66,22 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AcceptAll",
+    "Agent",
+    "AgentConfig",
     "AllOf",
     "AnyOf",
+    "Approvals",
     "Candidate",
     "CompositeHooks",
     "Consensus",
     "FinalStep",
+    "FunctionToolset",
     "GPUOffloadWarning",
     "KVCacheWarning",
     "LlamaCppModel",
     "MCPConfig",
     "MCPServerError",
+    "MCPToolset",
     "Message",
     "Model",
     "ModelError",
@@ -108,21 +117,27 @@ __all__ = [
     "run",
     "run_sync",
     "seeded_solver",
+    "tool",
 ]
 
 _SOURCES = {
     "AcceptAll": "verity.verify",
+    "Agent": "verity.agent",
+    "AgentConfig": "verity.agent",
     "AllOf": "verity.verify",
     "AnyOf": "verity.verify",
+    "Approvals": "verity.agent",
     "Candidate": "verity.verify",
     "CompositeHooks": "verity.hooks",
     "Consensus": "verity.verify",
     "FinalStep": "verity.messages",
+    "FunctionToolset": "verity.tools.toolset",
     "GPUOffloadWarning": "verity.errors",
     "KVCacheWarning": "verity.errors",
     "LlamaCppModel": "verity.models.llama_cpp",
     "MCPConfig": "verity.mcp_config",
     "MCPServerError": "verity.errors",
+    "MCPToolset": "verity.tools.mcp",
     "Message": "verity.messages",
     "Model": "verity.models.base",
     "ModelError": "verity.errors",
@@ -158,6 +173,7 @@ _SOURCES = {
     "run": "verity.loop",
     "run_sync": "verity.loop",
     "seeded_solver": "verity.solver",
+    "tool": "verity.tools.base",
 }
 """Where each public name lives: imported on first use, so that `verity --help` and the
 trace commands start without loading llama.cpp or the MCP SDK."""

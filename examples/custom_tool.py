@@ -4,9 +4,7 @@ import sys
 
 import anyio
 
-from verity import LlamaCppModel, ModelSettings, TraceRecorder, TraceStore, embedded_model_path, run
-from verity.tools.base import tool
-from verity.tools.toolset import FunctionToolset
+from verity import Agent, FunctionToolset, tool
 
 STOCK = {"apples": 12, "pears": 0, "plums": 7}
 
@@ -22,18 +20,14 @@ def stock_level(fruit: str) -> str:
 
 
 async def main() -> None:
-    model = LlamaCppModel(embedded_model_path(), ModelSettings(temperature=0))
-    store = TraceStore("custom_tool_traces.db")
-    result = await run(
-        "How many crates of plums are in the warehouse?",
-        model=model,
-        toolsets=[FunctionToolset([stock_level])],
-        hooks=TraceRecorder(store),
-    )
+    tools = FunctionToolset([stock_level])
+    async with Agent(toolsets=[tools], trace_db="custom_tool_traces.db") as agent:
+        result = await agent.run("How many crates of plums are in the warehouse?")
+        assert agent.store is not None
+        record = agent.store.run(result.run_id)
     if result.status != "answered":  # "None", a refusal, facts no tool returned: not an answer
         sys.exit(f"No reliable answer ({result.status}): {result.reason}")
     print(result.answer)
-    record = store.run(result.run_id)
     assert record is not None
     print(f"run {result.run_id}: {len(record['tool_calls'])} tool call(s) in the trace")
 

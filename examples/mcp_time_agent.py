@@ -3,8 +3,7 @@
 import importlib.util
 import sys
 
-from verity import LlamaCppModel, ModelSettings, embedded_model_path, parse_mcp_config, run_sync
-from verity.tools.mcp import MCPToolset
+from verity import Agent, MCPToolset, parse_mcp_config
 
 # The reference time server: from this Python when installed here (`pip install ".[test]"`),
 # else from PyPI through uv's `uvx`, in an environment of its own.
@@ -24,14 +23,13 @@ config = parse_mcp_config(
         }
     }
 )
-model = LlamaCppModel(embedded_model_path(), ModelSettings(temperature=0))
-result = run_sync(
-    "What time is it in Tokyo when it is 12:00 in UTC? Use the convert_time tool.",
-    model=model,
-    toolsets=[MCPToolset(config.servers)],
+agent = Agent(toolsets=[MCPToolset(config.servers)])
+result = agent.run_sync(
+    "What time is it in Tokyo when it is 12:00 in UTC? Use the convert_time tool."
 )
 if result.status == "tools_unavailable":  # without its tools the answer would be made up
     sys.exit(f"{result.reason}. Install uv (uvx starts the server) or mcp-server-time.")
 if result.status != "answered":
     sys.exit(f"No reliable answer ({result.status}): {result.reason}")
 print(result.answer)
+agent.close()

@@ -2,81 +2,37 @@
 
 # No `from __future__ import annotations`: pydantic and MCPServer read annotations at runtime.
 import re
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
+from verity.agent import Agent, Approvals
 from verity.errors import ModelError, RunLimitExceeded, UserError
-from verity.hooks import CompositeHooks, RunHooks
-from verity.loop import new_run_id, run
+from verity.loop import new_run_id
 from verity.models.base import Model
 from verity.servers._approvals import ClientApprovals
 from verity.servers._detached import DetachedRuns
 from verity.servers._run_hooks import ProgressReporter, RunTally
 from verity.servers._run_queue import RunQueue, ServerBusy
-from verity.settings import RunSettings
-from verity.tools.builtin.calculator import calculator
-from verity.tools.toolset import FunctionToolset, Toolset
-from verity.trace.recorder import TraceRecorder
 from verity.trace.store import TraceStore
-from verity.verify import Verifier, build_verifier
 
-__all__ = [
-    "RunOptions",
-    "RunOutcome",
-    "ServedAgent",
-    "Tokens",
-    "ToolsetFactory",
-    "VerifierFactory",
-    "builtin_toolsets",
-]
+__all__ = ["RunOptions", "RunOutcome", "ServedAgent", "Tokens"]
 
 MAX_VERIFY_SAMPLES = 10
 """Model runs (consensus samples, recomputations) one `run_agent` call may ask verification for."""
 
-ToolsetFactory = Callable[[Sequence[str], ClientApprovals], list[Toolset]]
-"""The toolsets of one run, from the MCP servers it may use and the run's approvals: `asker`
-(None when nobody can be asked), `note` (the gate's listener) and `forward` (upstream servers'
-questions)."""
-VerifierFactory = Callable[[str, Sequence[Toolset], RunHooks], Verifier | None]
-"""The verifier a verify spec names, for one run's toolsets, its samples traced through the
-hooks; None for `none`."""
-
-
-def builtin_toolsets(servers: Sequence[str], approvals: ClientApprovals) -> list[Toolset]:
-    """Verity's built-in tools only (the calculator); no MCP servers."""
-    return [FunctionToolset([calculator])]
-
 
 @dataclass
 class ServedAgent:
-    """What every `run_agent` call runs with; the model is shared, one run at a time."""
+    """What every `run_agent` call runs with: one `Agent` (its model shared, one run at a time)
+    and the server's limits. Whoever made the agent closes it once the server has stopped."""
 
-    model: Model
-    """Loaded on first use, closed by whoever made it once the server has stopped."""
-    store: TraceStore
-    """Where runs are recorded, and where `list_runs` and `get_run` read them."""
-    toolsets: ToolsetFactory = builtin_toolsets
-    verifier: VerifierFactory | None = None
-    """None: `build_verifier` with the served model (self-check; no consensus)."""
-    mcp_servers: Sequence[str] = ()
-    """Names of the configured upstream MCP servers a run may use."""
-    max_steps: int = 8
-    """A call's `max_steps` when it names none."""
+    agent: Agent
+    """Runs each call; it must trace (`list_runs` and `get_run` read its trace)."""
     max_steps_limit: int = 50
-    """The most a call may ask for (at least `max_steps`)."""
-    system_prompt: str | None = None
-    """Replaces Verity's system prompt."""
-    verify: str = "none"
-    """The verify spec a call gets when it names none."""
-    verify_rounds: int = 3
-    check_tool_arguments: bool = False
-    check_answers: bool = True
-    """Refuse non-answers and made-up facts, and report servers that did not start
-    (`RunSettings.check_answers`)."""
+    """The most a call may ask for (at least the agent's `max_steps`)."""
     max_queue: int = 4
     """Calls that may wait behind the running one; more are refused as busy."""
     approval_timeout: float = 300.0
@@ -86,9 +42,39 @@ class ServedAgent:
     """Runs going on between the rounds of a 2026-07-28 call that asks for approvals."""
 
     def __post_init__(self) -> None:
+        if self.agent.store is None:
+            raise UserError(
+                "A served agent must trace its runs: build it with trace=True.", field="trace"
+            )
         self.queue = RunQueue(self.max_queue)
         self.detached = DetachedRuns(timeout=self.approval_timeout)
         self.max_steps_limit = max(self.max_steps_limit, self.max_steps)
+
+    @property
+    def model(self) -> Model:
+        """The agent's model, loaded on first use."""
+        return self.agent.model
+
+    @property
+    def store(self) -> TraceStore:
+        """Where runs are recorded, and where `list_runs` and `get_run` read them."""
+        assert self.agent.store is not None  # checked in __post_init__
+        return self.agent.store
+
+    @property
+    def mcp_servers(self) -> list[str]:
+        """Names of the configured upstream MCP servers a run may use."""
+        return self.agent.mcp_servers
+
+    @property
+    def max_steps(self) -> int:
+        """A call's `max_steps` when it names none."""
+        return self.agent.config.settings.max_steps
+
+    @property
+    def verify(self) -> str:
+        """The verify spec a call gets when it names none."""
+        return self.agent.config.verify
 
     @property
     def may_write(self) -> bool:
@@ -164,19 +150,15 @@ async def run_served(
         raise ToolError(f"max_steps must be between 1 and {limit}, not {max_steps}.")
     spec = options.verify or agent.verify
     _check_samples(spec)
-    recorder = TraceRecorder(agent.store)
-    toolsets = agent.toolsets(servers, approvals)
     try:
-        verifier = (agent.verifier or _default_verifier(agent))(spec, toolsets, recorder)
+        agent.agent.check_verify(spec)
     except UserError as exc:
         raise ToolError(str(exc)) from None
-    settings = RunSettings(max_steps=max_steps, max_verify_rounds=agent.verify_rounds,
-                           system_prompt=agent.system_prompt,
-                           check_tool_arguments=agent.check_tool_arguments,
-                           check_answers=agent.check_answers)  # fmt: skip
     run_id = new_run_id()
     tally = RunTally(run_id)
-    hooks = CompositeHooks([recorder, tally, progress])
+    asked = Approvals(
+        ask=approvals.asker, elicitation=approvals.forward, on_decision=approvals.note
+    )
 
     async def queued(ahead: int) -> None:
         await progress.say(f"queued: {ahead} run{'' if ahead == 1 else 's'} ahead")
@@ -186,8 +168,15 @@ async def run_served(
     reason: str | None = None
     try:
         async with agent.queue.turn(on_wait=queued):
-            result = await run(task, model=agent.model, toolsets=toolsets, verifier=verifier,
-                               settings=settings, hooks=hooks, run_id=run_id)  # fmt: skip
+            result = await agent.agent.run(
+                task,
+                run_id=run_id,
+                verify=spec,
+                max_steps=max_steps,
+                servers=servers,
+                approvals=asked,
+                hooks=[tally, progress],
+            )
             answer, status, reason = result.answer, result.status, result.reason
     except ServerBusy as exc:
         raise ToolError(str(exc)) from None
@@ -227,9 +216,3 @@ def _check_samples(spec: str) -> None:
                 f"{MAX_VERIFY_SAMPLES} per call."
             )
 
-
-def _default_verifier(agent: ServedAgent) -> VerifierFactory:
-    def verifier(spec: str, toolsets: Sequence[Toolset], hooks: RunHooks) -> Verifier | None:
-        return build_verifier(spec, model=agent.model, toolsets=toolsets)
-
-    return verifier

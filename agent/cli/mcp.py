@@ -13,19 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shlex
 import sys
-from collections.abc import Awaitable, Callable, Collection, Sequence
-from contextlib import suppress
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
 import anyio
-import platformdirs
 from mcp import MCPError
 
+from verity._assembly import Approvals, approval_gate, server_log
 from verity.cli._signals import run_interruptibly
 from verity.errors import MCPServerError, UserError
 from verity.mcp_config import (
@@ -33,42 +31,29 @@ from verity.mcp_config import (
     claude_desktop_config_path,
     default_mcp_config_path,
     load_mcp_config,
-    model_sampling_handler,
 )
-from verity.models.base import Model
 from verity.models.grammar import schema_grammar
 from verity.terminal import printable
 from verity.tools.approval import (
     Answer,
     ApprovalDecision,
     ApprovalGate,
-    ApprovalListener,
-    ApprovalPolicy,
-    ApprovalStore,
-    Asker,
-    WithheldListener,
 )
 from verity.tools.base import ToolError, ToolSpec
 from verity.tools.mcp import (
     DEFAULT_STARTUP_TIMEOUT,
     ElicitationAnswer,
-    ElicitationHandler,
     ElicitationRequest,
     MCPToolset,
-    SamplingHandler,
-    allow_patterns,
     tool_prefixes,
 )
-from verity.tools.toolset import Toolset
 
 __all__ = [
     "add_mcp_commands",
     "add_mcp_options",
-    "approved_toolset",
     "configured_servers",
     "mcp_command",
-    "mcp_toolsets",
-    "server_log",
+    "terminal_approvals",
 ]
 
 EXIT_TOOL_ERROR = 1
@@ -172,7 +157,7 @@ def mcp_command(args: argparse.Namespace) -> int:
     _report_to_stderr()
     config = _config(args, required=True)
     if args.mcp_command == "list":
-        gate = _gate(config, ask=_ask_user_for_approval, allow=args.allow)
+        gate = approval_gate(config, ask=_ask_user_for_approval, allow=args.allow)
         code = _connected(config, None, lambda toolset: _list(toolset, gate, as_json=args.json))
         return EXIT_SERVER_FAILED if config.errors else code
     server = args.server
@@ -190,26 +175,16 @@ def mcp_command(args: argparse.Namespace) -> int:
     return _connected(config, server, lambda t: _print(t.get_prompt(server, args.name, arguments)))
 
 
-def mcp_toolsets(args: argparse.Namespace, model: Model) -> list[Toolset]:
-    """The MCP toolset for `verity run`, behind the approval policy; empty without a config.
-
-    Raises:
-        UserError: the named config file is missing or invalid.
+def terminal_approvals(args: argparse.Namespace, config: MCPConfig) -> Approvals:
+    """Approvals for `verity run`: asked on the terminal; with no terminal, tools that need one
+    are withheld and said on stderr in one line (each with -v).
     """
-    config = configured_servers(args)
-    if not config.servers and not config.skipped:
-        return []
     interactive = sys.stdin.isatty()
-    toolset = approved_toolset(
-        config,
+    return Approvals(
         ask=_ask_user_for_approval if interactive else None,
         elicitation=_ask_user_for_input if interactive else None,
-        errlog=server_log(),
-        sampling=model_sampling_handler(model) if args.mcp_sampling else None,
-        allow=args.allow,
         on_withheld=_WithheldNotice([s.name for s in config.servers], verbose=args.verbose),
     )
-    return [toolset]
 
 
 def configured_servers(args: argparse.Namespace) -> MCPConfig:
@@ -225,54 +200,6 @@ def configured_servers(args: argparse.Namespace) -> MCPConfig:
     """
     _report_to_stderr()
     return _config(args, required=args.mcp_config is not None)
-
-
-def approved_toolset(
-    config: MCPConfig,
-    *,
-    ask: Asker | None,
-    elicitation: ElicitationHandler | None,
-    errlog: TextIO,
-    sampling: SamplingHandler | None = None,
-    allow: Sequence[str] = (),
-    only: Collection[str] | None = None,
-    on_decision: ApprovalListener | None = None,
-    on_withheld: WithheldListener | None = None,
-) -> MCPToolset:
-    """The configured servers (or those named in `only`) behind the user's approval gate.
-
-    Raises:
-        UserError: the stored approvals file is broken.
-    """
-    gate = _gate(config, ask=ask, allow=allow, on_decision=on_decision, on_withheld=on_withheld)
-    servers = [s for s in config.servers if only is None or s.name in only]
-    skipped = {name: why for name, why in config.skipped.items() if only is None or name in only}
-    return MCPToolset(servers, errlog=errlog, elicitation=elicitation, sampling=sampling,
-                      approval=gate, skipped=skipped)  # fmt: skip
-
-
-def _gate(
-    config: MCPConfig,
-    *,
-    ask: Asker | None,
-    allow: Sequence[str],
-    on_decision: ApprovalListener | None = None,
-    on_withheld: WithheldListener | None = None,
-) -> ApprovalGate:
-    """The approval gate of a run: the config's and the command line's allow patterns, and the
-    "always" answers stored in the user config directory.
-
-    Raises:
-        UserError: the stored approvals file is broken.
-    """
-    store_path = Path(platformdirs.user_config_dir("verity")) / "approvals.json"
-    try:
-        store = ApprovalStore(store_path)
-    except ValueError as exc:
-        raise UserError(f"{exc}. Fix or delete it.", field="approvals") from None
-    allowed = [*config.approved, *allow_patterns(allow, [s.name for s in config.servers])]
-    return ApprovalGate(ApprovalPolicy(), ask=ask, allow=allowed, store=store,
-                        on_decision=on_decision, on_withheld=on_withheld)  # fmt: skip
 
 
 class _WithheldNotice:
@@ -460,17 +387,6 @@ def _json_object(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise UserError('--args must be a JSON object such as {"a": 1}.', field="args")
     return value
-
-
-def server_log() -> TextIO:
-    """Servers' stderr goes to a log file, not over the answer (`verity: ... see <file>`)."""
-    path = Path(platformdirs.user_log_dir("verity")) / "mcp-servers.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Servers log what they were asked (paths, queries, tokens): for the owner's eyes only.
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    with suppress(OSError):  # a log made 0644 by an older version, or on a filesystem without modes
-        os.fchmod(fd, 0o600)
-    return os.fdopen(fd, "a", encoding="utf-8")
 
 
 def _report_to_stderr() -> None:

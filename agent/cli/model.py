@@ -1,16 +1,13 @@
-"""`verity run --base-url`: the options and model for an OpenAI-compatible server."""
+"""`verity run --base-url`: the options for an OpenAI-compatible server, and their checks."""
 
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
 
 from verity.errors import UserError
-from verity.models.base import DeltaKind
-from verity.models.openai_compat import OpenAICompatModel
 
-__all__ = ["add_server_options", "server_model"]
+__all__ = ["add_server_options", "check_server_options"]
 
 # options that configure a local GGUF model and mean nothing to a server
 _GGUF_ONLY = ("model", "n_ctx", "threads", "n_gpu_layers", "flash_attn", "max_thinking_tokens",
@@ -32,20 +29,22 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--stream", action="store_true", help="read answers as server-sent events")
 
 
-def server_model(
-    args: argparse.Namespace, *, on_delta: Callable[[DeltaKind, str], None] | None = None
-) -> OpenAICompatModel | None:
-    """The server model `verity run` was pointed at; None without --base-url.
-
-    `on_delta` is passed each piece of streamed text (with --stream).
+def check_server_options(args: argparse.Namespace) -> None:
+    """Check the options of `verity run --base-url` (and `verity serve --base-url`).
 
     Raises:
-        UserError: --api-model is missing, a local-model option is given too, or the URL is bad.
+        UserError: --api-model is missing, a local-model option is given too, or --stream is
+            given without --base-url.
     """
     if args.base_url is None:
         if args.stream:
             raise UserError("--stream needs --base-url.", field="stream")
-        return None
+        return
+    if not args.base_url.startswith(("http://", "https://")):
+        raise UserError(
+            f"--base-url {args.base_url!r} is not an http(s) URL, e.g. http://127.0.0.1:8080/v1.",
+            field="base_url",
+        )
     if not args.api_model:
         raise UserError("--base-url needs --api-model NAME (or $VERITY_API_MODEL): the name the "
                         "server serves the model under.", field="api_model")  # fmt: skip
@@ -56,12 +55,3 @@ def server_model(
                             "--base-url.", field=dest)  # fmt: skip
     if args.verify != "none":
         raise UserError("--verify is not supported with --base-url yet.", field="verify")
-    sampling = {"temperature": args.temperature, "seed": args.seed, "max_tokens": args.max_tokens}
-    return OpenAICompatModel(
-        args.base_url,
-        args.api_model,
-        api_key=os.environ.get("VERITY_API_KEY") or None,
-        stream=args.stream,
-        on_delta=on_delta,
-        **{key: value for key, value in sampling.items() if value is not None},
-    )

@@ -7,46 +7,31 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from verity.agent import Agent, AgentConfig
 from verity.cli._common import (
     EXIT_REJECTED,
     EXIT_TOOLS_UNAVAILABLE,
     EXIT_UNVERIFIED,
     add_trace_option,
-    run_hooks,
-    run_recorder,
     trace_outcome,
 )
 from verity.cli._signals import run_interruptibly
-from verity.cli.mcp import add_mcp_options, mcp_toolsets
-from verity.cli.model import add_server_options, server_model
+from verity.cli.mcp import add_mcp_options, configured_servers, terminal_approvals
+from verity.cli.model import add_server_options, check_server_options
 from verity.errors import RunLimitExceeded, UserError
-from verity.hooks import CompositeHooks, RunHooks
-from verity.loop import run
 from verity.messages import RunResult, VerifyStep
-from verity.models.embedded import NAMED_MODELS
-from verity.models.llama_cpp import LlamaCppModel, check_gguf_file
-from verity.models.openai_compat import OpenAICompatModel
-from verity.models.refs import EMBEDDED_REF, ResolvedModel, resolve_model_ref
+from verity.models.refs import EMBEDDED_REF
 from verity.progress import ProgressPrinter
 from verity.settings import ModelSettings, RunSettings
-from verity.solver import seeded_solver
 from verity.terminal import printable
-from verity.tools.builtin.calculator import calculator
-from verity.tools.toolset import FunctionToolset, Toolset
 from verity.trace.recorder import TraceRecorder
-from verity.verify import VERIFY_SPECS, Verifier, build_verifier
-
-# At 0.5B parameters sampling noise decides whether the model uses the calculator or guesses,
-# so the embedded demo model decodes greedily; any --model gets the R1 defaults (0.6 / 0.95).
-EMBEDDED_MODEL_TEMPERATURE = 0.0
-CONSENSUS_TEMPERATURE = 0.7
+from verity.verify import VERIFY_SPECS
 
 # ModelSettings field -> the argparse dest of its `verity run` option
 _MODEL_OPTIONS = {
@@ -150,10 +135,10 @@ def add_verify_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _model_settings(args: argparse.Namespace, *, embedded: bool) -> ModelSettings:
+def _model_settings(args: argparse.Namespace) -> ModelSettings:
+    """The model settings given as options; those not given stay unset (bundled models decode
+    greedily unless --temperature is given)."""
     chosen = {field: getattr(args, dest) for field, dest in _MODEL_OPTIONS.items()}
-    if embedded and chosen["temperature"] is None:
-        chosen["temperature"] = EMBEDDED_MODEL_TEMPERATURE
     try:
         return ModelSettings(**{k: v for k, v in chosen.items() if v is not None})
     except ValidationError as exc:
@@ -181,12 +166,21 @@ def run_command(args: argparse.Namespace) -> int:
     if args.require_verified and args.verify.strip().lower() == "none":
         raise UserError("--require-verified needs a verifier: add --verify self (or another "
                         f"spec: {VERIFY_SPECS}).", field="require_verified")  # fmt: skip
+    if args.verify_rounds < 1:
+        raise UserError(
+            f"--verify-rounds must be at least 1, not {args.verify_rounds}.", field="verify_rounds"
+        )
+    check_server_options(args)
     printer = _printer(args)
     try:
-        remote = server_model(args, on_delta=printer.on_delta if printer and args.stream else None)
-        if remote is not None:
-            return _run_on_server(args, remote, printer)
-        return _run_locally(args, printer)
+        agent = build_agent(args, printer)
+
+        async def run_and_close() -> RunResult:
+            async with agent:  # leaving it frees the model after the generation stopped
+                return await agent.run(args.task)
+
+        result = run_interruptibly(run_and_close)
+        return _print_result(result, args=args, printer=printer, recorder=agent.recorder)
     except RunLimitExceeded as exc:
         if exc.partial_answer:
             print(f"verity: the cut-off text of the last step:\n{exc.partial_answer}",
@@ -227,131 +221,49 @@ def _printer(args: argparse.Namespace) -> ProgressPrinter | None:
     return ProgressPrinter(answer_stream=answer_stream, show_reasoning=bool(args.show_reasoning))
 
 
-def _run_locally(args: argparse.Namespace, printer: ProgressPrinter | None) -> int:
-    model, judge = local_models(args, printer)
-    recorder = run_recorder(args)
-    hooks = run_hooks(recorder, printer)
-    toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, model)]
-    verifier, settings = _verification(args, model, judge, toolsets, recorder or RunHooks())
-
-    async def run_and_close() -> RunResult:
-        try:
-            return await run(args.task, model=model, toolsets=toolsets, verifier=verifier,
-                             settings=settings, hooks=CompositeHooks(hooks))  # fmt: skip
-        finally:  # after the generation stopped: never under a worker inside llama.cpp
-            await judge.aclose()
-            await model.aclose()
-
-    result = run_interruptibly(run_and_close)
-    return _print_result(result, args=args, printer=printer, recorder=recorder)
-
-
-def _judge(args: argparse.Namespace, model: LlamaCppModel) -> LlamaCppModel:
-    """The model verifiers call: the --verifier-model, else the run's weights on a context of
-    their own (made on first use), so that the run's KV prefix survives each verdict."""
-    if args.verifier_model is not None:
-        return LlamaCppModel(args.verifier_model, model.settings)
-    return model.with_own_context()
-
-
-def local_models(
-    args: argparse.Namespace, printer: ProgressPrinter | None = None
-) -> tuple[LlamaCppModel, LlamaCppModel]:
-    """The model the options name (not loaded yet) and the one self-check judges with; the
-    printer, if any, shows the assembly of the embedded model and the loading.
-
-    Raises:
-        UserError: a model option is invalid, or a model is missing or not a GGUF.
-    """
-    if args.verifier_model is not None:  # before the embedded model is fetched for nothing
-        check_gguf_file(args.verifier_model, option="--verifier-model")
-    ref = args.model or EMBEDDED_REF
-    # settings first: a bad option must not wait for the embedded model to be assembled
-    model_settings = _model_settings(args, embedded=ref in (EMBEDDED_REF, *NAMED_MODELS))
-    resolved = resolve_model_ref(ref, progress=printer.assembly_progress() if printer else None)
-    model = LlamaCppModel(resolved.path, model_settings, name=resolved.name,
-                          **(_model_progress(printer, resolved) if printer else {}))  # fmt: skip
-    return model, _judge(args, model)
-
-
-def _model_progress(printer: ProgressPrinter, resolved: ResolvedModel) -> dict[str, Any]:
-    """The `on_delta` and `on_load` that show a local model's text and loading as they go."""
-
-    def on_load(load: Callable[[], Any]) -> Any:
-        label = f"{resolved.name} ({resolved.path.stat().st_size / 1e9:.1f} GB)"
-        return printer.loading(label, load)
-
-    return {"on_delta": printer.on_delta, "on_load": on_load}
-
-
-def _run_on_server(
-    args: argparse.Namespace, model: OpenAICompatModel, printer: ProgressPrinter | None
-) -> int:
-    recorder = run_recorder(args)
-    hooks = run_hooks(recorder, printer)
-    toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, model)]
-    settings = RunSettings(max_steps=args.max_steps, system_prompt=args.system,
-                           check_tool_arguments=args.check_tool_arguments,
-                           check_answers=args.check_answers)  # fmt: skip
-
-    async def run_and_close() -> RunResult:
-        try:
-            return await run(args.task, model=model, toolsets=toolsets, settings=settings,
-                             hooks=CompositeHooks(hooks))  # fmt: skip
-        finally:
-            await model.aclose()
-
-    result = run_interruptibly(run_and_close)
-    return _print_result(result, args=args, printer=printer, recorder=recorder)
-
-
-def _verification(
-    args: argparse.Namespace,
-    model: LlamaCppModel,
-    judge: LlamaCppModel,
-    toolsets: list[Toolset],
-    recorder: RunHooks,
-) -> tuple[Verifier | None, RunSettings]:
-    if args.verify_rounds < 1:
-        raise UserError(f"--verify-rounds must be at least 1, not {args.verify_rounds}.",
-                        field="verify_rounds")  # fmt: skip
-    verifier = run_verifier(args.verify, model=model, judge=judge, toolsets=toolsets,
-                            hooks=recorder, max_steps=args.max_steps,
-                            system_prompt=args.system)  # fmt: skip
-    settings = RunSettings(max_steps=args.max_steps, max_verify_rounds=args.verify_rounds,
-                           system_prompt=args.system,
-                           check_tool_arguments=args.check_tool_arguments,
-                           check_answers=args.check_answers)  # fmt: skip
-    return verifier, settings
-
-
-def run_verifier(
-    spec: str,
-    *,
-    model: LlamaCppModel,
-    judge: LlamaCppModel,
-    toolsets: Sequence[Toolset],
-    hooks: RunHooks,
-    max_steps: int,
-    system_prompt: str | None = None,
-) -> Verifier | None:
-    """The verifier a `--verify` spec names, None for `none`.
-
-    Consensus samples (each its own run, traced through `hooks`) and self-check both run on
-    `judge`, so the run's own KV prefix survives; `model`'s temperature sets the samples'.
-
-    Raises:
-        UserError: the spec is malformed.
-    """
-    # consensus needs samples that can differ: a greedy model samples them at 0.7
-    temperature = model.settings.temperature or CONSENSUS_TEMPERATURE
-    solve = seeded_solver(
-        lambda seed: judge.with_sampling(seed=seed, temperature=temperature),
-        toolsets=toolsets,
-        settings=RunSettings(max_steps=max_steps, system_prompt=system_prompt),
-        hooks=hooks,  # each consensus sample is a run in the trace, linked to this one
+def agent_config(args: argparse.Namespace) -> AgentConfig:
+    """The `AgentConfig` the options of `verity run` (and `verity serve`) describe."""
+    return AgentConfig(
+        model=args.base_url or args.model or EMBEDDED_REF,
+        api_model=args.api_model,
+        api_key=os.environ.get("VERITY_API_KEY") or None,
+        stream=args.stream,
+        model_settings=_model_settings(args),
+        verifier_model=args.verifier_model,
+        mcp_sampling=args.mcp_sampling,
+        allow=tuple(args.allow),
+        verify=args.verify,
+        settings=RunSettings(
+            max_steps=args.max_steps,
+            max_verify_rounds=args.verify_rounds,
+            system_prompt=args.system,
+            check_tool_arguments=args.check_tool_arguments,
+            check_answers=args.check_answers,
+        ),
+        trace=not getattr(args, "no_log", False),
+        trace_db=args.trace_db,
     )
-    return build_verifier(spec, model=judge, solve=solve, toolsets=toolsets)
+
+
+def build_agent(args: argparse.Namespace, printer: ProgressPrinter | None = None) -> Agent:
+    """The agent the options describe, with the MCP servers of the config file and approvals
+    asked on the terminal; the printer, if any, shows its progress.
+
+    Raises:
+        UserError: an option is invalid, a model is missing or not a GGUF, or the MCP config
+            file is broken.
+    """
+    streams = printer is not None and (args.base_url is None or args.stream)
+    mcp = configured_servers(args)
+    return Agent(
+        agent_config(args),
+        mcp=mcp,
+        approvals=terminal_approvals(args, mcp),
+        hooks=[printer] if printer is not None else [],
+        on_delta=printer.on_delta if printer is not None and streams else None,
+        on_load=printer.loading if printer is not None else None,
+        on_assembly=printer.assembly_progress() if printer is not None else None,
+    )
 
 
 def _print_result(

@@ -8,21 +8,15 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from verity.cli._common import add_trace_option, open_store
+from verity.cli._common import add_trace_option
 from verity.cli._signals import run_interruptibly
-from verity.cli.mcp import add_mcp_options, approved_toolset, configured_servers, server_log
-from verity.cli.model import add_server_options, server_model
-from verity.cli.run import add_model_options, add_verify_options, local_models, run_verifier
+from verity.cli.mcp import add_mcp_options
+from verity.cli.model import add_server_options, check_server_options
+from verity.cli.run import add_model_options, add_verify_options, build_agent
 from verity.errors import UserError
-from verity.hooks import RunHooks
-from verity.mcp_config import model_sampling_handler
-from verity.models.base import Model
-from verity.models.llama_cpp import LlamaCppModel
-from verity.servers._approvals import ClientApprovals
 from verity.servers._http import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_REQUEST_BYTES,
@@ -34,9 +28,6 @@ from verity.servers._http import (
 )
 from verity.servers._served_agent import ServedAgent
 from verity.servers.verity import build_server
-from verity.tools.builtin.calculator import calculator
-from verity.tools.toolset import FunctionToolset, Toolset
-from verity.verify import Verifier, build_verifier
 
 __all__ = ["add_commands", "serve_command"]
 
@@ -174,49 +165,15 @@ def serve_command(args: argparse.Namespace) -> int:
     """`verity serve`: serve until the client goes away (stdio) or the process is interrupted."""
     _check(args)
     _show_native_log(args.verbose)
-    remote = server_model(args)
-    model: Model
-    if remote is not None:
-        model, judge = remote, None
-    else:
-        model, judge = local_models(args)
-    config = configured_servers(args)
-    errlog = server_log()
-    sampling = model_sampling_handler(model) if args.mcp_sampling else None
-
-    def toolsets(servers: Sequence[str], approvals: ClientApprovals) -> list[Toolset]:
-        chosen: list[Toolset] = [FunctionToolset([calculator])]
-        if servers:
-            chosen.append(approved_toolset(
-                config, ask=approvals.asker, elicitation=approvals.forward, errlog=errlog,
-                sampling=sampling, allow=args.allow, only=servers, on_decision=approvals.note,
-            ))  # fmt: skip
-        return chosen
-
-    def verifier(spec: str, sets: Sequence[Toolset], hooks: RunHooks) -> Verifier | None:
-        if isinstance(model, LlamaCppModel) and isinstance(judge, LlamaCppModel):
-            return run_verifier(spec, model=model, judge=judge, toolsets=sets, hooks=hooks,
-                                max_steps=args.max_steps, system_prompt=args.system)  # fmt: skip
-        return build_verifier(spec, model=model, toolsets=sets)
-
-    verifier(args.verify, [], RunHooks())  # a bad --verify fails now, not at the first call
-    store = open_store(args)
-    agent = ServedAgent(
-        model=model,
-        store=store,
-        toolsets=toolsets,
-        verifier=verifier,
-        mcp_servers=[s.name for s in config.servers],
-        max_steps=args.max_steps,
-        system_prompt=args.system,
-        verify=args.verify,
-        verify_rounds=args.verify_rounds,
-        check_tool_arguments=args.check_tool_arguments,
-        check_answers=args.check_answers,
+    check_server_options(args)
+    # approvals are asked of each call's client; a run starts the MCP servers it may use
+    agent = build_agent(args)
+    served = ServedAgent(
+        agent,
         max_queue=args.max_queue,
         approval_timeout=args.approval_timeout,
     )
-    server = build_server(agent)
+    server = build_server(served)
 
     async def serve() -> None:
         try:
@@ -234,17 +191,11 @@ def serve_command(args: argparse.Namespace) -> int:
                           "(--http serves HTTP); Ctrl-C stops.", file=sys.stderr)  # fmt: skip
                 await server.run_stdio_async()
         finally:
-            if remote is not None:
-                await remote.aclose()
+            await agent.aclose()
 
     try:
         run_interruptibly(serve)  # SIGINT/SIGTERM: cancel the runs, then close
     finally:
         # every run has ended and left native code by now: anyio.run waited for its threads
-        if isinstance(model, LlamaCppModel):
-            model.close()
-        if isinstance(judge, LlamaCppModel) and judge is not model:
-            judge.close()
-        store.close()
-        errlog.close()
+        agent.close()
     return 0

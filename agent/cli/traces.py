@@ -170,17 +170,28 @@ def _export_command(args: argparse.Namespace) -> int:
 
 def _replay_command(args: argparse.Namespace) -> int:
     # the agent loop and its tools: imported here, so that `logs` and `show` start fast
-    from verity.cli.mcp import mcp_toolsets
+    from verity.agent import Agent
+    from verity.cli.mcp import configured_servers, terminal_approvals
     from verity.replay import RecordedModel, replay_run
-    from verity.tools.builtin.calculator import calculator
-    from verity.tools.toolset import FunctionToolset
 
     store = open_store(args)
     record = store.run(resolve_run_id(store, args.run_id))
     if record is None:
         raise UserError(f"No run {args.run_id!r} in {store.path}. List runs with `verity logs`.")
-    toolsets = [FunctionToolset([calculator]), *mcp_toolsets(args, RecordedModel("replay", []))]
-    result = run_interruptibly(lambda: replay_run(record, toolsets))
+    # the tools of `verity run` with the same options; the trace is not written to again
+    mcp = configured_servers(args)
+    agent = Agent(
+        model=RecordedModel("replay", []),
+        mcp=mcp,
+        approvals=terminal_approvals(args, mcp),
+        mcp_sampling=args.mcp_sampling,
+        allow=tuple(args.allow),
+        trace=False,
+    )
+    try:
+        result = run_interruptibly(lambda: replay_run(record, agent.toolsets))
+    finally:
+        agent.close()
     difference = result.difference
     if difference is None:
         print(f"run {result.run_id}: all {result.compared} tool results as recorded "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -10,39 +10,41 @@ import pytest
 from mcp import Client
 
 from tests.fixtures.processes import assert_no_leftovers, server_env
-from verity import TraceStore
-from verity.servers._approvals import ClientApprovals
+from verity import Agent, MCPConfig
 from verity.servers.verity import ServedAgent, build_server
 from verity.testing import ScriptedModel, answer, calls
-from verity.tools.builtin.calculator import calculator
-from verity.tools.mcp import MCPToolset, StdioServer
-from verity.tools.toolset import FunctionToolset, Toolset
+from verity.tools.mcp import StdioServer
+
+Serve = Callable[..., ServedAgent]
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[TraceStore]:
-    store = TraceStore(tmp_path / "traces.db")
-    yield store
-    store.close()
+def served(tmp_path: Path) -> Iterator[Serve]:
+    """Serves a scripted model with the calculator (and `mcp`'s servers); closed afterwards."""
+    agents: list[Agent] = []
+
+    def serve(model: ScriptedModel, mcp: MCPConfig | None = None) -> ServedAgent:
+        agents.append(Agent(model=model, mcp=mcp, trace_db=tmp_path / "traces.db"))
+        return ServedAgent(agents[-1])
+
+    yield serve
+    for agent in agents:
+        agent.close()
     assert_no_leftovers()
 
 
-def with_time_server(servers: Sequence[str], approvals: ClientApprovals) -> list[Toolset]:
+def with_time_server() -> MCPConfig:
     missing = StdioServer(
         name="time", command="/nonexistent/mcp-server-time", env=server_env(), connect_timeout=5
     )
-    return [FunctionToolset([calculator]), MCPToolset([missing])]
-
-
-def calculator_only(servers: Sequence[str], approvals: ClientApprovals) -> list[Toolset]:
-    return [FunctionToolset([calculator])]
+    return MCPConfig(servers=[missing])
 
 
 async def test_run_agent_says_tools_unavailable_when_a_server_did_not_start(
-    store: TraceStore,
+    served: Serve,
 ) -> None:
     model = ScriptedModel([answer("720")])
-    agent = ServedAgent(model=model, store=store, toolsets=with_time_server, mcp_servers=["time"])
+    agent = served(model, with_time_server())
     with anyio.fail_after(30):
         async with Client(build_server(agent)) as client:
             done = await client.call_tool("run_agent", {"task": "What time is it in Tokyo?"})
@@ -52,10 +54,10 @@ async def test_run_agent_says_tools_unavailable_when_a_server_did_not_start(
     assert outcome["reason"].startswith("MCP server 'time' did not start: ")
 
 
-async def test_run_agent_says_rejected_with_the_reason_for_a_non_answer(store: TraceStore) -> None:
+async def test_run_agent_says_rejected_with_the_reason_for_a_non_answer(served: Serve) -> None:
     computed = calls(("calculator", {"expression": "6 * 7"}))
     model = ScriptedModel([computed, answer("None"), answer("None"), answer("None")])
-    agent = ServedAgent(model=model, store=store, toolsets=calculator_only)
+    agent = served(model)
     with anyio.fail_after(30):
         async with Client(build_server(agent)) as client:
             done = await client.call_tool("run_agent", {"task": "What is 6 * 7?"})
@@ -69,11 +71,11 @@ async def test_run_agent_says_rejected_with_the_reason_for_a_non_answer(store: T
 
 
 async def test_run_agent_says_answered_without_a_reason_for_a_grounded_answer(
-    store: TraceStore,
+    served: Serve,
 ) -> None:
     computed = calls(("calculator", {"expression": "6 * 7"}))
     model = ScriptedModel([computed, answer("6 * 7 = 42")])
-    agent = ServedAgent(model=model, store=store, toolsets=calculator_only)
+    agent = served(model)
     with anyio.fail_after(30):
         async with Client(build_server(agent)) as client:
             done = await client.call_tool("run_agent", {"task": "What is 6 * 7?"})

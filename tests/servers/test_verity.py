@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,25 +13,28 @@ import pytest
 from mcp import Client, MCPError
 from mcp.types import INVALID_PARAMS, TextContent, TextResourceContents, ToolAnnotations
 
-from verity import LlamaCppModel, TraceRecorder, TraceStore
-from verity.servers._approvals import ClientApprovals
+from verity import Agent, TraceRecorder, TraceStore, UserError, parse_mcp_config
 from verity.servers._run_queue import RunQueue, ServerBusy
 from verity.servers.verity import ServedAgent, build_server
-from verity.tools.builtin.calculator import calculator
-from verity.tools.toolset import FunctionToolset, Toolset
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[TraceStore]:
-    store = TraceStore(tmp_path / "traces.db")
-    yield store
-    store.close()
+def python_agent(embedded_path: Path, tmp_path: Path) -> Iterator[Agent]:
+    """The embedded model (never loaded by these tests) with a real trace."""
+    agent = Agent(model=str(embedded_path), trace_db=tmp_path / "traces.db")
+    yield agent
+    agent.close()
 
 
 @pytest.fixture
-def agent(embedded_path: Path, store: TraceStore) -> ServedAgent:
-    """The embedded model (never loaded by these tests) behind a server with a real trace."""
-    return ServedAgent(model=LlamaCppModel(embedded_path), store=store, max_queue=1)
+def store(python_agent: Agent) -> TraceStore:
+    assert python_agent.store is not None
+    return python_agent.store
+
+
+@pytest.fixture
+def agent(python_agent: Agent) -> ServedAgent:
+    return ServedAgent(python_agent, max_queue=1)
 
 
 async def record_run(store: TraceStore, run_id: str, task: str, answer: str) -> None:
@@ -68,12 +72,12 @@ async def test_run_agent_is_listed_with_its_output_schema_and_is_read_only_with_
 
 
 async def test_run_agent_is_not_read_only_when_upstream_servers_may_be_used(
-    embedded_path: Path, store: TraceStore
+    embedded_path: Path, tmp_path: Path
 ) -> None:
-    def toolsets(servers: Sequence[str], approvals: ClientApprovals) -> list[Toolset]:
-        return [FunctionToolset([calculator])]
-
-    agent = ServedAgent(LlamaCppModel(embedded_path), store, toolsets, mcp_servers=["files"])
+    files = {"command": sys.executable, "args": ["-m", "verity.servers.toolbox"]}
+    mcp = parse_mcp_config({"mcpServers": {"files": files}})
+    python_agent = Agent(model=str(embedded_path), mcp=mcp, trace_db=tmp_path / "t.db")
+    agent = ServedAgent(python_agent)
     with anyio.fail_after(20):
         async with Client(build_server(agent)) as client:
             tools = {t.name: t for t in (await client.list_tools()).tools}
@@ -82,6 +86,13 @@ async def test_run_agent_is_not_read_only_when_upstream_servers_may_be_used(
         idempotent_hint=False, open_world_hint=True,
     )  # fmt: skip
     assert "MCP servers it may use: files" in (tools["run_agent"].description or "")
+    python_agent.close()
+
+
+def test_a_served_agent_must_trace_its_runs(embedded_path: Path) -> None:
+    with pytest.raises(UserError) as refused:
+        ServedAgent(Agent(model=str(embedded_path), trace=False))
+    assert str(refused.value) == "A served agent must trace its runs: build it with trace=True."
 
 
 async def test_list_runs_get_run_and_the_run_resource_read_the_trace(
