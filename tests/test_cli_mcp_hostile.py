@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.processes import assert_no_leftovers, server_env
 from verity import parse_mcp_config
-from verity.cli.mcp import approved_toolset
+from verity._assembly import approved_toolset
 from verity.tools.toolset import call_tool
 
 FLOOD_MB = 30

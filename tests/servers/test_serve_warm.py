@@ -10,7 +10,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from verity import LlamaCppModel, ModelSettings, TraceStore
+from verity import Agent, LlamaCppModel, ModelSettings
 from verity.servers.verity import ServedAgent, build_server
 
 pytestmark = pytest.mark.slow
@@ -21,15 +21,15 @@ async def test_a_second_served_run_evaluates_only_its_new_tokens(
 ) -> None:
     settings = ModelSettings(temperature=0, n_ctx=2048, max_tokens=64, prefix_cache=False)
     model = LlamaCppModel(embedded_path, settings)
-    store = TraceStore(tmp_path / "traces.db")
+    agent = Agent(model=model, trace_db=tmp_path / "traces.db")
     try:
         with anyio.fail_after(600):
-            async with Client(build_server(ServedAgent(model=model, store=store))) as client:
+            async with Client(build_server(ServedAgent(agent))) as client:
                 for task in ("What is 1234 * 5678?", "What is 4321 * 8765?"):
                     outcome = await client.call_tool("run_agent", {"task": task, "max_steps": 2})
                     assert outcome.structured_content is not None
     finally:
-        store.close()
+        agent.close()
         model.close()
     with sqlite3.connect(tmp_path / "traces.db") as db:
         first_calls = db.execute(
