@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, Self, TextIO
@@ -15,7 +15,7 @@ from verity.errors import UserError
 from verity.hooks import CompositeHooks, RunHooks
 from verity.loop import iter_run, new_run_id, run
 from verity.mcp_config import MCPConfig, load_mcp_config, model_sampling_handler
-from verity.messages import RunResult, Step
+from verity.messages import Message, RunResult, Step
 from verity.models.base import DeltaKind, Model
 from verity.models.build import Loader, is_server_url, judge_model, local_model, server_model
 from verity.models.embedded import AssemblyProgress
@@ -180,6 +180,8 @@ class Agent:
         servers: Sequence[str] | None = None,
         approvals: Approvals | None = None,
         hooks: Sequence[RunHooks] = (),
+        history: Sequence[Message] = (),
+        labels: Mapping[str, str] | None = None,
     ) -> RunResult:
         """Run `task` to its end and return the result (the answer, whether it was verified,
         the steps, the usage and the run's id in the trace).
@@ -192,6 +194,10 @@ class Agent:
             servers: The configured MCP servers this run may use (default: all of them).
             approvals: Who approves this run's MCP tools instead of the agent's.
             hooks: Told of this run's events, besides the agent's hooks.
+            history: An earlier run's conversation (`RunResult.messages`) that the task
+                continues; on a local model only the new tokens are evaluated.
+            labels: Recorded with the run in the trace (`config.run.labels`), besides the
+                settings' own.
 
         Raises:
             UserError: the task is empty, the verify spec is malformed, or tool names collide.
@@ -204,9 +210,10 @@ class Agent:
             model=self.model,
             toolsets=toolsets,
             verifier=self._verifier(verify, toolsets),
-            settings=self._settings(max_steps),
+            settings=self._settings(max_steps, labels),
             hooks=self._run_hooks(hooks),
             run_id=run_id,
+            history=history,
         )
 
     async def iter_run(
@@ -365,8 +372,12 @@ class Agent:
             return list(self._toolsets)
         return [*self._toolsets, self._approved(approvals or self._approvals, chosen)]
 
-    def _settings(self, max_steps: int | None) -> RunSettings:
+    def _settings(
+        self, max_steps: int | None, labels: Mapping[str, str] | None = None
+    ) -> RunSettings:
         settings = self.config.settings
+        if labels:
+            settings = settings.model_copy(update={"labels": {**settings.labels, **labels}})
         if max_steps is None:
             return settings
         if max_steps < 1:

@@ -72,6 +72,11 @@ COMMANDS = {
     ),
     "serve": ("verity.cli.serve", "serve Verity as an MCP server (stdio, or --http)"),
     "stats": ("verity.cli.stats", "tokens per day and model, and their cost on each priced API"),
+    "chat": ("verity.cli.chat", "a conversation: a turn per line, the model kept warm"),
+    "batch": (
+        "verity.cli.batch",
+        "run every task of a JSON Lines file; resumable, scored against answers",
+    ),
 }
 """Each command: the module (and function) that adds its parser, and its line in `--help`.
 

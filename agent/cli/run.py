@@ -25,11 +25,18 @@ from verity.cli._signals import run_interruptibly
 from verity.cli.mcp import add_mcp_options, configured_servers, terminal_approvals
 from verity.cli.model import add_server_options, check_server_options
 from verity.errors import RunLimitExceeded, UserError
-from verity.messages import RunResult, VerifyStep
+from verity.messages import Message, RunResult, VerifyStep
 from verity.models.refs import EMBEDDED_REF
 from verity.progress import ProgressPrinter
 from verity.settings import ModelSettings, RunSettings
 from verity.terminal import printable
+from verity.trace.conversation import (
+    CONTINUES_LABEL,
+    CONVERSATION_LABEL,
+    conversation_of,
+    conversation_start,
+)
+from verity.trace.query import resolve_run_id
 from verity.trace.recorder import TraceRecorder
 from verity.verify import VERIFY_SPECS
 
@@ -63,6 +70,7 @@ def add_commands(commands: Any) -> None:
     )
     run_cmd.add_argument("--show-reasoning", action="store_true", default=None,
                          help="stream the model's reasoning to stderr")  # fmt: skip
+    add_continue_options(run_cmd)
     add_verify_options(run_cmd)
     add_trace_option(run_cmd)
     run_cmd.add_argument(
@@ -72,6 +80,39 @@ def add_commands(commands: Any) -> None:
     add_server_options(run_cmd)
     add_model_options(run_cmd)
     run_cmd.set_defaults(handler=run_command)
+
+
+def add_continue_options(parser: argparse.ArgumentParser) -> None:
+    """`-c` and `--continue-run RUN_ID`: go on from a traced run's conversation."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "-c", "--continue", dest="continue_run", action="store_const", const="last",
+        help="continue the conversation of the last run",
+    )  # fmt: skip
+    group.add_argument(
+        "--continue-run", dest="continue_run", metavar="RUN_ID",
+        help="continue the conversation of this run (an id, its start or end, or last)",
+    )  # fmt: skip
+
+
+def continued_conversation(
+    agent: Agent, given: str | None
+) -> tuple[list[Message], dict[str, str]]:
+    """The history a `--continue` names and the labels that file the new run under the same
+    conversation; none of either without `--continue`.
+
+    Raises:
+        UserError: the run is unknown or ended without an answer, or there is no trace.
+    """
+    if given is None:
+        return [], {}
+    if agent.store is None:
+        raise UserError("--continue reads the conversation from the trace: drop --no-log.",
+                        field="continue_run")  # fmt: skip
+    run_id = resolve_run_id(agent.store, given)
+    history = conversation_of(agent.store, run_id)
+    labels = {CONVERSATION_LABEL: conversation_start(agent.store, run_id), CONTINUES_LABEL: run_id}
+    return history, labels
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -177,7 +218,8 @@ def run_command(args: argparse.Namespace) -> int:
 
         async def run_and_close() -> RunResult:
             async with agent:  # leaving it frees the model after the generation stopped
-                return await agent.run(args.task)
+                history, labels = continued_conversation(agent, args.continue_run)
+                return await agent.run(args.task, history=history, labels=labels)
 
         result = run_interruptibly(run_and_close)
         return _print_result(result, args=args, printer=printer, recorder=agent.recorder)

@@ -8,7 +8,12 @@ from verity.errors import UserError
 from verity.messages import Message, ToolCall
 from verity.trace.store import TraceStore
 
-__all__ = ["conversation_of"]
+__all__ = ["CONTINUES_LABEL", "CONVERSATION_LABEL", "conversation_of", "conversation_start"]
+
+CONVERSATION_LABEL = "conversation"
+"""The run label holding the id of a conversation's first run (`RunSettings.labels`)."""
+CONTINUES_LABEL = "continues"
+"""The run label holding the id of the run a turn continues."""
 
 
 def conversation_of(store: TraceStore, run_id: str) -> list[Message]:
@@ -50,3 +55,13 @@ def conversation_of(store: TraceStore, run_id: str) -> list[Message]:
     ]
     messages.append(Message(role="assistant", content=run["answer"]))
     return messages
+
+
+def conversation_start(store: TraceStore, run_id: str) -> str:
+    """The id of the first run of the conversation `run_id` belongs to (itself when it began
+    one)."""
+    rows = store.read(
+        "select json_extract(config, '$.run.labels.' || ?) as first from runs where id = ?",
+        [CONVERSATION_LABEL, run_id],
+    )
+    return str(rows[0]["first"]) if rows and rows[0]["first"] else run_id
