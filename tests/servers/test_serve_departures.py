@@ -120,7 +120,7 @@ async def test_a_client_killed_mid_run_agent_has_its_run_cancelled_and_the_next_
     waited = time.monotonic() - killed
     print(f"{era}: the next client was answered {waited:.1f} s after the first one died")
     assert quick.structured_content is not None
-    assert quick.structured_content["status"] == "completed"
+    assert quick.structured_content["status"] == "answered"
     await until(lambda: runs(database)[0][1] != "running", seconds=10)
     [(task, status, calls), second] = runs(database)
     assert (task, status) == ("count for ever", "cancelled")
