@@ -9,6 +9,7 @@ second Ctrl-C must not pull native memory from under llama.cpp.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 from collections.abc import Awaitable, Callable
@@ -60,7 +61,21 @@ def _handle(signum: int, _frame: FrameType | None) -> None:
         except OSError:  # the buffer is full of earlier wake-ups: one is enough
             pass
     elif not _state.in_event_loop and first:
+        if _importing(_frame):
+            # An exception raised inside a module's import can break a native extension's
+            # initialisation (pydantic_core panics); while importing, nothing is open yet.
+            os.write(2, f"verity: interrupted by {signal.Signals(signum).name}\n".encode())
+            os._exit(128 + signum)
         raise Interrupted(signum)
+
+
+def _importing(frame: FrameType | None) -> bool:
+    """Whether the main thread is inside an import (importlib's frames are on its stack)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib."):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def install() -> None:
