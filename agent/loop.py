@@ -161,8 +161,14 @@ async def iter_run(
         raise
     finally:
         with anyio.CancelScope(shield=True):
-            await hooks.on_run_end(run_id, status, answer, error, verified=rounds.verified,
-                                   verify_rounds=rounds.checked)  # fmt: skip
+            await hooks.on_run_end(
+                run_id,
+                status,
+                answer,
+                error,
+                verified=rounds.verified,
+                verify_rounds=rounds.checked,
+            )
 
 
 async def run(
@@ -243,9 +249,16 @@ def run_sync(
     """
 
     async def main() -> RunResult:
-        return await run(task, model=model, toolsets=toolsets, verifier=verifier,
-                         settings=settings, hooks=hooks, run_id=run_id,
-                         history=history)  # fmt: skip
+        return await run(
+            task,
+            model=model,
+            toolsets=toolsets,
+            verifier=verifier,
+            settings=settings,
+            hooks=hooks,
+            run_id=run_id,
+            history=history,
+        )
 
     return anyio.run(main)
 
@@ -338,13 +351,19 @@ def _limit_exceeded(
 ) -> RunLimitExceeded:
     """The error that ends a run at `max_steps`, with a hint at the limit that was really hit."""
     if last.finish_reason == "length":
-        hint = ("The last answer was cut off at the token limit: raise --max-tokens "
-                "(ModelSettings.max_tokens), or ask for a shorter answer.")  # fmt: skip
+        hint = (
+            "The last answer was cut off at the token limit: raise --max-tokens "
+            "(ModelSettings.max_tokens), or ask for a shorter answer."
+        )
         partial = last.content or last.reasoning
     else:
         hint, partial = "Raise --max-steps, or simplify the task.", None
-    return RunLimitExceeded(f"{error} {hint} Run {run_id} is in the trace.", max_steps=max_steps,
-                            run_id=run_id, partial_answer=partial)  # fmt: skip
+    return RunLimitExceeded(
+        f"{error} {hint} Run {run_id} is in the trace.",
+        max_steps=max_steps,
+        run_id=run_id,
+        partial_answer=partial,
+    )
 
 
 def _unusable_answer(response: ModelResponse) -> str | None:

@@ -117,9 +117,11 @@ def load_mcp_config(path: Path, *, required: bool = True, **options: Any) -> MCP
     if not path.exists() and not required:
         if options.get("trust") or options.get("only"):
             option = "--trust" if options.get("trust") else "--servers"
-            raise UserError(f"{option} names MCP servers, but there is no MCP config ({path} "
-                            "does not exist); give one with --mcp-config FILE.",
-                            field="mcp_config")  # fmt: skip
+            raise UserError(
+                f"{option} names MCP servers, but there is no MCP config ({path} "
+                "does not exist); give one with --mcp-config FILE.",
+                field="mcp_config",
+            )
         return MCPConfig()
     text = _read_config(path)
     try:

@@ -88,11 +88,16 @@ def _response(call: dict[str, Any]) -> ModelResponse:
 
 def _verdict(row: dict[str, Any]) -> Verdict:
     findings = [Finding(**f) for f in json.loads(row["findings"] or "[]")]
-    return Verdict(ok=bool(row["ok"]), verifier=row["verifier"] or "", findings=findings,
-                   feedback=row["feedback"] or "", confidence=row["confidence"],
-                   checked=bool(row["checked"]),
-                   conclusive=row.get("conclusive") != 0,  # NULL: recorded before m012
-                   resume_from=row.get("resume_from"))  # fmt: skip
+    return Verdict(
+        ok=bool(row["ok"]),
+        verifier=row["verifier"] or "",
+        findings=findings,
+        feedback=row["feedback"] or "",
+        confidence=row["confidence"],
+        checked=bool(row["checked"]),
+        conclusive=row.get("conclusive") != 0,  # NULL: recorded before m012
+        resume_from=row.get("resume_from"),
+    )
 
 
 async def replay_run(record: dict[str, Any], toolsets: Sequence[Toolset]) -> ReplayResult:
@@ -112,8 +117,9 @@ async def replay_run(record: dict[str, Any], toolsets: Sequence[Toolset]) -> Rep
         for toolset in toolsets:
             await stack.enter_async_context(toolset)
         try:
-            async for step in iter_run(record["task"], model=model, toolsets=toolsets,
-                                       verifier=verifier, settings=settings):  # fmt: skip
+            async for step in iter_run(
+                record["task"], model=model, toolsets=toolsets, verifier=verifier, settings=settings
+            ):
                 if not isinstance(step, ToolStep):
                     continue
                 for call, result in zip(step.calls, step.results, strict=True):
@@ -123,11 +129,14 @@ async def replay_run(record: dict[str, Any], toolsets: Sequence[Toolset]) -> Rep
                         result.is_error,
                     ):
                         difference = ToolDifference(
-                            step=step.step, tool_name=call.name, arguments=call.arguments,
-                            recorded=then["result"] if then else None, replayed=result.content,
+                            step=step.step,
+                            tool_name=call.name,
+                            arguments=call.arguments,
+                            recorded=then["result"] if then else None,
+                            replayed=result.content,
                             recorded_error=bool(then and then["is_error"]),
                             replayed_error=result.is_error,
-                        )  # fmt: skip
+                        )
                         return ReplayResult(record["id"], compared, difference, "diverged")
                     compared += 1
         except (RunError, ModelError) as exc:

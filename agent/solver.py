@@ -37,9 +37,13 @@ def seeded_solver(
         answer, usage = "", Usage()  # counted as they come: a failed attempt used tokens too
         try:
             async for step in iter_run(
-                task, model=model_for_seed(seed), toolsets=toolsets, settings=settings,
-                hooks=hooks, run_id=run_id,
-            ):  # fmt: skip
+                task,
+                model=model_for_seed(seed),
+                toolsets=toolsets,
+                settings=settings,
+                hooks=hooks,
+                run_id=run_id,
+            ):
                 if isinstance(step, ModelStep):
                     usage += step.response.usage
                 elif isinstance(step, FinalStep):

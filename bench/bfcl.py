@@ -144,10 +144,16 @@ def llama_system(model_path: Path, mode: str) -> System:
     def run(case: Case) -> Outcome:
         specs = specs_of(case)
         tools = [
-            {"type": "function", "function": {"name": s.name, "description": s.description,
-                                              "parameters": s.parameters}}
+            {
+                "type": "function",
+                "function": {
+                    "name": s.name,
+                    "description": s.description,
+                    "parameters": s.parameters,
+                },
+            }
             for s in specs
-        ]  # fmt: skip
+        ]
         kwargs: dict[str, Any] = {
             "messages": case.messages,
             "tools": tools,
@@ -166,8 +172,10 @@ def llama_system(model_path: Path, mode: str) -> System:
             )
         seconds = time.perf_counter() - started
         if message.get("tool_calls"):
-            payloads = [{"name": c["function"]["name"], "arguments": c["function"]["arguments"]}
-                        for c in message["tool_calls"]]  # fmt: skip
+            payloads = [
+                {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}
+                for c in message["tool_calls"]
+            ]
             parsed = True
         else:
             payloads, parsed = lenient_json(message.get("content") or "")

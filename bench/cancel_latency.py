@@ -54,8 +54,10 @@ async def measure(path: Path, rounds: int) -> list[tuple[str, str, list[float]]]
         await model.respond([Message(role="user", content="Hi")], [])  # load before timing
         label = "abort flag + token checks" if abort_flag else "token checks only"
         moments = random.Random(7)
-        for phase, prompt, window in (("prompt evaluation", LONG_PROMPT, (0.2, 1.5)),
-                                      ("decode", LONG_ANSWER, (3.0, 6.0))):  # fmt: skip
+        for phase, prompt, window in (
+            ("prompt evaluation", LONG_PROMPT, (0.2, 1.5)),
+            ("decode", LONG_ANSWER, (3.0, 6.0)),
+        ):
             model.llama.reset()  # no KV prefix: the prompt is evaluated in full every round
             latencies = []
             for _ in range(rounds):
@@ -75,8 +77,10 @@ def main() -> None:
     print("| stop checked by | cancelled during | rounds | median s | max s |")
     print("|---|---|---|---|---|")
     for label, phase, latencies in rows:
-        print(f"| {label} | {phase} | {len(latencies)} | {statistics.median(latencies):.3f} "
-              f"| {max(latencies):.3f} |")  # fmt: skip
+        print(
+            f"| {label} | {phase} | {len(latencies)} | {statistics.median(latencies):.3f} "
+            f"| {max(latencies):.3f} |"
+        )
     base = {phase: statistics.median(times) for label, phase, times in rows if "only" in label}
     for label, phase, latencies in rows:
         if "only" not in label:

@@ -208,9 +208,16 @@ def write_random(header: Header, path: Path, *, seed: int = 0) -> int:
 
 
 def qwen2_header(
-    tokenizer: Header, *, layers: int, hidden: int, ffn: int, heads: int, kv_heads: int,
-    context: int = 131072, name: str = "synthetic qwen2",
-) -> Header:  # fmt: skip
+    tokenizer: Header,
+    *,
+    layers: int,
+    hidden: int,
+    ffn: int,
+    heads: int,
+    kv_heads: int,
+    context: int = 131072,
+    name: str = "synthetic qwen2",
+) -> Header:
     """A Qwen2-architecture header with `tokenizer`'s vocabulary and template, in Q4_K_M's types.
 
     Q4_K_M (llama.cpp's `llama_model_quantize`): Q4_K everywhere, Q6_K for the output matrix and
@@ -274,8 +281,13 @@ def main() -> None:
     shaped = sub.add_parser("qwen2", help="a Qwen2 model of any shape, Q4_K_M types")
     shaped.add_argument("header", type=Path, help="where the tokenizer and template come from")
     shaped.add_argument("out", type=Path)
-    for flag, default in (("--layers", 64), ("--hidden", 5120), ("--ffn", 27648),
-                          ("--heads", 40), ("--kv-heads", 8)):  # fmt: skip
+    for flag, default in (
+        ("--layers", 64),
+        ("--hidden", 5120),
+        ("--ffn", 27648),
+        ("--heads", 40),
+        ("--kv-heads", 8),
+    ):
         shaped.add_argument(flag, type=int, default=default)
     args = parser.parse_args()
     if args.command == "header":
@@ -288,9 +300,13 @@ def main() -> None:
         print(f"{args.out}: {size / 2**30:.2f} GiB", file=sys.stderr)
     else:
         header = qwen2_header(
-            read_header(args.header), layers=args.layers, hidden=args.hidden, ffn=args.ffn,
-            heads=args.heads, kv_heads=args.kv_heads,
-        )  # fmt: skip
+            read_header(args.header),
+            layers=args.layers,
+            hidden=args.hidden,
+            ffn=args.ffn,
+            heads=args.heads,
+            kv_heads=args.kv_heads,
+        )
         size = write_random(header, args.out)
         print(f"{args.out}: {size / 2**30:.2f} GiB", file=sys.stderr)
 

@@ -79,8 +79,11 @@ def vram_used_mib() -> float | None:
     try:
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
-            capture_output=True, text=True, timeout=30, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return float(out.stdout.strip().splitlines()[0])
@@ -89,8 +92,13 @@ def vram_used_mib() -> float | None:
 def copy_bandwidth_gbs() -> float | None:
     """Device-to-device copy bandwidth (bytes read + written), through PyTorch if it is there."""
     try:
-        out = subprocess.run([sys.executable, "-c", BANDWIDTH_PROBE], capture_output=True,
-                             text=True, timeout=300, check=True)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-c", BANDWIDTH_PROBE],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return float(out.stdout.strip().splitlines()[-1])
@@ -155,9 +163,11 @@ def decode_bytes(header: Header, shape: dict[str, int], depth: int) -> tuple[int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--tokenizer", type=Path, required=True,
+        "--tokenizer",
+        type=Path,
+        required=True,
         help="a GGUF (or a header kept by gguf_synth.py) with R1's tokenizer",
-    )  # fmt: skip
+    )
     parser.add_argument("--model", type=Path, default=Path("/tmp/r1-distill-qwen-32b-shapes.gguf"))
     parser.add_argument("--contexts", type=int, nargs="+", default=[4096, 16384])
     parser.add_argument("--decode", type=int, default=128, help="tokens decoded per measure")
@@ -165,26 +175,37 @@ def main() -> None:
     parser.add_argument("--bandwidth-gbs", type=float, help="skip the PyTorch copy probe")
     parser.add_argument("--json-out", type=Path)
     for name, value in R1_32B.items():  # other shapes only for a quick look on a small machine
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=value,
-                            help=argparse.SUPPRESS)  # fmt: skip
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=int, default=value, help=argparse.SUPPRESS
+        )
     parser.add_argument("--n-gpu-layers", type=int, default=-1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     shape = {name: getattr(args, name) for name in R1_32B}
 
-    header = qwen2_header(read_header(args.tokenizer), **shape,
-                          name="DeepSeek-R1-Distill-Qwen-32B shapes, random Q4_K_M")  # fmt: skip
+    header = qwen2_header(
+        read_header(args.tokenizer),
+        **shape,
+        name="DeepSeek-R1-Distill-Qwen-32B shapes, random Q4_K_M",
+    )
     if not args.model.exists():
         started = time.perf_counter()
         size = write_random(header, args.model)
-        print(f"generated {args.model} ({size / 1e9:.2f} GB) in "
-              f"{time.perf_counter() - started:.0f} s", file=sys.stderr)  # fmt: skip
+        print(
+            f"generated {args.model} ({size / 1e9:.2f} GB) in "
+            f"{time.perf_counter() - started:.0f} s",
+            file=sys.stderr,
+        )
     bandwidth = args.bandwidth_gbs or copy_bandwidth_gbs()
     idle_mib = vram_used_mib()
     started = time.perf_counter()
     settings = ModelSettings(
-        n_ctx=max(args.contexts) + args.decode + 256, n_batch=2048, n_gpu_layers=args.n_gpu_layers,
-        flash_attn=True, temperature=0, max_tokens=args.decode,
-    )  # fmt: skip
+        n_ctx=max(args.contexts) + args.decode + 256,
+        n_batch=2048,
+        n_gpu_layers=args.n_gpu_layers,
+        flash_attn=True,
+        temperature=0,
+        max_tokens=args.decode,
+    )
     model = LlamaCppModel(args.model, settings)
     model.llama  # noqa: B018 - load now, so the load time is its own
     load_s = time.perf_counter() - started
@@ -212,26 +233,39 @@ def main() -> None:
         constrained = {key: median(c[key] for c in calls) for key in calls[0]}
         weights, kv = decode_bytes(header, shape, len(prompt))
         row = {
-            "context": context, "prompt_tokens": len(prompt),
-            "raw_prefill": raw_prefill, "verity_prefill": constrained["prefill"],
-            "raw_decode": raw_decode, "verity_decode": free["decode"],
+            "context": context,
+            "prompt_tokens": len(prompt),
+            "raw_prefill": raw_prefill,
+            "verity_prefill": constrained["prefill"],
+            "raw_decode": raw_decode,
+            "verity_decode": free["decode"],
             "constrained_decode": constrained["decode"],
             "constrained_tokens": constrained["completion_tokens"],
             "constrained_calls": constrained["calls"],
-            "weight_bytes": weights, "kv_bytes": kv, "vram_mib": vram_used_mib(),
-        }  # fmt: skip
+            "weight_bytes": weights,
+            "kv_bytes": kv,
+            "vram_mib": vram_used_mib(),
+        }
         if bandwidth:
             seconds_per_token = 1 / raw_decode
             row["roofline_weights"] = weights / (bandwidth * 1e9) / seconds_per_token
             row["roofline_weights_kv"] = (weights + kv) / (bandwidth * 1e9) / seconds_per_token
         rows.append(row)
     model.close()
-    result = {"model": str(args.model), "load_s": load_s, "bandwidth_gbs": bandwidth,
-              "vram_idle_mib": idle_mib, "vram_loaded_mib": loaded_mib, "rows": rows}  # fmt: skip
+    result = {
+        "model": str(args.model),
+        "load_s": load_s,
+        "bandwidth_gbs": bandwidth,
+        "vram_idle_mib": idle_mib,
+        "vram_loaded_mib": loaded_mib,
+        "rows": rows,
+    }
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=1))
-    print(f"model loaded in {load_s:.1f} s; VRAM in use {idle_mib} -> {loaded_mib} MiB after load; "
-          f"copy bandwidth {bandwidth or float('nan'):.0f} GB/s")  # fmt: skip
+    print(
+        f"model loaded in {load_s:.1f} s; VRAM in use {idle_mib} -> {loaded_mib} MiB after load; "
+        f"copy bandwidth {bandwidth or float('nan'):.0f} GB/s"
+    )
     head = (
         "context",
         "prompt",
@@ -250,14 +284,20 @@ def main() -> None:
     print(" | ".join(head))
     for r in rows:
         cells = [
-            r["context"], r["prompt_tokens"],
-            f"{r['raw_prefill']:.0f}", f"{r['verity_prefill']:.0f}",
-            f"{r['verity_prefill'] / r['raw_prefill']:.3f}", f"{r['raw_decode']:.1f}",
-            f"{r['verity_decode']:.1f}", f"{r['verity_decode'] / r['raw_decode']:.3f}",
-            f"{r['constrained_decode']:.1f}", f"{r['constrained_decode'] / r['verity_decode']:.3f}",
+            r["context"],
+            r["prompt_tokens"],
+            f"{r['raw_prefill']:.0f}",
+            f"{r['verity_prefill']:.0f}",
+            f"{r['verity_prefill'] / r['raw_prefill']:.3f}",
+            f"{r['raw_decode']:.1f}",
+            f"{r['verity_decode']:.1f}",
+            f"{r['verity_decode'] / r['raw_decode']:.3f}",
+            f"{r['constrained_decode']:.1f}",
+            f"{r['constrained_decode'] / r['verity_decode']:.3f}",
             f"{r.get('roofline_weights', float('nan')):.2f}",
-            f"{r.get('roofline_weights_kv', float('nan')):.2f}", r["vram_mib"],
-        ]  # fmt: skip
+            f"{r.get('roofline_weights_kv', float('nan')):.2f}",
+            r["vram_mib"],
+        ]
         print(" | ".join(str(c) for c in cells))
 
 

@@ -38,8 +38,14 @@ async def sdk_seconds(size: int) -> float:
 
 
 async def verity_seconds(size: int) -> float:
-    spec = StdioServer(name="raw", command=sys.executable, args=(SERVER,), timeout=600,
-                       discover_timeout=0.5, max_message_bytes=size + 2**20)  # fmt: skip
+    spec = StdioServer(
+        name="raw",
+        command=sys.executable,
+        args=(SERVER,),
+        timeout=600,
+        discover_timeout=0.5,
+        max_message_bytes=size + 2**20,
+    )
     async with MCPToolset([spec], approval=ApprovalGate(allow=["*"])) as toolset:
         started = time.perf_counter()
         result = await call_tool(toolset, "raw__big", {"size": size}, time_limit=600)

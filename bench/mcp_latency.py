@@ -87,10 +87,13 @@ async def measure(
             raw_conc = min(raw_conc or 1e9, await concurrent(raw, n, width))
             ver_conc = min(ver_conc or 1e9, await concurrent(verity, n, width))
     return {
-        "raw_p50": pct(raw_times, 50), "raw_p99": pct(raw_times, 99),
-        "ver_p50": pct(ver_times, 50), "ver_p99": pct(ver_times, 99),
-        "raw_conc": raw_conc, "ver_conc": ver_conc,
-    }  # fmt: skip
+        "raw_p50": pct(raw_times, 50),
+        "raw_p99": pct(raw_times, 99),
+        "ver_p50": pct(ver_times, 50),
+        "ver_p99": pct(ver_times, 99),
+        "raw_conc": raw_conc,
+        "ver_conc": ver_conc,
+    }
 
 
 async def crash_to_error(spec: ServerSpec, rounds: int = 5) -> list[float]:
@@ -114,9 +117,12 @@ def free_port() -> int:
 
 def start_http(port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        [sys.executable, *ARGS, "--http", str(port)], cwd=ROOT, env={**os.environ, **ENV},
-        stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, *ARGS, "--http", str(port)],
+        cwd=ROOT,
+        env={**os.environ, **ENV},
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
@@ -128,8 +134,16 @@ def start_http(port: int) -> subprocess.Popen[bytes]:
 
 
 async def main(n: int, width: int) -> None:
-    stdio = StdioServer(name="bench", command=sys.executable, args=ARGS, env=ENV, cwd=str(ROOT),
-                        max_restarts=100, restart_backoff=0.0, trusted=True)  # fmt: skip
+    stdio = StdioServer(
+        name="bench",
+        command=sys.executable,
+        args=ARGS,
+        env=ENV,
+        cwd=str(ROOT),
+        max_restarts=100,
+        restart_backoff=0.0,
+        trusted=True,
+    )
     params = StdioServerParameters(command=sys.executable, args=list(ARGS), env=ENV, cwd=ROOT)
     rows = {"stdio": await measure(params, stdio, n, width)}
     port = free_port()
@@ -143,8 +157,10 @@ async def main(n: int, width: int) -> None:
     crashes = await crash_to_error(stdio)
 
     print(f"## MCP tool-call latency ({n} sequential calls; {n} calls {width} at a time)\n")
-    print("| transport | raw p50 ms | verity p50 ms | ratio p50 | raw p99 ms | verity p99 ms "
-          f"| ratio p99 | raw {n}x{width} s | verity {n}x{width} s | ratio |")  # fmt: skip
+    print(
+        "| transport | raw p50 ms | verity p50 ms | ratio p50 | raw p99 ms | verity p99 ms "
+        f"| ratio p99 | raw {n}x{width} s | verity {n}x{width} s | ratio |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in rows.items():
         cells = [name]
@@ -152,9 +168,11 @@ async def main(n: int, width: int) -> None:
             cells += [f"{r[raw]:.2f}", f"{r[ver]:.2f}", f"{r[ver] / r[raw]:.2f}"]
         print("| " + " | ".join(cells) + " |")
     print("\nBaseline: the raw `mcp.Client` columns (target ratio <= 1.10).")
-    print(f"Crash-to-error (stdio, os._exit mid-call, {len(crashes)} rounds): "
-          f"median {statistics.median(crashes) * 1000:.1f} ms, max {max(crashes) * 1000:.1f} ms "
-          "(target < 1000 ms)")  # fmt: skip
+    print(
+        f"Crash-to-error (stdio, os._exit mid-call, {len(crashes)} rounds): "
+        f"median {statistics.median(crashes) * 1000:.1f} ms, max {max(crashes) * 1000:.1f} ms "
+        "(target < 1000 ms)"
+    )
 
 
 if __name__ == "__main__":

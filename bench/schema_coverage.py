@@ -205,9 +205,13 @@ class _Worker:
         self.engine, self.model = engine, model
         self.process = subprocess.Popen(
             [sys.executable, __file__, "--worker", engine, "--model", str(model)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, cwd=PROJECT_ROOT, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        )
         self.item: int | None = None
         self.started = 0.0
         self.ready = False
@@ -301,14 +305,18 @@ def _cell(value: Any, share: bool = False) -> str:
 
 
 def print_table(summaries: dict[str, dict[str, Any]]) -> None:
-    rows = [("schemas", "schemas", False), ("exact", "exact grammar", False),
-            ("relaxed", "relaxed grammar (incl. any JSON)", False),
-            ("relaxed_to_any", "  of which any JSON", False),
-            ("unavailable", "unavailable (with a reason)", False), ("crashes", "crashes", False),
-            ("compile_ms_p50", "compile ms p50", False),
-            ("compile_ms_p99", "compile ms p99", False),
-            ("valid_accepted", "valid instances accepted (exact)", True),
-            ("invalid_rejected", "invalid instances rejected", True)]  # fmt: skip
+    rows = [
+        ("schemas", "schemas", False),
+        ("exact", "exact grammar", False),
+        ("relaxed", "relaxed grammar (incl. any JSON)", False),
+        ("relaxed_to_any", "  of which any JSON", False),
+        ("unavailable", "unavailable (with a reason)", False),
+        ("crashes", "crashes", False),
+        ("compile_ms_p50", "compile ms p50", False),
+        ("compile_ms_p99", "compile ms p99", False),
+        ("valid_accepted", "valid instances accepted (exact)", True),
+        ("invalid_rejected", "invalid instances rejected", True),
+    ]
     engines = list(summaries)
     print(f"{'':<34}" + "".join(f"{e:>12}" for e in engines))
     for key, label, share in rows:
@@ -338,8 +346,9 @@ def main() -> None:
     items = items[: args.limit] if args.limit else items
     engines = ENGINES[:1] if args.no_baseline else ENGINES
     started = time.monotonic()
-    results = {e: run_engine(e, items, model, workers=args.workers, timeout=args.timeout)
-               for e in engines}  # fmt: skip
+    results = {
+        e: run_engine(e, items, model, workers=args.workers, timeout=args.timeout) for e in engines
+    }
     summaries = {e: summarise(r) for e, r in results.items()}
     if args.json:
         report = dict(summaries["verity"])
@@ -354,8 +363,10 @@ def main() -> None:
         print(json.dumps(report))
         return
     print_table(summaries)
-    print(f"\n{len(items)} schemas from {args.data} in {time.monotonic() - started:.0f} s"
-          + (f"; {len(unreadable)} unreadable files skipped" if unreadable else ""))  # fmt: skip
+    print(
+        f"\n{len(items)} schemas from {args.data} in {time.monotonic() - started:.0f} s"
+        + (f"; {len(unreadable)} unreadable files skipped" if unreadable else "")
+    )
 
 
 if __name__ == "__main__":

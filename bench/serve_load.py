@@ -57,8 +57,21 @@ def free_port() -> int:
 
 
 def start_server(port: int, database: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "verity", "serve", "--http", "--port", str(port),
-               "--trace-db", str(database), "--n-ctx", str(N_CTX), "--max-queue", "8"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "verity",
+        "serve",
+        "--http",
+        "--port",
+        str(port),
+        "--trace-db",
+        str(database),
+        "--n-ctx",
+        str(N_CTX),
+        "--max-queue",
+        "8",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -130,8 +143,9 @@ async def compare_runs(
 
     async def in_process() -> None:
         start = time.perf_counter()
-        result = await run(TASK, model=model, toolsets=[FunctionToolset([calculator])],
-                           hooks=TraceRecorder(store))  # traced, as `verity run` does  # fmt: skip
+        result = await run(
+            TASK, model=model, toolsets=[FunctionToolset([calculator])], hooks=TraceRecorder(store)
+        )  # traced, as `verity run` does
         local.append(time.perf_counter() - start)
         answers.add(result.answer)
 
@@ -195,8 +209,9 @@ async def cancel_latency(client: Client, database: Path, wait: float) -> float:
             working.set()
 
     async with anyio.create_task_group() as group:
-        group.start_soon(lambda: client.call_tool("run_agent", {"task": LONG_TASK},
-                                                  progress_callback=progress))  # fmt: skip
+        group.start_soon(
+            lambda: client.call_tool("run_agent", {"task": LONG_TASK}, progress_callback=progress)
+        )
         await working.wait()
         await anyio.sleep(wait)
         cancelled_at = datetime.now(UTC)
@@ -245,25 +260,43 @@ async def main(args: argparse.Namespace) -> None:
     print("|---|---|---|")
     reads = f"{args.clients} clients x {args.calls} calls"
     print(f"| trace reads: {reads}, errors | {errors} of {total} | 0 |")
-    print(f"| trace reads: p50 / p99 per call | {percentile(times, 0.5) * 1000:.1f} / "
-          f"{percentile(times, 0.99) * 1000:.1f} ms | |")  # fmt: skip
-    print(f"| server RSS before -> after | {before[0]:.0f} -> {after[0]:.0f} MiB "
-          f"({after[0] - before[0]:+.0f}) | flat |")  # fmt: skip
-    print(f"| server open fds before -> after | {before[1]} -> {after[1]} "
-          f"({after[1] - before[1]:+d}) | flat |")  # fmt: skip
-    print(f"| run in-process (what `verity run` does once loaded), median of {args.repeats} | "
-          f"{local:.2f} s | |")  # fmt: skip
-    print(f"| run_agent through `verity serve`, median of {args.repeats} | {served:.2f} s "
-          f"({same}) | |")  # fmt: skip
+    print(
+        f"| trace reads: p50 / p99 per call | {percentile(times, 0.5) * 1000:.1f} / "
+        f"{percentile(times, 0.99) * 1000:.1f} ms | |"
+    )
+    print(
+        f"| server RSS before -> after | {before[0]:.0f} -> {after[0]:.0f} MiB "
+        f"({after[0] - before[0]:+.0f}) | flat |"
+    )
+    print(
+        f"| server open fds before -> after | {before[1]} -> {after[1]} "
+        f"({after[1] - before[1]:+d}) | flat |"
+    )
+    print(
+        f"| run in-process (what `verity run` does once loaded), median of {args.repeats} | "
+        f"{local:.2f} s | |"
+    )
+    print(
+        f"| run_agent through `verity serve`, median of {args.repeats} | {served:.2f} s "
+        f"({same}) | |"
+    )
     print(f"| serve / in-process | {served / local:.3f} | <= 1.05 |")
-    print(f"| serving overhead per call (wall less the run's own traced duration), median | "
-          f"{overhead * 1000:.0f} ms | |")  # fmt: skip
-    print(f"| 4 run_agent calls at once: completed, in the trace | {completed} of 4, "
-          f"{in_trace} of 4 ({queue_wall:.1f} s wall) | 4, 4 |")  # fmt: skip
-    print(f"| cancel 10 s into the model call (generating) -> run recorded cancelled | "
-          f"{cancel_late:.2f} s | <= 1 |")  # fmt: skip
-    print(f"| cancel 0.5 s into the model call (may still evaluate the prompt) -> recorded | "
-          f"{cancel_early:.2f} s | <= 1 |")  # fmt: skip
+    print(
+        f"| serving overhead per call (wall less the run's own traced duration), median | "
+        f"{overhead * 1000:.0f} ms | |"
+    )
+    print(
+        f"| 4 run_agent calls at once: completed, in the trace | {completed} of 4, "
+        f"{in_trace} of 4 ({queue_wall:.1f} s wall) | 4, 4 |"
+    )
+    print(
+        f"| cancel 10 s into the model call (generating) -> run recorded cancelled | "
+        f"{cancel_late:.2f} s | <= 1 |"
+    )
+    print(
+        f"| cancel 0.5 s into the model call (may still evaluate the prompt) -> recorded | "
+        f"{cancel_early:.2f} s | <= 1 |"
+    )
 
 
 if __name__ == "__main__":

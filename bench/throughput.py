@@ -209,8 +209,13 @@ def main() -> None:
         )
         return
     print(f"{'measure':<42} {'verity':>9} {'baseline':>9} {'ratio':>6}   baseline is")
-    baselines = ["raw Llama.eval", "raw Llama.generate", "same call, no grammar",
-                 "same call, no grammar", "new tokens"]  # fmt: skip
+    baselines = [
+        "raw Llama.eval",
+        "raw Llama.generate",
+        "same call, no grammar",
+        "same call, no grammar",
+        "new tokens",
+    ]
     for (name, (ours_value, base)), what in zip(rows.items(), baselines, strict=True):
         ratio = ours_value / base if base else float("nan")
         print(f"{name:<42} {ours_value:>9.1f} {base:>9.1f} {ratio:>6.2f}   {what}")

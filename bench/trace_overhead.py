@@ -74,8 +74,10 @@ async def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 200, 400])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    print(f"{'N':>5} {'wall off':>9} {'wall on':>9} {'+wall':>8} {'cpu off':>9} {'cpu on':>9} "
-          f"{'cpu x':>6}   (ms per step)")  # fmt: skip
+    print(
+        f"{'N':>5} {'wall off':>9} {'wall on':>9} {'+wall':>8} {'cpu off':>9} {'cpu on':>9} "
+        f"{'cpu x':>6}   (ms per step)"
+    )
     with tempfile.TemporaryDirectory() as directory:
         for steps in args.steps:
             result = await measure(steps, args.repeats, Path(directory))

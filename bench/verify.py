@@ -215,10 +215,15 @@ def _agent_code_digest() -> str:
     """The code a baseline run depends on: a change to it reruns the baseline."""
     root = Path(__file__).resolve().parent.parent / "agent"
     files = sorted(
-        [*root.glob("models/**/*.py"), root / "loop.py", root / "_dispatch.py",
-         root / "prompts" / "system.md", root.parent / "tools" / "toolset.py",
-         root.parent / "tools" / "builtin" / "calculator.py"]
-    )  # fmt: skip
+        [
+            *root.glob("models/**/*.py"),
+            root / "loop.py",
+            root / "_dispatch.py",
+            root / "prompts" / "system.md",
+            root.parent / "tools" / "toolset.py",
+            root.parent / "tools" / "builtin" / "calculator.py",
+        ]
+    )
     digest = hashlib.sha256()
     for file in files:
         if file.is_file():
@@ -288,8 +293,17 @@ async def main(args: argparse.Namespace) -> None:
                         cache.put(key, outcome)
                 results[spec].append(outcome)
                 if log:
-                    log.write(json.dumps({"spec": spec, "model": path.name, "gold": problem.gold,
-                                          **asdict(outcome)}) + "\n")  # fmt: skip
+                    log.write(
+                        json.dumps(
+                            {
+                                "spec": spec,
+                                "model": path.name,
+                                "gold": problem.gold,
+                                **asdict(outcome),
+                            }
+                        )
+                        + "\n"
+                    )
                     log.flush()
                 print(
                     f"[{count}/{len(problems)} #{problem.index}] {spec:<10} gold {problem.gold:<8} "
@@ -309,8 +323,10 @@ async def main(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps([asdict(s) for s in summaries], indent=2))
     else:
-        print(f"{path.name}, GSM8K problems {args.start}-{args.start + len(problems) - 1}, "
-              f"greedy, {args.rounds} verify rounds")  # fmt: skip
+        print(
+            f"{path.name}, GSM8K problems {args.start}-{args.start + len(problems) - 1}, "
+            f"greedy, {args.rounds} verify rounds"
+        )
         print_table(summaries)
 
 

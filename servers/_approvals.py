@@ -72,8 +72,9 @@ class ClientApprovals:
             return
         self._noted.add(decision.tool)
         why = self._why_not()
-        self.withheld.append(f"{decision.tool}: not offered: {decision.reason}"
-                             + (f" ({why})" if why else ""))  # fmt: skip
+        self.withheld.append(
+            f"{decision.tool}: not offered: {decision.reason}" + (f" ({why})" if why else "")
+        )
 
     def _why_not(self) -> str | None:
         """Why the client cannot be asked now; None when it can."""

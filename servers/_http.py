@@ -285,8 +285,9 @@ async def serve_http(
         ) from None
     bound = sock.getsockname()[1]
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=3,
-                            lifespan="on")  # fmt: skip
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, timeout_graceful_shutdown=3, lifespan="on"
+    )
     print(f"verity: serving MCP on http://{_with_port(host)}:{bound}{path}", file=sys.stderr)  # noqa: T201
     with sock:
         await _serve_until_cancelled(uvicorn.Server(config), sock)

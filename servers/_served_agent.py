@@ -215,4 +215,3 @@ def _check_samples(spec: str) -> None:
                 f"verify asks for {samples} {kind} samples; this server runs at most "
                 f"{MAX_VERIFY_SAMPLES} per call."
             )
-

@@ -99,9 +99,12 @@ def build_server(agent: ServedAgent) -> MCPServer:
             yield
 
     server = MCPServer(
-        "verity", version=_version(), instructions=INSTRUCTIONS, log_level="WARNING",
+        "verity",
+        version=_version(),
+        instructions=INSTRUCTIONS,
+        log_level="WARNING",
         lifespan=lifespan,
-    )  # fmt: skip
+    )
     store = agent.store
     servers_note = (
         f" MCP servers it may use: {', '.join(agent.mcp_servers)} (all when not named)."
@@ -140,9 +143,13 @@ def build_server(agent: ServedAgent) -> MCPServer:
 
             async def work(detached: DetachedRun) -> RunOutcome:
                 approvals = ClientApprovals(ctx, timeout=agent.approval_timeout, detached=detached)
-                return await run_served(agent, task, options,
-                                        progress=ProgressReporter(detached.report),
-                                        approvals=approvals)  # fmt: skip
+                return await run_served(
+                    agent,
+                    task,
+                    options,
+                    progress=ProgressReporter(detached.report),
+                    approvals=approvals,
+                )
 
             return await agent.detached.start(work, report)
         approvals = ClientApprovals(ctx, timeout=agent.approval_timeout)

@@ -21,8 +21,12 @@ def verity(
     environment.update({"VERITY_TRACE_DB": str(trace_db), **(env or {})})
     return subprocess.run(
         [sys.executable, "-m", "verity", *args],
-        cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
@@ -162,31 +166,62 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
 
 
 def test_base_url_without_api_model_exits_2(tmp_path: Path) -> None:
-    done = verity("run", "hi", "--base-url", "http://127.0.0.1:9/v1", trace_db=tmp_path / "t.db",
-                  env={"VERITY_API_MODEL": ""})  # fmt: skip
+    done = verity(
+        "run",
+        "hi",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        trace_db=tmp_path / "t.db",
+        env={"VERITY_API_MODEL": ""},
+    )
     assert done.returncode == 2
     assert done.stderr.startswith("verity: error: --base-url needs --api-model NAME")
     assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_model_with_base_url_exits_2_naming_both(tmp_path: Path) -> None:
-    done = verity("run", "hi", "--base-url", "http://127.0.0.1:9/v1", "--api-model", "x",
-                  "--model", str(tmp_path / "m.gguf"), trace_db=tmp_path / "t.db")  # fmt: skip
+    done = verity(
+        "run",
+        "hi",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--api-model",
+        "x",
+        "--model",
+        str(tmp_path / "m.gguf"),
+        trace_db=tmp_path / "t.db",
+    )
     assert (done.returncode, done.stderr) == (
-        2, "verity: error: --model is for a local GGUF model; it cannot be combined with "
+        2,
+        "verity: error: --model is for a local GGUF model; it cannot be combined with "
         "--base-url.\n",
-    )  # fmt: skip
+    )
 
 
 def test_an_unreachable_server_exits_3_with_one_line(tmp_path: Path) -> None:
     # nothing listens on port 9; 4 attempts with 0.5 + 1 + 2 s of backoff take about 4 s
     url = "http://127.0.0.1:9/v1"
     done = subprocess.run(
-        [sys.executable, "-m", "verity", "run", "hi", "--base-url", url, "--api-model", "x",
-         "--max-steps", "1", "--quiet"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=15,
+        [
+            sys.executable,
+            "-m",
+            "verity",
+            "run",
+            "hi",
+            "--base-url",
+            url,
+            "--api-model",
+            "x",
+            "--max-steps",
+            "1",
+            "--quiet",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=15,
         env={**os.environ, "VERITY_TRACE_DB": str(tmp_path / "t.db")},
-    )  # fmt: skip
+    )
     assert done.returncode == 3
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
@@ -197,9 +232,19 @@ def test_an_unreachable_server_exits_3_with_one_line(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_run_against_a_real_server_uses_the_calculator(tmp_path: Path, server_url: str) -> None:
     db = tmp_path / "traces.db"
-    done = verity("run", "What is 1234 * 5678 + 17?", "--base-url", server_url,
-                  "--api-model", "embedded", "--temperature", "0", "--stream", "--quiet",
-                  trace_db=db)  # fmt: skip
+    done = verity(
+        "run",
+        "What is 1234 * 5678 + 17?",
+        "--base-url",
+        server_url,
+        "--api-model",
+        "embedded",
+        "--temperature",
+        "0",
+        "--stream",
+        "--quiet",
+        trace_db=db,
+    )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     with sqlite3.connect(db) as conn:

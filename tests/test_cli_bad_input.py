@@ -23,9 +23,12 @@ def one_line(done: subprocess.CompletedProcess[str]) -> str:
 def test_an_option_that_is_not_utf8_is_named_with_its_first_bad_byte(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "verity", "run", "hi", "--system", b"caf\xe9 au lait"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "VERITY_TRACE_DB": str(tmp_path / "t.db")},
-    )  # fmt: skip
+    )
     assert done.returncode == 2
     assert one_line(done) == (
         "verity: error: The system argument is not valid UTF-8 text (byte 0xe9 at character 4). "
@@ -70,8 +73,18 @@ def test_consensus_with_too_many_samples_is_refused_saying_why(tmp_path: Path) -
 def test_a_password_in_the_base_url_is_never_printed_or_stored(tmp_path: Path) -> None:
     # nothing listens on port 9: the run fails, and its error is printed and stored
     db = tmp_path / "t.db"
-    done = verity("run", "hi", "--base-url", "http://alice:s3cret-pw@127.0.0.1:9/v1",
-                  "--api-model", "x", "--max-steps", "1", "--quiet", trace_db=db)  # fmt: skip
+    done = verity(
+        "run",
+        "hi",
+        "--base-url",
+        "http://alice:s3cret-pw@127.0.0.1:9/v1",
+        "--api-model",
+        "x",
+        "--max-steps",
+        "1",
+        "--quiet",
+        trace_db=db,
+    )
     assert done.returncode == 3
     assert "s3cret-pw" not in done.stderr + done.stdout
     assert one_line(done).startswith("verity: model error: http://127.0.0.1:9/v1/chat/completions")

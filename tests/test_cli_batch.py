@@ -45,8 +45,11 @@ def test_batch_resumes_after_ctrl_c_and_prints_the_summary(tmp_path: Path) -> No
     environment["VERITY_TRACE_DB"] = str(db)
     batch = subprocess.Popen(
         [sys.executable, "-m", "verity", "batch", str(tasks), "-o", str(out)],
-        cwd=PROJECT_ROOT, env=environment, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=PROJECT_ROOT,
+        env=environment,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and batch.poll() is None:
         if out.exists() and out.read_text().count("\n") >= 1:

@@ -26,13 +26,24 @@ def verity(
 ) -> subprocess.CompletedProcess[str]:
     """The real command, with no VERITY_* variable but those given and its config file in `home`."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("VERITY_")}
-    environment.update({"PYTHONPATH": str(PROJECT_ROOT), "VERITY_CONFIG": str(home / "config.toml"),
-                        "VERITY_TRACE_DB": str(home / "traces.db"), **(env or {})})  # fmt: skip
+    environment.update(
+        {
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "VERITY_CONFIG": str(home / "config.toml"),
+            "VERITY_TRACE_DB": str(home / "traces.db"),
+            **(env or {}),
+        }
+    )
     (home / "config.toml").touch()
     return subprocess.run(
-        [sys.executable, "-m", "verity", *args], cwd=PROJECT_ROOT, env=environment,
-        input=stdin if stdin is not None else "", capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [sys.executable, "-m", "verity", *args],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def recorded_tasks(db: Path) -> list[str]:
@@ -76,9 +87,14 @@ def test_no_task_on_a_terminal_says_how_to_give_one(tmp_path: Path) -> None:
         {"PYTHONPATH": str(PROJECT_ROOT), "VERITY_CONFIG": str(tmp_path / "config.toml")}
     )
     done = subprocess.run(
-        [sys.executable, "-m", "verity", "run"], stdin=child, capture_output=True, text=True,
-        cwd=PROJECT_ROOT, env=environment, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-m", "verity", "run"],
+        stdin=child,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env=environment,
+        timeout=120,
+    )
     os.close(child)
     os.close(parent)
     assert (done.returncode, done.stderr) == (
@@ -126,20 +142,33 @@ def test_a_configured_value_applies_to_every_option(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "env", "message"),
     [
-        ('n_gpu_layers = "all"\n', {},
-         "{file}: n_gpu_layers must be a valid integer, not 'all'. Fix the value, or remove the "
-         "key."),
-        ('modle = "x.gguf"\n', {},
-         "{file}: unknown key 'modle'. Remove it; the keys are: " + ", ".join(Defaults.model_fields)
-         + "."),
-        ("flash_attn = \n", {},
-         "{file}: not valid TOML (Invalid value (at line 1, column 14)). Fix the file, or remove "
-         "it."),
-        ("", {"VERITY_N_GPU_LAYERS": "all"},
-         "VERITY_N_GPU_LAYERS must be a valid integer, not 'all'. Fix or unset it."),
+        (
+            'n_gpu_layers = "all"\n',
+            {},
+            "{file}: n_gpu_layers must be a valid integer, not 'all'. Fix the value, or remove the "
+            "key.",
+        ),
+        (
+            'modle = "x.gguf"\n',
+            {},
+            "{file}: unknown key 'modle'. Remove it; the keys are: "
+            + ", ".join(Defaults.model_fields)
+            + ".",
+        ),
+        (
+            "flash_attn = \n",
+            {},
+            "{file}: not valid TOML (Invalid value (at line 1, column 14)). Fix the file, or "
+            "remove it.",
+        ),
+        (
+            "",
+            {"VERITY_N_GPU_LAYERS": "all"},
+            "VERITY_N_GPU_LAYERS must be a valid integer, not 'all'. Fix or unset it.",
+        ),
     ],
     ids=["wrong type", "unknown key", "not TOML", "bad variable"],
-)  # fmt: skip
+)
 def test_a_bad_config_is_one_line_naming_the_file_key_and_fix(
     tmp_path: Path, content: str, env: dict[str, str], message: str
 ) -> None:

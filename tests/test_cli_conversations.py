@@ -56,9 +56,13 @@ def test_chat_holds_a_three_turn_conversation_evaluating_only_new_tokens(tmp_pat
     turns = "What is 17 * 24?\nAdd 5 to that number.\nNow double it.\n/exit\n"
     done = subprocess.run(
         [sys.executable, "-m", "verity", "chat", "--quiet", "--max-steps", "4"],
-        input=turns, cwd=PROJECT_ROOT, env=_environment(db), capture_output=True, text=True,
+        input=turns,
+        cwd=PROJECT_ROOT,
+        env=_environment(db),
+        capture_output=True,
+        text=True,
         timeout=900,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     first, second, third = _turns(db)

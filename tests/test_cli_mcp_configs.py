@@ -27,9 +27,13 @@ def no_leftover_processes() -> Iterator[None]:
 def verity(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "verity", *args],
-        cwd=PROJECT_ROOT, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **(env or {})},
-        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def listed(done: subprocess.CompletedProcess[str]) -> dict[str, dict[str, object]]:
@@ -38,13 +42,21 @@ def listed(done: subprocess.CompletedProcess[str]) -> dict[str, dict[str, object
 
 
 def toolbox_entry(**extra: object) -> dict[str, object]:
-    return {"command": sys.executable, "args": ["-m", "verity.servers.toolbox"],
-            "env": server_env(), **extra}  # fmt: skip
+    return {
+        "command": sys.executable,
+        "args": ["-m", "verity.servers.toolbox"],
+        "env": server_env(),
+        **extra,
+    }
 
 
 def time_entry(**extra: object) -> dict[str, object]:
-    return {"command": str(TIME_SERVER), "args": ["--local-timezone", "UTC"], "env": server_env(),
-            **extra}  # fmt: skip
+    return {
+        "command": str(TIME_SERVER),
+        "args": ["--local-timezone", "UTC"],
+        "env": server_env(),
+        **extra,
+    }
 
 
 def test_a_fastmcp_config_starts_its_servers_and_warns_once_about_keys_verity_ignores(
@@ -52,16 +64,25 @@ def test_a_fastmcp_config_starts_its_servers_and_warns_once_about_keys_verity_ig
 ) -> None:
     # FastMCP's canonical MCPConfig: `transport` and a `description` per server
     config = tmp_path / "fastmcp.json"
-    config.write_text(json.dumps({"mcpServers": {
-        "toolbox": toolbox_entry(transport="stdio", description="Verity's built-in tools"),
-        "time": time_entry(transport="stdio", description="Time and time zones"),
-    }}))  # fmt: skip
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "toolbox": toolbox_entry(
+                        transport="stdio", description="Verity's built-in tools"
+                    ),
+                    "time": time_entry(transport="stdio", description="Time and time zones"),
+                }
+            }
+        )
+    )
     done = verity("mcp", "list", "--json", "--mcp-config", str(config))
     assert done.returncode == 0, done.stderr
     servers = listed(done)
     assert {name: s["state"] for name, s in servers.items()} == {
-        "toolbox": "connected", "time": "connected"
-    }  # fmt: skip
+        "toolbox": "connected",
+        "time": "connected",
+    }
     assert "calculator" in servers["toolbox"]["tools"]  # type: ignore[operator]
     assert done.stderr == (
         f"verity: warning: {config}: ignoring 'description' (in 'toolbox', 'time'): Verity does "
@@ -77,26 +98,49 @@ def test_a_vs_code_config_with_servers_type_and_env_file_starts_its_servers(
     env_file = tmp_path / "workspace" / ".env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in server_env().items()))
     config = tmp_path / "workspace" / "mcp.json"
-    config.write_text(json.dumps({
-        "inputs": [],
-        "servers": {
-            "time": time_entry(type="stdio"),
-            "faulty": {"type": "stdio", "command": sys.executable,
-                       "args": ["-m", "tests.fixtures.faulty_server"], "cwd": str(tmp_path),
-                       "envFile": "${env:VERITY_TEST_WORKSPACE}/.env"},
-        },
-    }))  # fmt: skip
-    done = verity("mcp", "list", "--json", "--mcp-config", str(config),
-                  env={"VERITY_TEST_WORKSPACE": str(tmp_path / "workspace")})  # fmt: skip
+    config.write_text(
+        json.dumps(
+            {
+                "inputs": [],
+                "servers": {
+                    "time": time_entry(type="stdio"),
+                    "faulty": {
+                        "type": "stdio",
+                        "command": sys.executable,
+                        "args": ["-m", "tests.fixtures.faulty_server"],
+                        "cwd": str(tmp_path),
+                        "envFile": "${env:VERITY_TEST_WORKSPACE}/.env",
+                    },
+                },
+            }
+        )
+    )
+    done = verity(
+        "mcp",
+        "list",
+        "--json",
+        "--mcp-config",
+        str(config),
+        env={"VERITY_TEST_WORKSPACE": str(tmp_path / "workspace")},
+    )
     assert done.returncode == 0, done.stderr
     servers = listed(done)
     assert {name: s["state"] for name, s in servers.items()} == {
-        "time": "connected", "faulty": "connected"
-    }  # fmt: skip
+        "time": "connected",
+        "faulty": "connected",
+    }
     assert done.stderr == ""
-    call = verity("mcp", "call", "faulty", "echo", "--args", '{"text": "from the env file"}',
-                  "--mcp-config", str(config),
-                  env={"VERITY_TEST_WORKSPACE": str(tmp_path / "workspace")})  # fmt: skip
+    call = verity(
+        "mcp",
+        "call",
+        "faulty",
+        "echo",
+        "--args",
+        '{"text": "from the env file"}',
+        "--mcp-config",
+        str(config),
+        env={"VERITY_TEST_WORKSPACE": str(tmp_path / "workspace")},
+    )
     assert (call.returncode, call.stdout) == (0, "from the env file\n")
 
 
@@ -104,9 +148,16 @@ def test_a_cursor_config_whose_env_file_is_missing_skips_that_server_naming_the_
     tmp_path: Path,
 ) -> None:
     config = tmp_path / "mcp.json"
-    config.write_text(json.dumps({"mcpServers": {
-        "time": time_entry(), "faulty": {"command": sys.executable, "envFile": ".env"},
-    }}))  # fmt: skip
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "time": time_entry(),
+                    "faulty": {"command": sys.executable, "envFile": ".env"},
+                }
+            }
+        )
+    )
     done = verity("mcp", "list", "--json", "--mcp-config", str(config))
     assert done.returncode == 1
     assert list(listed(done)) == ["time"]
@@ -120,9 +171,12 @@ def test_a_cursor_config_whose_env_file_is_missing_skips_that_server_naming_the_
 def sse_port() -> Iterator[int]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fixtures.sse_server", str(port)], cwd=PROJECT_ROOT,
-        env={**os.environ, **server_env()}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [sys.executable, "-m", "tests.fixtures.sse_server", str(port)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **server_env()},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_port(port, process, timeout=60)
         yield port
@@ -136,56 +190,108 @@ def test_sse_servers_by_type_or_by_url_are_reached_through_the_sse_client(
 ) -> None:
     url = f"http://127.0.0.1:{sse_port}/sse"
     config = tmp_path / "mcp.json"
-    config.write_text(json.dumps({"mcpServers": {
-        "typed": {"type": "sse", "url": url}, "by url": {"url": url},
-    }}))  # fmt: skip
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "typed": {"type": "sse", "url": url},
+                    "by url": {"url": url},
+                }
+            }
+        )
+    )
     done = verity("mcp", "list", "--json", "--mcp-config", str(config))
     assert done.returncode == 0, done.stderr
     servers = listed(done)
     for name in ("typed", "by url"):
         assert (servers[name]["transport"], servers[name]["state"]) == ("sse", "connected")
         assert servers[name]["tools"] == ["shout"]
-    call = verity("mcp", "call", "by url", "shout", "--args", '{"text": "old but served"}',
-                  "--mcp-config", str(config))  # fmt: skip
+    call = verity(
+        "mcp",
+        "call",
+        "by url",
+        "shout",
+        "--args",
+        '{"text": "old but served"}',
+        "--mcp-config",
+        str(config),
+    )
     assert (call.returncode, call.stdout) == (0, "OLD BUT SERVED\n")
 
 
 def test_mcp_config_claude_reads_claude_desktops_own_config_file(tmp_path: Path) -> None:
     claude = tmp_path / "config" / "Claude"
     claude.mkdir(parents=True)
-    (claude / "claude_desktop_config.json").write_text(json.dumps({
-        "globalShortcut": "", "mcpServers": {"time": time_entry()},
-    }))  # fmt: skip
-    done = verity("mcp", "list", "--json", "--mcp-config", "claude",
-                  env={"XDG_CONFIG_HOME": str(tmp_path / "config")})  # fmt: skip
+    (claude / "claude_desktop_config.json").write_text(
+        json.dumps(
+            {
+                "globalShortcut": "",
+                "mcpServers": {"time": time_entry()},
+            }
+        )
+    )
+    done = verity(
+        "mcp",
+        "list",
+        "--json",
+        "--mcp-config",
+        "claude",
+        env={"XDG_CONFIG_HOME": str(tmp_path / "config")},
+    )
     assert done.returncode == 0, done.stderr
     assert listed(done)["time"]["state"] == "connected"
 
 
 def test_servers_picks_servers_from_a_big_config_and_names_unknown_ones(tmp_path: Path) -> None:
     config = tmp_path / "mcp.json"
-    config.write_text(json.dumps({"mcpServers": {
-        "time": time_entry(), "toolbox": toolbox_entry(), "never": {"command": "not-installed"},
-    }}))  # fmt: skip
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "time": time_entry(),
+                    "toolbox": toolbox_entry(),
+                    "never": {"command": "not-installed"},
+                }
+            }
+        )
+    )
     done = verity("mcp", "list", "--json", "--servers", "time", "--mcp-config", str(config))
     unknown = verity("mcp", "list", "--servers", "time,tiem", "--mcp-config", str(config))
     assert done.returncode == 0, done.stderr
     assert list(listed(done)) == ["time"]
     assert done.stderr == ""  # the broken entry was not chosen, so not reported
     assert (unknown.returncode, unknown.stderr) == (
-        2, f"verity: error: --servers: no MCP server 'tiem' in {config}. Servers: time, toolbox, "
-        "never.\n"
-    )  # fmt: skip
+        2,
+        f"verity: error: --servers: no MCP server 'tiem' in {config}. Servers: time, toolbox, "
+        "never.\n",
+    )
 
 
 def test_every_kind_of_server_gets_one_configurable_start_up_budget(tmp_path: Path) -> None:
     raw = str(PROJECT_ROOT / "tests" / "fixtures" / "raw_server.py")
     config = tmp_path / "mcp.json"
-    config.write_text(json.dumps({"mcpServers": {
-        "silent": {"command": sys.executable, "args": [raw, "--silent-list"], "env": server_env()},
-    }}))  # fmt: skip
-    done = verity("mcp", "list", "--mcp-startup-timeout", "2", "--mcp-config", str(config),
-                  env={"XDG_STATE_HOME": str(tmp_path / "state")})  # fmt: skip
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "silent": {
+                        "command": sys.executable,
+                        "args": [raw, "--silent-list"],
+                        "env": server_env(),
+                    },
+                }
+            }
+        )
+    )
+    done = verity(
+        "mcp",
+        "list",
+        "--mcp-startup-timeout",
+        "2",
+        "--mcp-config",
+        str(config),
+        env={"XDG_STATE_HOME": str(tmp_path / "state")},
+    )
     assert done.returncode == 1
     (warning,) = [line for line in done.stderr.splitlines() if "MCP server 'silent'" in line]
     # under load even the handshake may not fit in 2 s: either way, the budget given ran out

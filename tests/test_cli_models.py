@@ -23,8 +23,13 @@ from verity.models.embedded import DEMO_1_5B_MODEL, EMBEDDED_MODEL, assembled_pa
 HF_REPO = "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF"
 HF_FILE = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 HF_REVISION = "6f1b2e3d4c5b6a79881726354453627180918273"
-EMBEDDED_FACTS = {"size_bytes": 491400064, "architecture": "qwen2", "quantization": "Q4_K_M",
-                  "layers": 24, "context_length": 32768}  # fmt: skip
+EMBEDDED_FACTS = {
+    "size_bytes": 491400064,
+    "architecture": "qwen2",
+    "quantization": "Q4_K_M",
+    "layers": 24,
+    "context_length": 32768,
+}
 
 
 def _blob(store: Path, content: bytes) -> dict[str, object]:
@@ -46,11 +51,14 @@ def ollama_store(root: Path, gguf: Path, names: list[tuple[str, ...]]) -> Path:
             "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
             "config": {"mediaType": "application/vnd.docker.container.image.v1+json", **config},
             "layers": [
-                {"mediaType": "application/vnd.ollama.image.model",
-                 "digest": f"sha256:{EMBEDDED_MODEL.sha256}", "size": gguf.stat().st_size},
+                {
+                    "mediaType": "application/vnd.ollama.image.model",
+                    "digest": f"sha256:{EMBEDDED_MODEL.sha256}",
+                    "size": gguf.stat().st_size,
+                },
                 {"mediaType": "application/vnd.ollama.image.template", **template},
             ],
-        }  # fmt: skip
+        }
         path = store.joinpath("manifests", *name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(manifest))
@@ -75,23 +83,34 @@ def hf_cache(root: Path, gguf: Path) -> Path:
 @pytest.fixture
 def stores(tmp_path: Path, embedded_path: Path) -> dict[str, str]:
     """The environment of a user with both stores (and no VERITY_* variables)."""
-    ollama = ollama_store(tmp_path, embedded_path, [
-        ("registry.ollama.ai", "library", "qwen2.5-coder", "0.5b"),
-        ("hf.co", "Qwen", "Qwen2.5-Coder-0.5B-Instruct-GGUF", "Q4_K_M"),
-    ])  # fmt: skip
+    ollama = ollama_store(
+        tmp_path,
+        embedded_path,
+        [
+            ("registry.ollama.ai", "library", "qwen2.5-coder", "0.5b"),
+            ("hf.co", "Qwen", "Qwen2.5-Coder-0.5B-Instruct-GGUF", "Q4_K_M"),
+        ],
+    )
     (tmp_path / "config.toml").touch()
-    return {"OLLAMA_MODELS": str(ollama), "HF_HUB_CACHE": str(hf_cache(tmp_path, embedded_path)),
-            "VERITY_CONFIG": str(tmp_path / "config.toml"),
-            "VERITY_TRACE_DB": str(tmp_path / "traces.db")}  # fmt: skip
+    return {
+        "OLLAMA_MODELS": str(ollama),
+        "HF_HUB_CACHE": str(hf_cache(tmp_path, embedded_path)),
+        "VERITY_CONFIG": str(tmp_path / "config.toml"),
+        "VERITY_TRACE_DB": str(tmp_path / "traces.db"),
+    }
 
 
 def verity(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("VERITY_")}
     environment.update({"PYTHONPATH": str(PROJECT_ROOT), **env})
     return subprocess.run(
-        [sys.executable, "-m", "verity", *args], cwd=PROJECT_ROOT, env=environment,
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [sys.executable, "-m", "verity", *args],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_verity_models_lists_every_model_it_finds_with_its_gguf_facts(
@@ -119,9 +138,11 @@ def test_verity_models_lists_every_model_it_finds_with_its_gguf_facts(
         assert (demo["ref"], demo["source"]) == ("demo-1.5b", "demo")
     else:
         assert (demo["ref"], demo["source"], demo["path"], demo["install"]) == (
-            "demo-1.5b", "not installed: pip install 'verity-agent[demo-1-5b]'", None,
+            "demo-1.5b",
+            "not installed: pip install 'verity-agent[demo-1-5b]'",
+            None,
             "pip install 'verity-agent[demo-1-5b]'",
-        )  # fmt: skip
+        )
     for row in rows[:5]:
         assert {key: row[key] for key in EMBEDDED_FACTS} == EMBEDDED_FACTS
     assert done.stderr.splitlines()[0] == (
@@ -131,8 +152,13 @@ def test_verity_models_lists_every_model_it_finds_with_its_gguf_facts(
     )
     table = verity("models", env=stores)
     assert table.stdout.splitlines()[0].split() == [
-        "MODEL", "SIZE", "ARCH", "QUANT", "LAYERS", "SOURCE"
-    ]  # fmt: skip
+        "MODEL",
+        "SIZE",
+        "ARCH",
+        "QUANT",
+        "LAYERS",
+        "SOURCE",
+    ]
     assert f"hf:{HF_REPO}/{HF_FILE}   0.49 GB  qwen2      Q4_K_M       24  hf" in table.stdout
 
 
@@ -188,9 +214,16 @@ def _run_row(db: Path) -> tuple[str, str]:
 @pytest.mark.slow
 def test_run_answers_with_a_model_from_the_ollama_store(stores: dict[str, str]) -> None:
     done = verity(
-        "run", "--model", "ollama:qwen2.5-coder:0.5b", "--temperature", "0", "--json", "--quiet",
-        "What is 21 * 2?", env=stores,
-    )  # fmt: skip
+        "run",
+        "--model",
+        "ollama:qwen2.5-coder:0.5b",
+        "--temperature",
+        "0",
+        "--json",
+        "--quiet",
+        "What is 21 * 2?",
+        env=stores,
+    )
     assert done.returncode == 0, done.stderr
     assert "42" in json.loads(done.stdout)["answer"]
     assert _run_row(Path(stores["VERITY_TRACE_DB"])) == ("qwen2.5-coder:0.5b", "completed")
@@ -201,9 +234,16 @@ def test_run_loads_a_gguf_from_the_hugging_face_cache_chosen_by_quantization(
     stores: dict[str, str],
 ) -> None:
     done = verity(
-        "run", "--model", f"hf:{HF_REPO}:Q4_K_M", "--temperature", "0", "--json", "--quiet",
-        "What is 21 * 2?", env=stores,
-    )  # fmt: skip
+        "run",
+        "--model",
+        f"hf:{HF_REPO}:Q4_K_M",
+        "--temperature",
+        "0",
+        "--json",
+        "--quiet",
+        "What is 21 * 2?",
+        env=stores,
+    )
     assert done.returncode == 0, done.stderr
     assert "42" in json.loads(done.stdout)["answer"]
     assert _run_row(Path(stores["VERITY_TRACE_DB"])) == (Path(HF_FILE).stem, "completed")

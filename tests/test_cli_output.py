@@ -28,8 +28,14 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERITY_")}
     tmp_path.mkdir(exist_ok=True)
     (tmp_path / "config.toml").touch()
-    env.update({"PYTHONPATH": str(PROJECT_ROOT), "VERITY_CONFIG": str(tmp_path / "config.toml"),
-                "VERITY_TRACE_DB": str(tmp_path / "traces.db"), **extra})  # fmt: skip
+    env.update(
+        {
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "VERITY_CONFIG": str(tmp_path / "config.toml"),
+            "VERITY_TRACE_DB": str(tmp_path / "traces.db"),
+            **extra,
+        }
+    )
     return env
 
 
@@ -38,9 +44,13 @@ def in_terminal(*args: str, env: dict[str, str]) -> tuple[int, str]:
     (with the terminal's CR LF line ends back to LF)."""
     parent, child = pty.openpty()
     process = subprocess.Popen(
-        [sys.executable, "-m", "verity", *args], stdin=child, stdout=child, stderr=child,
-        cwd=PROJECT_ROOT, env=env,
-    )  # fmt: skip
+        [sys.executable, "-m", "verity", *args],
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        cwd=PROJECT_ROOT,
+        env=env,
+    )
     os.close(child)
     output = b""
     while True:
@@ -58,9 +68,14 @@ def in_terminal(*args: str, env: dict[str, str]) -> tuple[int, str]:
 
 def piped(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "verity", *args], cwd=PROJECT_ROOT, env=env, input="",
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [sys.executable, "-m", "verity", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def last_call(db: Path) -> tuple[str, str | None, str]:
@@ -106,8 +121,9 @@ def test_a_pipe_gets_only_the_final_answer_and_stderr_the_progress(tmp_path: Pat
         "verity: assembling the embedded model (first run only): done",
     ]
     assert "verity: loading Qwen2.5-Coder-0.5B-Instruct (0.5 GB)..." in lines
-    assert any(line.startswith("verity: loaded Qwen2.5-Coder-0.5B-Instruct (0.5 GB) in ")
-               for line in lines)  # fmt: skip
+    assert any(
+        line.startswith("verity: loaded Qwen2.5-Coder-0.5B-Instruct (0.5 GB) in ") for line in lines
+    )
     steps = [line for line in lines if line.startswith("[step")]
     assert steps[0] == "[step 1 0:00] model working..."
     assert all(STEP_LINE.match(line) for line in steps)
@@ -134,8 +150,17 @@ def test_reasoning_is_hidden_on_the_terminal_unless_asked_for(
 
 
 def test_gpu_layers_on_a_cpu_only_build_warn_once(tmp_path: Path) -> None:
-    done = piped("run", "hi", "--n-gpu-layers", "-1", "--max-steps", "1", "--max-tokens", "1",
-                 env=environment(tmp_path))  # fmt: skip
+    done = piped(
+        "run",
+        "hi",
+        "--n-gpu-layers",
+        "-1",
+        "--max-steps",
+        "1",
+        "--max-tokens",
+        "1",
+        env=environment(tmp_path),
+    )
     assert "Traceback" not in done.stderr
     warnings = [line for line in done.stderr.splitlines() if line.startswith("verity: warning:")]
     if llama_cpp.llama_supports_gpu_offload():
@@ -145,15 +170,24 @@ def test_gpu_layers_on_a_cpu_only_build_warn_once(tmp_path: Path) -> None:
         "verity: warning: n_gpu_layers=-1 asks for GPU offload, but this llama-cpp-python is a "
         "CPU-only build (llama_supports_gpu_offload() is false), so the model runs on the CPU. "
         'Reinstall it for your GPU, e.g. CMAKE_ARGS="-DGGML_CUDA=on" pip install '
-        '--force-reinstall --no-cache-dir llama-cpp-python (see docs/gpu.md).'
+        "--force-reinstall --no-cache-dir llama-cpp-python (see docs/gpu.md)."
     ]
 
 
 def test_at_the_token_limit_the_hint_names_max_tokens_and_the_text_is_shown(
     tmp_path: Path,
 ) -> None:
-    done = piped("run", "Write a long poem about the sea.", "--max-tokens", "6", "--max-steps",
-                 "1", "--temperature", "0", env=environment(tmp_path))  # fmt: skip
+    done = piped(
+        "run",
+        "Write a long poem about the sea.",
+        "--max-tokens",
+        "6",
+        "--max-steps",
+        "1",
+        "--temperature",
+        "0",
+        env=environment(tmp_path),
+    )
     assert done.returncode == 4
     content, _, finish = last_call(tmp_path / "traces.db")
     assert finish == "length" and content
@@ -168,11 +202,14 @@ def test_at_the_token_limit_the_hint_names_max_tokens_and_the_text_is_shown(
 
 def test_quiet_prints_the_answer_alone_with_the_system_prompt_given(tmp_path: Path) -> None:
     done = piped(
-        "run", "--quiet", "--system",
+        "run",
+        "--quiet",
+        "--system",
         "You are a parrot. Whatever the user says, you reply with the single word SQUAWK and "
         "nothing else.",
-        "Tell me about the weather in Paris.", env=environment(tmp_path),
-    )  # fmt: skip
+        "Tell me about the weather in Paris.",
+        env=environment(tmp_path),
+    )
     assert done.returncode == 0
     assert done.stderr == ""
     answer, _, _ = last_call(tmp_path / "traces.db")

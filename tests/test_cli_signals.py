@@ -53,9 +53,12 @@ class Run:
         )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "verity", "run", TASK, "--mcp-config", str(config)],
-            cwd=PROJECT_ROOT, env=environment, text=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            cwd=PROJECT_ROOT,
+            env=environment,
+            text=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -107,8 +110,10 @@ def test_a_signal_at_a_random_moment_cancels_the_run_without_a_crash(
         sent = time.monotonic()
         code = run.stop(signum, twice=round_ % 2 == 1)
         statuses = run_statuses(folder / "traces.db")
-        print(f"{signum.name} round {round_}: {moment!r}+{delay:.2f}s -> exit {code} "
-              f"after {time.monotonic() - sent:.2f}s, runs {statuses}")  # fmt: skip
+        print(
+            f"{signum.name} round {round_}: {moment!r}+{delay:.2f}s -> exit {code} "
+            f"after {time.monotonic() - sent:.2f}s, runs {statuses}"
+        )
         if code != 128 + signum:  # never negative: no SIGSEGV, SIGABRT, or death by SIGTERM
             problems.append(f"round {round_}: exit {code}: {run.lines[-3:]}")
         if run.lines[-1:] != [f"verity: interrupted by {signum.name}"]:

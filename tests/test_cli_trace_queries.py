@@ -40,15 +40,30 @@ def test_the_last_hour_query_gets_the_right_runs_after_migrating_a_previous_data
         function(db)
         db.table("_verity_migrations").insert({"name": function.__name__, "applied_at": "then"})
     now = datetime.now(UTC)
-    db.table("runs").insert_all([
-        {"id": "recent", "status": "completed", "started_at": _iso(now - timedelta(minutes=10))},
-        {"id": "old", "status": "completed", "started_at": _iso(now - timedelta(hours=2))},
-        # 30 minutes ago, written with an offset: the same instant in UTC after the migration
-        {"id": "offset", "status": "completed",
-         "started_at": _iso((now - timedelta(minutes=30)).astimezone(EAST))},
-    ])  # fmt: skip
-    db.table("tool_calls").insert({"run_id": "recent", "step": 1, "tool_name": "t",
-                                   "created_at": _iso(now - timedelta(minutes=9))})  # fmt: skip
+    db.table("runs").insert_all(
+        [
+            {
+                "id": "recent",
+                "status": "completed",
+                "started_at": _iso(now - timedelta(minutes=10)),
+            },
+            {"id": "old", "status": "completed", "started_at": _iso(now - timedelta(hours=2))},
+            # 30 minutes ago, written with an offset: the same instant in UTC after the migration
+            {
+                "id": "offset",
+                "status": "completed",
+                "started_at": _iso((now - timedelta(minutes=30)).astimezone(EAST)),
+            },
+        ]
+    )
+    db.table("tool_calls").insert(
+        {
+            "run_id": "recent",
+            "step": 1,
+            "tool_name": "t",
+            "created_at": _iso(now - timedelta(minutes=9)),
+        }
+    )
     # the bug m014 fixes: ISO text with a T sorts after `datetime('now', ...)` of the same day
     before = [r[0] for r in db.conn.execute(LAST_HOUR.replace("-1 hour", "-1 minute"))]
     db.conn.close()
@@ -101,14 +116,20 @@ def _record_runs(db: Path) -> None:
     not confirm (not verified), one verified."""
     store = TraceStore(db)
     recorder = TraceRecorder(store)
-    unconfirmed = Verdict(ok=True, verifier="self-check", conclusive=False, findings=[
-        Finding(claim="18 ducks", ok=True, evidence="no problem found")])  # fmt: skip
+    unconfirmed = Verdict(
+        ok=True,
+        verifier="self-check",
+        conclusive=False,
+        findings=[Finding(claim="18 ducks", ok=True, evidence="no problem found")],
+    )
     confirmed = Verdict(ok=True, verifier="consensus")
 
     async def record() -> None:
-        for run_id, verdict in (("20261206-230843-4f9a2c", None),
-                                ("20261206-230901-77ab10", unconfirmed),
-                                ("20261206-231500-0c0c0c", confirmed)):  # fmt: skip
+        for run_id, verdict in (
+            ("20261206-230843-4f9a2c", None),
+            ("20261206-230901-77ab10", unconfirmed),
+            ("20261206-231500-0c0c0c", confirmed),
+        ):
             await recorder.on_run_start(run_id, f"task of {run_id[-6:]}", "tiny")
             await recorder.on_model_start(run_id, 1, [])
             await recorder.on_model_end(run_id, 1, ModelResponse(content="18", model="tiny"))
@@ -116,8 +137,14 @@ def _record_runs(db: Path) -> None:
             if verdict is not None:
                 await recorder.on_verdict(run_id, 1, verdict)
                 verified = verdict.conclusive
-            await recorder.on_run_end(run_id, "completed", "18", None, verified=verified,
-                                      verify_rounds=0 if verdict is None else 1)  # fmt: skip
+            await recorder.on_run_end(
+                run_id,
+                "completed",
+                "18",
+                None,
+                verified=verified,
+                verify_rounds=0 if verdict is None else 1,
+            )
 
     anyio.run(record)
     store.close()
@@ -132,9 +159,13 @@ def db(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(
     ("given", "run_id"),
-    [("last", "20261206-231500-0c0c0c"), ("20261206-2309", "20261206-230901-77ab10"),
-     ("4f9a2c", "20261206-230843-4f9a2c"), ("20261206-231500-0c0c0c", "20261206-231500-0c0c0c")],
-)  # fmt: skip
+    [
+        ("last", "20261206-231500-0c0c0c"),
+        ("20261206-2309", "20261206-230901-77ab10"),
+        ("4f9a2c", "20261206-230843-4f9a2c"),
+        ("20261206-231500-0c0c0c", "20261206-231500-0c0c0c"),
+    ],
+)
 def test_show_and_export_take_last_a_start_or_the_end_of_an_id(
     db: Path, given: str, run_id: str
 ) -> None:
@@ -152,10 +183,15 @@ def test_replay_takes_last(db: Path) -> None:
 
 @pytest.mark.parametrize(
     ("given", "message"),
-    [("20261206", "verity: error: '20261206' matches several runs (20261206-231500-0c0c0c, "
-                  "20261206-230901-77ab10, 20261206-230843-4f9a2c); give more of the id.\n"),
-     ("nope", "verity: error: No run 'nope' in {db}. List runs with `verity logs`.\n")],
-)  # fmt: skip
+    [
+        (
+            "20261206",
+            "verity: error: '20261206' matches several runs (20261206-231500-0c0c0c, "
+            "20261206-230901-77ab10, 20261206-230843-4f9a2c); give more of the id.\n",
+        ),
+        ("nope", "verity: error: No run 'nope' in {db}. List runs with `verity logs`.\n"),
+    ],
+)
 def test_an_ambiguous_or_unknown_run_id_exits_2_naming_the_candidates(
     db: Path, given: str, message: str
 ) -> None:
@@ -183,15 +219,21 @@ def test_show_and_logs_say_verified_not_verified_and_not_checked_apart(db: Path)
     header, *rows = logs.stdout.splitlines()
     assert header.split()[3:5] == ["STATUS", "VERIFICATION"]
     marks = {row.split()[0]: row[row.index("completed") + 16 :][:12].strip() for row in rows}
-    assert marks == {"20261206-231500-0c0c0c": "verified", "20261206-230901-77ab10":
-                     "not verified", "20261206-230843-4f9a2c": "not checked"}  # fmt: skip
+    assert marks == {
+        "20261206-231500-0c0c0c": "verified",
+        "20261206-230901-77ab10": "not verified",
+        "20261206-230843-4f9a2c": "not checked",
+    }
 
 
 @pytest.mark.parametrize(
     ("verified", "expected"),
-    [("yes", ["20261206-231500-0c0c0c"]), ("no", ["20261206-230901-77ab10"]),
-     ("unchecked", ["20261206-230843-4f9a2c"])],
-)  # fmt: skip
+    [
+        ("yes", ["20261206-231500-0c0c0c"]),
+        ("no", ["20261206-230901-77ab10"]),
+        ("unchecked", ["20261206-230843-4f9a2c"]),
+    ],
+)
 def test_logs_verified_no_is_only_answers_a_verifier_did_not_confirm(
     db: Path, verified: str, expected: list[str]
 ) -> None:
@@ -214,10 +256,25 @@ def test_the_datasette_queries_keep_unverified_and_unchecked_answers_apart(db: P
 def test_run_with_no_log_writes_no_trace(tmp_path: Path) -> None:
     db = tmp_path / "traces.db"
     done = subprocess.run(
-        [sys.executable, "-m", "verity", "run", "--no-log", "--json", "--max-steps", "1",
-         "--trace-db", str(db), "Say hello."],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "verity",
+            "run",
+            "--no-log",
+            "--json",
+            "--max-steps",
+            "1",
+            "--trace-db",
+            str(db),
+            "Say hello.",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
     assert "Traceback" not in done.stderr
     assert done.returncode in (0, 4), done.stderr  # one step may not be enough to answer
     if done.returncode == 0:

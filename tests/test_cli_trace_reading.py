@@ -33,13 +33,22 @@ async def _record(db: Path) -> None:
         update={"reasoning": "The product is large.\nI should use the calculator."}
     )
     with anyio.fail_after(10):
-        await run("What is 1234 * 5678?", model=ScriptedModel([thinking, answer("7006652")]),
-                  toolsets=tools, hooks=recorder, run_id="calc")  # fmt: skip
+        await run(
+            "What is 1234 * 5678?",
+            model=ScriptedModel([thinking, answer("7006652")]),
+            toolsets=tools,
+            hooks=recorder,
+            run_id="calc",
+        )
         with pytest.raises(Exception, match="script exhausted"):
-            await run("Name a blue fruit", model=ScriptedModel([]), hooks=recorder,
-                      run_id="broken")  # fmt: skip
-        await run("Say hello", model=ScriptedModel([answer("Hello there")]), hooks=recorder,
-                  run_id="hello", settings=RunSettings(max_steps=2))  # fmt: skip
+            await run("Name a blue fruit", model=ScriptedModel([]), hooks=recorder, run_id="broken")
+        await run(
+            "Say hello",
+            model=ScriptedModel([answer("Hello there")]),
+            hooks=recorder,
+            run_id="hello",
+            settings=RunSettings(max_steps=2),
+        )
     store.close()
 
 
@@ -60,8 +69,11 @@ def test_logs_has_a_header_dates_and_one_line_per_run_newest_first(db: Path) -> 
     header, *rows = done.stdout.splitlines()
     assert header.startswith("RUN ") and "STARTED (UTC)" in header
     assert _ids(done.stdout) == ["hello", "broken", "calc"]
-    assert re.search(r"^calc\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+completed\s+not checked\s+2\s+0/0\s+"
-                     r"What is 1234 \* 5678\? -> 7006652$", rows[2])  # fmt: skip
+    assert re.search(
+        r"^calc\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+completed\s+not checked\s+2\s+0/0\s+"
+        r"What is 1234 \* 5678\? -> 7006652$",
+        rows[2],
+    )
 
 
 @pytest.mark.parametrize(
@@ -93,8 +105,12 @@ def test_logs_json_is_the_run_summary(db: Path) -> None:
     done = verity("logs", "--tool", "calculator", "--json", trace_db=db)
     [row] = json.loads(done.stdout)
     assert {k: row[k] for k in ("id", "status", "steps", "tool_calls", "tool_errors")} == {
-        "id": "calc", "status": "completed", "steps": 2, "tool_calls": 1, "tool_errors": 0
-    }  # fmt: skip
+        "id": "calc",
+        "status": "completed",
+        "steps": 2,
+        "tool_calls": 1,
+        "tool_errors": 0,
+    }
 
 
 def test_logs_with_a_bad_since_is_one_line(db: Path) -> None:
@@ -145,8 +161,10 @@ def test_show_json_has_everything_recorded(db: Path) -> None:
 def test_export_jsonl_writes_one_run_per_line(db: Path) -> None:
     done = verity("export", "--all", "--format", "jsonl", trace_db=db)
     assert [json.loads(line)["id"] for line in done.stdout.splitlines()] == [
-        "calc", "broken", "hello"
-    ]  # fmt: skip
+        "calc",
+        "broken",
+        "hello",
+    ]
     missing = verity("export", trace_db=db)
     assert missing.stderr == "verity: error: Name one run to export, or pass --all.\n"
 
@@ -224,15 +242,21 @@ def test_replay_reports_the_first_step_whose_tool_result_differs(tmp_path: Path)
     async def record() -> None:
         # as if the tool had changed: it once said 5 for 2 + 2
         tools = [FunctionToolset([calculator])]
-        await run("2 + 2, twice", model=ScriptedModel([step_two, answer("4")]), toolsets=tools,
-                  hooks=recorder, run_id="same")  # fmt: skip
+        await run(
+            "2 + 2, twice",
+            model=ScriptedModel([step_two, answer("4")]),
+            toolsets=tools,
+            hooks=recorder,
+            run_id="same",
+        )
         await recorder.on_run_start("changed", "2 + 2", "scripted")
         for step, result in ((1, "2"), (2, "5")):
             await recorder.on_model_start("changed", step, [])
             response = calls(("calculator", {"expression": f"{step} + {step}"}))
             await recorder.on_model_end("changed", step, response)
-            await recorder.on_tool_end("changed", step, response.tool_calls[0],
-                                       ToolResult(content=result), 0.001)  # fmt: skip
+            await recorder.on_tool_end(
+                "changed", step, response.tool_calls[0], ToolResult(content=result), 0.001
+            )
         await recorder.on_model_start("changed", 3, [])
         await recorder.on_model_end("changed", 3, answer("4"))
         await recorder.on_run_end("changed", "completed", "4", None)
@@ -241,8 +265,9 @@ def test_replay_reports_the_first_step_whose_tool_result_differs(tmp_path: Path)
     store.close()
     same = verity("replay", "same", trace_db=db)
     assert (same.returncode, same.stdout) == (
-        0, "run same: all 1 tool results as recorded (replay ended: answer)\n"
-    )  # fmt: skip
+        0,
+        "run same: all 1 tool results as recorded (replay ended: answer)\n",
+    )
     changed = verity("replay", "changed", trace_db=db)
     assert changed.returncode == 1, changed.stderr
     assert changed.stdout.splitlines() == [
@@ -266,10 +291,23 @@ def test_datasette_serves_the_database_with_its_descriptions_and_canned_queries(
     metadata.write_text(done.stdout)
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "datasette", "serve", str(db), "--metadata", str(metadata),
-         "--host", "127.0.0.1", "--port", str(port)],
-        cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "datasette",
+            "serve",
+            str(db),
+            "--metadata",
+            str(metadata),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60

@@ -30,8 +30,9 @@ def test_a_trace_write_blocked_by_another_process_keeps_the_answer_and_exits_5(
 ) -> None:
     db = tmp_path / "t.db"
     TraceStore(db).close()
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(db)], stdout=subprocess.PIPE,
-                              text=True)  # fmt: skip
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(db)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
         done = verity("run", "What is 21 * 2?", "--quiet", trace_db=db)
@@ -59,8 +60,11 @@ def test_a_task_that_is_not_utf8_is_answered_and_traced_with_replacement_charact
     environment.pop("VERITY_MODEL", None)
     done = subprocess.run(
         [sys.executable.encode(), b"-m", b"verity", b"run", b"What is 21 * 2? \xff", b"--quiet"],
-        cwd=PROJECT_ROOT, env=environment, capture_output=True, timeout=600,
-    )  # fmt: skip
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     assert b"Traceback" not in done.stderr
     with sqlite3.connect(db) as conn:

@@ -37,9 +37,14 @@ def test_an_unknown_verify_spec_exits_2_with_the_choices_and_no_traceback(tmp_pa
 def test_a_missing_verifier_model_exits_2_naming_the_flag_and_no_traceback(tmp_path: Path) -> None:
     missing = tmp_path / "judge.gguf"
     done = verity(
-        "run", "What is 2 + 2?", "--verify", "self", "--verifier-model", str(missing),
+        "run",
+        "What is 2 + 2?",
+        "--verify",
+        "self",
+        "--verifier-model",
+        str(missing),
         trace_db=tmp_path / "t.db",
-    )  # fmt: skip
+    )
     assert done.returncode == 2
     assert done.stderr == (
         f"verity: error: The --verifier-model file {str(missing)!r} does not exist. Pass the "
@@ -52,9 +57,14 @@ def test_a_verifier_model_that_is_not_gguf_exits_2_without_a_traceback(tmp_path:
     page = tmp_path / "judge.gguf"
     page.write_text("<html>a download error page</html>")
     done = verity(
-        "run", "What is 2 + 2?", "--verify", "self", "--verifier-model", str(page),
+        "run",
+        "What is 2 + 2?",
+        "--verify",
+        "self",
+        "--verifier-model",
+        str(page),
         trace_db=tmp_path / "t.db",
-    )  # fmt: skip
+    )
     assert done.returncode == 2
     assert done.stderr.startswith(
         f"verity: error: The --verifier-model file {str(page)!r} is not a GGUF file"
@@ -103,10 +113,30 @@ def test_show_prints_each_verdict_with_its_findings_and_marks_the_answer_unverif
     ]
     logs = verity("logs", trace_db=db)
     [header, row] = logs.stdout.splitlines()
-    assert header.split() == ["RUN", "STARTED", "(UTC)", "STATUS", "VERIFICATION", "STEPS",
-                              "TOKENS", "IN/OUT", "TASK", "->", "ANSWER"]  # fmt: skip
-    assert row.split()[:1] + row.split()[3:] == ["r1", "completed", "not", "verified", "1", "0/0",
-                                                 "ducks", "->", "$20"]  # fmt: skip
+    assert header.split() == [
+        "RUN",
+        "STARTED",
+        "(UTC)",
+        "STATUS",
+        "VERIFICATION",
+        "STEPS",
+        "TOKENS",
+        "IN/OUT",
+        "TASK",
+        "->",
+        "ANSWER",
+    ]
+    assert row.split()[:1] + row.split()[3:] == [
+        "r1",
+        "completed",
+        "not",
+        "verified",
+        "1",
+        "0/0",
+        "ducks",
+        "->",
+        "$20",
+    ]
 
 
 def test_show_lists_the_consensus_samples_and_logs_lists_only_the_verified_run(
@@ -121,12 +151,26 @@ def test_show_lists_the_consensus_samples_and_logs_lists_only_the_verified_run(
         findings=[Finding(claim="final answer 18", ok=True, evidence="2 of 3 answers agree.")],
         confidence=2 / 3,
         samples=[
-            Sample(seed=1, answer="It is 18.", normalised="18", agrees=True, input_tokens=75,
-                   output_tokens=18, run_id="s1"),
-            Sample(seed=2, answer="", normalised="", agrees=False, input_tokens=30,
-                   output_tokens=3, run_id="s2"),
+            Sample(
+                seed=1,
+                answer="It is 18.",
+                normalised="18",
+                agrees=True,
+                input_tokens=75,
+                output_tokens=18,
+                run_id="s1",
+            ),
+            Sample(
+                seed=2,
+                answer="",
+                normalised="",
+                agrees=False,
+                input_tokens=30,
+                output_tokens=3,
+                run_id="s2",
+            ),
         ],
-    )  # fmt: skip
+    )
 
     async def record() -> None:
         await recorder.on_run_start("r1", "ducks", "tiny")
@@ -186,9 +230,18 @@ def test_run_with_self_check_reports_the_verdict_in_json_and_in_the_trace(tmp_pa
 def test_run_with_a_separate_verifier_model_judges_with_it_end_to_end(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     done = verity(
-        "run", "What is 1234 * 5678?", "--verify", "self", "--verifier-model",
-        str(embedded_model_path()), "--verify-rounds", "1", "--json", "--quiet", trace_db=db,
-    )  # fmt: skip
+        "run",
+        "What is 1234 * 5678?",
+        "--verify",
+        "self",
+        "--verifier-model",
+        str(embedded_model_path()),
+        "--verify-rounds",
+        "1",
+        "--json",
+        "--quiet",
+        trace_db=db,
+    )
     assert "Traceback" not in done.stderr
     payload = json.loads(done.stdout)
     assert done.returncode == (0 if payload["verified"] else 5), done.stderr
@@ -248,9 +301,15 @@ def test_an_unverified_answer_is_printed_with_a_one_line_warning_and_exit_5(
 @pytest.mark.slow
 def test_require_verified_prints_nothing_on_stdout_for_an_unverified_answer(tmp_path: Path) -> None:
     done = verity(
-        "run", NO_NUMBER_TASK, "--verify", "self", "--require-verified", "--json", "--quiet",
+        "run",
+        NO_NUMBER_TASK,
+        "--verify",
+        "self",
+        "--require-verified",
+        "--json",
+        "--quiet",
         trace_db=tmp_path / "t.db",
-    )  # fmt: skip
+    )
     assert (done.returncode, done.stdout) == (5, "")
     assert done.stderr.startswith("verity: answer not verified: ")
     assert len(done.stderr.splitlines()) == 1
@@ -264,9 +323,12 @@ def test_show_lists_the_verifiers_model_calls_under_the_step_they_judged(tmp_pat
     accepted = Verdict(
         ok=True,
         verifier="recompute",
-        findings=[Finding(claim="a program written from the task alone (seed 0)", ok=True,
-                          evidence="agrees")],
-    )  # fmt: skip
+        findings=[
+            Finding(
+                claim="a program written from the task alone (seed 0)", ok=True, evidence="agrees"
+            )
+        ],
+    )
 
     async def record() -> None:
         await recorder.on_run_start("r1", "ducks", "tiny")
@@ -301,8 +363,13 @@ def test_show_lists_the_verifiers_model_calls_under_the_step_they_judged(tmp_pat
 async def test_why_an_answer_is_unverified_is_read_from_the_verdict_on_the_answer_kept() -> None:
     def rejected(evidence: str, confidence: float) -> Verdict:
         finding = Finding(claim="a program (seed 0)", ok=False, evidence=evidence)
-        return Verdict(ok=False, verifier="self-check", findings=[finding], feedback="Recheck.",
-                       confidence=confidence)  # fmt: skip
+        return Verdict(
+            ok=False,
+            verifier="self-check",
+            findings=[finding],
+            feedback="Recheck.",
+            confidence=confidence,
+        )
 
     class Rejects:
         def __init__(self) -> None:
@@ -316,8 +383,9 @@ async def test_why_an_answer_is_unverified_is_read_from_the_verdict_on_the_answe
 
     model = ScriptedModel([answer("The answer is 12."), answer("The answer is 3.")])
     with anyio.fail_after(5):
-        result = await run("How fast?", model=model, verifier=Rejects(),
-                           settings=RunSettings(max_verify_rounds=2))  # fmt: skip
+        result = await run(
+            "How fast?", model=model, verifier=Rejects(), settings=RunSettings(max_verify_rounds=2)
+        )
     # rounds ran out: the better-supported first answer is kept, and the reason is its verdict's
     assert result.answer == "The answer is 12."
     assert result.status == "unverified"

@@ -19,9 +19,13 @@ EXAMPLES = sorted((PROJECT_ROOT / "examples").glob("*.py"))
 def test_example_runs(example: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "VERITY_TRACE_DB": str(tmp_path / "t.db")}
     done = subprocess.run(
-        [sys.executable, str(example)], cwd=tmp_path, env=env, capture_output=True, text=True,
+        [sys.executable, str(example)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=600,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()
     assert "Traceback" not in done.stderr
@@ -41,9 +45,13 @@ def test_example_runs_beside_a_users_own_tools_and_agent_modules(tmp_path: Path)
         (tmp_path / own).write_text(f"raise RuntimeError('Verity imported the user\\'s {own}')\n")
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "VERITY_TRACE_DB": str(tmp_path / "t.db")}
     done = subprocess.run(
-        [sys.executable, "calculator_agent.py"], cwd=tmp_path, env=env, capture_output=True,
-        text=True, timeout=600,
-    )  # fmt: skip
+        [sys.executable, "calculator_agent.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     assert "408" in done.stdout
 

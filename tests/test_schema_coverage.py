@@ -20,9 +20,12 @@ SUITE = PROJECT_ROOT.parent / "shared" / "bench" / "json-schema-test-suite"
 def coverage(data: Path, *args: str) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "bench/schema_coverage.py", "--data", str(data), "--json", *args],
-        cwd=PROJECT_ROOT, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads(done.stdout)
     return report
@@ -47,13 +50,15 @@ def test_every_test_suite_schema_is_exact_relaxed_or_unavailable_with_a_reason()
 
 @pytest.mark.slow
 def test_a_native_crash_is_counted_and_the_run_goes_on(tmp_path: Path) -> None:
-    (tmp_path / "long.json").write_text(json.dumps(
-        {"type": "object", "properties": {"text": {"type": "string", "maxLength": 32767}}}
-    ))  # fmt: skip
+    (tmp_path / "long.json").write_text(
+        json.dumps(
+            {"type": "object", "properties": {"text": {"type": "string", "maxLength": 32767}}}
+        )
+    )
     (tmp_path / "nested" / "deeper").mkdir(parents=True)
-    (tmp_path / "nested" / "deeper" / "dangling.json").write_text(json.dumps(
-        {"type": "object", "properties": {"k": {"$ref": "#/definitions/K"}}}
-    ))  # fmt: skip
+    (tmp_path / "nested" / "deeper" / "dangling.json").write_text(
+        json.dumps({"type": "object", "properties": {"k": {"$ref": "#/definitions/K"}}})
+    )
     (tmp_path / "notes.json").write_text("not JSON")
     report = coverage(tmp_path)
     # llama.cpp's GBNF parser overflows its stack on the 32767-fold repetition (SIGSEGV)
@@ -61,11 +66,13 @@ def test_a_native_crash_is_counted_and_the_run_goes_on(tmp_path: Path) -> None:
     assert (report["crashes"], report["relaxed"], report["unavailable"]) == (0, 1, 1)
     assert report["not_exact"] == {
         "long.json": {
-            "level": "relaxed", "dropped": ["maxLength"],
+            "level": "relaxed",
+            "dropped": ["maxLength"],
             "reason": "past Verity's bounds on what reaches the engine: maxLength",
         },
         "nested/deeper/dangling.json": {
-            "level": "unavailable", "reason": "its $ref '#/definitions/K' cannot be resolved",
+            "level": "unavailable",
+            "reason": "its $ref '#/definitions/K' cannot be resolved",
         },
-    }  # fmt: skip
+    }
     assert report["unreadable_files"] == ["notes.json"]

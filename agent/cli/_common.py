@@ -66,6 +66,9 @@ def trace_outcome(recorder: TraceRecorder, run_id: str) -> int:
     """0 when the run's trace was written; else say why on stderr and return 5."""
     if recorder.failure is None:
         return 0
-    print(f"verity: warning: the trace of run {run_id} in {recorder.store.path} is incomplete: "
-          f"{recorder.failure}", file=sys.stderr)  # fmt: skip
+    print(
+        f"verity: warning: the trace of run {run_id} in {recorder.store.path} is incomplete: "
+        f"{recorder.failure}",
+        file=sys.stderr,
+    )
     return EXIT_TRACE_ERROR

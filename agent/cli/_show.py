@@ -52,8 +52,10 @@ def _block(prefix: str, label: str, text: str) -> None:
 
 def print_run(record: dict[str, Any], *, reasoning: bool) -> None:
     """Print a run (as `query.full_run` gives it) as a tree."""
-    _print(f"run {record['id']}  {record['status']}  model {record['model']}  "
-          f"{_when(record['started_at'])}  {_seconds(record['duration_s'])}")  # fmt: skip
+    _print(
+        f"run {record['id']}  {record['status']}  model {record['model']}  "
+        f"{_when(record['started_at'])}  {_seconds(record['duration_s'])}"
+    )
     if record["parent_run_id"]:
         _print(f"consensus sample for run {record['parent_run_id']}")
     _block("", "task: ", record["task"] or "")
@@ -95,13 +97,17 @@ def _print_step(record: dict[str, Any], step: int, prefix: str, *, reasoning: bo
                 _block(prefix + inner, "invalid call: ", problem)
         elif kind == "approval":
             called = "" if item["arguments"] is None else f"({json.dumps(item['arguments'])})"
-            _print(f"{prefix}{branch}{item['tool_name']}{called} {item['outcome']} "
-                   f"by {item['decided_by']}: {item['reason']}")  # fmt: skip
+            _print(
+                f"{prefix}{branch}{item['tool_name']}{called} {item['outcome']} "
+                f"by {item['decided_by']}: {item['reason']}"
+            )
         elif kind == "tool":
             arguments = json.dumps(item["arguments"], ensure_ascii=False)
             error = "  (error)" if item["is_error"] else ""
-            _print(f"{prefix}{branch}{item['tool_name']}({arguments})  "
-                  f"{_seconds(item['duration_s'])}{error}")  # fmt: skip
+            _print(
+                f"{prefix}{branch}{item['tool_name']}({arguments})  "
+                f"{_seconds(item['duration_s'])}{error}"
+            )
             _block(prefix + inner, "-> ", item["result"] or "")
         else:
             _print_verdict(item, record["verdict_samples"], prefix + branch, prefix + inner)

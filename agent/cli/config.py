@@ -36,9 +36,19 @@ FILE_ONLY = {"aliases"}
 """Keys only the file holds: no `VERITY_*` variable."""
 # keys that mean nothing to an OpenAI-compatible server (or that it cannot do yet): a configured
 # base_url makes the file and the variables skip them instead of failing every run
-_LOCAL_ONLY = {"model", "n_ctx", "threads", "n_gpu_layers", "flash_attn", "max_thinking_tokens",
-               "verifier_model", "verify", "prefix_cache", "prefix_cache_dir",
-               "prefix_cache_max_bytes"}  # fmt: skip
+_LOCAL_ONLY = {
+    "model",
+    "n_ctx",
+    "threads",
+    "n_gpu_layers",
+    "flash_attn",
+    "max_thinking_tokens",
+    "verifier_model",
+    "verify",
+    "prefix_cache",
+    "prefix_cache_dir",
+    "prefix_cache_max_bytes",
+}
 
 
 class Defaults(BaseModel):
@@ -135,15 +145,19 @@ def load_defaults(environ: Mapping[str, str] | None = None) -> Defaults:
 def _file_values(path: Path, *, required: bool) -> dict[str, Any]:
     if not path.is_file():
         if required:
-            raise UserError(f"{CONFIG_VARIABLE} names {str(path)!r}, which is not a file. Point "
-                            "it at a config.toml, or unset it.", field=CONFIG_VARIABLE)  # fmt: skip
+            raise UserError(
+                f"{CONFIG_VARIABLE} names {str(path)!r}, which is not a file. Point "
+                "it at a config.toml, or unset it.",
+                field=CONFIG_VARIABLE,
+            )
         return {}
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML ({exc}). Fix the file, or remove it.",
-                        field="config") from None  # fmt: skip
+        raise UserError(
+            f"{path}: not valid TOML ({exc}). Fix the file, or remove it.", field="config"
+        ) from None
     except OSError as exc:
         raise UserError(f"{path}: cannot be read ({exc.strerror}).", field="config") from None
 
@@ -152,8 +166,9 @@ def _file_error(path: Path, error: ErrorDetails) -> UserError:
     key = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
         known = ", ".join(Defaults.model_fields)
-        return UserError(f"{path}: unknown key {key!r}. Remove it; the keys are: {known}.",
-                         field=key)  # fmt: skip
+        return UserError(
+            f"{path}: unknown key {key!r}. Remove it; the keys are: {known}.", field=key
+        )
     return UserError(
         f"{path}: {key} {_requirement(error)}, not {error['input']!r}. Fix the value, or remove "
         "the key.",

@@ -71,27 +71,35 @@ def add_mcp_options(parser: argparse.ArgumentParser) -> None:
     )
     add_approval_options(parser)
     parser.add_argument(
-        "-v", "--verbose", action="store_true",
+        "-v",
+        "--verbose",
+        action="store_true",
         help="list each MCP tool withheld for want of approval, not only their count (and, "
         "in verity serve, show llama.cpp's own log)",
-    )  # fmt: skip
+    )
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--mcp-config", type=_config_path, metavar="FILE",
+        "--mcp-config",
+        type=_config_path,
+        metavar="FILE",
         help="MCP servers JSON file (mcpServers or VS Code's servers), or 'claude' for Claude "
         "Desktop's own (default: $VERITY_MCP_CONFIG or mcp.json in the config dir)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--servers", type=_names, metavar="A,B",
+        "--servers",
+        type=_names,
+        metavar="A,B",
         help="use only these servers of the config (comma-separated names)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--mcp-startup-timeout", type=float, metavar="SECONDS",
+        "--mcp-startup-timeout",
+        type=float,
+        metavar="SECONDS",
         help=f"time each MCP server gets to start and list its tools ({DEFAULT_STARTUP_TIMEOUT:g}; "
         'a server\'s "startupTimeout" wins)',
-    )  # fmt: skip
+    )
 
 
 def _config_path(text: str) -> Path:
@@ -226,11 +234,14 @@ class _WithheldNotice:
         first = next(iter(servers))
         pattern = shlex.quote(f"{self._prefixes.get(first, first)}__*")
         more = "" if self._verbose else "; -v lists them"
-        print(printable(
-            f"verity: {_count(len(new), 'MCP tool')} withheld (they need approval and stdin is not "
-            f"a terminal) from {counts}. Run a server's read-only tools with --trust "
-            f"{shlex.quote(first)}, or any with --allow {pattern}{more}."
-        ), file=sys.stderr)  # fmt: skip
+        print(
+            printable(
+                f"verity: {_count(len(new), 'MCP tool')} withheld (they need approval and stdin "
+                f"is not a terminal) from {counts}. Run a server's read-only tools with --trust "
+                f"{shlex.quote(first)}, or any with --allow {pattern}{more}."
+            ),
+            file=sys.stderr,
+        )
         if self._verbose:
             for decision in new:
                 print(printable(f"verity:   {decision.tool}: {decision.reason}"), file=sys.stderr)
@@ -293,11 +304,13 @@ async def _list(toolset: MCPToolset, gate: ApprovalGate, *, as_json: bool) -> in
         print(json.dumps({"servers": servers}))
         return code
     for server in servers:
-        print(printable(
-            f"{server['name']}  {server['transport']}  {server['state']}  "
-            f"{server['protocol_version'] or '-'}  {_count(len(server['tools']), 'tool')}  "
-            f"{_count(server['restarts'], 'restart')}"
-        ))  # fmt: skip
+        print(
+            printable(
+                f"{server['name']}  {server['transport']}  {server['state']}  "
+                f"{server['protocol_version'] or '-'}  {_count(len(server['tools']), 'tool')}  "
+                f"{_count(server['restarts'], 'restart')}"
+            )
+        )
         if server["error"]:
             print(printable(f"  error: {server['error']}"))
         added = [name for name in server["approval"] if name not in server["tools"]]
@@ -314,8 +327,10 @@ async def _list(toolset: MCPToolset, gate: ApprovalGate, *, as_json: bool) -> in
             for name in server[kind]:
                 print(printable(f"  {kind[:-1]}: {name}"))
     if any(a["decision"] == "ask" for s in servers for a in s["approval"].values()):
-        print("Tools that ask are withheld when nobody can answer (stdin is not a terminal): "
-              "run them with --trust SERVER (read-only ones) or --allow PATTERN.")  # fmt: skip
+        print(
+            "Tools that ask are withheld when nobody can answer (stdin is not a terminal): "
+            "run them with --trust SERVER (read-only ones) or --allow PATTERN."
+        )
     return code
 
 
@@ -407,8 +422,9 @@ class _PrintableFormatter(logging.Formatter):
 
 
 async def _ask_user_for_approval(spec: ToolSpec, arguments: dict[str, Any]) -> Answer:
-    question = printable(f"verity: allow {spec.name}({json.dumps(arguments)})? "
-                         "[y]es once, [a]lways, [N]o: ")  # fmt: skip
+    question = printable(
+        f"verity: allow {spec.name}({json.dumps(arguments)})? [y]es once, [a]lways, [N]o: "
+    )
     reply = (await _ask(question)).strip().lower()
     return "always" if reply in ("a", "always") else "once" if reply in ("y", "yes") else "deny"
 

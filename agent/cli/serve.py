@@ -56,10 +56,20 @@ def add_commands(commands: Any) -> None:
     http.add_argument(
         "--token", help="the token itself: other users can read it in the process list; avoid"
     )
-    http.add_argument("--allowed-host", action="append", default=[], metavar="HOST",
-                      help="a Host name clients may use besides loopback (repeatable)")  # fmt: skip
-    http.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
-                      help="a browser Origin allowed to call the server (repeatable)")  # fmt: skip
+    http.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a Host name clients may use besides loopback (repeatable)",
+    )
+    http.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a browser Origin allowed to call the server (repeatable)",
+    )
     http.add_argument(
         "--max-request-bytes",
         type=int,
@@ -93,13 +103,18 @@ def add_commands(commands: Any) -> None:
     runs.add_argument("--max-steps", type=int, help="a run's model calls unless the call says (8)")
     runs.add_argument("--system", metavar="PROMPT", help="system prompt replacing Verity's")
     runs.add_argument(
-        "--max-queue", type=int, default=4,
+        "--max-queue",
+        type=int,
+        default=4,
         help="runs that may wait behind the running one; more are refused as busy (4)",
-    )  # fmt: skip
+    )
     runs.add_argument(
-        "--approval-timeout", type=float, default=300.0, metavar="SECONDS",
+        "--approval-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
         help="time to answer an approval question before the call is denied (300)",
-    )  # fmt: skip
+    )
     add_verify_options(serve)
     add_trace_option(serve)
     add_mcp_options(serve)
@@ -178,17 +193,25 @@ def serve_command(args: argparse.Namespace) -> int:
     async def serve() -> None:
         try:
             if args.http:
-                await serve_http(server, host=args.host, port=args.port, token=args.token,
-                                 allowed_hosts=args.allowed_host,
-                                 allowed_origins=args.allowed_origin,
-                                 max_request_bytes=args.max_request_bytes,
-                                 max_sessions=args.max_sessions,
-                                 sessions_per_client=args.sessions_per_client,
-                                 idle_timeout=args.session_idle_timeout)  # fmt: skip
+                await serve_http(
+                    server,
+                    host=args.host,
+                    port=args.port,
+                    token=args.token,
+                    allowed_hosts=args.allowed_host,
+                    allowed_origins=args.allowed_origin,
+                    max_request_bytes=args.max_request_bytes,
+                    max_sessions=args.max_sessions,
+                    sessions_per_client=args.sessions_per_client,
+                    idle_timeout=args.session_idle_timeout,
+                )
             else:
                 if sys.stdin.isatty():
-                    print("verity: serving MCP on stdin/stdout, for an MCP client to start "
-                          "(--http serves HTTP); Ctrl-C stops.", file=sys.stderr)  # fmt: skip
+                    print(
+                        "verity: serving MCP on stdin/stdout, for an MCP client to start "
+                        "(--http serves HTTP); Ctrl-C stops.",
+                        file=sys.stderr,
+                    )
                 await server.run_stdio_async()
         finally:
             await agent.aclose()

@@ -29,20 +29,27 @@ _RUN_HELP = "a run id from `verity logs`, its start or its end (4f9a2c), or last
 def add_commands(commands: Any) -> None:
     """Add `logs`, `show` and `export` to the `verity` command's subparsers."""
     logs = commands.add_parser("logs", help="list runs from the trace database, newest first")
-    logs.add_argument("action", nargs="?", choices=["path"],
-                      help="path: print where the trace database is, and nothing else")  # fmt: skip
+    logs.add_argument(
+        "action",
+        nargs="?",
+        choices=["path"],
+        help="path: print where the trace database is, and nothing else",
+    )
     logs.add_argument("-n", "--limit", type=int, default=20, help="how many runs (20)")
     logs.add_argument(
-        "-q", "--query", metavar="WORDS",
+        "-q",
+        "--query",
+        metavar="WORDS",
         help="full-text search in tasks, answers, reasoning and tool results",
-    )  # fmt: skip
+    )
     logs.add_argument("--status", help="completed, failed, limit_exceeded, cancelled, ...")
     logs.add_argument("--model", help="runs whose model name contains this")
     logs.add_argument("--tool", help="runs that called this tool")
     logs.add_argument(
-        "--verified", choices=["yes", "no", "unchecked"],
+        "--verified",
+        choices=["yes", "no", "unchecked"],
         help="yes: verified; no: a verifier ran and did not confirm it; unchecked: none ran",
-    )  # fmt: skip
+    )
     logs.add_argument("--since", metavar="WHEN", help="a date (2026-11-28) or an age (2h, 7d)")
     logs.add_argument("--samples", action="store_true", help="include consensus attempts")
     logs.add_argument("--json", action="store_true", help="one JSON array of run summaries")
@@ -66,9 +73,10 @@ def add_commands(commands: Any) -> None:
     export.add_argument("--all", action="store_true", help="every run")
     export.add_argument("--format", choices=["jsonl", "otlp-json"], default="jsonl")
     export.add_argument(
-        "--datasette-metadata", action="store_true",
+        "--datasette-metadata",
+        action="store_true",
         help="print Datasette metadata (table descriptions, canned queries)",
-    )  # fmt: skip
+    )
     add_trace_option(export)
     export.set_defaults(handler=_export_command)
 
@@ -92,9 +100,15 @@ def _logs_command(args: argparse.Namespace) -> int:
         return 0
     if args.limit < 1:
         raise UserError(f"--limit must be at least 1, not {args.limit}.", field="limit")
-    where = RunFilter(status=args.status, model=args.model, tool=args.tool,
-                      verified=args.verified, since=args.since and parse_since(args.since),
-                      query=args.query, samples=args.samples)  # fmt: skip
+    where = RunFilter(
+        status=args.status,
+        model=args.model,
+        tool=args.tool,
+        verified=args.verified,
+        since=args.since and parse_since(args.since),
+        query=args.query,
+        samples=args.samples,
+    )
     store = open_store(args)
     rows = find_runs(store, where, limit=args.limit)
     if args.usage:
@@ -102,8 +116,10 @@ def _logs_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    print(f"{'RUN':<22}  {'STARTED (UTC)':<16}  {'STATUS':<14}  {'VERIFICATION':<12}  "
-          f"{'STEPS':>5}  {'TOKENS IN/OUT':>13}  TASK -> ANSWER")  # fmt: skip
+    print(
+        f"{'RUN':<22}  {'STARTED (UTC)':<16}  {'STATUS':<14}  {'VERIFICATION':<12}  "
+        f"{'STEPS':>5}  {'TOKENS IN/OUT':>13}  TASK -> ANSWER"
+    )
     for row in rows:
         tokens = (
             "-" if row["input_tokens"] is None else f"{row['input_tokens']}/{row['output_tokens']}"
@@ -111,9 +127,11 @@ def _logs_command(args: argparse.Namespace) -> int:
         started = (row["started_at"] or "")[:16].replace("T", " ")
         task = " ".join((row["task"] or "").split())
         answer = " ".join((row["answer"] or row["error"] or "").split())
-        _print(f"{row['id']:<22}  {started:<16}  {row['status']:<14}  "
-              f"{verification_label(row['verified']):<12}  {row['steps']:>5}  {tokens:>13}  "
-              f"{_cut(task, 50)} -> {_cut(answer, 40)}")  # fmt: skip
+        _print(
+            f"{row['id']:<22}  {started:<16}  {row['status']:<14}  "
+            f"{verification_label(row['verified']):<12}  {row['steps']:>5}  {tokens:>13}  "
+            f"{_cut(task, 50)} -> {_cut(answer, 40)}"
+        )
     if not rows:
         print("(no runs match)" if _filtered(args) else "(no runs yet)", file=sys.stderr)
     return 0
@@ -154,8 +172,11 @@ def _export_command(args: argparse.Namespace) -> int:
         return 0
     if (args.run_id is None) == (not args.all):
         raise UserError("Name one run to export, or pass --all.", field="run_id")
-    ids = [args.run_id] if args.run_id else [r["id"] for r in store.read(
-        "select id from runs order by started_at")]  # fmt: skip
+    ids = (
+        [args.run_id]
+        if args.run_id
+        else [r["id"] for r in store.read("select id from runs order by started_at")]
+    )
     # one run read, written and dropped at a time: memory stays bounded however many runs
     runs = (_run(store, run_id) for run_id in ids)
     if args.format == "jsonl":
@@ -194,12 +215,16 @@ def _replay_command(args: argparse.Namespace) -> int:
         agent.close()
     difference = result.difference
     if difference is None:
-        print(f"run {result.run_id}: all {result.compared} tool results as recorded "
-              f"(replay ended: {result.ended})")  # fmt: skip
+        print(
+            f"run {result.run_id}: all {result.compared} tool results as recorded "
+            f"(replay ended: {result.ended})"
+        )
         return 0
     arguments = json.dumps(difference.arguments, ensure_ascii=False)
-    _print(f"run {result.run_id}: step {difference.step} differs, after {result.compared} "
-           f"matching tool results: {difference.tool_name}({arguments})")  # fmt: skip
+    _print(
+        f"run {result.run_id}: step {difference.step} differs, after {result.compared} "
+        f"matching tool results: {difference.tool_name}({arguments})"
+    )
     recorded = "(no such call)" if difference.recorded is None else difference.recorded
     _print(f"  recorded: {recorded}{'  (error)' if difference.recorded_error else ''}")
     _print(f"  replayed: {difference.replayed}{'  (error)' if difference.replayed_error else ''}")

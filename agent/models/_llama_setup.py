@@ -21,8 +21,17 @@ __all__ = [
     "warn_if_no_gpu_offload",
 ]
 
-_KV_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8,
-             "iq4_nl": 20, "bf16": 30}  # fmt: skip
+_KV_TYPES = {
+    "f32": 0,
+    "f16": 1,
+    "q4_0": 2,
+    "q4_1": 3,
+    "q5_0": 6,
+    "q5_1": 7,
+    "q8_0": 8,
+    "iq4_nl": 20,
+    "bf16": 30,
+}
 _FULL_PRECISION_KV = {"f32", "f16", "bf16"}
 
 _UNSET_OPTION = {
@@ -164,7 +173,7 @@ def warn_if_no_gpu_offload(settings: ModelSettings, *, supported: bool) -> None:
         f"n_gpu_layers={settings.n_gpu_layers} asks for GPU offload, but this llama-cpp-python "
         "is a CPU-only build (llama_supports_gpu_offload() is false), so the model runs on the "
         'CPU. Reinstall it for your GPU, e.g. CMAKE_ARGS="-DGGML_CUDA=on" pip install '
-        '--force-reinstall --no-cache-dir llama-cpp-python (see docs/gpu.md).',
+        "--force-reinstall --no-cache-dir llama-cpp-python (see docs/gpu.md).",
         GPUOffloadWarning,
         stacklevel=5,  # the caller of respond() or llama
     )

@@ -75,9 +75,10 @@ def load_model(
     abort.attach(llm._ctx.ctx)
     bos_token = _token_text(llm, metadata, "tokenizer.ggml.bos_token_id")
     template = ChatTemplate(
-        source, bos_token=bos_token,
+        source,
+        bos_token=bos_token,
         eos_token=_token_text(llm, metadata, "tokenizer.ggml.eos_token_id"),
-    )  # fmt: skip
+    )
     add_bos = str(metadata.get("tokenizer.ggml.add_bos_token", "false")).lower() == "true"
     loaded = Loaded(llm, template, source, bos_token, add_bos)
     if settings.relevance_gate:
@@ -90,8 +91,14 @@ def on_own_context(base: Loaded, *, n_ctx: int, abort: AbortFlag) -> Loaded:
     """`base`'s weights on a new context of `n_ctx` tokens, aborting while `abort` is set."""
     llm = llama_on_own_context(base.llm, n_ctx=n_ctx)
     abort.attach(llm._ctx.ctx)
-    return Loaded(llm, base.template, base.template_source, base.bos_token, base.add_bos,
-                  tokenizers=base.tokenizers)  # fmt: skip
+    return Loaded(
+        llm,
+        base.template,
+        base.template_source,
+        base.bos_token,
+        base.add_bos,
+        tokenizers=base.tokenizers,
+    )
 
 
 def _token_text(llm: Any, metadata: dict[str, str], key: str) -> str:

@@ -86,10 +86,13 @@ class StreamedMessage:
             "content": "".join(self.content) or None,
             "reasoning_content": "".join(self.reasoning) or None,
             "tool_calls": [
-                {"id": c["id"], "type": "function",
-                 "function": {"name": c["name"], "arguments": c["arguments"]}}
+                {
+                    "id": c["id"],
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": c["arguments"]},
+                }
                 for c in self.calls.values()
             ],
-        }  # fmt: skip
+        }
         choice = {"message": message, "finish_reason": self.finish_reason}
         return {"choices": [choice], "usage": self.usage, "model": self.model}

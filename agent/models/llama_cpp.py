@@ -46,8 +46,15 @@ __all__ = ["LlamaCppModel", "check_gguf_file", "llama_kwargs"]
 
 _log = logging.getLogger("verity.models")
 
-_SAMPLING_FIELDS = {"temperature", "top_p", "top_k", "min_p", "seed", "max_tokens",
-                    "max_thinking_tokens"}  # fmt: skip
+_SAMPLING_FIELDS = {
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "seed",
+    "max_tokens",
+    "max_thinking_tokens",
+}
 
 
 class LlamaCppModel:
@@ -199,8 +206,9 @@ class LlamaCppModel:
         if problem is None:
             return grammar, self._single_grammar(loaded, offered), notes
         loose = [dataclasses.replace(spec, parameters={"type": "object"}) for spec in offered]
-        _log.warning("the tool-call grammar was refused (%s); calls are constrained loosely",
-                     problem)  # fmt: skip
+        _log.warning(
+            "the tool-call grammar was refused (%s); calls are constrained loosely", problem
+        )
         notes = [ToolGrammar(tool=spec.name, level="any", dropped=["*"]) for spec in offered]
         grammar = self.call_format.grammar(loose)
         if validate_lark(_tokenizer(loaded), grammar) is None:
@@ -289,9 +297,15 @@ class LlamaCppModel:
             stop, done, begun = threading.Event(), threading.Event(), threading.Lock()
             try:
                 return await anyio.to_thread.run_sync(
-                    self._run_job, messages, tools, tool_choice, stop, done, begun,
+                    self._run_job,
+                    messages,
+                    tools,
+                    tool_choice,
+                    stop,
+                    done,
+                    begun,
                     abandon_on_cancel=True,
-                )  # fmt: skip
+                )
             finally:
                 # cancelled: stop the worker and wait until it is out, unless it never began (a
                 # job abandoned before a worker took it is never run, so it would never be done)
@@ -390,8 +404,10 @@ class LlamaCppModel:
                 completion.completion_tokens,
             )
         if sampler.abandoned is not None:
-            _log.warning("constrained decoding stopped early (%s); the call is validated anyway",
-                         sampler.abandoned)  # fmt: skip
+            _log.warning(
+                "constrained decoding stopped early (%s); the call is validated anyway",
+                sampler.abandoned,
+            )
         content, calls, invalid = completion.text, [], []
         # Constrained decoding: calls come only from the part written under the grammar (JSON
         # in the text before it is text). Free generation (a baseline): from anywhere.

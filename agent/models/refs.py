@@ -116,8 +116,11 @@ def _ollama(name: str) -> ResolvedModel:
     store = ollama_models_dir()
     parts, tag = _ollama_parts(name)
     if not name or len(parts) != 3:
-        raise UserError(f"ollama:{name} is not an Ollama model name; write it as Ollama does, "
-                        "e.g. ollama:qwen2.5-coder:32b.", field="model")  # fmt: skip
+        raise UserError(
+            f"ollama:{name} is not an Ollama model name; write it as Ollama does, "
+            "e.g. ollama:qwen2.5-coder:32b.",
+            field="model",
+        )
     manifest = store.joinpath("manifests", *parts, tag)
     if not manifest.is_file():
         known = ", ".join(ref.removeprefix("ollama:") for ref in _ollama_refs(store)) or "none"
@@ -128,9 +131,11 @@ def _ollama(name: str) -> ResolvedModel:
         )
     blob = _ollama_blob(store, manifest)
     if blob is None:
-        raise UserError(f"Ollama model {name!r}: its manifest {manifest} names no model blob "
-                        "that is in the store. Pull it again with `ollama pull`.",
-                        field="model")  # fmt: skip
+        raise UserError(
+            f"Ollama model {name!r}: its manifest {manifest} names no model blob "
+            "that is in the store. Pull it again with `ollama pull`.",
+            field="model",
+        )
     shown = name if ":" in name.rsplit("/", 1)[-1] else f"{name}:{tag}"
     return ResolvedModel(blob, shown)
 
@@ -170,8 +175,11 @@ def _hugging_face(spec: str) -> ResolvedModel:
     org = spec.partition("/")[0]
     repo, _, quant = repo_part.partition(":")
     if not org or not repo:
-        raise UserError(f"hf:{spec} does not name a repository; write hf:ORG/REPO/FILE.gguf, "
-                        f"e.g. hf:{_EXAMPLE_REPO}/{_EXAMPLE_FILE}.", field="model")  # fmt: skip
+        raise UserError(
+            f"hf:{spec} does not name a repository; write hf:ORG/REPO/FILE.gguf, "
+            f"e.g. hf:{_EXAMPLE_REPO}/{_EXAMPLE_FILE}.",
+            field="model",
+        )
     cache = hf_cache_dir()
     folder = cache / f"models--{org}--{repo}"
     files = _snapshot_ggufs(folder)

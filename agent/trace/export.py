@@ -99,7 +99,7 @@ def _spans(run: dict[str, Any]) -> list[dict[str, Any]]:
                 "verity.model.sha256": run.get("model_sha256"),
             },
             error=run["error"] if failed else None,
-        )  # fmt: skip
+        )
     ]
     for call in run["model_calls"]:
         ended = _nanos(call["created_at"])
@@ -120,8 +120,16 @@ def _spans(run: dict[str, Any]) -> list[dict[str, Any]]:
             "verity.step": call["step"],
         }
         ids = (span_id(run_id, "chat", call["id"]), root)
-        spans.append(_span(run_id, f"chat {call['model'] or run['model']}", ids,
-                           (started, ended), attributes, kind=_CLIENT))  # fmt: skip
+        spans.append(
+            _span(
+                run_id,
+                f"chat {call['model'] or run['model']}",
+                ids,
+                (started, ended),
+                attributes,
+                kind=_CLIENT,
+            )
+        )
     for tool in run["tool_calls"]:
         ended = _nanos(tool["created_at"])
         started = ended - int((tool["duration_s"] or 0) * 1e9)
@@ -136,8 +144,16 @@ def _spans(run: dict[str, Any]) -> list[dict[str, Any]]:
         }
         ids = (span_id(run_id, "tool", tool["id"]), root)
         error = tool["result"] if tool["is_error"] else None
-        spans.append(_span(run_id, f"execute_tool {tool['tool_name']}", ids, (started, ended),
-                           attributes, error=error))  # fmt: skip
+        spans.append(
+            _span(
+                run_id,
+                f"execute_tool {tool['tool_name']}",
+                ids,
+                (started, ended),
+                attributes,
+                error=error,
+            )
+        )
     return spans
 
 

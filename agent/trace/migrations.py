@@ -244,8 +244,13 @@ def m006_run_config(db: sqlite_utils.Database) -> None:
     db.execute(
         "create table contents (hash TEXT PRIMARY KEY, kind TEXT NOT NULL, text TEXT NOT NULL)"
     )
-    for column in ("config", "verity_version", "llama_cpp_version", "model_sha256",
-                   "system_prompt_hash"):  # fmt: skip
+    for column in (
+        "config",
+        "verity_version",
+        "llama_cpp_version",
+        "model_sha256",
+        "system_prompt_hash",
+    ):
         db.execute(f"alter table runs add column {column} text")
 
 
@@ -277,8 +282,11 @@ def m007_messages(db: sqlite_utils.Database) -> None:
     db.execute("alter table steps add column tools_hash text")
 
 
-SEARCHED = {"runs": ("task", "answer"), "model_calls": ("content", "reasoning"),
-            "tool_calls": ("result",)}  # fmt: skip
+SEARCHED = {
+    "runs": ("task", "answer"),
+    "model_calls": ("content", "reasoning"),
+    "tool_calls": ("result",),
+}
 """The full-text indexed columns of each table (FTS5 tables `<table>_fts`)."""
 
 

@@ -32,8 +32,10 @@ def live_export(store: TraceStore, *, version: str | None = None) -> OTLPExport 
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     except ImportError:  # the variable may be set for other programs: warn, and run anyway
-        _log.warning("OTEL_EXPORTER_OTLP_ENDPOINT is set, but the OTLP exporter is not "
-                     "installed: pip install 'verity-agent[otlp]' to export runs live")  # fmt: skip
+        _log.warning(
+            "OTEL_EXPORTER_OTLP_ENDPOINT is set, but the OTLP exporter is not "
+            "installed: pip install 'verity-agent[otlp]' to export runs live"
+        )
         return None
     return OTLPExport(store, OTLPSpanExporter(), version=version)
 
@@ -86,24 +88,29 @@ def readable_spans(request: Mapping[str, Any]) -> list[ReadableSpan]:
     for resource_spans in request["resourceSpans"]:
         resource = Resource(_decoded(resource_spans["resource"]["attributes"]))
         for scope_spans in resource_spans["scopeSpans"]:
-            scope = InstrumentationScope(scope_spans["scope"]["name"],
-                                         scope_spans["scope"].get("version") or None)  # fmt: skip
+            scope = InstrumentationScope(
+                scope_spans["scope"]["name"], scope_spans["scope"].get("version") or None
+            )
             for span in scope_spans["spans"]:
                 trace = int(span["traceId"], 16)
                 parent = span.get("parentSpanId")
                 status = span.get("status")
-                spans.append(ReadableSpan(
-                    span["name"],
-                    context=SpanContext(trace, int(span["spanId"], 16), is_remote=False),
-                    parent=SpanContext(trace, int(parent, 16), is_remote=False) if parent else None,
-                    resource=resource,
-                    attributes=_decoded(span["attributes"]),
-                    kind=SpanKind(span["kind"] - 1),  # OTLP counts from UNSPECIFIED = 0
-                    status=Status(StatusCode.ERROR, status["message"]) if status else Status(),
-                    start_time=int(span["startTimeUnixNano"]),
-                    end_time=int(span["endTimeUnixNano"]),
-                    instrumentation_scope=scope,
-                ))  # fmt: skip
+                spans.append(
+                    ReadableSpan(
+                        span["name"],
+                        context=SpanContext(trace, int(span["spanId"], 16), is_remote=False),
+                        parent=SpanContext(trace, int(parent, 16), is_remote=False)
+                        if parent
+                        else None,
+                        resource=resource,
+                        attributes=_decoded(span["attributes"]),
+                        kind=SpanKind(span["kind"] - 1),  # OTLP counts from UNSPECIFIED = 0
+                        status=Status(StatusCode.ERROR, status["message"]) if status else Status(),
+                        start_time=int(span["startTimeUnixNano"]),
+                        end_time=int(span["endTimeUnixNano"]),
+                        instrumentation_scope=scope,
+                    )
+                )
     return spans
 
 

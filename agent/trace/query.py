@@ -91,8 +91,11 @@ def find_runs(store: TraceStore, where: RunFilter, *, limit: int = 20) -> list[d
         )
         values.append(where.tool)
     if where.verified:
-        clauses.append({"yes": "s.verified = 1", "no": "s.verified = 0",
-                        "unchecked": "s.verified is null"}[where.verified])  # fmt: skip
+        clauses.append(
+            {"yes": "s.verified = 1", "no": "s.verified = 0", "unchecked": "s.verified is null"}[
+                where.verified
+            ]
+        )
     if where.since:
         clauses.append("s.started_at >= ?")
         values.append(where.since)
@@ -141,11 +144,13 @@ def resolve_run_id(store: TraceStore, given: str) -> str:
     if given in ids or len(ids) == 1:
         return given if given in ids else ids[0]
     if not ids:
-        raise UserError(f"No run {given!r} in {store.path}. List runs with `verity logs`.",
-                        field="run_id")  # fmt: skip
+        raise UserError(
+            f"No run {given!r} in {store.path}. List runs with `verity logs`.", field="run_id"
+        )
     shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
-    raise UserError(f"{given!r} matches several runs ({shown}); give more of the id.",
-                    field="run_id")  # fmt: skip
+    raise UserError(
+        f"{given!r} matches several runs ({shown}); give more of the id.", field="run_id"
+    )
 
 
 def full_run(store: TraceStore, run_id: str) -> dict[str, Any] | None:

@@ -153,8 +153,19 @@ class TraceRecorder(RunHooks):
         config["versions"] = found
         process = self.store.process
         settings = json.dumps(redact(config), default=str)
-        row = (run_id, task, model, now(), process.pid, process.start, process.host, settings,
-               found["verity"], found["llama_cpp"], sha256)  # fmt: skip
+        row = (
+            run_id,
+            task,
+            model,
+            now(),
+            process.pid,
+            process.start,
+            process.host,
+            settings,
+            found["verity"],
+            found["llama_cpp"],
+            sha256,
+        )
         run = self._runs[run_id]
         run.start_row = row
         start = f"run {run_id}'s start"
@@ -191,9 +202,21 @@ class TraceRecorder(RunHooks):
                 )
                 content = None
             calls = _calls_json(message.tool_calls) if message.tool_calls else None
-            rows.append((run_id, conversation.number, position, step, message.role, content,
-                         content_hash, message.reasoning, calls, message.tool_call_id,
-                         message.name))  # fmt: skip
+            rows.append(
+                (
+                    run_id,
+                    conversation.number,
+                    position,
+                    step,
+                    message.role,
+                    content,
+                    content_hash,
+                    message.reasoning,
+                    calls,
+                    message.tool_call_id,
+                    message.name,
+                )
+            )
         conversation.count = len(messages)
         conversation.last = messages[-1] if messages else None
         run.calls[purpose] = (conversation.number, len(messages), tools_hash)
@@ -222,12 +245,29 @@ class TraceRecorder(RunHooks):
         known = usage.tokens_known
         speed = usage.completion_tokens / usage.decode_s if known and usage.decode_s > 0 else None
         calls = _calls_json(response.tool_calls)
-        row = (run_id, step, response.model, usage.prompt_tokens if known else None,
-               usage.prompt_tokens_evaluated if known else None,
-               usage.completion_tokens if known else None, response.content, response.reasoning,
-               response.raw, response.finish_reason, calls, json.dumps(response.invalid_calls),
-               usage.duration_s, usage.prefill_s, usage.decode_s, speed, now(), purpose, number,
-               shown, tools_hash)  # fmt: skip
+        row = (
+            run_id,
+            step,
+            response.model,
+            usage.prompt_tokens if known else None,
+            usage.prompt_tokens_evaluated if known else None,
+            usage.completion_tokens if known else None,
+            response.content,
+            response.reasoning,
+            response.raw,
+            response.finish_reason,
+            calls,
+            json.dumps(response.invalid_calls),
+            usage.duration_s,
+            usage.prefill_s,
+            usage.decode_s,
+            speed,
+            now(),
+            purpose,
+            number,
+            shown,
+            tools_hash,
+        )
         outcome = "tool_calls" if response.tool_calls else "answer"
         if response.invalid_calls and not response.tool_calls:
             outcome = "invalid_calls"
@@ -246,18 +286,37 @@ class TraceRecorder(RunHooks):
         self, run_id: str, step: int, call: ToolCall, result: ToolResult, duration_s: float
     ) -> None:
         """Record the tool call with its arguments, result and duration."""
-        row = (run_id, step, call.id, call.name, json.dumps(call.arguments), result.content,
-               int(result.is_error), duration_s, now())  # fmt: skip
+        row = (
+            run_id,
+            step,
+            call.id,
+            call.name,
+            json.dumps(call.arguments),
+            result.content,
+            int(result.is_error),
+            duration_s,
+            now(),
+        )
         what = f"step {step}'s call of {call.name}"
         await self._write(lambda w: w.execute(_INSERT_TOOL_CALL, row), what)
 
     async def on_verdict(self, run_id: str, step: int, verdict: Verdict) -> None:
         """Record the verdict and whether the step's answer was accepted."""
         created = now()
-        row = (run_id, step, int(verdict.ok), int(verdict.checked), verdict.verifier,
-               json.dumps([f.model_dump() for f in verdict.findings]), verdict.feedback,
-               verdict.confidence, verdict.scope, created, int(verdict.conclusive),
-               verdict.resume_from)  # fmt: skip
+        row = (
+            run_id,
+            step,
+            int(verdict.ok),
+            int(verdict.checked),
+            verdict.verifier,
+            json.dumps([f.model_dump() for f in verdict.findings]),
+            verdict.feedback,
+            verdict.confidence,
+            verdict.scope,
+            created,
+            int(verdict.conclusive),
+            verdict.resume_from,
+        )
 
         def write(w: Writer) -> None:
             verdict_id = w.execute(_INSERT_VERDICT, row).lastrowid
@@ -277,8 +336,16 @@ class TraceRecorder(RunHooks):
                 return
             run.withheld.add(decision.tool)
         arguments = None if decision.arguments is None else json.dumps(decision.arguments)
-        row = (run_id, step, decision.tool, decision.outcome, decision.by, decision.reason,
-               arguments, now())  # fmt: skip
+        row = (
+            run_id,
+            step,
+            decision.tool,
+            decision.outcome,
+            decision.by,
+            decision.reason,
+            arguments,
+            now(),
+        )
         what = f"step {step}'s approval decision on {decision.tool}"
         await self._write(lambda w: w.execute(_INSERT_APPROVAL, row), what)
 
@@ -303,8 +370,16 @@ class TraceRecorder(RunHooks):
             missing = f"not recorded: {_listed(self._lost)}" if self._lost else ""
             note = f"The trace is incomplete ({self._error}); {missing}"
             error = note if error is None else f"{error}\n{note}"
-        row = (status, answer, redact_text(error) if error else error, now(), duration,
-               None if verified is None else int(verified), verify_rounds, run_id)  # fmt: skip
+        row = (
+            status,
+            answer,
+            redact_text(error) if error else error,
+            now(),
+            duration,
+            None if verified is None else int(verified),
+            verify_rounds,
+            run_id,
+        )
         start = run.start_row if run is not None and not run.start_recorded else None
 
         def write(w: Writer) -> None:
@@ -391,7 +466,20 @@ def _calls_json(calls: list[ToolCall]) -> str:
 def _write_samples(
     w: Writer, run_id: str, step: int, verdict_id: int | None, samples: list[Sample]
 ) -> None:
-    rows = [(verdict_id, run_id, step, s.seed, s.answer, s.normalised, int(s.agrees),
-             s.input_tokens, s.output_tokens, s.run_id) for s in samples]  # fmt: skip
+    rows = [
+        (
+            verdict_id,
+            run_id,
+            step,
+            s.seed,
+            s.answer,
+            s.normalised,
+            int(s.agrees),
+            s.input_tokens,
+            s.output_tokens,
+            s.run_id,
+        )
+        for s in samples
+    ]
     w.executemany(_INSERT_SAMPLE, rows)
     w.executemany(_SET_PARENT, [(run_id, s.run_id) for s in samples if s.run_id is not None])

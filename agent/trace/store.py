@@ -239,8 +239,16 @@ class TraceStore:
         if not rows:
             return None
         record = rows[0]
-        for table in ("steps", "model_calls", "tool_calls", "verdicts", "verdict_samples",
-                      "messages", "approvals", "tool_grammars"):  # fmt: skip
+        for table in (
+            "steps",
+            "model_calls",
+            "tool_calls",
+            "verdicts",
+            "verdict_samples",
+            "messages",
+            "approvals",
+            "tool_grammars",
+        ):
             sql = f"select * from {table} where run_id = ? order by id"
             record[table] = self.read(sql, [run_id])
         return record

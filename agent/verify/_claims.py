@@ -32,18 +32,53 @@ __all__ = [
 ]
 
 _WORD_NUMBERS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
-    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
-    "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
-    "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "thousand": 1000,
-    "million": 1_000_000, "half": 0.5, "quarter": 0.25, "third": 1 / 3, "twice": 2,
-    "double": 2, "triple": 3, "dozen": 12, "percent": 100,
-}  # fmt: skip
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+    "hundred": 100,
+    "thousand": 1000,
+    "million": 1_000_000,
+    "half": 0.5,
+    "quarter": 0.25,
+    "third": 1 / 3,
+    "twice": 2,
+    "double": 2,
+    "triple": 3,
+    "dozen": 12,
+    "percent": 100,
+}
 _UNIT_NUMBERS = {
     # units imply numbers the task never writes: 7 days a week, 60 minutes an hour
-    "week": (7,), "hour": (60,), "minute": (60,), "year": (12, 52, 365),
-}  # fmt: skip
+    "week": (7,),
+    "hour": (60,),
+    "minute": (60,),
+    "year": (12, 52, 365),
+}
 _WORDS = re.compile(r"[a-z]+")
 _SHARE = re.compile(
     r"(?<![\w.,/])(\d+)\s*/\s*(\d+)(?![\w/]|[.,]\d)"  # 1/4

@@ -129,12 +129,16 @@ def links(text: str) -> list[Link]:
             right_start, right_end = starts[index + 1], starts[index + 1] + len(right)
             found.append(
                 Link(
-                    left, right, left_value, right_value, approximate,
+                    left,
+                    right,
+                    left_value,
+                    right_value,
+                    approximate,
                     first_number=bisect.bisect_left(numbers, starts[index]),
                     right_number=bisect.bisect_left(numbers, right_start),
                     last_number=bisect.bisect_left(numbers, right_end) - 1,
                 )
-            )  # fmt: skip
+            )
     return found
 
 

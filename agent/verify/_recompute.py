@@ -106,8 +106,11 @@ class Recompute:
         state = self._state(candidate.task)
         mine = final_value(candidate.answer)
         if mine is None:
-            finding = Finding(claim="final answer", ok=True,
-                              evidence="The answer has no final number to recompute.")  # fmt: skip
+            finding = Finding(
+                claim="final answer",
+                ok=True,
+                evidence="The answer has no final number to recompute.",
+            )
             return Verdict(ok=True, verifier=self.name, findings=[finding], conclusive=False)
         repeats_feedback = any(same_number(mine, value) for value in state.revealed)
         needed = self.agree + repeats_feedback

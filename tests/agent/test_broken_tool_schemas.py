@@ -52,8 +52,9 @@ async def test_a_tool_whose_schema_jsonschema_cannot_use_is_left_out_with_one_wa
             (status,) = toolset.status()
     assert names == ["schemas__multiply", "schemas__annotate"]
     assert (status.tools, status.unavailable) == (
-        ["multiply", "annotate"], {"lookup": LOOKUP_PROBLEM}
-    )  # fmt: skip
+        ["multiply", "annotate"],
+        {"lookup": LOOKUP_PROBLEM},
+    )
     assert [r.getMessage() for r in caplog.records] == [
         f"MCP server 'schemas': tool 'lookup' is unavailable: {LOOKUP_PROBLEM}"
     ]
@@ -77,7 +78,8 @@ async def test_a_task_gets_the_right_answer_next_to_broken_schema_tools(
     assert record is not None
     calls = [(c["tool_name"], json.loads(c["arguments"])) for c in record["tool_calls"]]
     assert calls[0] == ("schemas__multiply", {"a": 37, "b": 91})
-    grammars = [(g["tool_name"], g["level"], json.loads(g["dropped"]))
-                for g in record["tool_grammars"]]  # fmt: skip
+    grammars = [
+        (g["tool_name"], g["level"], json.loads(g["dropped"])) for g in record["tool_grammars"]
+    ]
     assert grammars == [("schemas__annotate", "relaxed", ["maxLength", "not"])]
     store.close()

@@ -21,9 +21,12 @@ from verity.models.refs import resolve_model_ref
 
 def test_a_missing_part_package_says_how_to_install_it(tmp_path: Path) -> None:
     model = EmbeddedModel(
-        name="Tiny", package_prefix="verity-test-absent-part", parts=2, version="1.0",
+        name="Tiny",
+        package_prefix="verity-test-absent-part",
+        parts=2,
+        version="1.0",
         sha256="0" * 64,
-    )  # fmt: skip
+    )
     with pytest.raises(UserError) as caught:
         embedded_model_path(model, cache_dir=tmp_path)
     assert caught.value.message == (
@@ -37,9 +40,12 @@ def test_a_missing_part_package_says_how_to_install_it(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_checksum_mismatch_is_reported_and_leaves_no_file(tmp_path: Path) -> None:
     wrong = EmbeddedModel(
-        name=EMBEDDED_MODEL.name, package_prefix=EMBEDDED_MODEL.package_prefix,
-        parts=EMBEDDED_MODEL.parts, version=EMBEDDED_MODEL.version, sha256="0" * 64,
-    )  # fmt: skip
+        name=EMBEDDED_MODEL.name,
+        package_prefix=EMBEDDED_MODEL.package_prefix,
+        parts=EMBEDDED_MODEL.parts,
+        version=EMBEDDED_MODEL.version,
+        sha256="0" * 64,
+    )
     with pytest.raises(UserError, match="a part is corrupt or of another version"):
         embedded_model_path(wrong, cache_dir=tmp_path)
     # at most the assembly's lock file (deleting a lock file races with its next user)
@@ -59,9 +65,13 @@ def test_the_assembled_model_matches_the_published_checksum(embedded_path: Path)
 
 def test_a_missing_optional_model_names_the_extra_that_installs_it(tmp_path: Path) -> None:
     model = EmbeddedModel(
-        name="Demo", package_prefix="verity-test-absent-part", parts=2, version="1.0",
-        sha256="0" * 64, extra="demo-x",
-    )  # fmt: skip
+        name="Demo",
+        package_prefix="verity-test-absent-part",
+        parts=2,
+        version="1.0",
+        sha256="0" * 64,
+        extra="demo-x",
+    )
     with pytest.raises(UserError) as caught:
         embedded_model_path(model, cache_dir=tmp_path)
     assert caught.value.message == (

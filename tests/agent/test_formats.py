@@ -202,8 +202,9 @@ def test_hermes_lone_call_sees_a_fenced_list_closed_after_one_call() -> None:
 def test_hermes_parse_reads_fenced_arrays_bare_arrays_and_tags() -> None:
     sea = '{"name": "book_room", "arguments": {"guests": 2, "view": "sea"}}'
     garden = '{"name": "book_room", "arguments": {"guests": 3, "view": "garden"}}'
-    fenced = HermesFormat().parse(f"```json\n[{sea},\n {garden}]\n```", [book_room.spec],
-                                  first_id=0)  # fmt: skip
+    fenced = HermesFormat().parse(
+        f"```json\n[{sea},\n {garden}]\n```", [book_room.spec], first_id=0
+    )
     assert [c.arguments["view"] for c in fenced.calls] == ["sea", "garden"]
     assert [c.id for c in fenced.calls] == ["call_0", "call_1"]
     bare = HermesFormat().parse(f"Booking both.\n[{sea}, {garden}]", [book_room.spec], first_id=0)

@@ -30,11 +30,13 @@ def test_the_embedded_model_s_header_gives_its_facts(embedded_path: Path) -> Non
         (b"GGUF" + struct.pack("<IQQ", 7, 0, 0), "GGUF version 7, this reader knows 2 and 3"),
         # a key claiming 2**60 bytes: refused before anything is allocated
         (b"GGUF" + struct.pack("<IQQQ", 3, 0, 1, 2**60) + b"general.name", ""),
-        (b"GGUF" + struct.pack("<IQQQ", 3, 0, 1, 4) + b"key!" + struct.pack("<I", 99),
-         "unknown value type 99"),
+        (
+            b"GGUF" + struct.pack("<IQQQ", 3, 0, 1, 4) + b"key!" + struct.pack("<I", 99),
+            "unknown value type 99",
+        ),
     ],
     ids=["not gguf", "version", "huge length", "unknown type"],
-)  # fmt: skip
+)
 def test_a_bad_header_is_a_user_error_naming_the_file(
     tmp_path: Path, content: bytes, problem: str
 ) -> None:

@@ -116,14 +116,19 @@ def test_a_crasher_schema_gets_a_grammar_that_takes_its_valid_calls(qwen: Llama,
 def test_the_exact_crashers_stay_exact_and_the_others_say_what_they_dropped() -> None:
     levels = {case: schema_grammar(schema) for case, (schema, _, _) in CRASHERS.items()}
     assert {case for case, g in levels.items() if g.level == "exact"} == {
-        "description-only property", "items: {}", "boolean schemas",
-        "unanchored pattern with (?:...)", "\\d inside a character class",
-        "nested definitions $ref", '$ref: "#"',
-    }  # fmt: skip
+        "description-only property",
+        "items: {}",
+        "boolean schemas",
+        "unanchored pattern with (?:...)",
+        "\\d inside a character class",
+        "nested definitions $ref",
+        '$ref: "#"',
+    }
     assert (levels["not"].level, levels["not"].dropped) == ("relaxed", ("not",))
     assert (levels["maxLength 32767"].level, levels["maxLength 32767"].dropped) == (
-        "relaxed", ("maxLength",)
-    )  # fmt: skip
+        "relaxed",
+        ("maxLength",),
+    )
 
 
 def test_the_exact_grammar_enforces_what_the_schema_says(qwen: Llama) -> None:
@@ -189,8 +194,9 @@ def test_bounds_are_capped_before_the_engine_sees_them(qwen: Llama) -> None:
 
 
 def test_one_grammar_holds_every_crasher_next_to_a_plain_tool(qwen: Llama) -> None:
-    plain = _spec("add", {"type": "object", "properties": {"a": {"type": "integer"}},
-                          "required": ["a"]})  # fmt: skip
+    plain = _spec(
+        "add", {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    )
     broken = _spec("lookup", {"type": "object", "properties": {"k": {"$ref": "#/nope"}}})
     tools = [plain, broken, *(_spec(f"t{i}", s) for i, (s, _, _) in enumerate(CRASHERS.values()))]
     for call_format in (HermesFormat(), DeepSeekR1Format()):

@@ -53,7 +53,9 @@ def test_verity_imports_llama_cpp_and_its_trace_store_without_pandas(
 
 def test_verity_logs_runs_where_pandas_would_abort(aborting_pandas_env: dict[str, str]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "verity", "logs"], env=aborting_pandas_env, capture_output=True,
+        [sys.executable, "-m", "verity", "logs"],
+        env=aborting_pandas_env,
+        capture_output=True,
         text=True,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr

@@ -33,7 +33,7 @@ MOUNTAIN_VIEW = [
     Message(
         role="user",
         content="Book a room for two guests for three nights with a view of the mountains.",
-    ),  # fmt: skip
+    ),
 ]
 
 
@@ -136,9 +136,15 @@ async def test_required_tool_choice_forces_a_valid_call(greedy_model: LlamaCppMo
 @pytest.mark.slow
 def test_gpu_and_cache_settings_reach_llama_cpp(embedded_path: Path) -> None:
     settings = ModelSettings(
-        n_ctx=512, n_batch=64, n_threads=1, n_gpu_layers=0, flash_attn=True,
-        type_k="q8_0", type_v="q8_0", offload_kqv=False,
-    )  # fmt: skip
+        n_ctx=512,
+        n_batch=64,
+        n_threads=1,
+        n_gpu_layers=0,
+        flash_attn=True,
+        type_k="q8_0",
+        type_v="q8_0",
+        offload_kqv=False,
+    )
     with pytest.warns(KVCacheWarning):
         model = LlamaCppModel(embedded_path, settings)
     llm = model.llama
@@ -201,9 +207,12 @@ async def test_the_relevance_gate_stops_a_call_no_tool_can_serve(
 ) -> None:
     # BFCL irrelevance_0: a triangle's area, with only a body-mass-index tool on offer
     triangle = [
-        Message(role="user", content="Calculate the area of a triangle given the base is 10 "
-                "meters and height is 5 meters."),
-    ]  # fmt: skip
+        Message(
+            role="user",
+            content="Calculate the area of a triangle given the base is 10 "
+            "meters and height is 5 meters.",
+        ),
+    ]
     gated_model = LlamaCppModel(embedded_path, ModelSettings(temperature=0, relevance_gate=True))
     with anyio.fail_after(120):
         without_gate = await greedy_model.respond(triangle, [body_mass_index.spec])
@@ -225,10 +234,14 @@ def gguf_header(path: Path, *, architecture: str, context_length: int) -> Path:
         return struct.pack("<Q", len(text)) + text.encode()
 
     path.write_bytes(
-        b"GGUF" + struct.pack("<IQQ", 3, 0, 2)
-        + string("general.architecture") + struct.pack("<I", 8) + string(architecture)
-        + string(f"{architecture}.context_length") + struct.pack("<II", 4, context_length)
-    )  # fmt: skip
+        b"GGUF"
+        + struct.pack("<IQQ", 3, 0, 2)
+        + string("general.architecture")
+        + struct.pack("<I", 8)
+        + string(architecture)
+        + string(f"{architecture}.context_length")
+        + struct.pack("<II", 4, context_length)
+    )
     return path
 
 

@@ -27,8 +27,10 @@ class Recorder:
 
 
 def ask(text: str) -> list[Message]:
-    return [Message(role="system", content="You are a helpful assistant."),
-            Message(role="user", content=text)]  # fmt: skip
+    return [
+        Message(role="system", content="You are a helpful assistant."),
+        Message(role="user", content=text),
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -89,7 +89,7 @@ async def test_parallel_calls_run_concurrently_and_results_keep_call_order() -> 
                 ("slow", {"name": "first", "delay": 0.2}), ("slow", {"name": "second", "delay": 0})
             ),
             answer("done"),
-        ]  # fmt: skip
+        ]
     )
     with anyio.fail_after(5):
         result = await run("go", model=model, toolsets=[FunctionToolset([slow])])
@@ -124,9 +124,11 @@ async def test_tool_timeout_becomes_an_error_result() -> None:
     model = ScriptedModel([calls(("hang", {})), answer("gave up")])
     with anyio.fail_after(5):
         result = await run(
-            "x", model=model, toolsets=[FunctionToolset([hang])],
+            "x",
+            model=model,
+            toolsets=[FunctionToolset([hang])],
             settings=RunSettings(tool_timeout=0.2),
-        )  # fmt: skip
+        )
     tool_step = result.steps[1]
     assert isinstance(tool_step, ToolStep)
     assert tool_step.results[0].is_error
@@ -138,9 +140,12 @@ async def test_max_steps_exhausted_raises_with_the_run_id() -> None:
     model = ScriptedModel([calls(("add", {"a": 1, "b": 1})), calls(("add", {"a": 2, "b": 2}))])
     with anyio.fail_after(5), pytest.raises(RunLimitExceeded) as caught:
         await run(
-            "loop", model=model, toolsets=[FunctionToolset([add])],
-            settings=RunSettings(max_steps=2), run_id="run-1",
-        )  # fmt: skip
+            "loop",
+            model=model,
+            toolsets=[FunctionToolset([add])],
+            settings=RunSettings(max_steps=2),
+            run_id="run-1",
+        )
     assert caught.value.max_steps == 2
     assert caught.value.trace_id == "run-1"
     model.assert_complete()
@@ -238,8 +243,15 @@ class UntrustedCounter:
         return None
 
     async def list_tools(self) -> list[ToolSpec]:
-        return [ToolSpec(name="count", description="Count calls.", read_only=True, trusted=False,
-                         parameters={"type": "object", "properties": {}})]  # fmt: skip
+        return [
+            ToolSpec(
+                name="count",
+                description="Count calls.",
+                read_only=True,
+                trusted=False,
+                parameters={"type": "object", "properties": {}},
+            )
+        ]
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolResult:
         self.calls += 1
@@ -372,9 +384,10 @@ async def test_a_tool_whose_schema_cannot_be_used_is_not_offered_and_the_run_goe
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     broken = ToolSpec(
-        name="lookup", description="Find a record.",
+        name="lookup",
+        description="Find a record.",
         parameters={"type": "object", "properties": {"key": {"$ref": "#/$defs/Key"}}},
-    )  # fmt: skip
+    )
 
     class WithBrokenTool(FunctionToolset):
         async def list_tools(self) -> list[ToolSpec]:

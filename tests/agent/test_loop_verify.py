@@ -112,9 +112,12 @@ async def test_running_out_of_steps_after_a_rejected_answer_keeps_that_answer_un
     verifier = ScriptedVerdicts(rejected("Use the tool.", 0.3))
     with anyio.fail_after(5):
         result = await run(
-            "6 * 7?", model=model, toolsets=[FunctionToolset([multiply])], verifier=verifier,
+            "6 * 7?",
+            model=model,
+            toolsets=[FunctionToolset([multiply])],
+            verifier=verifier,
             settings=RunSettings(max_steps=2, max_verify_rounds=3),
-        )  # fmt: skip
+        )
     assert result.steps[-1].model_copy(update={"messages": []}) == FinalStep(
         step=2, answer="41", verified=False, status="unverified", reason="scripted rejected it"
     )
@@ -153,9 +156,12 @@ async def test_tool_argument_checks_are_recorded_per_step_when_switched_on() -> 
     hooks = VerdictLog()
     with anyio.fail_after(5):
         result = await run(
-            "What is 6 times 7?", model=model, toolsets=[FunctionToolset([multiply])],
-            hooks=hooks, settings=RunSettings(check_tool_arguments=True),
-        )  # fmt: skip
+            "What is 6 times 7?",
+            model=model,
+            toolsets=[FunctionToolset([multiply])],
+            hooks=hooks,
+            settings=RunSettings(check_tool_arguments=True),
+        )
     kinds = [type(s) for s in result.steps]
     assert kinds == [ModelStep, ToolStep, ModelStep, VerifyStep, FinalStep]
     step, verdict = hooks.verdicts[0]

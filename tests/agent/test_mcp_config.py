@@ -17,35 +17,63 @@ def test_claude_desktop_file_with_preferences_and_both_transports_parses_unchang
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "claude_desktop_config.json"
-    path.write_text(json.dumps({
-        "globalShortcut": "Ctrl+Space",
-        "mcpServers": {
-            "time": {"command": sys.executable, "args": ["-m", "mcp_server_time"],
-                     "env": {"TZ": "UTC"}, "cwd": str(tmp_path)},
-            "docs": {"url": "http://127.0.0.1:8000/mcp", "headers": {"Authorization": "Bearer t"}},
-            "off": {"command": "nothing-here", "disabled": True},
-        },
-    }))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "globalShortcut": "Ctrl+Space",
+                "mcpServers": {
+                    "time": {
+                        "command": sys.executable,
+                        "args": ["-m", "mcp_server_time"],
+                        "env": {"TZ": "UTC"},
+                        "cwd": str(tmp_path),
+                    },
+                    "docs": {
+                        "url": "http://127.0.0.1:8000/mcp",
+                        "headers": {"Authorization": "Bearer t"},
+                    },
+                    "off": {"command": "nothing-here", "disabled": True},
+                },
+            }
+        )
+    )
     config = load_mcp_config(path)
     assert config == MCPConfig(
         servers=[
-            StdioServer(name="time", command=sys.executable, args=("-m", "mcp_server_time"),
-                        env={"TZ": "UTC"}, cwd=str(tmp_path)),
-            HTTPServer(name="docs", url="http://127.0.0.1:8000/mcp",
-                       headers={"Authorization": "Bearer t"}),
+            StdioServer(
+                name="time",
+                command=sys.executable,
+                args=("-m", "mcp_server_time"),
+                env={"TZ": "UTC"},
+                cwd=str(tmp_path),
+            ),
+            HTTPServer(
+                name="docs", url="http://127.0.0.1:8000/mcp", headers={"Authorization": "Bearer t"}
+            ),
         ],
-    )  # fmt: skip
+    )
 
 
 def test_other_clients_keys_are_understood() -> None:
-    config = parse_mcp_config({
-        "mcpServers": {
-            "t": {"type": "stdio", "command": sys.executable, "timeout": 30,
-                  "alwaysAllow": ["get_current_time"], "includeTools": ["get_current_time"]},
-            "h": {"type": "streamable-http", "url": "https://example.com/mcp",
-                  "excludeTools": ["drop_all"], "autoApprove": ["search"]},
+    config = parse_mcp_config(
+        {
+            "mcpServers": {
+                "t": {
+                    "type": "stdio",
+                    "command": sys.executable,
+                    "timeout": 30,
+                    "alwaysAllow": ["get_current_time"],
+                    "includeTools": ["get_current_time"],
+                },
+                "h": {
+                    "type": "streamable-http",
+                    "url": "https://example.com/mcp",
+                    "excludeTools": ["drop_all"],
+                    "autoApprove": ["search"],
+                },
+            }
         }
-    })  # fmt: skip
+    )
     assert config.errors == []
     stdio, http = config.servers
     assert isinstance(stdio, StdioServer) and stdio.timeout == 30.0
@@ -57,39 +85,77 @@ def test_other_clients_keys_are_understood() -> None:
 @pytest.mark.parametrize(
     ("entry", "field", "message"),
     [
-        ({"args": ["x"]}, "mcpServers.bad.command",
-         "MCP server 'bad': missing \"command\" (the program that starts the server)."),
-        ({"command": "verity-no-such-server"}, "mcpServers.bad.command",
-         "MCP server 'bad': command 'verity-no-such-server' not found. Install it or give its "
-         "full path."),
-        ({"url": "localhost:8000"}, "mcpServers.bad.url",
-         "MCP server 'bad': \"url\" must be an http(s) URL such as http://127.0.0.1:8000/mcp, "
-         "not 'localhost:8000'."),
-        ({"type": "websocket", "url": "ws://127.0.0.1:1/"}, "mcpServers.bad.type",
-         "MCP server 'bad': unknown type 'websocket'; use \"stdio\", \"http\" or \"sse\"."),
-        ({"command": sys.executable, "envFile": 7}, "mcpServers.bad.envFile",
-         "MCP server 'bad': \"envFile\" must be the path of a .env file."),
-        ({"command": sys.executable, "env": {"KEY": "${input:api-key}"}}, "mcpServers.bad.env.KEY",
-         "MCP server 'bad': ${input:api-key} is a VS Code prompt Verity cannot show; put the "
-         "value in an environment variable and write ${env:NAME}."),
-        ({"command": sys.executable, "env": {"N": 1}}, "mcpServers.bad.env",
-         "MCP server 'bad': \"env\" must be an object of strings."),
-        ({"command": sys.executable, "timeout": 60000}, "mcpServers.bad.timeout",
-         "MCP server 'bad': give seconds between 0 and 3600, not 60000."),
-        ({"command": sys.executable, "timeout": True}, "mcpServers.bad.timeout",
-         "MCP server 'bad': give seconds between 0 and 3600, not True."),
-        ({"command": sys.executable, "startupTimeout": "60"}, "mcpServers.bad.startupTimeout",
-         "MCP server 'bad': give seconds between 0 and 3600, not '60'."),
-        ({"command": sys.executable, "disabled": "true"}, "mcpServers.bad.disabled",
-         "MCP server 'bad': \"disabled\" must be true or false (no quotes), not 'true'."),
-        ({"command": sys.executable, "trust": "yes"}, "mcpServers.bad.trust",
-         "MCP server 'bad': \"trust\" must be true or false (no quotes), not 'yes'."),
-        ({"command": sys.executable, "args": ["${VERITY_TEST_UNSET_VARIABLE}"]},
-         "mcpServers.bad.args",
-         "MCP server 'bad': environment variable VERITY_TEST_UNSET_VARIABLE is not set. Set it, "
-         "or give a default: ${VERITY_TEST_UNSET_VARIABLE:-default}."),
+        (
+            {"args": ["x"]},
+            "mcpServers.bad.command",
+            "MCP server 'bad': missing \"command\" (the program that starts the server).",
+        ),
+        (
+            {"command": "verity-no-such-server"},
+            "mcpServers.bad.command",
+            "MCP server 'bad': command 'verity-no-such-server' not found. Install it or give its "
+            "full path.",
+        ),
+        (
+            {"url": "localhost:8000"},
+            "mcpServers.bad.url",
+            "MCP server 'bad': \"url\" must be an http(s) URL such as http://127.0.0.1:8000/mcp, "
+            "not 'localhost:8000'.",
+        ),
+        (
+            {"type": "websocket", "url": "ws://127.0.0.1:1/"},
+            "mcpServers.bad.type",
+            'MCP server \'bad\': unknown type \'websocket\'; use "stdio", "http" or "sse".',
+        ),
+        (
+            {"command": sys.executable, "envFile": 7},
+            "mcpServers.bad.envFile",
+            "MCP server 'bad': \"envFile\" must be the path of a .env file.",
+        ),
+        (
+            {"command": sys.executable, "env": {"KEY": "${input:api-key}"}},
+            "mcpServers.bad.env.KEY",
+            "MCP server 'bad': ${input:api-key} is a VS Code prompt Verity cannot show; put the "
+            "value in an environment variable and write ${env:NAME}.",
+        ),
+        (
+            {"command": sys.executable, "env": {"N": 1}},
+            "mcpServers.bad.env",
+            "MCP server 'bad': \"env\" must be an object of strings.",
+        ),
+        (
+            {"command": sys.executable, "timeout": 60000},
+            "mcpServers.bad.timeout",
+            "MCP server 'bad': give seconds between 0 and 3600, not 60000.",
+        ),
+        (
+            {"command": sys.executable, "timeout": True},
+            "mcpServers.bad.timeout",
+            "MCP server 'bad': give seconds between 0 and 3600, not True.",
+        ),
+        (
+            {"command": sys.executable, "startupTimeout": "60"},
+            "mcpServers.bad.startupTimeout",
+            "MCP server 'bad': give seconds between 0 and 3600, not '60'.",
+        ),
+        (
+            {"command": sys.executable, "disabled": "true"},
+            "mcpServers.bad.disabled",
+            "MCP server 'bad': \"disabled\" must be true or false (no quotes), not 'true'.",
+        ),
+        (
+            {"command": sys.executable, "trust": "yes"},
+            "mcpServers.bad.trust",
+            "MCP server 'bad': \"trust\" must be true or false (no quotes), not 'yes'.",
+        ),
+        (
+            {"command": sys.executable, "args": ["${VERITY_TEST_UNSET_VARIABLE}"]},
+            "mcpServers.bad.args",
+            "MCP server 'bad': environment variable VERITY_TEST_UNSET_VARIABLE is not set. Set it, "
+            "or give a default: ${VERITY_TEST_UNSET_VARIABLE:-default}.",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_broken_entry_is_skipped_with_an_error_naming_the_server_and_field(
     entry: dict[str, object], field: str, message: str
 ) -> None:
@@ -101,20 +167,31 @@ def test_a_broken_entry_is_skipped_with_an_error_naming_the_server_and_field(
 
 def test_server_names_with_dots_spaces_or_double_underscores_are_accepted() -> None:
     entry = {"command": sys.executable, "alwaysAllow": ["read"]}
-    config = parse_mcp_config({"mcpServers": {
-        "github.com": entry, "my server": entry, "a__b": entry, "": entry,
-    }})  # fmt: skip
+    config = parse_mcp_config(
+        {
+            "mcpServers": {
+                "github.com": entry,
+                "my server": entry,
+                "a__b": entry,
+                "": entry,
+            }
+        }
+    )
     assert [s.name for s in config.servers] == ["github.com", "my server", "a__b"]
     assert [e.field for e in config.errors] == ["mcpServers"]
     assert config.approved == ["github_com__read", "my_server__read", "a_b__read"]
 
 
 def test_trust_and_startup_timeout_are_read_and_every_server_gets_the_long_default() -> None:
-    config = parse_mcp_config({"mcpServers": {
-        "mem": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-memory"]},
-        "local": {"command": sys.executable, "trust": True, "startupTimeout": 45},
-        "script": {"command": sys.executable, "args": ["server.py"]},
-    }})  # fmt: skip
+    config = parse_mcp_config(
+        {
+            "mcpServers": {
+                "mem": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-memory"]},
+                "local": {"command": sys.executable, "trust": True, "startupTimeout": 45},
+                "script": {"command": sys.executable, "args": ["server.py"]},
+            }
+        }
+    )
     assert config.errors == []
     mem, local, script = config.servers
     assert (mem.trusted, mem.startup_timeout) == (False, 120.0)
@@ -130,14 +207,27 @@ def test_variables_expand_in_command_args_env_url_and_headers(
     monkeypatch.delenv("VERITY_TEST_UNSET_VARIABLE", raising=False)
     python_dir = str(Path(sys.executable).parent)
     monkeypatch.setenv("VERITY_TEST_PYTHON_DIR", python_dir)
-    config = parse_mcp_config({"mcpServers": {
-        "s": {"command": "${VERITY_TEST_PYTHON_DIR}/" + Path(sys.executable).name,
-              "args": ["--token=${VERITY_TEST_TOKEN_VALUE}", "${VERITY_TEST_UNSET_VARIABLE:-x}",
-                       "${VERITY_TEST_EMPTY:-fallback}", "$HOME stays", "${VERITY_TEST_EMPTY}"],
-              "env": {"TOKEN": "${VERITY_TEST_TOKEN_VALUE}"}},
-        "h": {"url": "http://127.0.0.1:${VERITY_TEST_UNSET_VARIABLE:-8000}/mcp",
-              "headers": {"Authorization": "Bearer ${VERITY_TEST_TOKEN_VALUE}"}},
-    }})  # fmt: skip
+    config = parse_mcp_config(
+        {
+            "mcpServers": {
+                "s": {
+                    "command": "${VERITY_TEST_PYTHON_DIR}/" + Path(sys.executable).name,
+                    "args": [
+                        "--token=${VERITY_TEST_TOKEN_VALUE}",
+                        "${VERITY_TEST_UNSET_VARIABLE:-x}",
+                        "${VERITY_TEST_EMPTY:-fallback}",
+                        "$HOME stays",
+                        "${VERITY_TEST_EMPTY}",
+                    ],
+                    "env": {"TOKEN": "${VERITY_TEST_TOKEN_VALUE}"},
+                },
+                "h": {
+                    "url": "http://127.0.0.1:${VERITY_TEST_UNSET_VARIABLE:-8000}/mcp",
+                    "headers": {"Authorization": "Bearer ${VERITY_TEST_TOKEN_VALUE}"},
+                },
+            }
+        }
+    )
     assert config.errors == []
     stdio, http = config.servers
     assert isinstance(stdio, StdioServer) and isinstance(http, HTTPServer)
@@ -145,20 +235,23 @@ def test_variables_expand_in_command_args_env_url_and_headers(
     assert stdio.args == ("--token=s3cret", "x", "fallback", "$HOME stays", "")
     assert stdio.env == {"TOKEN": "s3cret"}
     assert (http.url, http.headers) == (
-        "http://127.0.0.1:8000/mcp", {"Authorization": "Bearer s3cret"}
-    )  # fmt: skip
+        "http://127.0.0.1:8000/mcp",
+        {"Authorization": "Bearer s3cret"},
+    )
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b'{"mcpServers": {"a": {"command": "x"}, "a": {"command": "y"}}}',
-         "'a' is given twice in one object (another client would silently take the last); "
-         "keep one."),
+        (
+            b'{"mcpServers": {"a": {"command": "x"}, "a": {"command": "y"}}}',
+            "'a' is given twice in one object (another client would silently take the last); "
+            "keep one.",
+        ),
         (b"[" * 100_000 + b"]" * 100_000, "is nested too deeply to be an mcpServers file."),
         (b'{"mcpServers": {"a": "\xff"}}', "it is not UTF-8 text (byte 22)."),
     ],
-)  # fmt: skip
+)
 def test_a_broken_file_is_one_user_error(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "mcp.json"
     path.write_bytes(content)
@@ -203,10 +296,15 @@ def test_a_file_that_is_not_json_or_has_no_servers_is_a_user_error(tmp_path: Pat
 
 
 def test_unknown_keys_are_ignored_with_one_warning_per_key_naming_the_servers() -> None:
-    config = parse_mcp_config({"mcpServers": {
-        "a": {"command": sys.executable, "description": "FastMCP's", "argz": []},
-        "b": {"command": sys.executable, "description": "also"},
-    }}, source="fastmcp.json")  # fmt: skip
+    config = parse_mcp_config(
+        {
+            "mcpServers": {
+                "a": {"command": sys.executable, "description": "FastMCP's", "argz": []},
+                "b": {"command": sys.executable, "description": "also"},
+            }
+        },
+        source="fastmcp.json",
+    )
     assert [s.name for s in config.servers] == ["a", "b"] and config.errors == []
     assert config.ignored == [
         "fastmcp.json: ignoring 'description' (in 'a', 'b'): Verity does not use it.",
@@ -218,16 +316,22 @@ def test_vs_code_servers_layout_sse_by_type_or_url_and_env_variables(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("VERITY_TEST_HOST", "127.0.0.1:9")
-    config = parse_mcp_config({"inputs": [], "servers": {
-        "typed": {"type": "sse", "url": "http://${env:VERITY_TEST_HOST}/events"},
-        "by url": {"url": "http://127.0.0.1:9/sse/"},
-        "stream": {"type": "http", "url": "http://127.0.0.1:9/sse"},
-        "local": {"type": "stdio", "command": sys.executable},
-    }})  # fmt: skip
+    config = parse_mcp_config(
+        {
+            "inputs": [],
+            "servers": {
+                "typed": {"type": "sse", "url": "http://${env:VERITY_TEST_HOST}/events"},
+                "by url": {"url": "http://127.0.0.1:9/sse/"},
+                "stream": {"type": "http", "url": "http://127.0.0.1:9/sse"},
+                "local": {"type": "stdio", "command": sys.executable},
+            },
+        }
+    )
     typed, by_url, stream, local = config.servers
     assert isinstance(typed, HTTPServer) and (typed.url, typed.sse) == (
-        "http://127.0.0.1:9/events", True
-    )  # fmt: skip
+        "http://127.0.0.1:9/events",
+        True,
+    )
     assert isinstance(by_url, HTTPServer) and by_url.sse is True
     assert isinstance(stream, HTTPServer) and stream.sse is False  # a type given wins
     assert isinstance(local, StdioServer)
@@ -236,17 +340,28 @@ def test_vs_code_servers_layout_sse_by_type_or_url_and_env_variables(
 def test_an_env_file_is_read_relative_to_the_config_and_env_wins_over_it(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("# a comment\nA=from file\nB='quoted value'\nexport C=3\n")
     path = tmp_path / "mcp.json"
-    path.write_text(json.dumps({"mcpServers": {
-        "s": {"command": sys.executable, "envFile": ".env", "env": {"A": "from env"}},
-    }}))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "s": {"command": sys.executable, "envFile": ".env", "env": {"A": "from env"}},
+                }
+            }
+        )
+    )
     (server,) = load_mcp_config(path).servers
     assert isinstance(server, StdioServer)
     assert dict(server.env) == {"A": "from env", "B": "quoted value", "C": "3"}
 
 
 def test_trust_and_servers_pick_and_trust_servers_by_name() -> None:
-    data = {"mcpServers": {"a": {"command": sys.executable}, "b": {"command": sys.executable},
-                           "broken": {"args": []}}}  # fmt: skip
+    data = {
+        "mcpServers": {
+            "a": {"command": sys.executable},
+            "b": {"command": sys.executable},
+            "broken": {"args": []},
+        }
+    }
     config = parse_mcp_config(data, trust=["b"], only=["a", "b"])
     assert [(s.name, s.trusted) for s in config.servers] == [("a", False), ("b", True)]
     assert config.errors == []  # the broken entry was not picked

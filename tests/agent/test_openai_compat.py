@@ -49,10 +49,14 @@ async def test_a_tool_result_round_trip_ends_in_an_answer(server_url: str) -> No
         follow_up = [
             *QUESTION,
             Message(role="assistant", content=first.content, tool_calls=first.tool_calls),
-            Message(role="tool", tool_call_id=call.id, name=call.name,
-                    content="7006669\n\n(Tool result above. Answer the user's question with it "
-                    "now, in plain text, unless you need another tool.)"),
-        ]  # fmt: skip
+            Message(
+                role="tool",
+                tool_call_id=call.id,
+                name=call.name,
+                content="7006669\n\n(Tool result above. Answer the user's question with it "
+                "now, in plain text, unless you need another tool.)",
+            ),
+        ]
         second = await model.respond(follow_up, [calculator.spec])
     await model.aclose()
     assert second.tool_calls == []
@@ -64,9 +68,13 @@ async def test_a_streamed_tool_call_equals_the_non_streamed_one(server_url: str)
     pieces: list[tuple[str, str]] = []
     plain = OpenAICompatModel(server_url, "local", temperature=0, max_tokens=256)
     streamed = OpenAICompatModel(
-        server_url, "local", temperature=0, max_tokens=256, stream=True,
+        server_url,
+        "local",
+        temperature=0,
+        max_tokens=256,
+        stream=True,
         on_delta=lambda kind, text: pieces.append((kind, text)),
-    )  # fmt: skip
+    )
     with anyio.fail_after(240):
         expected = await plain.respond(QUESTION, [calculator.spec])
         response = await streamed.respond(QUESTION, [calculator.spec])
@@ -90,9 +98,13 @@ async def test_streamed_tool_call_deltas_from_a_real_server_are_assembled(server
     # repeats the id and the whole name in every chunk, and splits the arguments).
     pieces: list[tuple[str, str]] = []
     model = OpenAICompatModel(
-        server_url, "local", temperature=0, max_tokens=256, stream=True,
+        server_url,
+        "local",
+        temperature=0,
+        max_tokens=256,
+        stream=True,
         on_delta=lambda kind, text: pieces.append((kind, text)),
-    )  # fmt: skip
+    )
     with anyio.fail_after(120):
         response = await model.respond(QUESTION, [calculator.spec], tool_choice="calculator")
     await model.aclose()
@@ -106,9 +118,13 @@ async def test_streamed_tool_call_deltas_from_a_real_server_are_assembled(server
 async def test_a_streamed_plain_answer_arrives_in_pieces(server_url: str) -> None:
     pieces: list[tuple[str, str]] = []
     model = OpenAICompatModel(
-        server_url, "local", temperature=0, max_tokens=32, stream=True,
+        server_url,
+        "local",
+        temperature=0,
+        max_tokens=32,
+        stream=True,
         on_delta=lambda kind, text: pieces.append((kind, text)),
-    )  # fmt: skip
+    )
     with anyio.fail_after(120):
         response = await model.respond([Message(role="user", content="Say hello.")], [])
     await model.aclose()
@@ -149,8 +165,11 @@ async def test_an_unreachable_server_is_a_model_error_after_bounded_retries() ->
 
 
 async def test_a_schema_invalid_call_from_the_server_becomes_a_retry_item() -> None:
-    wire_call = {"id": "c1", "type": "function",
-                 "function": {"name": "calculator", "arguments": '{"expr": "1+1"}'}}  # fmt: skip
+    wire_call = {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "calculator", "arguments": '{"expr": "1+1"}'},
+    }
     body = {"choices": [{"message": {"content": None, "tool_calls": [wire_call]}}]}
     transport = httpx.MockTransport(lambda request: httpx.Response(200, json=body))
     model = OpenAICompatModel(
@@ -201,17 +220,25 @@ async def test_tool_call_deltas_split_over_chunks_are_assembled_by_index() -> No
             call |= {"id": f"c{index}", "type": "function"}
         return _chunk({"tool_calls": [call]})
 
-    model, requests = _streaming_model(_event_stream(_sse(
-        _chunk({"role": "assistant", "content": ""}),
-        piece(0, name="calculator", arguments=""),
-        piece(0, arguments='{"expre'),
-        piece(1, name="calculator", arguments='{"expression"'),
-        piece(0, arguments='ssion": "2*3"}'),
-        piece(1, arguments=': "1+1"}'),
-        _chunk({}, finish="tool_calls"),
-        {"model": "m", "choices": [], "usage": {"prompt_tokens": 40, "completion_tokens": 12}},
-        "[DONE]",
-    )))  # fmt: skip
+    model, requests = _streaming_model(
+        _event_stream(
+            _sse(
+                _chunk({"role": "assistant", "content": ""}),
+                piece(0, name="calculator", arguments=""),
+                piece(0, arguments='{"expre'),
+                piece(1, name="calculator", arguments='{"expression"'),
+                piece(0, arguments='ssion": "2*3"}'),
+                piece(1, arguments=': "1+1"}'),
+                _chunk({}, finish="tool_calls"),
+                {
+                    "model": "m",
+                    "choices": [],
+                    "usage": {"prompt_tokens": 40, "completion_tokens": 12},
+                },
+                "[DONE]",
+            )
+        )
+    )
     response = await model.respond([Message(role="user", content="2*3, 1+1")], [calculator.spec])
     assert json.loads(requests[0].content)["stream_options"] == {"include_usage": True}
     assert response.model_copy(update={"usage": Usage()}) == ModelResponse(
@@ -228,15 +255,17 @@ async def test_tool_call_deltas_split_over_chunks_are_assembled_by_index() -> No
 async def test_streamed_reasoning_content_is_split_from_the_answer_and_reported_live() -> None:
     pieces: list[tuple[str, str]] = []
     model, _ = _streaming_model(
-        _event_stream(_sse(
-            _chunk({"reasoning_content": "6*7 "}),
-            _chunk({"reasoning_content": "is 42"}),
-            _chunk({"content": "42"}),
-            _chunk({"content": "."}, finish="stop"),
-            "[DONE]",
-        )),
+        _event_stream(
+            _sse(
+                _chunk({"reasoning_content": "6*7 "}),
+                _chunk({"reasoning_content": "is 42"}),
+                _chunk({"content": "42"}),
+                _chunk({"content": "."}, finish="stop"),
+                "[DONE]",
+            )
+        ),
         on_delta=lambda kind, text: pieces.append((kind, text)),
-    )  # fmt: skip
+    )
     response = await model.respond([Message(role="user", content="6*7?")], [])
     assert (response.reasoning, response.content, response.usage.completion_tokens) == (
         "6*7 is 42",

@@ -14,9 +14,14 @@ from verity.progress import ProgressPrinter
 
 RESPONSE = ModelResponse(
     content="Forty-two.",
-    usage=Usage(prompt_tokens=10, prompt_tokens_evaluated=4, completion_tokens=3, duration_s=0.5,
-                decode_s=0.25),
-)  # fmt: skip
+    usage=Usage(
+        prompt_tokens=10,
+        prompt_tokens_evaluated=4,
+        completion_tokens=3,
+        duration_s=0.5,
+        decode_s=0.25,
+    ),
+)
 
 
 def wait_for(stream: io.StringIO, pattern: str) -> None:

@@ -188,10 +188,15 @@ async def test_an_answer_without_a_number_is_accepted_unverified_without_asking_
     assert verdict == Verdict(
         ok=True,
         verifier="recompute",
-        findings=[Finding(claim="final answer", ok=True,
-                          evidence="The answer has no final number to recompute.")],
+        findings=[
+            Finding(
+                claim="final answer",
+                ok=True,
+                evidence="The answer has no final number to recompute.",
+            )
+        ],
         conclusive=False,
-    )  # fmt: skip
+    )
 
 
 class ModelCallLog(RunHooks):
@@ -286,8 +291,10 @@ async def test_one_dissenting_program_leaves_an_answer_unverified_however_many_a
     with anyio.fail_after(5):
         verdict = await SelfCheck(writer).verify(ducks("She sells 16 - 3 = 13 eggs: $26."))
     assert [(s.answer, s.agrees) for s in verdict.samples] == [
-        ("26", True), ("18", False), ("26", True)
-    ]  # fmt: skip
+        ("26", True),
+        ("18", False),
+        ("26", True),
+    ]
     assert (verdict.ok, verdict.conclusive, verdict.feedback) == (True, False, "")
 
 
@@ -320,8 +327,9 @@ CUSTOMERS = (
 )
 SECOND_DAY = "customers = 100\nsecond_day = customers + 50\nanswer = second_day"
 SECOND_DAY_TOO = "print(100 + 50)"
-ADDED = [(ToolCall(id="c0", name="calculator", arguments={"expression": "100 + 50"}),
-          ToolResult("150"))]  # fmt: skip
+ADDED = [
+    (ToolCall(id="c0", name="calculator", arguments={"expression": "100 + 50"}), ToolResult("150"))
+]
 
 
 async def test_programs_that_share_the_answers_misreading_do_not_verify_it() -> None:
@@ -348,13 +356,16 @@ async def test_consensus_on_a_shared_misreading_does_not_verify_it() -> None:
 
 
 async def test_a_run_whose_working_leaves_out_a_task_number_ends_unverified() -> None:
-    agent = ScriptedModel([calls(("calculator", {"expression": "100 + 50"})),
-                           answer("The answer is 150.")])  # fmt: skip
+    agent = ScriptedModel(
+        [calls(("calculator", {"expression": "100 + 50"})), answer("The answer is 150.")]
+    )
     with anyio.fail_after(5):
         result = await run(
-            CUSTOMERS, model=agent, toolsets=[FunctionToolset([calculator])],
+            CUSTOMERS,
+            model=agent,
+            toolsets=[FunctionToolset([calculator])],
             verifier=Recompute(programs(SECOND_DAY, SECOND_DAY_TOO)),
-        )  # fmt: skip
+        )
     assert (result.answer, result.verified) == ("The answer is 150.", False)
     right = "100 + 50 = 150 on the second day, so 500 - 100 - 150 = 250 on the third day."
     third_day = "first = 100\nsecond = first + 50\nanswer = 500 - first - second"
@@ -374,8 +385,9 @@ async def test_an_earlier_rejected_answer_does_not_lend_its_working_to_the_next_
         Message(role="user", content="Verification did not confirm your answer: ..."),
         Message(role="assistant", content="The answer is 150."),
     ]
-    misread = Candidate(task=CUSTOMERS, answer="The answer is 150.", evidence=ADDED,
-                        messages=messages)  # fmt: skip
+    misread = Candidate(
+        task=CUSTOMERS, answer="The answer is 150.", evidence=ADDED, messages=messages
+    )
     with anyio.fail_after(5):
         verdict = await Recompute(programs(SECOND_DAY, SECOND_DAY_TOO)).verify(misread)
     assert (verdict.ok, verdict.conclusive) == (True, False)

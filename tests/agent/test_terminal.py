@@ -60,13 +60,19 @@ def test_verity_show_prints_a_hostile_tool_result_without_escape_sequences(
 
     store = TraceStore(tmp_path / "traces.db")
     model = ScriptedModel([calls(("fetch", {})), answer("done")])
-    result = anyio.run(lambda: run("fetch it", model=model, toolsets=[FunctionToolset([fetch])],
-                                   hooks=TraceRecorder(store)))  # fmt: skip
+    result = anyio.run(
+        lambda: run(
+            "fetch it", model=model, toolsets=[FunctionToolset([fetch])], hooks=TraceRecorder(store)
+        )
+    )
     done = subprocess.run(
         [sys.executable, "-m", "verity", "show", result.run_id, "--trace-db", str(store.path)],
-        cwd=PROJECT_ROOT, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "│     -> red evil!" in done.stdout.splitlines()
     assert not any(c in done.stdout for c in "\x1b\x9b\x07\x00\u202e")

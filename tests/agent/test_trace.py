@@ -63,9 +63,11 @@ async def test_a_run_is_recorded_with_model_calls_tool_calls_and_verdict(tmp_pat
     model = ScriptedModel([calls(("double", {"x": 21})), answer("42")])
     with anyio.fail_after(5):
         result = await run(
-            "double 21", model=model, toolsets=[FunctionToolset([double])],
+            "double 21",
+            model=model,
+            toolsets=[FunctionToolset([double])],
             hooks=TraceRecorder(store),
-        )  # fmt: skip
+        )
     record = store.run(result.run_id)
     assert record is not None
     assert (record["status"], record["answer"], record["task"]) == ("completed", "42", "double 21")
@@ -84,9 +86,12 @@ async def test_a_run_that_hits_max_steps_is_marked_so_and_keeps_its_steps(tmp_pa
     model = ScriptedModel([calls(("double", {"x": 1}))])
     with anyio.fail_after(5), pytest.raises(RunLimitExceeded) as caught:
         await run(
-            "x", model=model, toolsets=[FunctionToolset([double])], hooks=TraceRecorder(store),
+            "x",
+            model=model,
+            toolsets=[FunctionToolset([double])],
+            hooks=TraceRecorder(store),
             settings=RunSettings(max_steps=1),
-        )  # fmt: skip
+        )
     assert caught.value.run_id is not None
     record = store.run(caught.value.run_id)
     assert record is not None
@@ -107,8 +112,13 @@ async def test_a_cancelled_run_is_marked_cancelled(tmp_path: Path) -> None:
 
     model = ScriptedModel([calls(("wait", {}))])
     with anyio.move_on_after(0.3):
-        await run("x", model=model, toolsets=[FunctionToolset([wait])], hooks=TraceRecorder(store),
-                  run_id="r-cancel")  # fmt: skip
+        await run(
+            "x",
+            model=model,
+            toolsets=[FunctionToolset([wait])],
+            hooks=TraceRecorder(store),
+            run_id="r-cancel",
+        )
     record = store.run("r-cancel")
     assert record is not None
     assert record["status"] == "cancelled"
@@ -135,7 +145,9 @@ async def test_relaxed_tool_grammars_are_recorded_once_per_run(tmp_path: Path) -
     await recorder.on_run_end("r1", "completed", "x", None)
     record = store.run("r1")
     assert record is not None
-    rows = [(g["step"], g["tool_name"], g["level"], json.loads(g["dropped"]))
-            for g in record["tool_grammars"]]  # fmt: skip
+    rows = [
+        (g["step"], g["tool_name"], g["level"], json.loads(g["dropped"]))
+        for g in record["tool_grammars"]
+    ]
     assert rows == [(1, "annotate", "relaxed", ["maxLength", "not"])]
     store.close()

@@ -21,9 +21,12 @@ from verity.trace.migrations import MIGRATIONS
 
 def faulty(gate: ApprovalGate) -> MCPToolset:
     server = StdioServer(
-        name="faulty", command=sys.executable, args=("-m", "tests.fixtures.faulty_server"),
-        env=server_env(), cwd=str(PROJECT_ROOT),
-    )  # fmt: skip
+        name="faulty",
+        command=sys.executable,
+        args=("-m", "tests.fixtures.faulty_server"),
+        env=server_env(),
+        cwd=str(PROJECT_ROOT),
+    )
     return MCPToolset([server], resource_tools=False, approval=gate)
 
 
@@ -31,15 +34,18 @@ async def test_withheld_tools_and_each_calls_decision_are_recorded_with_who_deci
     tmp_path: Path,
 ) -> None:
     store = TraceStore(tmp_path / "traces.db")
-    model = ScriptedModel([
-        calls(("faulty__write_note", {"text": "a"})),
-        calls(("faulty__write_note", {"text": "b"})),
-        answer("done"),
-    ])  # fmt: skip
+    model = ScriptedModel(
+        [
+            calls(("faulty__write_note", {"text": "a"})),
+            calls(("faulty__write_note", {"text": "b"})),
+            answer("done"),
+        ]
+    )
     gate = ApprovalGate(allow=["faulty__write_*"])
     with anyio.fail_after(30):
-        result = await run("write", model=model, toolsets=[faulty(gate)],
-                           hooks=TraceRecorder(store))  # fmt: skip
+        result = await run(
+            "write", model=model, toolsets=[faulty(gate)], hooks=TraceRecorder(store)
+        )
     model.assert_complete()
     record = store.run(result.run_id)
     assert record is not None
@@ -69,6 +75,13 @@ def test_a_database_from_before_the_approvals_migration_gains_the_table(tmp_path
     db.conn.close()
     store = TraceStore(path)
     assert set(store.db.table("approvals").columns_dict) == {
-        "id", "run_id", "step", "tool_name", "outcome", "decided_by", "reason", "arguments",
+        "id",
+        "run_id",
+        "step",
+        "tool_name",
+        "outcome",
+        "decided_by",
+        "reason",
+        "arguments",
         "created_at",
-    }  # fmt: skip
+    }

@@ -15,23 +15,57 @@ from verity.trace.migrations import MIGRATIONS
 
 ROWS: dict[str, list[dict[str, Any]]] = {
     "runs": [
-        {"id": "r1", "task": "double 21", "model": "m", "status": "completed", "answer": "42",
-         "started_at": "2026-01-01T00:00:00.000+00:00", "duration_s": 1.5},
+        {
+            "id": "r1",
+            "task": "double 21",
+            "model": "m",
+            "status": "completed",
+            "answer": "42",
+            "started_at": "2026-01-01T00:00:00.000+00:00",
+            "duration_s": 1.5,
+        },
         {"id": "r2", "task": "fail", "model": "m", "status": "failed", "error": "boom"},
     ],
-    "steps": [{"id": 1, "run_id": "r1", "step": 1, "outcome": "tool_calls"},
-              {"id": 2, "run_id": "r1", "step": 2, "outcome": "accepted"}],
-    "model_calls": [
-        {"id": 1, "run_id": "r1", "step": 1, "model": "m", "input_tokens": 10, "output_tokens": 3,
-         "content": "", "reasoning": "I will double it", "tool_calls": "[]"},
-        {"id": 2, "run_id": "r1", "step": 2, "model": "m", "input_tokens": 20, "output_tokens": 1,
-         "content": "42"},
+    "steps": [
+        {"id": 1, "run_id": "r1", "step": 1, "outcome": "tool_calls"},
+        {"id": 2, "run_id": "r1", "step": 2, "outcome": "accepted"},
     ],
-    "tool_calls": [{"id": 1, "run_id": "r1", "step": 1, "tool_call_id": "c0",
-                    "tool_name": "double", "arguments": '{"x": 21}', "result": "42",
-                    "is_error": 0}],
+    "model_calls": [
+        {
+            "id": 1,
+            "run_id": "r1",
+            "step": 1,
+            "model": "m",
+            "input_tokens": 10,
+            "output_tokens": 3,
+            "content": "",
+            "reasoning": "I will double it",
+            "tool_calls": "[]",
+        },
+        {
+            "id": 2,
+            "run_id": "r1",
+            "step": 2,
+            "model": "m",
+            "input_tokens": 20,
+            "output_tokens": 1,
+            "content": "42",
+        },
+    ],
+    "tool_calls": [
+        {
+            "id": 1,
+            "run_id": "r1",
+            "step": 1,
+            "tool_call_id": "c0",
+            "tool_name": "double",
+            "arguments": '{"x": 21}',
+            "result": "42",
+            "is_error": 0,
+        }
+    ],
     "verdicts": [{"id": 1, "run_id": "r1", "step": 2, "ok": 1, "checked": 0, "verifier": "none"}],
-}  # fmt: skip
+}
 """Rows every schema since m001 can hold, in the columns m001 created."""
 
 
@@ -52,8 +86,16 @@ def _build(path: Path, applied: int) -> None:
     for table, rows in ROWS.items():
         db.table(table).insert_all(rows)
     if applied >= 4 or applied == -1:
-        db.table("verdict_samples").insert({"id": 1, "verdict_id": 1, "run_id": "r1", "seed": 1,
-                                            "answer": "42", "sample_run_id": "r2"})  # fmt: skip
+        db.table("verdict_samples").insert(
+            {
+                "id": 1,
+                "verdict_id": 1,
+                "run_id": "r1",
+                "seed": 1,
+                "answer": "42",
+                "sample_run_id": "r2",
+            }
+        )
     db.conn.close()
 
 
@@ -87,10 +129,22 @@ def test_a_blank_database_gets_every_table_view_and_index(tmp_path: Path) -> Non
     store = TraceStore(tmp_path / "t.db")
     names = {r["name"] for r in store.read("select name from sqlite_master")}
     assert names >= {
-        "runs", "steps", "model_calls", "tool_calls", "verdicts", "verdict_samples", "messages",
-        "contents", "runs_fts", "model_calls_fts", "tool_calls_fts", "run_summary", "tool_stats",
-        "model_stats", "idx_runs_status",
-    }  # fmt: skip
+        "runs",
+        "steps",
+        "model_calls",
+        "tool_calls",
+        "verdicts",
+        "verdict_samples",
+        "messages",
+        "contents",
+        "runs_fts",
+        "model_calls_fts",
+        "tool_calls_fts",
+        "run_summary",
+        "tool_stats",
+        "model_stats",
+        "idx_runs_status",
+    }
     assert store.read("pragma journal_mode") == [{"journal_mode": "wal"}]
     assert store.read("pragma synchronous") == [{"synchronous": 1}]  # NORMAL
     store.close()

@@ -25,8 +25,12 @@ from verity.trace.otlp import OTLPExport, live_export
 async def _run(store: TraceStore, export: OTLPExport) -> str:
     model = ScriptedModel([calls(("calculator", {"expression": "6 * 7"})), answer("42")])
     with anyio.fail_after(30):
-        result = await run("What is 6 * 7?", model=model, toolsets=[FunctionToolset([calculator])],
-                           hooks=CompositeHooks([TraceRecorder(store), export]))  # fmt: skip
+        result = await run(
+            "What is 6 * 7?",
+            model=model,
+            toolsets=[FunctionToolset([calculator])],
+            hooks=CompositeHooks([TraceRecorder(store), export]),
+        )
         await export.aclose()
     model.assert_complete()
     return result.run_id
@@ -47,8 +51,11 @@ async def test_a_runs_spans_reach_the_receiver_with_the_ids_verity_export_gives(
     ]
     listed = resource_spans.scope_spans[0].spans
     assert sorted(span.name for span in listed) == [
-        "chat scripted", "chat scripted", "execute_tool calculator", "invoke_agent verity"
-    ]  # fmt: skip
+        "chat scripted",
+        "chat scripted",
+        "execute_tool calculator",
+        "invoke_agent verity",
+    ]
     spans = {span.name: span for span in listed}
     root = spans["invoke_agent verity"]
     assert root.trace_id.hex() == trace_id(run_id)
@@ -81,13 +88,30 @@ def test_verity_run_exports_its_run_live_to_the_endpoint_in_the_environment(
 ) -> None:
     with otlp_receiver() as receiver:
         done = subprocess.run(
-            [sys.executable, "-m", "verity", "run", "--json", "--quiet", "--max-steps", "1",
-             "--trace-db", str(tmp_path / "t.db"), "Say hello."],
-            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+            [
+                sys.executable,
+                "-m",
+                "verity",
+                "run",
+                "--json",
+                "--quiet",
+                "--max-steps",
+                "1",
+                "--trace-db",
+                str(tmp_path / "t.db"),
+                "Say hello.",
+            ],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT),
-                 "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint},
-        )  # fmt: skip
+            env={
+                **os.environ,
+                "PYTHONPATH": str(PROJECT_ROOT),
+                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            },
+        )
     assert "Traceback" not in done.stderr
     store = TraceStore(tmp_path / "t.db")
     (run_id,) = [row["id"] for row in store.read("select id from runs")]

@@ -84,8 +84,9 @@ def test_kill_9_at_random_moments_keeps_every_acknowledged_row_and_marks_the_run
         unfinished = [a[1] for a in acknowledged if a[2] == "run_start"]
         ended = {a[1] for a in acknowledged if a[2] == "run_end"}
         for run_id in unfinished:
-            [status] = [r["status"] for r in store.read("select status from runs where id = ?",
-                                                        [run_id])]  # fmt: skip
+            [status] = [
+                r["status"] for r in store.read("select status from runs where id = ?", [run_id])
+            ]
             # the kill may fall between a run's last commit and its acknowledgement
             assert (
                 status == "completed" if run_id in ended else status in ("interrupted", "completed")
@@ -139,8 +140,12 @@ def test_eight_processes_opening_a_new_database_at_once_fifty_times_never_fail(
 def test_a_running_run_is_interrupted_only_when_its_process_is_gone(tmp_path: Path) -> None:
     store = TraceStore(tmp_path / "t.db")
     me = store.process
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     rows = [
         ("alive", me.pid, me.start, me.host),
         ("dead", int(dead.stdout), me.start, me.host),

@@ -358,11 +358,12 @@ async def test_a_self_checked_run_on_the_real_model_stores_its_verdicts_in_sqlit
     with anyio.fail_after(240):
         result = await run(
             "What is 1234 * 5678?",
-            model=greedy_model, toolsets=[toolset],
+            model=greedy_model,
+            toolsets=[toolset],
             verifier=SelfCheck(greedy_model, toolsets=[toolset]),
             settings=RunSettings(max_steps=4, max_verify_rounds=1),
             hooks=TraceRecorder(store),
-        )  # fmt: skip
+        )
     if "7006652" not in result.answer.replace(",", ""):
         assert not result.verified  # a wrong product is never marked verified
     record = store.run(result.run_id)

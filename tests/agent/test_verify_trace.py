@@ -84,10 +84,13 @@ async def test_every_verdict_is_stored_with_its_run_step_scope_and_findings(tmp_
     model = ScriptedModel([calls(("multiply", {"a": 6, "b": 9})), answer("54"), answer("42")])
     with anyio.fail_after(5):
         result = await run(
-            "What is 6 times 7?", model=model, toolsets=[FunctionToolset([multiply])],
-            verifier=RejectFirst(), settings=RunSettings(check_tool_arguments=True),
+            "What is 6 times 7?",
+            model=model,
+            toolsets=[FunctionToolset([multiply])],
+            verifier=RejectFirst(),
+            settings=RunSettings(check_tool_arguments=True),
             hooks=TraceRecorder(store),
-        )  # fmt: skip
+        )
     record = store.run(result.run_id)
     assert record is not None
     rows = [
@@ -164,13 +167,18 @@ async def test_each_run_records_whether_its_answer_was_verified_and_in_how_many_
     recorder = TraceRecorder(store)
     with anyio.fail_after(5):
         accepted = await run(
-            "6 * 7?", model=ScriptedModel([answer("41"), answer("42")]), verifier=RejectFirst(),
+            "6 * 7?",
+            model=ScriptedModel([answer("41"), answer("42")]),
+            verifier=RejectFirst(),
             hooks=recorder,
-        )  # fmt: skip
+        )
         exhausted = await run(
-            "6 * 7?", model=ScriptedModel([answer("41"), answer("40")]), verifier=RejectAll(),
-            settings=RunSettings(max_verify_rounds=2), hooks=recorder,
-        )  # fmt: skip
+            "6 * 7?",
+            model=ScriptedModel([answer("41"), answer("40")]),
+            verifier=RejectAll(),
+            settings=RunSettings(max_verify_rounds=2),
+            hooks=recorder,
+        )
         unverified = await run("6 * 7?", model=ScriptedModel([answer("42")]), hooks=recorder)
     rows = store.db.execute("select id, verified, verify_rounds from runs").fetchall()
     assert sorted(rows) == sorted(
@@ -229,9 +237,12 @@ async def test_consensus_samples_are_traced_as_runs_linked_to_the_verified_run(
     )
     with anyio.fail_after(5):
         result = await run(
-            "What is 9 times 2?", model=model, toolsets=[tools],
-            verifier=Consensus(solve, samples=3), hooks=recorder,
-        )  # fmt: skip
+            "What is 9 times 2?",
+            model=model,
+            toolsets=[tools],
+            verifier=Consensus(solve, samples=3),
+            hooks=recorder,
+        )
     store.close()
     [verify_step] = [s for s in result.steps if isinstance(s, VerifyStep)]
     first, second = (sample.run_id for sample in verify_step.verdict.samples)
@@ -278,9 +289,11 @@ async def test_an_inconclusive_acceptance_is_stored_as_such_and_the_run_as_unver
 
     with anyio.fail_after(5):
         result = await run(
-            "6 * 7?", model=ScriptedModel([answer("42")]), verifier=Unconfirmed(),
+            "6 * 7?",
+            model=ScriptedModel([answer("42")]),
+            verifier=Unconfirmed(),
             hooks=TraceRecorder(store),
-        )  # fmt: skip
+        )
     record = store.run(result.run_id)
     assert record is not None
     [row] = record["verdicts"]

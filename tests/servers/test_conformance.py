@@ -58,8 +58,12 @@ def test_the_conformance_suite_passes_against_verity_serve(tmp_path: Path) -> No
     environment = {**os.environ, "PYTHON": sys.executable}
     done = subprocess.run(
         ["bash", str(SCRIPT), str(tmp_path / "results")],
-        cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=1200,
-    )  # fmt: skip
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     if done.returncode == 3:
         pytest.skip(done.stderr.strip())
     assert done.returncode == 0, done.stdout + done.stderr[-5000:]

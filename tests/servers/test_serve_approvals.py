@@ -45,12 +45,16 @@ def no_leftover_processes() -> Iterator[None]:
 async def guarded_call(approvals: ClientApprovals, tool: str) -> dict[str, Any]:
     """Call an upstream tool the way a served run would, `approvals` answering for the user."""
     upstream = StdioServer(
-        name="faulty", command=sys.executable, args=("-m", "tests.fixtures.faulty_server"),
-        env=server_env(), cwd=str(PROJECT_ROOT),
-    )  # fmt: skip
+        name="faulty",
+        command=sys.executable,
+        args=("-m", "tests.fixtures.faulty_server"),
+        env=server_env(),
+        cwd=str(PROJECT_ROOT),
+    )
     gate = ApprovalGate(ask=approvals.asker, on_decision=approvals.note)
-    async with MCPToolset([upstream], resource_tools=False, elicitation=approvals.forward,
-                          approval=gate) as toolset:  # fmt: skip
+    async with MCPToolset(
+        [upstream], resource_tools=False, elicitation=approvals.forward, approval=gate
+    ) as toolset:
         arguments = {"text": "hello"} if tool == "write_note" else {"action": "deploy"}
         result = await call_tool(toolset, f"faulty__{tool}", arguments, time_limit=10)
     withheld = approvals.withheld
@@ -123,8 +127,10 @@ async def test_the_client_user_is_asked_through_elicitation_and_an_approved_call
     (question,) = person.asked
     assert 'faulty__write_note({"text": "hello"})' in question.message
     assert question.requested_schema["properties"]["decision"]["enum"] == [  # type: ignore[union-attr]
-        "allow once", "always allow", "deny",
-    ]  # fmt: skip
+        "allow once",
+        "always allow",
+        "deny",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -235,9 +241,11 @@ async def test_on_2026_a_client_that_never_answers_gets_the_call_denied_not_run(
             assert isinstance(first, InputRequiredResult)
             await anyio.sleep(1.5)  # the question times out: the run answers "no" and goes on
             later = await client.session.call_tool(
-                "attempt", {"tool": "write_note"}, request_state=first.request_state,
+                "attempt",
+                {"tool": "write_note"},
+                request_state=first.request_state,
                 allow_input_required=True,
-            )  # fmt: skip
+            )
     assert isinstance(later, CallToolResult)
     assert later.structured_content is not None
     assert later.structured_content["is_error"] is True

@@ -67,9 +67,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     headers = home / "upstream-headers.jsonl"
     upstream = subprocess.Popen(
         [sys.executable, "-m", "tests.fixtures.header_recorder", str(upstream_port), str(headers)],
-        cwd=PROJECT_ROOT, env={**os.environ, **server_env()}, stderr=subprocess.DEVNULL,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **server_env()},
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
-    )  # fmt: skip
+    )
     notes = {
         "command": sys.executable,
         "args": ["-m", "tests.fixtures.faulty_server"],
@@ -78,13 +80,29 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "includeTools": ["write_note"],
     }
     config = home / "mcp.json"
-    config.write_text(json.dumps({"mcpServers": {
-        "recorder": {"url": f"http://127.0.0.1:{upstream_port}/mcp"}, "notes": notes,
-    }}))  # fmt: skip
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "recorder": {"url": f"http://127.0.0.1:{upstream_port}/mcp"},
+                    "notes": notes,
+                }
+            }
+        )
+    )
     try:
         wait_for_port(upstream_port, upstream)
-        verity = start_serve(port, "--max-queue", "1", "--n-ctx", "4096", "--mcp-config",
-                             str(config), home=home, VERITY_SERVE_TOKEN=TOKEN)  # fmt: skip
+        verity = start_serve(
+            port,
+            "--max-queue",
+            "1",
+            "--n-ctx",
+            "4096",
+            "--mcp-config",
+            str(config),
+            home=home,
+            VERITY_SERVE_TOKEN=TOKEN,
+        )
         try:
             yield Served(f"http://127.0.0.1:{port}/mcp", home, headers)
         finally:
@@ -173,8 +191,9 @@ async def test_http_client_runs_a_task_then_cancels_one_mid_generation_and_a_thi
         async with http_client(served) as client:
             era = client.protocol_version
             progress = Progress()
-            done = await client.call_tool("run_agent", {"task": SUM_TASK, "servers": []},
-                                          progress_callback=progress)  # fmt: skip
+            done = await client.call_tool(
+                "run_agent", {"task": SUM_TASK, "servers": []}, progress_callback=progress
+            )
             run_id = assert_sum_answered(done.structured_content, progress)
             record = await client.call_tool("get_run", {"run_id": run_id})
 
@@ -209,14 +228,16 @@ async def test_stdio_client_runs_a_task_and_cancels_another_mid_generation(tmp_p
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "verity", "serve", "--trace-db", str(database), "--n-ctx", "4096"],
-        env=serve_env(tmp_path), cwd=str(PROJECT_ROOT),
-    )  # fmt: skip
+        env=serve_env(tmp_path),
+        cwd=str(PROJECT_ROOT),
+    )
     with anyio.fail_after(600):
         async with Client(params, mode="legacy", read_timeout_seconds=600) as client:
             era = client.protocol_version
             progress = Progress()
-            done = await client.call_tool("run_agent", {"task": SUM_TASK},
-                                          progress_callback=progress)  # fmt: skip
+            done = await client.call_tool(
+                "run_agent", {"task": SUM_TASK}, progress_callback=progress
+            )
             assert_sum_answered(done.structured_content, progress)
             await cancel_mid_generation(client, {"task": LONG_TASK})
             runs = await until_cancelled_is_recorded(database)
@@ -240,16 +261,18 @@ async def test_on_2026_over_http_an_approval_reaches_the_client_between_rounds_a
         async with http_client(served, elicitation=person) as client:
             era = client.protocol_version
             progress = Progress()
-            done = await client.call_tool("run_agent", {"task": NOTE_TASK, "servers": ["notes"]},
-                                          progress_callback=progress)  # fmt: skip
+            done = await client.call_tool(
+                "run_agent", {"task": NOTE_TASK, "servers": ["notes"]}, progress_callback=progress
+            )
     assert era == "2026-07-28"
     outcome = done.structured_content
     assert outcome is not None and outcome["withheld"] == []
     (question,) = asked
     assert question.startswith("Verity's agent wants to call notes__write_note(")
     with sqlite3.connect(served.home / "traces.db") as conn:
-        calls = conn.execute("select tool_name, result from tool_calls where run_id = ?",
-                             [outcome["run_id"]]).fetchall()  # fmt: skip
+        calls = conn.execute(
+            "select tool_name, result from tool_calls where run_id = ?", [outcome["run_id"]]
+        ).fetchall()
     assert ("notes__write_note", "noted: hello") in calls
     assert any(m.startswith("step 1: notes__write_note returned") for m in progress.messages)
 
@@ -262,13 +285,29 @@ def inspector(*args: str, config: dict[str, Any], home: Path) -> dict[str, Any]:
     """
     path = home / "inspector.json"
     path.write_text(json.dumps({"mcpServers": {"verity": config}}))
-    environment = {**os.environ, "PATH": node_path(), "HOME": str(home),
-                   "MCP_INSPECTOR_SECRET_STORE": "memory"}  # fmt: skip
+    environment = {
+        **os.environ,
+        "PATH": node_path(),
+        "HOME": str(home),
+        "MCP_INSPECTOR_SECRET_STORE": "memory",
+    }
     done = subprocess.run(
-        ["mcp-inspector", "--cli", "--config", str(path), "--server", "verity", *args,
-         "--format", "json"],
-        env=environment, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [
+            "mcp-inspector",
+            "--cli",
+            "--config",
+            str(path),
+            "--server",
+            "verity",
+            *args,
+            "--format",
+            "json",
+        ],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result: dict[str, Any] = json.loads(done.stdout)["result"]
     return result
@@ -281,32 +320,51 @@ def test_inspector_lists_and_calls_run_agent_over_stdio(tmp_path: Path) -> None:
         "env": {"PYTHONPATH": str(PROJECT_ROOT), "VERITY_TRACE_DB": str(tmp_path / "traces.db")},
     }
     listed = inspector("--method", "tools/list", config=config, home=tmp_path)
-    called = inspector("--method", "tools/call", "--tool-name", "run_agent",
-                       "--tool-args-json", json.dumps({"task": HELLO_TASK}),
-                       config=config, home=tmp_path)  # fmt: skip
+    called = inspector(
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "run_agent",
+        "--tool-args-json",
+        json.dumps({"task": HELLO_TASK}),
+        config=config,
+        home=tmp_path,
+    )
     assert [t["name"] for t in listed["tools"]] == ["run_agent", "list_runs", "get_run"]
     assert listed["tools"][0]["outputSchema"]["properties"]["verified"]["anyOf"] == [
-        {"type": "boolean"}, {"type": "null"},
-    ]  # fmt: skip
+        {"type": "boolean"},
+        {"type": "null"},
+    ]
     assert called["isError"] is False
     outcome = called["structuredContent"]
     assert outcome["status"] == "answered"
     assert "hello" in outcome["answer"].lower()
     with sqlite3.connect(tmp_path / "traces.db") as conn:
-        assert conn.execute("select status from runs where id = ?",
-                            [outcome["run_id"]]).fetchone() == ("completed",)  # fmt: skip
+        assert conn.execute(
+            "select status from runs where id = ?", [outcome["run_id"]]
+        ).fetchone() == ("completed",)
 
 
 def test_inspector_calls_run_agent_over_http_and_the_token_never_reaches_upstream(
     served: Served, tmp_path: Path
 ) -> None:
-    config = {"type": "streamable-http", "url": served.url, "protocolEra": "modern",
-              "headers": {"Authorization": f"Bearer {TOKEN}"}}  # fmt: skip
+    config = {
+        "type": "streamable-http",
+        "url": served.url,
+        "protocolEra": "modern",
+        "headers": {"Authorization": f"Bearer {TOKEN}"},
+    }
     listed = inspector("--method", "tools/list", config=config, home=tmp_path)
-    called = inspector("--method", "tools/call", "--tool-name", "run_agent",
-                       "--tool-args-json", json.dumps({"task": HELLO_TASK, "max_steps": 2,
-                                                       "servers": ["recorder"]}),
-                       config=config, home=tmp_path)  # fmt: skip
+    called = inspector(
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "run_agent",
+        "--tool-args-json",
+        json.dumps({"task": HELLO_TASK, "max_steps": 2, "servers": ["recorder"]}),
+        config=config,
+        home=tmp_path,
+    )
     run_agent = listed["tools"][0]
     assert run_agent["name"] == "run_agent"
     assert run_agent["annotations"]["readOnlyHint"] is False  # an upstream server may write

@@ -48,8 +48,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
     """One server with a token and a 4 KiB request limit: its URL and its home directory."""
     home = tmp_path_factory.mktemp("serve")
     port = free_port()
-    process = start_serve(port, "--max-request-bytes", "4096", home=home,
-                          VERITY_SERVE_TOKEN=TOKEN)  # fmt: skip
+    process = start_serve(port, "--max-request-bytes", "4096", home=home, VERITY_SERVE_TOKEN=TOKEN)
     try:
         yield f"http://127.0.0.1:{port}/mcp", home
     finally:
@@ -118,27 +117,45 @@ async def test_an_mcp_client_with_the_token_lists_the_tools_and_the_token_is_nev
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--host", "0.0.0.0"],
-         "verity: error: --host 0.0.0.0 makes the server reachable from other machines: set a "
-         "bearer token in VERITY_SERVE_TOKEN (or --token-file), e.g. from: python -c 'import "
-         "secrets; print(secrets.token_urlsafe(32))'"),
-        (["--token", "short"],
-         "verity: error: The bearer token is too short (5 characters); use at least 16, e.g. "
-         "from: python -c 'import secrets; print(secrets.token_urlsafe(32))'"),
+        (
+            ["--host", "0.0.0.0"],
+            "verity: error: --host 0.0.0.0 makes the server reachable from other machines: set a "
+            "bearer token in VERITY_SERVE_TOKEN (or --token-file), e.g. from: python -c 'import "
+            "secrets; print(secrets.token_urlsafe(32))'",
+        ),
+        (
+            ["--token", "short"],
+            "verity: error: The bearer token is too short (5 characters); use at least 16, e.g. "
+            "from: python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+        ),
         (["--max-queue", "-1"], "verity: error: --max-queue must be at least 0, not -1."),
-        (["--verify", "twice"],
-         f"verity: error: Unknown --verify 'twice'. Use one of: {VERIFY_SPECS} (e.g. "
-         "'all:self,consensus:3')."),
+        (
+            ["--verify", "twice"],
+            f"verity: error: Unknown --verify 'twice'. Use one of: {VERIFY_SPECS} (e.g. "
+            "'all:self,consensus:3').",
+        ),
     ],
-)  # fmt: skip
+)
 def test_serve_refuses_unsafe_or_bad_options_with_one_line(
     tmp_path: Path, args: list[str], message: str
 ) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "verity", "serve", "--http", "--trace-db",
-         str(tmp_path / "t.db"), *args],
-        cwd=PROJECT_ROOT, env=serve_env(tmp_path), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "verity",
+            "serve",
+            "--http",
+            "--trace-db",
+            str(tmp_path / "t.db"),
+            *args,
+        ],
+        cwd=PROJECT_ROOT,
+        env=serve_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == message
     assert "Traceback" not in done.stderr
@@ -147,8 +164,12 @@ def test_serve_refuses_unsafe_or_bad_options_with_one_line(
 def test_the_toolbox_prints_help(tmp_path: Path) -> None:
     helped = subprocess.run(
         [sys.executable, "-m", "verity.servers.toolbox", "--help"],
-        cwd=PROJECT_ROOT, env=serve_env(tmp_path), capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=PROJECT_ROOT,
+        env=serve_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert helped.returncode == 0
     assert helped.stdout.startswith("usage: python -m verity.servers.toolbox")
     assert "--http" in helped.stdout
@@ -159,9 +180,11 @@ def toolbox_url(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "verity.servers.toolbox", "--http", "--port", str(port)],
-        cwd=PROJECT_ROOT, env=serve_env(tmp_path), stderr=subprocess.DEVNULL,
+        cwd=PROJECT_ROOT,
+        env=serve_env(tmp_path),
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
-    )  # fmt: skip
+    )
     try:
         wait_for_port(port, process, timeout=60)
         yield f"http://127.0.0.1:{port}/mcp"
@@ -175,8 +198,10 @@ async def test_the_toolbox_serves_http_with_dns_rebinding_refused(toolbox_url: s
             result = await client.call_tool("calculator", {"expression": "6 * 7"})
     async with httpx.AsyncClient() as http:
         rebound = await http.post(
-            toolbox_url, content=json.dumps(INITIALIZE), timeout=30,
+            toolbox_url,
+            content=json.dumps(INITIALIZE),
+            timeout=30,
             headers={**MCP_HEADERS, "Host": "evil.example"},
-        )  # fmt: skip
+        )
     assert result.structured_content == {"result": "42"}
     assert rebound.status_code == 421

@@ -57,12 +57,22 @@ async def test_run_agent_is_listed_with_its_output_schema_and_is_read_only_with_
     assert set(run_agent.input_schema["properties"]) == {"task", "verify", "max_steps", "servers"}
     assert run_agent.output_schema is not None
     assert set(run_agent.output_schema["required"]) == {
-        "run_id", "status", "answer", "verified", "verdict", "steps", "tokens", "withheld",
-    }  # fmt: skip
+        "run_id",
+        "status",
+        "answer",
+        "verified",
+        "verdict",
+        "steps",
+        "tokens",
+        "withheld",
+    }
     assert run_agent.annotations == ToolAnnotations(
-        title="Run a Verity agent", read_only_hint=True, destructive_hint=False,
-        idempotent_hint=False, open_world_hint=False,
-    )  # fmt: skip
+        title="Run a Verity agent",
+        read_only_hint=True,
+        destructive_hint=False,
+        idempotent_hint=False,
+        open_world_hint=False,
+    )
     for name in ("list_runs", "get_run"):
         assert tools[name].annotations == ToolAnnotations(
             read_only_hint=True, idempotent_hint=True, open_world_hint=False
@@ -82,9 +92,12 @@ async def test_run_agent_is_not_read_only_when_upstream_servers_may_be_used(
         async with Client(build_server(agent)) as client:
             tools = {t.name: t for t in (await client.list_tools()).tools}
     assert tools["run_agent"].annotations == ToolAnnotations(
-        title="Run a Verity agent", read_only_hint=False, destructive_hint=True,
-        idempotent_hint=False, open_world_hint=True,
-    )  # fmt: skip
+        title="Run a Verity agent",
+        read_only_hint=False,
+        destructive_hint=True,
+        idempotent_hint=False,
+        open_world_hint=True,
+    )
     assert "MCP servers it may use: files" in (tools["run_agent"].description or "")
     python_agent.close()
 

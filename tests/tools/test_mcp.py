@@ -73,19 +73,25 @@ async def test_time_server_tools_are_offered_prefixed_with_their_schemas_and_rea
     assert current.parameters["required"] == ["timezone"]
     assert current.parameters["properties"]["timezone"]["type"] == "string"
     assert status == ServerStatus(
-        name="time", transport="stdio", state="connected", protocol_version="2026-07-28",
-        tools=["get_current_time", "convert_time"], restarts=0, error=None,
-    )  # fmt: skip
+        name="time",
+        transport="stdio",
+        state="connected",
+        protocol_version="2026-07-28",
+        tools=["get_current_time", "convert_time"],
+        restarts=0,
+        error=None,
+    )
 
 
 async def test_time_server_answers_a_call_with_text_and_structured_output() -> None:
     with anyio.fail_after(20):
         async with open_toolset([time_server()]) as toolset:
             result = await call_tool(
-                toolset, "time__convert_time",
+                toolset,
+                "time__convert_time",
                 {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"},
                 time_limit=10,
-            )  # fmt: skip
+            )
     assert result.is_error is False
     assert result.structured["target"]["datetime"].endswith("T21:00:00+09:00")
     assert '"timezone": "Asia/Tokyo"' in result.content
@@ -128,9 +134,11 @@ async def test_resources_and_prompts_are_readable_and_offered_as_read_only_tools
             )
             templated = await toolset.read_resource("faulty", "notes://groceries")
             prompt = await call_tool(
-                toolset, "faulty__get_prompt",
-                {"name": "review", "arguments": {"code": "x = 1"}}, time_limit=10,
-            )  # fmt: skip
+                toolset,
+                "faulty__get_prompt",
+                {"name": "review", "arguments": {"code": "x = 1"}},
+                time_limit=10,
+            )
     assert specs["faulty__read_resource"].read_only is True
     assert "notes://readme: What this server is" in specs["faulty__read_resource"].description
     assert specs["faulty__get_prompt"].parameters["properties"]["name"]["enum"] == ["review"]
@@ -180,9 +188,14 @@ async def test_a_broken_server_is_reported_and_skipped_while_the_others_work() -
             statuses = toolset.status()
     assert names == {"time__get_current_time", "time__convert_time"}
     assert statuses[0] == ServerStatus(
-        name="missing", transport="stdio", state="failed", protocol_version=None, tools=[],
-        restarts=0, error="command not found: /nonexistent/mcp-server",
-    )  # fmt: skip
+        name="missing",
+        transport="stdio",
+        state="failed",
+        protocol_version=None,
+        tools=[],
+        restarts=0,
+        error="command not found: /nonexistent/mcp-server",
+    )
 
 
 def test_tool_names_are_valid_and_distinct_even_when_servers_use_odd_names() -> None:
@@ -202,10 +215,11 @@ async def test_embedded_model_answers_a_time_question_with_the_time_server(
     task = "What time is it in Tokyo when it is 12:00 in UTC? Use the convert_time tool."
     with anyio.fail_after(300):
         result = await run(
-            task, model=greedy_model,
+            task,
+            model=greedy_model,
             toolsets=[open_toolset([time_server()], resource_tools=False)],
             settings=RunSettings(max_steps=3),
-        )  # fmt: skip
+        )
     tool_steps = [step for step in result.steps if isinstance(step, ToolStep)]
     calls = [call for step in tool_steps for call in step.calls]
     results = [r for step in tool_steps for r in step.results]

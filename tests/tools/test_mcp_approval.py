@@ -34,17 +34,25 @@ def no_leftover_processes() -> Iterator[None]:
 
 def faulty(approval: ApprovalGate | None = None) -> MCPToolset:
     server = StdioServer(
-        name="faulty", command=sys.executable, args=("-m", "tests.fixtures.faulty_server"),
-        env=server_env(), cwd=str(PROJECT_ROOT), trusted=True,
-    )  # fmt: skip
+        name="faulty",
+        command=sys.executable,
+        args=("-m", "tests.fixtures.faulty_server"),
+        env=server_env(),
+        cwd=str(PROJECT_ROOT),
+        trusted=True,
+    )
     return MCPToolset([server], resource_tools=False, approval=approval)
 
 
 def lying(record: Path, *, trusted: bool = False) -> StdioServer:
     return StdioServer(
-        name="files", command=sys.executable, args=("-m", "tests.fixtures.lying_server"),
-        env=server_env(LYING_RECORD=str(record)), cwd=str(PROJECT_ROOT), trusted=trusted,
-    )  # fmt: skip
+        name="files",
+        command=sys.executable,
+        args=("-m", "tests.fixtures.lying_server"),
+        env=server_env(LYING_RECORD=str(record)),
+        cwd=str(PROJECT_ROOT),
+        trusted=trusted,
+    )
 
 
 class Person:
@@ -65,8 +73,14 @@ class Decisions(list[ApprovalDecision]):
 
 
 def spec(*, read_only: bool = False, destructive: bool = False, trusted: bool = True) -> ToolSpec:
-    return ToolSpec(name="s__t", description="t", parameters={"type": "object"},
-                    read_only=read_only, destructive=destructive, trusted=trusted)  # fmt: skip
+    return ToolSpec(
+        name="s__t",
+        description="t",
+        parameters={"type": "object"},
+        read_only=read_only,
+        destructive=destructive,
+        trusted=trusted,
+    )
 
 
 def test_only_a_trusted_read_only_claim_without_a_destructive_one_counts_as_read_only() -> None:
@@ -83,8 +97,9 @@ async def test_a_lying_servers_read_only_hints_do_not_skip_approval_unless_it_is
     with anyio.fail_after(20):
         async with MCPToolset([lying(record)]) as untrusted:
             offered = [s.name for s in await untrusted.list_tools()]
-            refused = await call_tool(untrusted, "files__delete_everything", {"confirm": True},
-                                      time_limit=5)  # fmt: skip
+            refused = await call_tool(
+                untrusted, "files__delete_everything", {"confirm": True}, time_limit=5
+            )
         async with MCPToolset([lying(record, trusted=True)]) as trusted:
             believed = [s.name for s in await trusted.list_tools()]
     assert offered == []
@@ -105,14 +120,25 @@ async def test_without_anyone_to_ask_tools_are_withheld_and_each_is_reported() -
     assert echoed.content == "hi"
     assert refused.is_error is True
     assert refused.content.startswith("Unknown tool 'faulty__write_note'.")
-    assert ApprovalDecision(
-        "faulty__write_note", "withheld", "policy",
-        "needs approval (it may change things (not read-only)) and nobody can be asked",
-    ) in decisions  # fmt: skip
-    assert ApprovalDecision(
-        "faulty__echo", "allowed", "trust", "read-only, as declared by a trusted source",
-        {"text": "hi"},
-    ) in decisions  # fmt: skip
+    assert (
+        ApprovalDecision(
+            "faulty__write_note",
+            "withheld",
+            "policy",
+            "needs approval (it may change things (not read-only)) and nobody can be asked",
+        )
+        in decisions
+    )
+    assert (
+        ApprovalDecision(
+            "faulty__echo",
+            "allowed",
+            "trust",
+            "read-only, as declared by a trusted source",
+            {"text": "hi"},
+        )
+        in decisions
+    )
 
 
 async def test_an_unannotated_tool_asks_and_a_declined_call_is_an_error_result() -> None:
@@ -149,9 +175,12 @@ async def test_allow_patterns_and_rules_decide_before_the_annotations() -> None:
     assert "faulty__write_note" in names and "faulty__echo" not in names
     assert written.content == "noted: c"
     assert decisions[-1] == ApprovalDecision(
-        "faulty__write_note", "allowed", "allow", "allowed by pattern 'faulty__write_*'",
+        "faulty__write_note",
+        "allowed",
+        "allow",
+        "allowed by pattern 'faulty__write_*'",
         {"text": "c"},
-    )  # fmt: skip
+    )
 
 
 def note_tool(description: str) -> FunctionToolset:
@@ -190,9 +219,12 @@ async def test_an_always_approval_is_stored_and_a_changed_definition_asks_again(
 
 async def test_resource_and_prompt_reads_of_an_untrusted_server_are_protocol_reads() -> None:
     server = StdioServer(
-        name="faulty", command=sys.executable, args=("-m", "tests.fixtures.faulty_server"),
-        env=server_env(), cwd=str(PROJECT_ROOT),
-    )  # fmt: skip
+        name="faulty",
+        command=sys.executable,
+        args=("-m", "tests.fixtures.faulty_server"),
+        env=server_env(),
+        cwd=str(PROJECT_ROOT),
+    )
     decisions = Decisions()
     withheld: list[list[ApprovalDecision]] = []
 
@@ -203,14 +235,21 @@ async def test_resource_and_prompt_reads_of_an_untrusted_server_are_protocol_rea
     with anyio.fail_after(60):
         async with MCPToolset([server], approval=gate) as toolset:
             offered = {spec.name for spec in await toolset.list_tools()}
-            read = await call_tool(toolset, "faulty__read_resource", {"uri": "notes://readme"},
-                                   time_limit=5)  # fmt: skip
+            read = await call_tool(
+                toolset, "faulty__read_resource", {"uri": "notes://readme"}, time_limit=5
+            )
     assert offered == {"faulty__read_resource", "faulty__get_prompt"}
     assert read.is_error is False
-    assert ApprovalDecision(
-        "faulty__read_resource", "allowed", "protocol", "an MCP resources/read request: a read",
-        {"uri": "notes://readme"},
-    ) in decisions  # fmt: skip
+    assert (
+        ApprovalDecision(
+            "faulty__read_resource",
+            "allowed",
+            "protocol",
+            "an MCP resources/read request: a read",
+            {"uri": "notes://readme"},
+        )
+        in decisions
+    )
     # one batch per listing: every withheld tool of the server at once
     listed = {d.tool for d in decisions if d.outcome == "withheld"}
     assert len(listed) > 1

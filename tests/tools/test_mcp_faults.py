@@ -207,9 +207,14 @@ async def test_server_that_ignores_discover_connects_on_the_2025_era_without_the
 
 async def test_silent_server_is_skipped_after_the_connect_timeout() -> None:
     silent = StdioServer(
-        name="silent", command=sys.executable, args=("-c", "import time; time.sleep(60)"),
-        env=server_env(), connect_timeout=1.0, discover_timeout=0.5, kill_grace=0.5,
-    )  # fmt: skip
+        name="silent",
+        command=sys.executable,
+        args=("-c", "import time; time.sleep(60)"),
+        env=server_env(),
+        connect_timeout=1.0,
+        discover_timeout=0.5,
+        kill_grace=0.5,
+    )
     started = time.perf_counter()
     with anyio.fail_after(20):
         async with open_toolset([silent]) as toolset:
@@ -230,9 +235,13 @@ async def test_closing_kills_children_that_outlive_the_server(tmp_path: Path) ->
         f"exec {sys.executable} -m tests.fixtures.faulty_server"
     )
     wrapper = StdioServer(
-        name="wrapped", command="/bin/sh", args=("-c", script), env=server_env(),
-        cwd=str(PROJECT_ROOT), kill_grace=0.5,
-    )  # fmt: skip
+        name="wrapped",
+        command="/bin/sh",
+        args=("-c", script),
+        env=server_env(),
+        cwd=str(PROJECT_ROOT),
+        kill_grace=0.5,
+    )
     with anyio.fail_after(20):
         async with open_toolset([wrapper], resource_tools=False) as toolset:
             result = await call_tool(toolset, "wrapped__echo", {"text": "hi"}, time_limit=5)
@@ -243,19 +252,26 @@ async def test_closing_kills_children_that_outlive_the_server(tmp_path: Path) ->
 def raw(*flags: str, **options: object) -> StdioServer:
     script = str(PROJECT_ROOT / "tests" / "fixtures" / "raw_server.py")
     return StdioServer(
-        name="raw", command=sys.executable, args=(script, *flags), env=server_env(),
-        discover_timeout=0.5, **options,  # type: ignore[arg-type]
-    )  # fmt: skip
+        name="raw",
+        command=sys.executable,
+        args=(script, *flags),
+        env=server_env(),
+        discover_timeout=0.5,
+        **options,  # type: ignore[arg-type]
+    )
 
 
 @pytest.mark.parametrize(
     ("tool", "why"),
     [
         ("bad_bytes", "it sent a line that is not valid UTF-8 (byte 77 of 84)"),
-        ("surrogate", "it sent a message that is not valid JSON-RPC (Invalid JSON: unexpected "
-                      "end of hex escape at line 1 column 85)"),
+        (
+            "surrogate",
+            "it sent a message that is not valid JSON-RPC (Invalid JSON: unexpected "
+            "end of hex escape at line 1 column 85)",
+        ),
     ],
-)  # fmt: skip
+)
 async def test_an_undecodable_line_fails_the_call_at_once_and_the_server_is_restarted(
     tool: str, why: str
 ) -> None:
@@ -322,9 +338,13 @@ async def test_closing_kills_a_child_that_left_the_group_and_ignores_end_of_inpu
         f"exec {sys.executable} -m tests.fixtures.faulty_server"
     )
     wrapper = StdioServer(
-        name="wrapped", command="/bin/sh", args=("-c", script), env=server_env(),
-        cwd=str(PROJECT_ROOT), kill_grace=0.5,
-    )  # fmt: skip
+        name="wrapped",
+        command="/bin/sh",
+        args=("-c", script),
+        env=server_env(),
+        cwd=str(PROJECT_ROOT),
+        kill_grace=0.5,
+    )
     with anyio.fail_after(20):
         async with open_toolset([wrapper], resource_tools=False) as toolset:
             result = await call_tool(toolset, "wrapped__echo", {"text": "hi"}, time_limit=5)

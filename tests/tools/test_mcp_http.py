@@ -127,8 +127,10 @@ def everything_http(port: int) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(
         ["node", "--require", str(LOOPBACK_JS), str(everything), "streamableHttp"],
         env={**os.environ, **server_env(PORT=str(port))},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     wait_for_port(port, process)
     yield process
     stop(process)
@@ -153,9 +155,11 @@ async def test_killing_a_2025_era_http_server_mid_call_gives_error_results_not_a
     everything_http: subprocess.Popen[bytes], port: int
 ) -> None:
     server = HTTPServer(
-        name="everything", url=f"http://127.0.0.1:{port}/mcp", restart_backoff=0.01,
+        name="everything",
+        url=f"http://127.0.0.1:{port}/mcp",
+        restart_backoff=0.01,
         connect_timeout=2,
-    )  # fmt: skip
+    )
     results: list[ToolResult] = []
 
     async def long_call() -> None:

@@ -40,9 +40,12 @@ def faulty(
     *, elicitation: ElicitationHandler | None = None, sampling: SamplingHandler | None = None
 ) -> MCPToolset:
     server = StdioServer(
-        name="faulty", command=sys.executable, args=("-m", "tests.fixtures.faulty_server"),
-        env=server_env(), cwd=str(PROJECT_ROOT),
-    )  # fmt: skip
+        name="faulty",
+        command=sys.executable,
+        args=("-m", "tests.fixtures.faulty_server"),
+        env=server_env(),
+        cwd=str(PROJECT_ROOT),
+    )
     return open_toolset([server], elicitation=elicitation, sampling=sampling, resource_tools=False)
 
 

@@ -175,10 +175,23 @@ def call_rules(tools: list[ToolSpec], *, whitespace: str = "WS") -> list[str]:
     rules = ["call: " + " | ".join(f"call_{index}" for index in range(len(tools)))]
     for index, (name, grammar) in enumerate(tool_grammars(tools).items()):
         head = " ".join(
-            [lark_literal("{"), ws, lark_literal('"name"'), ws, lark_literal(":"), ws,
-             lark_literal(json.dumps(name, ensure_ascii=False)), ws, lark_literal(","), ws,
-             lark_literal('"arguments"'), ws, lark_literal(":"), ws]
-        )  # fmt: skip
+            [
+                lark_literal("{"),
+                ws,
+                lark_literal('"name"'),
+                ws,
+                lark_literal(":"),
+                ws,
+                lark_literal(json.dumps(name, ensure_ascii=False)),
+                ws,
+                lark_literal(","),
+                ws,
+                lark_literal('"arguments"'),
+                ws,
+                lark_literal(":"),
+                ws,
+            ]
+        )
         rules.append(f"call_{index}: {head} args_{index} {ws} {lark_literal('}')}")
         rules.append(f"args_{index}: {grammar.json_rule()}")
     return rules

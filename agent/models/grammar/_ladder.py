@@ -33,24 +33,87 @@ JSON_WHITESPACE = "[ \\t\\n]{0,24}"
 """Free but bounded whitespace: compact JSON pushed small models off their natural layout, and
 unbounded whitespace lets them loop on newlines."""
 
-_HARD = frozenset({
-    "pattern", "patternProperties", "format", "not", "if", "then", "else", "dependentSchemas",
-    "dependentRequired", "dependencies", "propertyNames", "contains", "minContains",
-    "maxContains", "uniqueItems", "unevaluatedProperties", "unevaluatedItems", "minProperties",
-    "maxProperties", "multipleOf", "$dynamicRef", "$dynamicAnchor", "$recursiveRef",
-    "$recursiveAnchor", "contentSchema", "allOf",
-})  # fmt: skip
-_SHAPE = frozenset({
-    "type", "properties", "items", "prefixItems", "required", "additionalProperties", "enum",
-    "const", "anyOf", "oneOf", "$ref", "$defs", "definitions", "$id", "$anchor", "$schema",
-})  # fmt: skip
-_ANNOTATIONS = frozenset({
-    "title", "description", "default", "examples", "$comment", "deprecated", "readOnly",
-    "writeOnly", "contentMediaType", "contentEncoding", "$vocabulary",
-})  # fmt: skip
+_HARD = frozenset(
+    {
+        "pattern",
+        "patternProperties",
+        "format",
+        "not",
+        "if",
+        "then",
+        "else",
+        "dependentSchemas",
+        "dependentRequired",
+        "dependencies",
+        "propertyNames",
+        "contains",
+        "minContains",
+        "maxContains",
+        "uniqueItems",
+        "unevaluatedProperties",
+        "unevaluatedItems",
+        "minProperties",
+        "maxProperties",
+        "multipleOf",
+        "$dynamicRef",
+        "$dynamicAnchor",
+        "$recursiveRef",
+        "$recursiveAnchor",
+        "contentSchema",
+        "allOf",
+    }
+)
+_SHAPE = frozenset(
+    {
+        "type",
+        "properties",
+        "items",
+        "prefixItems",
+        "required",
+        "additionalProperties",
+        "enum",
+        "const",
+        "anyOf",
+        "oneOf",
+        "$ref",
+        "$defs",
+        "definitions",
+        "$id",
+        "$anchor",
+        "$schema",
+    }
+)
+_ANNOTATIONS = frozenset(
+    {
+        "title",
+        "description",
+        "default",
+        "examples",
+        "$comment",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+        "contentMediaType",
+        "contentEncoding",
+        "$vocabulary",
+    }
+)
 """Keywords that constrain nothing: dropping them is not worth reporting."""
-_PLAIN_WORDS = frozenset({"not", "if", "then", "else", "type", "items", "required", "const",
-                          "properties", "contains", "format"})  # fmt: skip
+_PLAIN_WORDS = frozenset(
+    {
+        "not",
+        "if",
+        "then",
+        "else",
+        "type",
+        "items",
+        "required",
+        "const",
+        "properties",
+        "contains",
+        "format",
+    }
+)
 _KEYWORD_IN_MESSAGE = re.compile(
     r"\b(" + "|".join(map(re.escape, sorted((_HARD | _SHAPE) - _PLAIN_WORDS))) + r")\b"
 )

@@ -11,10 +11,21 @@ from typing import Any
 
 __all__ = ["SUBSCHEMA_KEYWORDS", "rewrite"]
 
-_ONE = frozenset({
-    "additionalProperties", "contains", "propertyNames", "not", "if", "then", "else",
-    "unevaluatedItems", "unevaluatedProperties", "additionalItems", "contentSchema",
-})  # fmt: skip
+_ONE = frozenset(
+    {
+        "additionalProperties",
+        "contains",
+        "propertyNames",
+        "not",
+        "if",
+        "then",
+        "else",
+        "unevaluatedItems",
+        "unevaluatedProperties",
+        "additionalItems",
+        "contentSchema",
+    }
+)
 _LIST = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
 _MAP = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
 SUBSCHEMA_KEYWORDS = _ONE | _LIST | _MAP | {"items", "dependencies"}
