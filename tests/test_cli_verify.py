@@ -219,7 +219,9 @@ def test_run_with_self_check_reports_the_verdict_in_json_and_in_the_trace(tmp_pa
     assert "7006652" in payload["answer"].replace(",", "")
     shown = verity("show", payload["run_id"], trace_db=db)
     assert "─ verdict (self-check, answer): " in shown.stdout
-    answer_line, verified_line = shown.stdout.splitlines()[-3:-1]
+    lines = shown.stdout.splitlines()
+    answer_line = next(line for line in lines if line.startswith("answer: "))
+    verified_line = next(line for line in lines if line.startswith("verification: "))
     assert answer_line.endswith("(verified)" if payload["verified"] else "(not verified)")
     assert verified_line.startswith(
         "verification: verified (" if payload["verified"] else "verification: not verified ("
