@@ -226,6 +226,7 @@ async def _while_client_waits(ctx: Context, work: Callable[[], Awaitable[_T]]) -
     if gone is None:  # stdio: the server ends with its client
         return await work()
     done: list[_T] = []
+    failed: list[Exception] = []
     async with anyio.create_task_group() as group:
 
         async def watch() -> None:
@@ -233,8 +234,13 @@ async def _while_client_waits(ctx: Context, work: Callable[[], Awaitable[_T]]) -
             group.cancel_scope.cancel()
 
         group.start_soon(watch)
-        done.append(await work())
+        try:
+            done.append(await work())
+        except Exception as exc:  # noqa: BLE001 - raised below as itself, not in an ExceptionGroup
+            failed.append(exc)
         group.cancel_scope.cancel()
+    if failed:
+        raise failed[0]
     if not done:
         raise ToolError("The client went away before the answer; the run was cancelled.")
     return done[0]

@@ -324,12 +324,15 @@ def test_mcp_list_exits_1_when_a_server_fails_to_start_and_counts_tools_in_the_s
     assert lines[1] == f"  tool: echo  [asks: {UNTRUSTED}]"
     assert "broken  stdio  failed  -  0 tools  0 restarts" in lines
     assert "silent  stdio  failed  2025-11-25  0 tools  0 restarts" in lines
-    log = state / "verity" / "log" / "mcp-servers.log"
-    assert (
+    # a server that wrote nothing to stderr has no output in the log to point to
+    [warning] = [line for line in done.stderr.splitlines() if "'silent'" in line]
+    assert warning.startswith(
         "verity: warning: MCP server 'silent': it did not list its tools within 5 s; skipping it. "
-        f"Its output is in {log}. A first start through npx or uvx downloads the package: give "
-        'the server more time with "startupTimeout" (seconds) in its config entry.'
-    ) in done.stderr.splitlines()
+    )
+    assert warning.endswith(
+        "A first start through npx or uvx downloads the package: give the server more time with "
+        '"startupTimeout" (seconds) in its config entry.'
+    )
 
 
 def test_mcp_call_prints_what_a_server_sent_without_escape_sequences(tmp_path: Path) -> None:
