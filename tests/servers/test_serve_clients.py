@@ -273,7 +273,10 @@ async def test_on_2026_over_http_an_approval_reaches_the_client_between_rounds_a
         calls = conn.execute(
             "select tool_name, result from tool_calls where run_id = ?", [outcome["run_id"]]
         ).fetchall()
-    assert ("notes__write_note", "noted: hello") in calls
+    # the call ran once approved (the note's exact words are the model's: never asserted)
+    assert any(
+        name == "notes__write_note" and result.startswith("noted: ") for name, result in calls
+    )
     assert any(m.startswith("step 1: notes__write_note returned") for m in progress.messages)
 
 
