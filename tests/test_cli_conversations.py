@@ -94,3 +94,45 @@ def test_run_continue_goes_on_from_the_last_run(tmp_path: Path) -> None:
     assert labels == {"conversation": first_id, "continues": first_id}
     missing = verity("run", "--continue-run", "nosuchrun", "hi", trace_db=db)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+def test_a_chat_turn_whose_server_did_not_start_prints_no_answer_and_exits_non_zero(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "mcp.json"
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "time": {
+                        "command": sys.executable,
+                        "args": ["-c", "raise SystemExit(3)"],
+                        "startupTimeout": 5,
+                    }
+                }
+            }
+        )
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "verity",
+            "chat",
+            "--quiet",
+            "--max-steps",
+            "2",
+            "--mcp-config",
+            str(config),
+        ],
+        input="What time is it in Tokyo?\n",
+        cwd=PROJECT_ROOT,
+        env=_environment(tmp_path / "t.db"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode in (4, 7), done.stderr  # no answer in the steps, or one refused
+    assert done.stdout == ""  # a made-up time never reaches stdout
+    assert "MCP server 'time' did not start" in done.stderr
+    assert "Traceback" not in done.stderr

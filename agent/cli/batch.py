@@ -73,8 +73,6 @@ def batch_command(args: argparse.Namespace) -> int:
     tasks = read_tasks(args.tasks)
     name = args.name or str(args.tasks.resolve())
     jobs = args.jobs
-    if jobs < 1:
-        raise UserError(f"-j must be at least 1, not {jobs}.", field="jobs")
     if jobs > 1 and not args.base_url:
         print(
             "verity: the in-process model runs one task at a time: -j applies to a --base-url "

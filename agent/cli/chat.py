@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 
-from verity.cli._common import add_trace_option
+from verity.cli._common import EXIT_REJECTED, EXIT_RUN_ERROR, add_trace_option
 from verity.cli._signals import run_interruptibly
 from verity.cli.mcp import add_mcp_options
 from verity.cli.model import add_server_options
@@ -52,6 +52,7 @@ def chat_command(args: argparse.Namespace) -> int:
     interactive = sys.stdin.isatty() and not args.quiet
 
     async def converse() -> int:
+        code = 0  # 4 when a turn ended without an answer, 7 when one was refused
         async with agent:
             history, labels = continued_conversation(agent, args.continue_run)
             first, last = labels.get(CONVERSATION_LABEL), labels.get(CONTINUES_LABEL)
@@ -73,13 +74,17 @@ def chat_command(args: argparse.Namespace) -> int:
                     )
                 except (RunError, ModelError) as exc:  # this turn failed; the conversation stays
                     print(f"verity: {exc}", file=sys.stderr)
+                    code = max(code, EXIT_RUN_ERROR)
                     continue
-                print(printable(result.answer), flush=True)
                 if result.status in ("rejected", "tools_unavailable"):
+                    # as `verity run`: a refused answer never reaches stdout as if it were one
                     print(f"verity: {result.status}: {result.reason}", file=sys.stderr)
+                    code = max(code, EXIT_REJECTED)
+                else:
+                    print(printable(result.answer), flush=True)
                 history, last = result.messages, result.run_id
                 first = first or result.run_id
-        return 0
+        return code
 
     return run_interruptibly(converse)
 
