@@ -36,6 +36,38 @@ def add_commands(commands: Any) -> None:
     stats.set_defaults(handler=_stats_command)
 
 
+_Column = tuple[str, str, str]
+"""A table column: its title, the row key it shows, and its format (width and alignment)."""
+_USAGE_COLUMNS: list[_Column] = [
+    ("CALLS", "model_calls", ">6"),
+    ("TOKENS IN", "input_tokens", ">10"),
+    ("CACHED", "cached_input_tokens", ">9"),
+    ("OUT", "output_tokens", ">9"),
+]
+_DAY_COLUMNS = [
+    ("DAY", "day", "<10"),
+    ("MODEL", "model", "<30"),
+    ("RUNS", "runs", ">5"),
+    *_USAGE_COLUMNS,
+]
+_RUN_COLUMNS = [("RUN", "id", "<22"), ("MODEL", "model", "<30"), *_USAGE_COLUMNS]
+
+
+def _print_table(
+    columns: list[_Column], rows: list[dict[str, Any]], prices: dict[str, Price]
+) -> None:
+    """The rows under their titles, then what they cost on each priced API."""
+    titles = [format(title, spec) for title, _, spec in columns]
+    print("  ".join([*titles, *(f"{c:>12}" for c in cost_columns(prices))]))
+    for row in rows:
+        cells = [
+            format(("-" if row[key] in (None, "") else str(row[key]))[:30], spec)
+            for _, key, spec in columns
+        ]
+        costs = [f"{row['cost_usd'][name]:>12.4f}" for name in prices]
+        print(printable("  ".join([*cells, *costs])))
+
+
 def cost_columns(prices: dict[str, Price]) -> list[str]:
     """Column titles of the priced APIs: `$ NAME`."""
     return [f"$ {name}" for name in prices]
@@ -52,38 +84,7 @@ def _stats_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"since": args.since, "days": rows, "total": total}))
         return 0
-    names = list(prices)
-    print(
-        "  ".join(
-            [
-                f"{'DAY':<10}",
-                f"{'MODEL':<30}",
-                f"{'RUNS':>5}",
-                f"{'CALLS':>6}",
-                f"{'TOKENS IN':>10}",
-                f"{'CACHED':>9}",
-                f"{'OUT':>9}",
-                *(f"{c:>12}" for c in cost_columns(prices)),
-            ]
-        )
-    )
-    for row in [*rows, total]:
-        print(
-            printable(
-                "  ".join(
-                    [
-                        f"{row['day']:<10}",
-                        f"{(row['model'] or '-')[:30]:<30}",
-                        f"{row['runs']:>5}",
-                        f"{row['model_calls']:>6}",
-                        f"{row['input_tokens']:>10}",
-                        f"{row['cached_input_tokens']:>9}",
-                        f"{row['output_tokens']:>9}",
-                        *(f"{row['cost_usd'][n]:>12.4f}" for n in names),
-                    ]
-                )
-            )
-        )
+    _print_table(_DAY_COLUMNS, [*rows, total], prices)
     unknown = sum(row["calls_without_counts"] or 0 for row in rows)
     if unknown:
         print(f"({unknown} model calls had no token counts from their backend: not priced)")
@@ -152,33 +153,5 @@ def print_usage(store: TraceStore, runs: list[dict[str, Any]], *, as_json: bool)
     if as_json:
         print(json.dumps(rows))
         return 0
-    print(
-        "  ".join(
-            [
-                f"{'RUN':<22}",
-                f"{'MODEL':<30}",
-                f"{'CALLS':>5}",
-                f"{'TOKENS IN':>10}",
-                f"{'CACHED':>9}",
-                f"{'OUT':>9}",
-                *(f"{c:>12}" for c in cost_columns(prices)),
-            ]
-        )
-    )
-    for row in rows:
-        print(
-            printable(
-                "  ".join(
-                    [
-                        f"{row['id']:<22}",
-                        f"{(row['model'] or '-')[:30]:<30}",
-                        f"{row['model_calls']:>5}",
-                        f"{row['input_tokens']:>10}",
-                        f"{row['cached_input_tokens']:>9}",
-                        f"{row['output_tokens']:>9}",
-                        *(f"{row['cost_usd'][n]:>12.4f}" for n in prices),
-                    ]
-                )
-            )
-        )
+    _print_table(_RUN_COLUMNS, rows, prices)
     return 0
