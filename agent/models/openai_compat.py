@@ -194,7 +194,7 @@ class OpenAICompatModel:
 
     async def _request(self, body: dict[str, Any]) -> tuple[dict[str, Any], float | None]:
         """The completion as a non-streamed payload, and the seconds to its first streamed delta."""
-        url = f"{self.base_url}/chat/completions"
+        url = _endpoint(self.base_url, "chat/completions")
         problem = ""
         for attempt in range(self.max_retries + 1):
             if attempt:
@@ -279,6 +279,12 @@ def _without_credentials(url: str) -> tuple[str, httpx.Auth | UseClientDefault]:
         return url, httpx.USE_CLIENT_DEFAULT
     auth = httpx.BasicAuth(parsed.username, parsed.password)
     return str(parsed.copy_with(username=None, password=None)), auth
+
+
+def _endpoint(base_url: str, name: str) -> str:
+    """`name` appended to the base URL's path, its query string kept (e.g. `?api-version=`)."""
+    parsed = httpx.URL(base_url)
+    return str(parsed.copy_with(path=f"{parsed.path.rstrip('/')}/{name}"))
 
 
 def _check_status(url: str, response: httpx.Response) -> None:

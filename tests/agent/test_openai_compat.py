@@ -158,6 +158,31 @@ async def test_reasoning_content_is_split_from_the_answer() -> None:
     assert (response.reasoning, response.content) == ("6*7", "42")
 
 
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        ("http://x/v1", "http://x/v1/chat/completions"),
+        ("http://x/v1/", "http://x/v1/chat/completions"),
+        (
+            "https://x/openai/deployments/d?api-version=2024-10-21",
+            "https://x/openai/deployments/d/chat/completions?api-version=2024-10-21",
+        ),
+    ],
+)
+async def test_the_endpoint_keeps_the_base_urls_query_string(base_url: str, expected: str) -> None:
+    ok = {"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}]}
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json=ok)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    model = OpenAICompatModel(base_url, "m", http_client=client)
+    await model.respond([Message(role="user", content="hello")], [])
+    assert seen == [expected]
+
+
 async def test_an_unreachable_server_is_a_model_error_after_bounded_retries() -> None:
     model = OpenAICompatModel(f"http://127.0.0.1:{_free_port()}/v1", "m", max_retries=1)
     with anyio.fail_after(10), pytest.raises(ModelError, match=r"unreachable .* \(2 attempts\)"):
