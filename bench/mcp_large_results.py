@@ -5,7 +5,7 @@
 Both sides call `big` of tests/fixtures/raw_server.py, whose result is one JSON-RPC line of the
 given size. The baseline is `mcp.Client` over the SDK's `stdio_client` (mcp 2.x), whose reader
 re-joins and re-splits the pending line for every 64 KiB chunk it receives, so its cost grows
-with the square of the line's length; Verity's transport (`verity.tools._mcp_stdio`) appends
+with the square of the line's length; Verity's transport (`verity.tools.mcp._stdio`) appends
 to one buffer and scans each chunk once. Prints the best wall time of each, and their ratio.
 """
 

@@ -118,7 +118,7 @@ def test_a_wheel_and_an_sdist_build_from_a_checkout_whose_links_are_plain_files(
     (sdist,) = out.glob("*.tar.gz")
     with tarfile.open(sdist) as archive:
         members = {m.name.split("/", 1)[1] for m in archive.getmembers() if "/" in m.name}
-    wanted = {"pyproject.toml", "MANIFEST.in", "agent/agent.py", "tools/mcp.py", ".ci/run"}
+    wanted = {"pyproject.toml", "MANIFEST.in", "agent/agent.py", "tools/mcp/_toolset.py", ".ci/run"}
     wanted |= {"servers/verity.py", "tests/conftest.py", "tests/fixtures/serve.py"}
     wanted |= {"examples/calculator_agent.py", "docs/python-api.md"}
     assert wanted <= members

@@ -32,10 +32,10 @@ from mcp.types import (
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from verity.tools._mcp_stdio import MESSAGE_TOO_LARGE, StdioState, stdio_transport
-from verity.tools._mcp_streams import watched
-from verity.tools._mcp_types import HTTPServer, ServerSpec, StdioServer
 from verity.tools.base import ToolError
+from verity.tools.mcp._stdio import MESSAGE_TOO_LARGE, StdioState, stdio_transport
+from verity.tools.mcp._streams import watched
+from verity.tools.mcp._types import HTTPServer, ServerSpec, StdioServer
 
 __all__ = ["ClientOptions", "ServerConnection", "ServerUnavailable"]
 

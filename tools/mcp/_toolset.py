@@ -26,9 +26,11 @@ from mcp.types import (
     Tool,
 )
 
-from verity.tools._mcp_callbacks import answer_with_defaults, client_callbacks
-from verity.tools._mcp_connection import ClientOptions, ServerConnection, ServerUnavailable
-from verity.tools._mcp_extras import (
+from verity.tools.approval import ApprovalGate
+from verity.tools.base import ToolError, ToolResult, ToolSpec
+from verity.tools.mcp._callbacks import client_callbacks
+from verity.tools.mcp._connection import ClientOptions, ServerConnection, ServerUnavailable
+from verity.tools.mcp._extras import (
     call_extra,
     capabilities,
     extra_tools,
@@ -37,49 +39,24 @@ from verity.tools._mcp_extras import (
     list_resources,
     read_resource,
 )
-from verity.tools._mcp_limits import ListBudget
-from verity.tools._mcp_render import (
-    allow_patterns,
+from verity.tools.mcp._limits import ListBudget
+from verity.tools.mcp._render import (
     model_tool_name,
     render_content,
     tool_prefixes,
     tool_spec,
 )
-from verity.tools._mcp_types import (
-    DEFAULT_STARTUP_TIMEOUT,
+from verity.tools.mcp._types import (
     RELIST_TIMEOUT,
-    ElicitationAnswer,
     ElicitationHandler,
-    ElicitationRequest,
-    HTTPServer,
     SamplingHandler,
-    SamplingRequest,
     ServerSpec,
     StdioServer,
 )
-from verity.tools.approval import ApprovalGate
-from verity.tools.base import ToolError, ToolResult, ToolSpec
 from verity.tools.schemas import schema_problem
 from verity.tools.toolset import ToolsetNotOpenError
 
-__all__ = [
-    "DEFAULT_STARTUP_TIMEOUT",
-    "ElicitationAnswer",
-    "ElicitationHandler",
-    "ElicitationRequest",
-    "HTTPServer",
-    "MCPToolset",
-    "SamplingHandler",
-    "SamplingRequest",
-    "ServerSpec",
-    "ServerStatus",
-    "ServerUnavailable",
-    "StdioServer",
-    "allow_patterns",
-    "answer_with_defaults",
-    "model_tool_name",
-    "tool_prefixes",
-]
+__all__ = ["MCPToolset", "ServerStatus"]
 
 _log = logging.getLogger("verity.mcp")
 

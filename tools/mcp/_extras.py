@@ -7,8 +7,9 @@ from typing import Any
 from mcp.shared.exceptions import MCPError
 from mcp.types import METHOD_NOT_FOUND, Prompt, Resource, ResourceTemplate
 
-from verity.tools._mcp_connection import ServerConnection
-from verity.tools._mcp_render import (
+from verity.tools.base import ToolError, ToolResult, ToolSpec
+from verity.tools.mcp._connection import ServerConnection
+from verity.tools.mcp._render import (
     GET_PROMPT,
     READ_RESOURCE,
     get_prompt_spec,
@@ -16,7 +17,6 @@ from verity.tools._mcp_render import (
     render_content,
     render_resource_contents,
 )
-from verity.tools.base import ToolError, ToolResult, ToolSpec
 
 __all__ = [
     "call_extra",

@@ -16,7 +16,7 @@ from mcp.types import (
     TextContent,
 )
 
-from verity.tools._mcp_types import (
+from verity.tools.mcp._types import (
     ElicitationAnswer,
     ElicitationHandler,
     ElicitationRequest,

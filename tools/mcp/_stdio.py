@@ -36,8 +36,8 @@ from mcp.os.win32.utilities import (
 from mcp.shared.message import SessionMessage
 from mcp.types import ErrorData, JSONRPCError
 
-from verity.tools._mcp_limits import mark_deep_schemas
-from verity.tools._mcp_types import StdioServer
+from verity.tools.mcp._limits import mark_deep_schemas
+from verity.tools.mcp._types import StdioServer
 
 __all__ = ["MESSAGE_TOO_LARGE", "StdioState", "stdio_transport"]
 
