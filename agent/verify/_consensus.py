@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 from verity.errors import UserError
 from verity.messages import Finding, Sample, Usage, Verdict
 from verity.verify._base import Candidate
-from verity.verify._claims import confirmed_only_if_complete, normalise_answer
+from verity.verify._claims import normalise_answer
 from verity.verify._compare import same_answer
+from verity.verify._word_problems import confirmed_only_if_complete
 
 __all__ = ["Consensus", "Solver"]
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 from verity.messages import Finding, ToolCall
 from verity.tools.base import ToolResult
-from verity.verify._claims import numbers_in, untraced_numbers
+from verity.verify._claims import numbers_in
+from verity.verify._word_problems import untraced_numbers
 
 __all__ = ["Sources", "ungrounded_facts"]
 

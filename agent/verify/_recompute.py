@@ -18,9 +18,9 @@ from verity.models.base import Model
 from verity.prompts import load_prompt
 from verity.tools.builtin.calculator import Number
 from verity.verify._base import Candidate, repair_feedback
-from verity.verify._claims import confirmed_only_if_complete
 from verity.verify._compare import final_value, same_number
 from verity.verify._program import ProgramError, extract_code, run_program
+from verity.verify._word_problems import confirmed_only_if_complete
 
 __all__ = ["Program", "Recompute"]
 

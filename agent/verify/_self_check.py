@@ -12,14 +12,10 @@ from verity.prompts import load_prompt
 from verity.tools.base import ToolResult, ToolSpec, is_read_only
 from verity.tools.toolset import Toolset, call_tool
 from verity.verify._base import Candidate, repair_feedback
-from verity.verify._claims import (
-    arithmetic_claims,
-    check_arguments,
-    check_coverage,
-    untraced_numbers,
-)
+from verity.verify._claims import arithmetic_claims
 from verity.verify._recompute import Recompute
 from verity.verify._resume import resume_point
+from verity.verify._word_problems import check_arguments, check_coverage, untraced_numbers
 
 __all__ = ["VERDICT_TOOL", "SelfCheck"]
 

@@ -10,11 +10,11 @@ from verity.models.base import Model
 from verity.tools.base import ToolResult
 from verity.tools.toolset import Toolset
 from verity.verify._base import Verifier
-from verity.verify._claims import check_arguments
 from verity.verify._compose import AllOf, AnyOf
 from verity.verify._consensus import Consensus, Solver
 from verity.verify._recompute import Recompute
 from verity.verify._self_check import SelfCheck
+from verity.verify._word_problems import check_arguments
 
 __all__ = ["VERIFY_SPECS", "build_verifier", "check_calls"]
 

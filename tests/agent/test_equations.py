@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from verity.verify._claims import arithmetic_claims, plain, untraced_numbers
+from verity.verify._claims import arithmetic_claims, plain
 from verity.verify._equations import links, without_units
+from verity.verify._word_problems import untraced_numbers
 
 CHAINS_THAT_HOLD = [
     # model output: the chain was read as "180 - 0.30 * 180 = 180" and called wrong

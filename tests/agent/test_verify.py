@@ -25,7 +25,7 @@ from verity.verify import (
     build_verifier,
     normalise_answer,
 )
-from verity.verify._claims import check_coverage
+from verity.verify._word_problems import check_coverage
 
 DUCKS = (
     "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes "
