@@ -13,9 +13,9 @@ from typing import Any, TextIO
 
 from verity.batch import BatchOutcome, read_tasks, run_batch
 from verity.cli._common import add_trace_option
+from verity.cli._server_options import add_server_options
 from verity.cli._signals import run_interruptibly
 from verity.cli.mcp import add_mcp_options
-from verity.cli.model import add_server_options
 from verity.cli.run import add_model_options, add_verify_options, build_agent
 from verity.errors import UserError
 from verity.messages import RunResult

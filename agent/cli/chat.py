@@ -10,9 +10,9 @@ from typing import Any
 import anyio
 
 from verity.cli._common import EXIT_REJECTED, EXIT_RUN_ERROR, add_trace_option
+from verity.cli._server_options import add_server_options
 from verity.cli._signals import run_interruptibly
 from verity.cli.mcp import add_mcp_options
-from verity.cli.model import add_server_options
 from verity.cli.run import (
     add_continue_options,
     add_model_options,

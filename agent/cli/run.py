@@ -21,9 +21,9 @@ from verity.cli._common import (
     add_trace_option,
     trace_outcome,
 )
+from verity.cli._server_options import add_server_options, check_server_options
 from verity.cli._signals import run_interruptibly
 from verity.cli.mcp import add_mcp_options, configured_servers, terminal_approvals
-from verity.cli.model import add_server_options, check_server_options
 from verity.errors import RunLimitExceeded, UserError
 from verity.messages import Message, RunResult, VerifyStep
 from verity.models.refs import EMBEDDED_REF

@@ -1,4 +1,4 @@
-"""`verity run --base-url`: the options for an OpenAI-compatible server, and their checks."""
+"""`--base-url`, `--api-model`, `--stream`: an OpenAI-compatible server instead of a GGUF."""
 
 from __future__ import annotations
 
