@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import pkgutil
+import re
 import subprocess
 import sys
+import tomllib
 
 from tests.conftest import PROJECT_ROOT
 
@@ -28,6 +32,34 @@ def test_import_layers_hold() -> None:
         text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def layered_modules() -> dict[str, set[str]]:
+    """The modules each import-linter `layers` contract places, by container."""
+    contracts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]
+    placed: dict[str, set[str]] = {}
+    for contract in contracts["importlinter"]["contracts"]:
+        if contract["type"] != "layers":
+            continue
+        names = {n.strip() for layer in contract["layers"] for n in re.split(r"[|:]", layer)}
+        for container in contract["containers"]:
+            placed.setdefault(container, set()).update(names)
+    return placed
+
+
+def test_every_module_of_the_agent_tools_and_servers_is_in_a_layer() -> None:
+    placed = layered_modules()
+    assert {"verity", "verity.tools", "verity.servers"} <= set(placed)
+    for container, names in placed.items():
+        spec = importlib.util.find_spec(container)
+        assert spec is not None and spec.submodule_search_locations is not None, container
+        found = {module.name for module in pkgutil.iter_modules(spec.submodule_search_locations)}
+        outside = sorted(found - names)
+        assert not outside, (
+            f"{', '.join(f'{container}.{n}' for n in outside)} in no layer of the import-linter "
+            f"contract for {container} (pyproject.toml): add each to the layer that matches what "
+            "it imports and what imports it, so that lint-imports checks it"
+        )
 
 
 def test_mypy_strict_passes() -> None:
