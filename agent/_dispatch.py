@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 import anyio
 
 from verity.errors import UserError
-from verity.hooks import RunHooks
+from verity.hooks import ApprovalDecided, RunHooks, ToolCallEnded, ToolCallStarted
 from verity.messages import ToolCall
 from verity.settings import RunSettings
 from verity.tools.approval import ApprovalDecision, reporting_approvals
@@ -29,7 +29,7 @@ Owners = dict[str, tuple[ToolSpec, Toolset]]
 
 def _approvals_to(hooks: RunHooks, run_id: str, step: int) -> AbstractContextManager[None]:
     async def report(decision: ApprovalDecision) -> None:
-        await hooks.on_approval(run_id, step, decision)
+        await hooks.on_approval(ApprovalDecided(run_id=run_id, step=step, decision=decision))
 
     return reporting_approvals(report)
 
@@ -84,7 +84,7 @@ async def run_tools(
     results: list[ToolResult | None] = [None] * len(calls)
 
     async def run_one(index: int, call: ToolCall) -> None:
-        await hooks.on_tool_start(run_id, step, call)
+        await hooks.on_tool_start(ToolCallStarted(run_id=run_id, step=step, call=call))
         started = time.perf_counter()
         if call.name in owners:
             with _approvals_to(hooks, run_id, step):  # approval decisions go into the trace
@@ -98,7 +98,10 @@ async def run_tools(
         else:
             result = ToolResult(content=f"Unknown tool {call.name!r}.", is_error=True)
         results[index] = result
-        await hooks.on_tool_end(run_id, step, call, result, time.perf_counter() - started)
+        duration_s = time.perf_counter() - started
+        await hooks.on_tool_end(
+            ToolCallEnded(run_id=run_id, step=step, call=call, result=result, duration_s=duration_s)
+        )
 
     async with anyio.create_task_group() as group:
         for index, call in enumerate(calls):

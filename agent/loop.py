@@ -12,7 +12,15 @@ import anyio
 from verity._dispatch import CallMemory, in_call_order, run_tools, tool_owners
 from verity.answers import boxed_answer
 from verity.errors import RunLimitExceeded, UserError
-from verity.hooks import RunHooks, RunStatus
+from verity.hooks import (
+    ModelCallEnded,
+    ModelCallStarted,
+    RunEnded,
+    RunHooks,
+    RunStarted,
+    RunStatus,
+    VerdictReached,
+)
 from verity.messages import (
     FinalStep,
     Message,
@@ -93,16 +101,18 @@ async def iter_run(
     answer: str | None = None
     error: str | None = None
     config = {"model": describe_model(model), "run": settings.model_dump(mode="json")}
-    await hooks.on_run_start(run_id, task, model.name, config=config)
+    await hooks.on_run_start(RunStarted(run_id=run_id, task=task, model=model.name, config=config))
     try:
         for step in range(1, settings.max_steps + 1):
             if step > 1:  # servers may change their tools mid-run (MCP list_changed)
                 owners = await tool_owners(toolsets, hooks=hooks, run_id=run_id, step=step)
                 specs = [spec for spec, _ in owners.values()]
-            await hooks.on_model_start(run_id, step, messages, tools=specs)
+            await hooks.on_model_start(
+                ModelCallStarted(run_id=run_id, step=step, messages=messages, tools=specs)
+            )
             response = await model.respond(messages, specs, tool_choice=tool_choice)
             tool_choice = "auto"
-            await hooks.on_model_end(run_id, step, response)
+            await hooks.on_model_end(ModelCallEnded(run_id=run_id, step=step, response=response))
             yield ModelStep(step=step, response=response)
             if messages[-1].role == "assistant":  # it went on from a resumed answer: now whole
                 messages.pop()
@@ -117,7 +127,10 @@ async def iter_run(
                 evidence.extend(zip(fresh, ran, strict=True))
                 yield ToolStep(step=step, calls=fresh, results=ran)
                 if settings.check_tool_arguments and fresh:
-                    await hooks.on_verdict(run_id, step, check_calls(task, fresh, evidence))
+                    checked = check_calls(task, fresh, evidence)
+                    await hooks.on_verdict(
+                        VerdictReached(run_id=run_id, step=step, verdict=checked)
+                    )
                 messages.extend(_tool_messages(calls, answers))
                 if response.invalid_calls:
                     messages.append(Message(role="user", content=_retry_message(response)))
@@ -132,7 +145,7 @@ async def iter_run(
             judging = VerifierCalls(hooks, run_id=run_id, step=step)
             verdict = await judge.verify(candidate_of(task, response, messages, evidence, judging))
             verdict = verdict.model_copy(update={"usage": judging.usage})
-            await hooks.on_verdict(run_id, step, verdict)
+            await hooks.on_verdict(VerdictReached(run_id=run_id, step=step, verdict=verdict))
             yield VerifyStep(step=step, verdict=verdict)
             if (final := rounds.settle(response.content, verdict)) is not None:
                 ending = rounds.ending(step, final, _unusable(toolsets, settings), messages)
@@ -162,12 +175,14 @@ async def iter_run(
     finally:
         with anyio.CancelScope(shield=True):
             await hooks.on_run_end(
-                run_id,
-                status,
-                answer,
-                error,
-                verified=rounds.verified,
-                verify_rounds=rounds.checked,
+                RunEnded(
+                    run_id=run_id,
+                    status=status,
+                    answer=answer,
+                    error=error,
+                    verified=rounds.verified,
+                    verify_rounds=rounds.checked,
+                )
             )
 
 

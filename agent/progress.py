@@ -13,13 +13,21 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TextIO, TypeVar
+from collections.abc import Callable
+from typing import TextIO, TypeVar
 
-from verity.hooks import ModelPurpose, RunHooks, RunStatus
-from verity.messages import Message, ModelResponse, ToolCall, Verdict, verdict_label
+from verity.hooks import (
+    ModelCallEnded,
+    ModelCallStarted,
+    RunEnded,
+    RunHooks,
+    RunStarted,
+    ToolCallEnded,
+    ToolCallStarted,
+    VerdictReached,
+)
+from verity.messages import verdict_label
 from verity.terminal import printable
-from verity.tools.base import ToolResult, ToolSpec
 
 __all__ = ["ProgressPrinter"]
 
@@ -209,25 +217,16 @@ class ProgressPrinter(RunHooks):
 
     # -- the run's hooks --
 
-    async def on_run_start(
-        self, run_id: str, task: str, model: str, *, config: Mapping[str, Any] | None = None
-    ) -> None:
+    async def on_run_start(self, event: RunStarted) -> None:
         """Announce the run and start its clock."""
         self._run_started = time.monotonic()
-        self._say(f"verity: run {run_id} on {model}")
+        self._say(f"verity: run {event.run_id} on {event.model}")
 
-    async def on_model_start(
-        self,
-        run_id: str,
-        step: int,
-        messages: list[Message],
-        *,
-        tools: Sequence[ToolSpec] = (),
-        purpose: ModelPurpose = "agent",
-    ) -> None:
+    async def on_model_start(self, event: ModelCallStarted) -> None:
         """Show the working step, with its elapsed time, until the model answers."""
-        if purpose != "agent":  # a call on the agent's behalf (a verifier's) is not a step
+        if event.purpose != "agent":  # a call on the agent's behalf (a verifier's) is not a step
             return
+        step, messages = event.step, event.messages
         with self._lock:
             self._step_active, self._text_seen, self._parts = True, False, []
         self._stop_step_ticker()
@@ -245,12 +244,11 @@ class ProgressPrinter(RunHooks):
             self._stop_ticker()
             self._stop_ticker = None
 
-    async def on_model_end(
-        self, run_id: str, step: int, response: ModelResponse, *, purpose: ModelPurpose = "agent"
-    ) -> None:
+    async def on_model_end(self, event: ModelCallEnded) -> None:
         """Summarise the model call."""
-        if purpose != "agent":
+        if event.purpose != "agent":
             return
+        step, response = event.step, event.response
         self._stop_step_ticker()
         with self._lock:
             self._step_active = False
@@ -266,21 +264,21 @@ class ProgressPrinter(RunHooks):
         for problem in response.invalid_calls:
             self._say(f"{self._stamp(step)} invalid tool call: {problem}")
 
-    async def on_tool_start(self, run_id: str, step: int, call: ToolCall) -> None:
+    async def on_tool_start(self, event: ToolCallStarted) -> None:
         """Show the call."""
-        arguments = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
-        self._say(f"{self._stamp(step)} -> {call.name}({arguments})")
+        arguments = ", ".join(f"{k}={v!r}" for k, v in event.call.arguments.items())
+        self._say(f"{self._stamp(event.step)} -> {event.call.name}({arguments})")
 
-    async def on_tool_end(
-        self, run_id: str, step: int, call: ToolCall, result: ToolResult, duration_s: float
-    ) -> None:
+    async def on_tool_end(self, event: ToolCallEnded) -> None:
         """Show the result, shortened."""
+        result = event.result
         text = result.content if len(result.content) <= 200 else result.content[:200] + "..."
         marker = "error" if result.is_error else "<-"
-        self._say(f"{self._stamp(step)} {marker} {text} ({duration_s:.2f} s)")
+        self._say(f"{self._stamp(event.step)} {marker} {text} ({event.duration_s:.2f} s)")
 
-    async def on_verdict(self, run_id: str, step: int, verdict: Verdict) -> None:
+    async def on_verdict(self, event: VerdictReached) -> None:
         """Show the verdict when something was checked, and why the answer checks refused one."""
+        step, verdict = event.step, event.verdict
         if verdict.checked:
             label = verdict_label(ok=verdict.ok, conclusive=verdict.conclusive)
             self._say(f"{self._stamp(step)} verdict: {label}")
@@ -288,16 +286,7 @@ class ProgressPrinter(RunHooks):
             why = f"{verdict.findings[0].claim} {verdict.findings[0].evidence}"
             self._say(printable(f"{self._stamp(step)} answer refused: {' '.join(why.split())}"))
 
-    async def on_run_end(
-        self,
-        run_id: str,
-        status: RunStatus,
-        answer: str | None,
-        error: str | None,
-        *,
-        verified: bool | None = None,
-        verify_rounds: int = 0,
-    ) -> None:
+    async def on_run_end(self, event: RunEnded) -> None:
         """End any open line: the CLI prints the outcome itself."""
         self._stop_step_ticker()
         with self._lock:

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 
-from verity.hooks import ModelPurpose, RunHooks, RunStatus
-from verity.messages import Message, ModelResponse, ToolCall, Usage, Verdict
-from verity.tools.base import ToolResult, ToolSpec
+from verity.hooks import (
+    ModelCallEnded,
+    ModelCallStarted,
+    RunEnded,
+    RunHooks,
+    RunStatus,
+    ToolCallEnded,
+    ToolCallStarted,
+    VerdictReached,
+)
+from verity.messages import Usage, Verdict
 
 __all__ = ["ProgressReporter", "Report", "RunTally"]
 
@@ -41,36 +49,33 @@ class ProgressReporter(RunHooks):
         except Exception as exc:  # noqa: BLE001 - progress is advisory; the run goes on
             _log.debug("progress not delivered: %r", exc)
 
-    async def on_model_start(
-        self,
-        run_id: str,
-        step: int,
-        messages: list[Message],
-        *,
-        tools: Sequence[ToolSpec] = (),
-        purpose: ModelPurpose = "agent",
-    ) -> None:
+    async def on_model_start(self, event: ModelCallStarted) -> None:
         """Say the model is working (for the agent, or for a verifier)."""
-        worker = "model" if purpose == "agent" else f"model ({purpose})"
-        await self.say(f"step {step}: {worker} working")
+        worker = "model" if event.purpose == "agent" else f"model ({event.purpose})"
+        await self.say(f"step {event.step}: {worker} working")
 
-    async def on_tool_start(self, run_id: str, step: int, call: ToolCall) -> None:
+    async def on_tool_start(self, event: ToolCallStarted) -> None:
         """Show the call."""
-        await self.say(f"step {step}: calling {call.name}({_short(json.dumps(call.arguments))})")
+        call = event.call
+        await self.say(
+            f"step {event.step}: calling {call.name}({_short(json.dumps(call.arguments))})"
+        )
 
-    async def on_tool_end(
-        self, run_id: str, step: int, call: ToolCall, result: ToolResult, duration_s: float
-    ) -> None:
+    async def on_tool_end(self, event: ToolCallEnded) -> None:
         """Show the result, shortened."""
-        outcome = "failed" if result.is_error else "returned"
-        await self.say(f"step {step}: {call.name} {outcome}: {_short(result.content)}")
+        outcome = "failed" if event.result.is_error else "returned"
+        name, content = event.call.name, _short(event.result.content)
+        await self.say(f"step {event.step}: {name} {outcome}: {content}")
 
-    async def on_verdict(self, run_id: str, step: int, verdict: Verdict) -> None:
+    async def on_verdict(self, event: VerdictReached) -> None:
         """Show a verdict that checked something."""
+        verdict = event.verdict
         if verdict.checked:
             judged = "tool arguments" if verdict.scope == "tool_calls" else "answer"
             outcome = "accepted" if verdict.ok else "rejected"
-            await self.say(f"step {step}: verdict on the {judged}: {outcome} ({verdict.verifier})")
+            await self.say(
+                f"step {event.step}: verdict on the {judged}: {outcome} ({verdict.verifier})"
+            )
 
 
 class RunTally(RunHooks):
@@ -88,34 +93,24 @@ class RunTally(RunHooks):
         self.verified: bool | None = None
         self.verify_rounds = 0
 
-    async def on_model_end(
-        self, run_id: str, step: int, response: ModelResponse, *, purpose: ModelPurpose = "agent"
-    ) -> None:
+    async def on_model_end(self, event: ModelCallEnded) -> None:
         """Count the agent's steps, and the tokens of every model call (a verifier's too)."""
-        if run_id == self.run_id:
-            if purpose == "agent":
-                self.steps = max(self.steps, step)
-            self.usage += response.usage
+        if event.run_id == self.run_id:
+            if event.purpose == "agent":
+                self.steps = max(self.steps, event.step)
+            self.usage += event.response.usage
 
-    async def on_verdict(self, run_id: str, step: int, verdict: Verdict) -> None:
+    async def on_verdict(self, event: VerdictReached) -> None:
         """Keep the latest verdict on an answer."""
-        if run_id == self.run_id and verdict.scope == "answer" and verdict.checked:
+        verdict = event.verdict
+        if event.run_id == self.run_id and verdict.scope == "answer" and verdict.checked:
             self.verdict = verdict
 
-    async def on_run_end(
-        self,
-        run_id: str,
-        status: RunStatus,
-        answer: str | None,
-        error: str | None,
-        *,
-        verified: bool | None = None,
-        verify_rounds: int = 0,
-    ) -> None:
+    async def on_run_end(self, event: RunEnded) -> None:
         """Keep how the run ended."""
-        if run_id == self.run_id:
-            self.status, self.error = status, error
-            self.verified, self.verify_rounds = verified, verify_rounds
+        if event.run_id == self.run_id:
+            self.status, self.error = event.status, event.error
+            self.verified, self.verify_rounds = event.verified, event.verify_rounds
 
     def verdict_summary(self, verify: str) -> str:
         """One sentence on the verification of the answer."""

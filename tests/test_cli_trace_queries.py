@@ -17,7 +17,15 @@ import sqlite_utils
 
 from tests.conftest import PROJECT_ROOT
 from tests.test_cli import verity
-from verity import TraceRecorder, TraceStore
+from verity import (
+    ModelCallEnded,
+    ModelCallStarted,
+    RunEnded,
+    RunStarted,
+    TraceRecorder,
+    TraceStore,
+    VerdictReached,
+)
 from verity.messages import Finding, ModelResponse, Verdict
 from verity.trace.datasette import QUERIES
 from verity.trace.migrations import MIGRATIONS
@@ -91,8 +99,8 @@ def test_new_runs_are_stored_with_sqlite_times_that_the_last_hour_query_finds(
     recorder = TraceRecorder(store)
 
     async def record() -> None:
-        await recorder.on_run_start("now", "task", "tiny")
-        await recorder.on_run_end("now", "completed", "42", None)
+        await recorder.on_run_start(RunStarted(run_id="now", task="task", model="tiny"))
+        await recorder.on_run_end(RunEnded(run_id="now", status="completed", answer="42"))
 
     anyio.run(record)
     (row,) = store.read("select started_at, ended_at from runs")
@@ -130,20 +138,27 @@ def _record_runs(db: Path) -> None:
             ("20261206-230901-77ab10", unconfirmed),
             ("20261206-231500-0c0c0c", confirmed),
         ):
-            await recorder.on_run_start(run_id, f"task of {run_id[-6:]}", "tiny")
-            await recorder.on_model_start(run_id, 1, [])
-            await recorder.on_model_end(run_id, 1, ModelResponse(content="18", model="tiny"))
+            await recorder.on_run_start(
+                RunStarted(run_id=run_id, task=f"task of {run_id[-6:]}", model="tiny")
+            )
+            await recorder.on_model_start(ModelCallStarted(run_id=run_id, step=1, messages=[]))
+            await recorder.on_model_end(
+                ModelCallEnded(
+                    run_id=run_id, step=1, response=ModelResponse(content="18", model="tiny")
+                )
+            )
             verified = None
             if verdict is not None:
-                await recorder.on_verdict(run_id, 1, verdict)
+                await recorder.on_verdict(VerdictReached(run_id=run_id, step=1, verdict=verdict))
                 verified = verdict.conclusive
             await recorder.on_run_end(
-                run_id,
-                "completed",
-                "18",
-                None,
-                verified=verified,
-                verify_rounds=0 if verdict is None else 1,
+                RunEnded(
+                    run_id=run_id,
+                    status="completed",
+                    answer="18",
+                    verified=verified,
+                    verify_rounds=0 if verdict is None else 1,
+                )
             )
 
     anyio.run(record)

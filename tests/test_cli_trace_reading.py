@@ -17,7 +17,17 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT, _free_port
 from tests.test_cli import verity
-from verity import RunSettings, TraceRecorder, TraceStore, run
+from verity import (
+    ModelCallEnded,
+    ModelCallStarted,
+    RunEnded,
+    RunSettings,
+    RunStarted,
+    ToolCallEnded,
+    TraceRecorder,
+    TraceStore,
+    run,
+)
 from verity.testing import ScriptedModel, answer, calls
 from verity.tools.base import ToolResult
 from verity.tools.builtin.calculator import calculator
@@ -249,17 +259,27 @@ def test_replay_reports_the_first_step_whose_tool_result_differs(tmp_path: Path)
             hooks=recorder,
             run_id="same",
         )
-        await recorder.on_run_start("changed", "2 + 2", "scripted")
+        await recorder.on_run_start(RunStarted(run_id="changed", task="2 + 2", model="scripted"))
         for step, result in ((1, "2"), (2, "5")):
-            await recorder.on_model_start("changed", step, [])
-            response = calls(("calculator", {"expression": f"{step} + {step}"}))
-            await recorder.on_model_end("changed", step, response)
-            await recorder.on_tool_end(
-                "changed", step, response.tool_calls[0], ToolResult(content=result), 0.001
+            await recorder.on_model_start(
+                ModelCallStarted(run_id="changed", step=step, messages=[])
             )
-        await recorder.on_model_start("changed", 3, [])
-        await recorder.on_model_end("changed", 3, answer("4"))
-        await recorder.on_run_end("changed", "completed", "4", None)
+            response = calls(("calculator", {"expression": f"{step} + {step}"}))
+            await recorder.on_model_end(
+                ModelCallEnded(run_id="changed", step=step, response=response)
+            )
+            await recorder.on_tool_end(
+                ToolCallEnded(
+                    run_id="changed",
+                    step=step,
+                    call=response.tool_calls[0],
+                    result=ToolResult(content=result),
+                    duration_s=0.001,
+                )
+            )
+        await recorder.on_model_start(ModelCallStarted(run_id="changed", step=3, messages=[]))
+        await recorder.on_model_end(ModelCallEnded(run_id="changed", step=3, response=answer("4")))
+        await recorder.on_run_end(RunEnded(run_id="changed", status="completed", answer="4"))
 
     anyio.run(record)
     store.close()

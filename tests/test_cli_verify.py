@@ -11,11 +11,16 @@ import pytest
 
 from tests.test_cli import verity
 from verity import (
+    ModelCallEnded,
+    ModelCallStarted,
     ModelResponse,
+    RunEnded,
     RunSettings,
+    RunStarted,
     TraceRecorder,
     TraceStore,
     Verdict,
+    VerdictReached,
     embedded_model_path,
     run,
 )
@@ -87,11 +92,15 @@ def test_show_prints_each_verdict_with_its_findings_and_marks_the_answer_unverif
     )
 
     async def record() -> None:
-        await recorder.on_run_start("r1", "ducks", "tiny")
-        await recorder.on_model_start("r1", 1, [])
-        await recorder.on_model_end("r1", 1, ModelResponse(content="$20", model="tiny"))
-        await recorder.on_verdict("r1", 1, rejected)
-        await recorder.on_run_end("r1", "completed", "$20", None, verified=False, verify_rounds=1)
+        await recorder.on_run_start(RunStarted(run_id="r1", task="ducks", model="tiny"))
+        await recorder.on_model_start(ModelCallStarted(run_id="r1", step=1, messages=[]))
+        await recorder.on_model_end(
+            ModelCallEnded(run_id="r1", step=1, response=ModelResponse(content="$20", model="tiny"))
+        )
+        await recorder.on_verdict(VerdictReached(run_id="r1", step=1, verdict=rejected))
+        await recorder.on_run_end(
+            RunEnded(run_id="r1", status="completed", answer="$20", verified=False, verify_rounds=1)
+        )
 
     anyio.run(record)
     store.close()
@@ -173,15 +182,21 @@ def test_show_lists_the_consensus_samples_and_logs_lists_only_the_verified_run(
     )
 
     async def record() -> None:
-        await recorder.on_run_start("r1", "ducks", "tiny")
-        await recorder.on_model_start("r1", 1, [])
-        await recorder.on_model_end("r1", 1, ModelResponse(content="18", model="tiny"))
-        await recorder.on_run_start("s1", "ducks", "tiny")
-        await recorder.on_run_end("s1", "completed", "It is 18.", None)
-        await recorder.on_run_start("s2", "ducks", "tiny")
-        await recorder.on_run_end("s2", "limit_exceeded", None, "No final answer.")
-        await recorder.on_verdict("r1", 1, verdict)
-        await recorder.on_run_end("r1", "completed", "18", None, verified=True, verify_rounds=1)
+        await recorder.on_run_start(RunStarted(run_id="r1", task="ducks", model="tiny"))
+        await recorder.on_model_start(ModelCallStarted(run_id="r1", step=1, messages=[]))
+        await recorder.on_model_end(
+            ModelCallEnded(run_id="r1", step=1, response=ModelResponse(content="18", model="tiny"))
+        )
+        await recorder.on_run_start(RunStarted(run_id="s1", task="ducks", model="tiny"))
+        await recorder.on_run_end(RunEnded(run_id="s1", status="completed", answer="It is 18."))
+        await recorder.on_run_start(RunStarted(run_id="s2", task="ducks", model="tiny"))
+        await recorder.on_run_end(
+            RunEnded(run_id="s2", status="limit_exceeded", error="No final answer.")
+        )
+        await recorder.on_verdict(VerdictReached(run_id="r1", step=1, verdict=verdict))
+        await recorder.on_run_end(
+            RunEnded(run_id="r1", status="completed", answer="18", verified=True, verify_rounds=1)
+        )
 
     anyio.run(record)
     store.close()
@@ -333,14 +348,22 @@ def test_show_lists_the_verifiers_model_calls_under_the_step_they_judged(tmp_pat
     )
 
     async def record() -> None:
-        await recorder.on_run_start("r1", "ducks", "tiny")
-        await recorder.on_model_start("r1", 1, [])
-        await recorder.on_model_end("r1", 1, ModelResponse(content="18", model="tiny"))
+        await recorder.on_run_start(RunStarted(run_id="r1", task="ducks", model="tiny"))
+        await recorder.on_model_start(ModelCallStarted(run_id="r1", step=1, messages=[]))
+        await recorder.on_model_end(
+            ModelCallEnded(run_id="r1", step=1, response=ModelResponse(content="18", model="tiny"))
+        )
         for _ in range(2):  # the verifier's calls, as VerifierCalls sends them
-            await recorder.on_model_start("r1", 1, [], purpose="verifier")
-            await recorder.on_model_end("r1", 1, program, purpose="verifier")
-        await recorder.on_verdict("r1", 1, accepted)
-        await recorder.on_run_end("r1", "completed", "18", None, verified=True, verify_rounds=1)
+            await recorder.on_model_start(
+                ModelCallStarted(run_id="r1", step=1, messages=[], purpose="verifier")
+            )
+            await recorder.on_model_end(
+                ModelCallEnded(run_id="r1", step=1, response=program, purpose="verifier")
+            )
+        await recorder.on_verdict(VerdictReached(run_id="r1", step=1, verdict=accepted))
+        await recorder.on_run_end(
+            RunEnded(run_id="r1", status="completed", answer="18", verified=True, verify_rounds=1)
+        )
 
     anyio.run(record)
     store.close()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
-from verity.hooks import RunHooks, RunStatus
+from verity.hooks import RunEnded, RunHooks
 from verity.trace.export import otlp_json
 from verity.trace.query import full_run
 from verity.trace.store import TraceStore
@@ -51,26 +51,17 @@ class OTLPExport(RunHooks):
         self.exporter = exporter
         self.version = version
 
-    async def on_run_end(
-        self,
-        run_id: str,
-        status: RunStatus,
-        answer: str | None,
-        error: str | None,
-        *,
-        verified: bool | None = None,
-        verify_rounds: int = 0,
-    ) -> None:
+    async def on_run_end(self, event: RunEnded) -> None:
         """Export the run's spans (in a worker thread: the exporter blocks and retries)."""
         from opentelemetry.sdk.trace.export import SpanExportResult
 
-        record = full_run(self.store, run_id)
+        record = full_run(self.store, event.run_id)
         if record is None:
             return
         spans = readable_spans(otlp_json([record], version=self.version))
         result = await anyio.to_thread.run_sync(self.exporter.export, spans)
         if result is not SpanExportResult.SUCCESS:
-            _log.warning("the spans of run %s could not be exported over OTLP", run_id)
+            _log.warning("the spans of run %s could not be exported over OTLP", event.run_id)
 
     async def aclose(self) -> None:
         """Shut the exporter down."""

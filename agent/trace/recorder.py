@@ -7,16 +7,25 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio.to_thread
 
-from verity.hooks import ModelPurpose, RunHooks, RunStatus
-from verity.messages import Message, ModelResponse, Sample, ToolCall, Verdict
-from verity.tools.approval import ApprovalDecision
-from verity.tools.base import ToolResult, ToolSpec
+from verity.hooks import (
+    ApprovalDecided,
+    ModelCallEnded,
+    ModelCallStarted,
+    ModelPurpose,
+    RunEnded,
+    RunHooks,
+    RunStarted,
+    ToolCallEnded,
+    VerdictReached,
+)
+from verity.messages import Message, ModelResponse, Sample, ToolCall
+from verity.tools.base import ToolSpec
 from verity.trace._provenance import model_sha256, versions
 from verity.trace._redact import redact, redact_text
 from verity.trace.store import TraceStore, Writer, index_run, now
@@ -139,13 +148,12 @@ class TraceRecorder(RunHooks):
         self._lost.append(what)
         return False
 
-    async def on_run_start(
-        self, run_id: str, task: str, model: str, *, config: Mapping[str, Any] | None = None
-    ) -> None:
+    async def on_run_start(self, event: RunStarted) -> None:
         """Insert the run as `running`, with its process, settings and versions."""
+        run_id = event.run_id
         # an approval gate may have reported withheld tools already, while the loop listed them
         self._runs.setdefault(run_id, _Run(started=0.0)).started = time.monotonic()
-        config = dict(config or {})
+        config = dict(event.config or {})
         described = config.get("model")
         path = described.get("path") if isinstance(described, dict) else None
         sha256 = await anyio.to_thread.run_sync(model_sha256, path) if path else None
@@ -155,8 +163,8 @@ class TraceRecorder(RunHooks):
         settings = json.dumps(redact(config), default=str)
         row = (
             run_id,
-            task,
-            model,
+            event.task,
+            event.model,
             now(),
             process.pid,
             process.start,
@@ -171,16 +179,9 @@ class TraceRecorder(RunHooks):
         start = f"run {run_id}'s start"
         run.start_recorded = await self._write(lambda w: w.execute(_INSERT_RUN, row), start)
 
-    async def on_model_start(
-        self,
-        run_id: str,
-        step: int,
-        messages: list[Message],
-        *,
-        tools: Sequence[ToolSpec] = (),
-        purpose: ModelPurpose = "agent",
-    ) -> None:
+    async def on_model_start(self, event: ModelCallStarted) -> None:
         """Store the messages the model has not been shown before, and open the step."""
+        run_id, step, messages, purpose = event.run_id, event.step, event.messages, event.purpose
         run = self._runs.setdefault(run_id, _Run(started=time.monotonic()))
         conversation = run.conversations.get(purpose)
         if not _continues(conversation, messages):
@@ -189,7 +190,7 @@ class TraceRecorder(RunHooks):
             run.conversations[purpose] = conversation
         assert conversation is not None
         contents: list[tuple[str, str, str]] = []
-        tools_hash = self._tools_hash(tools, contents)
+        tools_hash = self._tools_hash(event.tools, contents)
         rows = []
         system_hash = None
         for position in range(conversation.count, len(messages)):
@@ -234,10 +235,9 @@ class TraceRecorder(RunHooks):
 
         await self._write(write, f"step {step}'s {_purpose(purpose)}messages")
 
-    async def on_model_end(
-        self, run_id: str, step: int, response: ModelResponse, *, purpose: ModelPurpose = "agent"
-    ) -> None:
+    async def on_model_end(self, event: ModelCallEnded) -> None:
         """Record the model call with its token counts (NULL when unknown) and timings."""
+        run_id, step, response, purpose = event.run_id, event.step, event.response, event.purpose
         run = self._runs.get(run_id)
         started = run.calls.pop(purpose, None) if run else None
         number, shown, tools_hash = started or (None, None, None)
@@ -282,26 +282,26 @@ class TraceRecorder(RunHooks):
 
         await self._write(write, f"step {step}'s {_purpose(purpose)}model call")
 
-    async def on_tool_end(
-        self, run_id: str, step: int, call: ToolCall, result: ToolResult, duration_s: float
-    ) -> None:
+    async def on_tool_end(self, event: ToolCallEnded) -> None:
         """Record the tool call with its arguments, result and duration."""
+        call, result = event.call, event.result
         row = (
-            run_id,
-            step,
+            event.run_id,
+            event.step,
             call.id,
             call.name,
             json.dumps(call.arguments),
             result.content,
             int(result.is_error),
-            duration_s,
+            event.duration_s,
             now(),
         )
-        what = f"step {step}'s call of {call.name}"
+        what = f"step {event.step}'s call of {call.name}"
         await self._write(lambda w: w.execute(_INSERT_TOOL_CALL, row), what)
 
-    async def on_verdict(self, run_id: str, step: int, verdict: Verdict) -> None:
+    async def on_verdict(self, event: VerdictReached) -> None:
         """Record the verdict and whether the step's answer was accepted."""
+        run_id, step, verdict = event.run_id, event.step, event.verdict
         created = now()
         row = (
             run_id,
@@ -328,8 +328,9 @@ class TraceRecorder(RunHooks):
 
         await self._write(write, f"step {step}'s verdict")
 
-    async def on_approval(self, run_id: str, step: int, decision: ApprovalDecision) -> None:
+    async def on_approval(self, event: ApprovalDecided) -> None:
         """Record a call's approval decision, and each withheld tool once per run."""
+        run_id, step, decision = event.run_id, event.step, event.decision
         run = self._runs.setdefault(run_id, _Run(started=time.monotonic()))
         if decision.outcome == "withheld":
             if decision.tool in run.withheld:
@@ -349,21 +350,13 @@ class TraceRecorder(RunHooks):
         what = f"step {step}'s approval decision on {decision.tool}"
         await self._write(lambda w: w.execute(_INSERT_APPROVAL, row), what)
 
-    async def on_run_end(
-        self,
-        run_id: str,
-        status: RunStatus,
-        answer: str | None,
-        error: str | None,
-        *,
-        verified: bool | None = None,
-        verify_rounds: int = 0,
-    ) -> None:
+    async def on_run_end(self, event: RunEnded) -> None:
         """Close the run with its status, answer or error, and its verification outcome.
 
         After a failed write this is tried anyway, once and briefly: the end is what tells a
         completed run from one whose process was killed (`interrupted`).
         """
+        run_id, status, error, verified = event.run_id, event.status, event.error, event.verified
         run = self._runs.pop(run_id, None)
         duration = time.monotonic() - run.started if run else None
         if self._error is not None:
@@ -372,12 +365,12 @@ class TraceRecorder(RunHooks):
             error = note if error is None else f"{error}\n{note}"
         row = (
             status,
-            answer,
+            event.answer,
             redact_text(error) if error else error,
             now(),
             duration,
             None if verified is None else int(verified),
-            verify_rounds,
+            event.verify_rounds,
             run_id,
         )
         start = run.start_row if run is not None and not run.start_recorded else None

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from verity.hooks import ModelPurpose, RunHooks
+from verity.hooks import ModelCallEnded, ModelCallStarted, ModelPurpose, RunHooks
 from verity.messages import (
     AnswerStatus,
     FinalStep,
@@ -84,11 +84,21 @@ class VerifierCalls:
         """
         # recorded under the step whose answer is judged, marked as the verifier's
         await self.hooks.on_model_start(
-            self.run_id, self.step, messages, tools=tools, purpose=self.purpose
+            ModelCallStarted(
+                run_id=self.run_id,
+                step=self.step,
+                messages=messages,
+                tools=tools,
+                purpose=self.purpose,
+            )
         )
         response = await model.respond(messages, tools, tool_choice=tool_choice)
         self.usage += response.usage
-        await self.hooks.on_model_end(self.run_id, self.step, response, purpose=self.purpose)
+        await self.hooks.on_model_end(
+            ModelCallEnded(
+                run_id=self.run_id, step=self.step, response=response, purpose=self.purpose
+            )
+        )
         return response
 
     def count(self, usage: Usage) -> None:

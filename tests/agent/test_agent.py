@@ -13,7 +13,15 @@ import pytest
 
 import verity
 from tests.conftest import PROJECT_ROOT
-from verity import Agent, AgentConfig, RunHooks, RunLimitExceeded, RunSettings, TraceStore
+from verity import (
+    Agent,
+    AgentConfig,
+    RunEnded,
+    RunHooks,
+    RunLimitExceeded,
+    RunSettings,
+    TraceStore,
+)
 from verity.errors import UserError
 from verity.testing import ScriptedModel, answer, calls
 
@@ -92,8 +100,8 @@ async def test_a_run_may_have_its_own_hooks_and_step_limit(tmp_path: Path) -> No
     seen: list[str] = []
 
     class Ends(RunHooks):
-        async def on_run_end(self, run_id: str, status: Any, *args: Any, **kwargs: Any) -> None:
-            seen.append(status)
+        async def on_run_end(self, event: RunEnded) -> None:
+            seen.append(event.status)
 
     model = ScriptedModel([calls(SUM), calls(SUM)])
     settings = RunSettings(max_steps=5)

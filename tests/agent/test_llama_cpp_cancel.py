@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 
-from verity import LlamaCppModel, Message, ModelError, ModelSettings, RunHooks, run
+from verity import (
+    LlamaCppModel,
+    Message,
+    ModelCallStarted,
+    ModelError,
+    ModelSettings,
+    RunEnded,
+    RunHooks,
+    run,
+)
 from verity.hooks import RunStatus
 
 LONG_TASK = (
@@ -24,22 +32,11 @@ class Watcher(RunHooks):
         self.generating = anyio.Event()
         self.ended: list[RunStatus] = []
 
-    async def on_model_start(
-        self, run_id: str, step: int, messages: list[Message], **details: Any
-    ) -> None:
+    async def on_model_start(self, event: ModelCallStarted) -> None:
         self.generating.set()
 
-    async def on_run_end(
-        self,
-        run_id: str,
-        status: RunStatus,
-        answer: str | None,
-        error: str | None,
-        *,
-        verified: bool | None = None,
-        verify_rounds: int = 0,
-    ) -> None:
-        self.ended.append(status)
+    async def on_run_end(self, event: RunEnded) -> None:
+        self.ended.append(event.status)
 
 
 @pytest.fixture

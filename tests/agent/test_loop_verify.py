@@ -15,6 +15,7 @@ from verity import (
     RunSettings,
     ToolStep,
     Verdict,
+    VerdictReached,
     VerifyStep,
     run,
 )
@@ -54,8 +55,8 @@ class VerdictLog(RunHooks):
     def __init__(self) -> None:
         self.verdicts: list[tuple[int, Verdict]] = []
 
-    async def on_verdict(self, run_id: str, step: int, verdict: Verdict) -> None:
-        self.verdicts.append((step, verdict))
+    async def on_verdict(self, event: VerdictReached) -> None:
+        self.verdicts.append((event.step, event.verdict))
 
 
 def rejected(feedback: str, confidence: float) -> Verdict:

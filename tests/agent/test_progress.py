@@ -9,6 +9,7 @@ import time
 
 import anyio
 
+from verity import ModelCallEnded, ModelCallStarted, VerdictReached
 from verity.messages import Finding, Message, ModelResponse, Usage, Verdict
 from verity.progress import ProgressPrinter
 
@@ -35,9 +36,9 @@ def wait_for(stream: io.StringIO, pattern: str) -> None:
 def test_a_working_step_in_a_log_says_every_heartbeat_how_long_it_has_worked() -> None:
     log = io.StringIO()
     printer = ProgressPrinter(log, live=False, heartbeat_s=0.05)
-    anyio.run(printer.on_model_start, "run", 1, [])
+    anyio.run(printer.on_model_start, ModelCallStarted(run_id="run", step=1, messages=[]))
     wait_for(log, r"model working\.\.\. \d+ s\n")
-    anyio.run(printer.on_model_end, "run", 1, RESPONSE)
+    anyio.run(printer.on_model_end, ModelCallEnded(run_id="run", step=1, response=RESPONSE))
     lines = log.getvalue().splitlines()
     assert lines[0] == "[step 1 0:00] model working..."
     assert all(
@@ -52,7 +53,7 @@ def test_a_working_step_in_a_log_says_every_heartbeat_how_long_it_has_worked() -
 def test_on_a_terminal_the_working_line_is_redrawn_and_streamed_text_replaces_it() -> None:
     terminal, answer = io.StringIO(), io.StringIO()
     printer = ProgressPrinter(terminal, live=True, answer_stream=answer, heartbeat_s=0.05)
-    anyio.run(printer.on_model_start, "run", 1, [])
+    anyio.run(printer.on_model_start, ModelCallStarted(run_id="run", step=1, messages=[]))
     wait_for(terminal, r"\r\x1b\[K\[step 1 0:0\d\] model working\.\.\. \d+ s")
     printer.on_delta("content", "Forty")
     printer.on_delta("reasoning", "hidden unless asked for")
@@ -61,7 +62,7 @@ def test_on_a_terminal_the_working_line_is_redrawn_and_streamed_text_replaces_it
     assert terminal.getvalue() == drawn
     assert drawn.endswith("\r\x1b[K")  # the working line was cleared for the text
     printer.on_delta("content", "-two.")
-    anyio.run(printer.on_model_end, "run", 1, RESPONSE)
+    anyio.run(printer.on_model_end, ModelCallEnded(run_id="run", step=1, response=RESPONSE))
     assert answer.getvalue() == "Forty-two.\n"
     assert printer.streamed_answer == "Forty-two."
     assert terminal.getvalue().startswith(drawn)
@@ -72,10 +73,10 @@ def test_text_generated_outside_the_run_s_steps_does_not_stream() -> None:
     terminal, answer = io.StringIO(), io.StringIO()
     printer = ProgressPrinter(terminal, live=False, answer_stream=answer, show_reasoning=True)
     printer.on_delta("content", "a verifier's verdict")
-    anyio.run(printer.on_model_start, "run", 1, [])
+    anyio.run(printer.on_model_start, ModelCallStarted(run_id="run", step=1, messages=[]))
     printer.on_delta("reasoning", "thinking")
     printer.on_delta("content", "Forty-two.")
-    anyio.run(printer.on_model_end, "run", 1, RESPONSE)
+    anyio.run(printer.on_model_end, ModelCallEnded(run_id="run", step=1, response=RESPONSE))
     printer.on_delta("content", "a consensus sample's answer")
     assert answer.getvalue() == "Forty-two.\n"
     assert "thinking\n" in terminal.getvalue()
@@ -85,9 +86,14 @@ def test_an_answer_resumed_at_its_corrected_step_streams_whole() -> None:
     log, answer = io.StringIO(), io.StringIO()
     printer = ProgressPrinter(log, live=False, answer_stream=answer)
     begun = Message(role="assistant", content="204 + 160 + 330 = 694")
-    anyio.run(printer.on_model_start, "run", 2, [Message(role="user", content="Add."), begun])
+    anyio.run(
+        printer.on_model_start,
+        ModelCallStarted(
+            run_id="run", step=2, messages=[Message(role="user", content="Add."), begun]
+        ),
+    )
     printer.on_delta("content", " dollars.")
-    anyio.run(printer.on_model_end, "run", 2, RESPONSE)
+    anyio.run(printer.on_model_end, ModelCallEnded(run_id="run", step=2, response=RESPONSE))
     assert answer.getvalue() == "204 + 160 + 330 = 694 dollars.\n"
     assert printer.streamed_answer == "204 + 160 + 330 = 694 dollars."
     assert "going on from the answer's first wrong result" in log.getvalue()
@@ -100,7 +106,7 @@ def test_an_answer_the_answer_checks_refused_is_said_with_the_reason() -> None:
     refused = Verdict(
         ok=False, verifier="answer-checks", findings=[finding], checked=False, refused=True
     )
-    anyio.run(printer.on_verdict, "run", 2, refused)
+    anyio.run(printer.on_verdict, VerdictReached(run_id="run", step=2, verdict=refused))
     assert re.fullmatch(
         r"\[step 2 0:0\d\] answer refused: the answer is the bare value None\n", log.getvalue()
     )

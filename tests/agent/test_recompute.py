@@ -12,8 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from verity import LlamaCppModel, RunSettings, ToolCall, Usage, run
-from verity.hooks import ModelPurpose, RunHooks
+from verity import LlamaCppModel, ModelCallEnded, RunHooks, RunSettings, ToolCall, Usage, run
 from verity.messages import Finding, Message, ModelResponse, Verdict
 from verity.testing import ScriptedModel, answer, calls
 from verity.tools.base import ToolResult
@@ -203,10 +202,8 @@ class ModelCallLog(RunHooks):
     def __init__(self) -> None:
         self.ends: list[tuple[int, str, str]] = []
 
-    async def on_model_end(
-        self, run_id: str, step: int, response: ModelResponse, *, purpose: ModelPurpose = "agent"
-    ) -> None:
-        self.ends.append((step, purpose, response.content))
+    async def on_model_end(self, event: ModelCallEnded) -> None:
+        self.ends.append((event.step, event.purpose, event.response.content))
 
 
 async def test_the_verifiers_model_calls_are_traced_and_counted_in_the_runs_usage() -> None:

@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from tests.conftest import PROJECT_ROOT
-from verity import run
+from verity import ToolCallEnded, ToolCallStarted, run
 from verity.messages import ToolCall
 from verity.progress import ProgressPrinter
 from verity.terminal import printable
@@ -44,8 +44,12 @@ async def test_progress_lines_show_tool_results_without_escape_sequences() -> No
     stream = io.StringIO()
     printer = ProgressPrinter(stream)
     call = ToolCall(id="c1", name="files__read", arguments={"path": HOSTILE})
-    await printer.on_tool_start("r", 1, call)
-    await printer.on_tool_end("r", 1, call, ToolResult(content=HOSTILE), 0.01)
+    await printer.on_tool_start(ToolCallStarted(run_id="r", step=1, call=call))
+    await printer.on_tool_end(
+        ToolCallEnded(
+            run_id="r", step=1, call=call, result=ToolResult(content=HOSTILE), duration_s=0.01
+        )
+    )
     assert "\x1b" not in stream.getvalue() and "\x9b" not in stream.getvalue()
     assert stream.getvalue().splitlines()[-1].endswith("] <- red evil! (0.01 s)")
 

@@ -9,7 +9,18 @@ from pathlib import Path
 import anyio
 import pytest
 
-from verity import RunLimitExceeded, RunSettings, TraceRecorder, TraceStore, UserError, run
+from verity import (
+    ModelCallEnded,
+    ModelCallStarted,
+    RunEnded,
+    RunLimitExceeded,
+    RunSettings,
+    RunStarted,
+    TraceRecorder,
+    TraceStore,
+    UserError,
+    run,
+)
 from verity.messages import ModelResponse, ToolGrammar
 from verity.testing import ScriptedModel, answer, calls
 from verity.tools.base import tool
@@ -138,11 +149,15 @@ async def test_relaxed_tool_grammars_are_recorded_once_per_run(tmp_path: Path) -
     relaxed = ToolGrammar(tool="annotate", level="relaxed", dropped=["maxLength", "not"])
     store = TraceStore(tmp_path / "t.db")
     recorder = TraceRecorder(store)
-    await recorder.on_run_start("r1", "task", "m")
+    await recorder.on_run_start(RunStarted(run_id="r1", task="task", model="m"))
     for step in (1, 2):
-        await recorder.on_model_start("r1", step, [])
-        await recorder.on_model_end("r1", step, ModelResponse(content="x", tool_grammars=[relaxed]))
-    await recorder.on_run_end("r1", "completed", "x", None)
+        await recorder.on_model_start(ModelCallStarted(run_id="r1", step=step, messages=[]))
+        await recorder.on_model_end(
+            ModelCallEnded(
+                run_id="r1", step=step, response=ModelResponse(content="x", tool_grammars=[relaxed])
+            )
+        )
+    await recorder.on_run_end(RunEnded(run_id="r1", status="completed", answer="x"))
     record = store.run("r1")
     assert record is not None
     rows = [

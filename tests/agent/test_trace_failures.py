@@ -8,13 +8,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 
-from verity import RunSettings, TraceRecorder, TraceStore, run
-from verity.hooks import RunStatus
+from verity import RunEnded, RunSettings, TraceRecorder, TraceStore, run
 from verity.testing import ScriptedModel, answer, calls
 from verity.tools.base import tool
 from verity.tools.toolset import FunctionToolset
@@ -64,12 +62,10 @@ class ReleasingRecorder(TraceRecorder):
         super().__init__(store)
         self.holder, self.release = holder, release
 
-    async def on_run_end(
-        self, run_id: str, status: RunStatus, answer: str | None, error: str | None, **kwargs: Any
-    ) -> None:
+    async def on_run_end(self, event: RunEnded) -> None:
         if self.release:
             self.holder.release()
-        await super().on_run_end(run_id, status, answer, error, **kwargs)
+        await super().on_run_end(event)
 
 
 async def run_with_lock_taken_at_step_1(

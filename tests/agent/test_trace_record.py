@@ -13,6 +13,8 @@ import pytest
 from verity import (
     LlamaCppModel,
     Message,
+    ModelCallEnded,
+    ModelCallStarted,
     OpenAICompatModel,
     RunSettings,
     TraceRecorder,
@@ -171,9 +173,13 @@ class JudgeWithAModel:
             Message(role="system", content="Judge the answer."),
             Message(role="user", content=question),
         ]
-        await self.recorder.on_model_start(self.run_id, 1, messages, purpose="verifier")
+        await self.recorder.on_model_start(
+            ModelCallStarted(run_id=self.run_id, step=1, messages=messages, purpose="verifier")
+        )
         response = await self.judge.respond(messages, [])
-        await self.recorder.on_model_end(self.run_id, 1, response, purpose="verifier")
+        await self.recorder.on_model_end(
+            ModelCallEnded(run_id=self.run_id, step=1, response=response, purpose="verifier")
+        )
         return Verdict(ok=True, verifier="judge")
 
 

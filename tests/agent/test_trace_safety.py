@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.trace_writer import open_rounds
-from verity import TraceRecorder, TraceStore, UserError
+from verity import RunStarted, TraceRecorder, TraceStore, UserError
 from verity.trace.migrations import MIGRATIONS
 
 WRITER = [sys.executable, "-m", "tests.fixtures.trace_writer"]
@@ -216,7 +216,7 @@ def test_the_database_and_its_wal_and_shm_files_are_private(tmp_path: Path) -> N
     finally:
         os.umask(old)
     recorder = TraceRecorder(store)
-    anyio.run(recorder.on_run_start, "r1", "t", "m")
+    anyio.run(recorder.on_run_start, RunStarted(run_id="r1", task="t", model="m"))
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
     assert modes == {"t.db": 0o600, "t.db-wal": 0o600, "t.db-shm": 0o600}
     store.close()

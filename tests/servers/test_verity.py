@@ -13,7 +13,15 @@ import pytest
 from mcp import Client, MCPError
 from mcp.types import INVALID_PARAMS, TextContent, TextResourceContents, ToolAnnotations
 
-from verity import Agent, TraceRecorder, TraceStore, UserError, parse_mcp_config
+from verity import (
+    Agent,
+    RunEnded,
+    RunStarted,
+    TraceRecorder,
+    TraceStore,
+    UserError,
+    parse_mcp_config,
+)
 from verity.servers._run_queue import RunQueue, ServerBusy
 from verity.servers.verity import ServedAgent, build_server
 
@@ -39,8 +47,10 @@ def agent(python_agent: Agent) -> ServedAgent:
 
 async def record_run(store: TraceStore, run_id: str, task: str, answer: str) -> None:
     recorder = TraceRecorder(store)
-    await recorder.on_run_start(run_id, task, "tiny")
-    await recorder.on_run_end(run_id, "completed", answer, None, verified=True, verify_rounds=1)
+    await recorder.on_run_start(RunStarted(run_id=run_id, task=task, model="tiny"))
+    await recorder.on_run_end(
+        RunEnded(run_id=run_id, status="completed", answer=answer, verified=True, verify_rounds=1)
+    )
 
 
 async def test_run_agent_is_listed_with_its_output_schema_and_is_read_only_with_only_the_calculator(
