@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import verity._startup_signals  # noqa: F401 - first: a signal while the command imports
 
 if TYPE_CHECKING:
-    from verity.agent import Agent, AgentConfig, Approvals
+    from verity.agent import Agent, Approvals
+    from verity.agent_config import AgentConfig
     from verity.answers import extract_boxed
     from verity.errors import (
         GPUOffloadWarning,
@@ -142,7 +143,7 @@ __all__ = [
 _SOURCES = {
     "AcceptAll": "verity.verify",
     "Agent": "verity.agent",
-    "AgentConfig": "verity.agent",
+    "AgentConfig": "verity.agent_config",
     "AllOf": "verity.verify",
     "AnyOf": "verity.verify",
     "ApprovalDecided": "verity.hooks",
