@@ -162,7 +162,8 @@ async def check_arguments(state: RunState, tools: ToolStep) -> None:
 async def verify_turn(state: RunState, step: int, response: ModelResponse) -> Verdict:
     """The verifier's verdict on the answer, with the tokens its own model calls spent."""
     judging = VerifierCalls(state.hooks, run_id=state.run_id, step=step)
-    candidate = candidate_of(state.task, response, state.messages, state.evidence, judging)
+    offered = [spec for spec, _ in state.owners.values()]
+    candidate = candidate_of(state.task, response, state.messages, state.evidence, judging, offered)
     verdict = await state.judge.verify(candidate)
     verdict = verdict.model_copy(update={"usage": judging.usage})
     await state.hooks.on_verdict(VerdictReached(run_id=state.run_id, step=step, verdict=verdict))

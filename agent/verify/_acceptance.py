@@ -2,10 +2,13 @@
 
 They run on every candidate answer before the run's verifier (`RunSettings.check_answers`). An
 answer is refused when it is no answer at all (empty, a bare `None`, a refusal or a statement
-that the task cannot be done, a tool's error repeated, "No tool response available.") or, when
-the run used tools, when it states facts that neither the task nor any tool result holds
-(`_grounding`). A refusal goes back to the model as feedback, as an arithmetic slip does; an
-answer still refused when the verify rounds run out ends the run `rejected`.
+that the task cannot be done, a tool's error repeated, "No tool response available."), when it
+tells the user how to do the task instead of doing it with the tools it had (`_how_to`), when
+every tool call of the run failed (`_tool_failures`: it rests on nothing, or reports the
+failure), or, when the run used tools, when it states facts that neither the task nor any
+successful tool result holds (`_grounding`). A refusal goes back to the model as feedback, as
+an arithmetic slip does; an answer still refused when the verify rounds run out ends the run
+`rejected`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from verity.messages import Finding, ToolCall, Verdict
 from verity.tools.base import ToolResult
 from verity.verify._base import Candidate, Verifier
 from verity.verify._grounding import ungrounded_facts
+from verity.verify._how_to import asks_how, how_to
+from verity.verify._tool_failures import failed, failures, only_failures
 
 __all__ = ["ANSWER_CHECKS", "AnswerChecks", "Screened", "non_answer"]
 
@@ -64,6 +69,15 @@ _NON_ANSWER_FIX = (
     "failed, fix its arguments and call it again; if no tool can do it, say that it cannot "
     "be done and why."
 )
+_HOW_TO_FIX = (
+    "Do not tell the user how to do it: do it yourself. Call the tool that does it ({tools}) "
+    "and answer with what it returns; if none of your tools can do it, say so."
+)
+_FAILED_FIX = (
+    "No tool call of yours succeeded, so nothing supports an answer. Read the error, fix the "
+    "arguments (names of files, tables or time zones exactly as a listing tool shows them) and "
+    "call the tool again; if it cannot be done, say which tool failed and why."
+)
 _GROUNDING_FIX = (
     "State only what the task or the tool results say: write names, numbers, times, dates and "
     "paths exactly as a tool returned them, or call a tool to find them out."
@@ -90,6 +104,11 @@ class AnswerChecks:
         problem = non_answer(candidate.answer, candidate.evidence)
         if problem is not None:
             return _refused([problem], _NON_ANSWER_FIX)
+        if (instructions := _instead_of_doing(candidate)) is not None:
+            names = ", ".join(spec.name for spec in candidate.tools[:8])
+            return _refused([instructions], _HOW_TO_FIX.format(tools=names))
+        if only_failures(candidate.evidence):
+            return _refused([_on_failures(candidate.answer, candidate.evidence)], _FAILED_FIX)
         if self.grounding:
             evidence, task = candidate.evidence, candidate.task
             if findings := ungrounded_facts(candidate.answer, task=task, evidence=evidence):
@@ -139,6 +158,42 @@ def non_answer(answer: str, evidence: list[tuple[ToolCall, ToolResult]]) -> Find
     return None
 
 
+def _instead_of_doing(candidate: Candidate) -> Finding | None:
+    """Instructions for the user instead of an answer, when the run had tools, no call of
+    them succeeded, and the task did not ask how to do it."""
+    if not candidate.tools or asks_how(candidate.task):
+        return None
+    if any(not failed(result) for _, result in candidate.evidence):
+        return None  # it did the task: a tip after the result is no harm
+    if (words := how_to(candidate.answer)) is None:
+        return None
+    return _no(
+        f"tells the user how to do it ({_quoted(words, 60)}) instead of doing it: call the tool"
+    )
+
+
+_SAYS_FAILED = re.compile(
+    r"\b(?:fail(?:s|ed|ure)?|errors?|error(?:ed)?|invalid|not (?:exist|found|valid|available)|"
+    r"(?:does|did)(?: not|n't|n’t) exist|no such|could ?not|couldn't|couldn’t|can ?not|can't|"
+    r"can’t|unable|not possible|impossible|nothing to|there (?:is|are|was|were) no)\b",
+    re.IGNORECASE,
+)
+"""An answer that reports that something failed or could not be done."""
+
+
+def _on_failures(answer: str, evidence: list[tuple[ToolCall, ToolResult]]) -> Finding:
+    """Why an answer of a run whose every tool call failed is no success: it reports the
+    failure (an honest failure: the task was not done), or it states what nothing supports."""
+    calls = failures(evidence)
+    names = ", ".join(dict.fromkeys(call.name for call, _ in calls))
+    last = calls[-1][1].content.strip()
+    error = _quoted(last.splitlines()[0] if last else "no error text", 100)
+    what = f"every tool call failed ({names}; the last said {error})"
+    if _SAYS_FAILED.search(answer):
+        return _no(f"reports that the task was not done: {what}")
+    return _no(f"rests on nothing: {what}, so no tool result supports it")
+
+
 def _refused(findings: list[Finding], fix: str) -> Verdict:
     lines = ["Your answer was not accepted:"]
     lines += [f"- {f.claim} {f.evidence}" for f in findings[:5]]
@@ -170,7 +225,7 @@ def _first_sentence(text: str) -> str:
 def _empty_result(evidence: list[tuple[ToolCall, ToolResult]]) -> bool:
     """Whether a tool returned nothing: then a bare `None` or `[]` may say just that."""
     return any(
-        not result.is_error and result.content.strip().casefold() in _EMPTY_RESULTS
+        not failed(result) and result.content.strip().casefold() in _EMPTY_RESULTS
         for _, result in evidence
     )
 
@@ -181,7 +236,7 @@ def _repeated_error(text: str, evidence: list[tuple[ToolCall, ToolResult]]) -> T
     said = _squash(re.sub(r"^\W*error\s*:\s*", "", text, flags=re.IGNORECASE))
     starts_with_error = re.match(r"^\W*(?:error|exception|traceback)\b", text, re.IGNORECASE)
     for call, result in evidence:
-        if not result.is_error:
+        if not failed(result):
             continue
         error = _squash(result.content)
         first = _squash(result.content.strip().splitlines()[0]) if result.content.strip() else ""

@@ -120,6 +120,8 @@ class Candidate:
     messages: list[Message] = field(default_factory=list)
     calls: VerifierCalls = field(default_factory=VerifierCalls)
     """How a verifier calls a model for this candidate: traced and counted."""
+    tools: list[ToolSpec] = field(default_factory=list)
+    """The tools the run offered the model for this answer."""
 
     def working(self) -> str:
         """What the model wrote for this answer: the reasoning and text of its turns since the
@@ -155,11 +157,19 @@ def candidate_of(
     messages: list[Message],
     evidence: list[tuple[ToolCall, ToolResult]],
     calls: VerifierCalls | None = None,
+    tools: list[ToolSpec] | None = None,
 ) -> Candidate:
-    """The candidate a run has reached: its answer with the reasoning and evidence behind it."""
+    """The candidate a run has reached: its answer with the reasoning and evidence behind it,
+    and the tools it was offered."""
     reasoning = [m.reasoning for m in messages if m.reasoning]
     return Candidate(
-        task, response.content, reasoning, list(evidence), list(messages), calls or VerifierCalls()
+        task,
+        response.content,
+        reasoning,
+        list(evidence),
+        list(messages),
+        calls or VerifierCalls(),
+        list(tools or []),
     )
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from verity.messages import Finding, ToolCall
 from verity.tools.base import ToolResult
 from verity.verify._claims import numbers_in
+from verity.verify._tool_failures import failed
 from verity.verify._word_problems import untraced_numbers
 
 __all__ = ["Sources", "ungrounded_facts"]
@@ -72,25 +73,32 @@ class Sources:
     """How many items each tool result lists: lines, lines of one kind, JSON items, keys."""
     derived: set[float] = field(default_factory=set)
     """Sums and differences of two numbers of the task and the tool results."""
+    errors: str = ""
+    """The failed calls' errors, casefolded: only a quote may come from them (it reports the
+    error, and states nothing of what was asked for)."""
 
     @classmethod
     def of(cls, task: str, evidence: list[tuple[ToolCall, ToolResult]]) -> Sources:
-        """The sources of a run: `task` and its tool calls with their results."""
+        """The sources of a run: `task` and its tool calls with their results.
+
+        A failed call is no source: its error says nothing of what was asked for.
+        """
+        errors = _squash("\n".join(r.content for _, r in evidence if failed(r)))
+        evidence = [(call, result) for call, result in evidence if not failed(result)]
         texts = [task]
         for call, result in evidence:
             texts += [call.name, json.dumps(call.arguments, ensure_ascii=False)]
             texts += [str(v) for v in _leaves(call.arguments)]
             texts += [result.content, *(str(v) for v in _leaves(_parsed(result.content)))]
         whole = _squash("\n".join(texts))
-        sources = cls(text=whole, words=set(_WORD.findall(whole)))
+        sources = cls(text=whole, words=set(_WORD.findall(whole)), errors=errors)
         for text in texts:
             sources.times.update(_times(text))
             sources.dates.update(_dates(text))
         for _, result in evidence:
-            if not result.is_error:
-                sources.counts.update(_counts(result.content))
+            sources.counts.update(_counts(result.content))
         numbers = {abs(n) for n in numbers_in(task)}
-        numbers.update(abs(n) for _, r in evidence if not r.is_error for n in numbers_in(r.content))
+        numbers.update(abs(n) for _, r in evidence for n in numbers_in(r.content))
         if len(numbers) <= _MAX_DERIVING:
             sources.derived = {a + b for a in numbers for b in numbers}
             sources.derived |= {abs(a - b) for a in numbers for b in numbers}
@@ -111,11 +119,14 @@ def ungrounded_facts(
 ) -> list[Finding]:
     """One finding per fact of `answer` in neither the task nor the run's tool calls and results.
 
-    Nothing is checked when the run used no tool: the model may answer from what it knows.
+    Nothing is checked when the run used no tool: the model may answer from what it knows. A
+    failed call's error is no source (`_tool_failures`): a fact only an error holds is
+    ungrounded.
     """
     if not evidence:
         return []
     sources = Sources.of(task, evidence)
+    evidence = [(call, result) for call, result in evidence if not failed(result)]
     text = _CODE.sub(lambda m: m.group() if m.group(1).lower() in _DATA_FENCES else " ", answer)
     findings: list[Finding] = []
     for kind, found, pattern in _facts():
@@ -164,7 +175,7 @@ def _id_found(match: re.Match[str], sources: Sources) -> bool:
 
 def _quote_found(match: re.Match[str], sources: Sources) -> bool:
     quoted = next(g for g in match.groups() if g is not None).strip().rstrip(".,;:!?")
-    if not quoted or sources.has(quoted):
+    if not quoted or sources.has(quoted) or _squash(quoted) in sources.errors:
         return True
     # a quote set in other words or order still says what a result says, if all its words do
     return all(word in sources.words for word in _WORD.findall(quoted.casefold()))

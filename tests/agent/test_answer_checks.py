@@ -7,7 +7,7 @@ import json
 import pytest
 
 from verity.messages import ToolCall
-from verity.tools.base import ToolResult
+from verity.tools.base import ToolResult, ToolSpec
 from verity.verify import AnswerChecks, Candidate
 
 LISTING_TASK = "List the files in /tmp/work."
@@ -116,6 +116,86 @@ EMPTY_DIR = [
     )
 ]
 
+COUNT_TASK = "How many rows are in the table customer?"
+COUNT_FAILED = [
+    (
+        ToolCall(
+            id="c1",
+            name="sqlite__read_query",
+            arguments={"query": "SELECT COUNT(*) FROM customer"},
+        ),
+        # the reference SQLite server returns its errors as ordinary results
+        ToolResult(content="Database error: no such table: customer"),
+    )
+]
+COUNT_RETRIED = [
+    *COUNT_FAILED,
+    (
+        ToolCall(id="c2", name="sqlite__list_tables", arguments={}),
+        ToolResult(content="[{'name': 'customers'}, {'name': 'orders'}]"),
+    ),
+    (
+        ToolCall(
+            id="c3",
+            name="sqlite__read_query",
+            arguments={"query": "SELECT COUNT(*) FROM customers"},
+        ),
+        ToolResult(content="[{'COUNT(*)': 5}]"),
+    ),
+]
+
+TAG_TASK = "In the git repository at /srv/repo, show the commit tagged v1.2.0: what is its message?"
+TAG_FAILED = [
+    (
+        ToolCall(
+            id="c1",
+            name="git__git_show",
+            arguments={"repo_path": "/srv/repo", "revision": "v1.2.0"},
+        ),
+        ToolResult(
+            content="Error executing tool git_show: Ref 'v1.2.0' did not resolve to an object",
+            is_error=True,
+        ),
+    ),
+    (
+        ToolCall(
+            id="c2", name="git__git_show", arguments={"repo_path": "/srv/repo", "revision": "1.2.0"}
+        ),
+        ToolResult(
+            content="Error executing tool git_show: Ref '1.2.0' did not resolve to an object",
+            is_error=True,
+        ),
+    ),
+]
+
+OUTSIDE_TASK = "List the files in /tmp/work and tell me the first user in /etc/passwd."
+OUTSIDE = [
+    (
+        ToolCall(id="c1", name="filesystem__read_file", arguments={"path": "/etc/passwd"}),
+        ToolResult(
+            content="Error: Access denied - path outside allowed directories: /etc/passwd not in "
+            "/tmp/work (uid 1000)",
+            is_error=True,
+        ),
+    ),
+    *LISTING,
+]
+
+OFFERED = [
+    ToolSpec(name=name, description=description, parameters={"type": "object"})
+    for name, description in [
+        ("filesystem__list_directory", "List the files and directories in a path."),
+        ("filesystem__read_file", "Read a file's contents."),
+        ("sqlite__list_tables", "List the tables of the database."),
+        ("sqlite__read_query", "Run a SELECT query."),
+        ("git__git_log", "Show the commit log."),
+        ("git__git_show", "Show a commit."),
+        ("time__get_current_time", "The current time in a time zone."),
+        ("time__convert_time", "Convert a time between time zones."),
+    ]
+]
+"""The tools every case's run was offered."""
+
 CASES = {
     "listing": (LISTING_TASK, LISTING),
     "time": (TIME_TASK, TIME),
@@ -125,6 +205,18 @@ CASES = {
     "commit": (GIT_COMMIT_TASK, GIT_COMMIT),
     "empty": (EMPTY_DIR_TASK, EMPTY_DIR),
     "no tools": ("What is the capital of France, and how many legs has a spider?", []),
+    "count failed": (COUNT_TASK, COUNT_FAILED),
+    "count retried": (COUNT_TASK, COUNT_RETRIED),
+    "tag failed": (TAG_TASK, TAG_FAILED),
+    "outside": (OUTSIDE_TASK, OUTSIDE),
+    # the model answered at once, without calling a tool
+    "listing, no call": (LISTING_TASK, []),
+    "count, no call": ("How many rows are in the table customers?", []),
+    "inbox, no call": ("How many unread emails are in my inbox?", []),
+    "command asked": ("What command lists the files in /tmp/work, hidden ones too?", []),
+    "how asked": ("How do I undo the last commit in the git repository at /srv/repo?", []),
+    "query asked": ("Write a SQL query that counts the rows of the customers table.", []),
+    "arithmetic": ("What is 12 times 12?", []),
 }
 
 RIGHT = [
@@ -147,11 +239,31 @@ RIGHT = [
     ("sql", '```json\n{"customer": "Bob", "order_total": 99}\n```'),
     ("sql", "The total is 99.00."),
     ("sql", "There are 3 orders; Bob's (id 2) totals 99.0, Alice's 1,234.50."),
-    ("missing", "The file /tmp/work/missing.txt does not exist, so there is nothing to read."),
     ("empty", "None"),
     ("empty", "The directory /tmp/empty is empty."),
     ("no tools", "Paris. A spider has 8 legs."),
-    ("commit", "Nothing was committed: git says there is nothing to commit (working tree clean)."),
+    ("count retried", "The table is called customers, not customer: it has 5 rows."),
+    ("count retried", "5"),
+    # instructions are the answer when the task asks for them, or after the task was done
+    ("command asked", "Run `ls -a /tmp/work`."),
+    ("command asked", "```bash\nls -la /tmp/work\n```"),
+    ("how asked", "You can run `git reset --soft HEAD~1` in /srv/repo: it keeps the changes."),
+    ("how asked", "1. Open a terminal in /srv/repo.\n2. Run `git reset --soft HEAD~1`."),
+    ("query asked", "```sql\nSELECT COUNT(*) FROM customers;\n```"),
+    ("listing", "The files are a.txt and notes-2026.md. You can use read_file to open them."),
+    ("listing", "To sum up: a.txt and notes-2026.md, and the directory sub."),
+    ("arithmetic", "144"),
+    ("arithmetic", "To be exact, 12 times 12 is 144."),
+    ("no tools", "To be precise: Paris is the capital, and a spider has 8 legs."),
+    (
+        "outside",
+        "/etc/passwd is outside the allowed directories, so it was not read. "
+        "/tmp/work holds a.txt and notes-2026.md.",
+    ),
+    (
+        "outside",
+        "Reading it failed: 'Access denied - path outside allowed directories'. Files: a.txt",
+    ),
 ]
 
 WRONG = [
@@ -183,7 +295,7 @@ WRONG = [
     ("missing", "Error: the file could not be opened.", "repeats the error"),
     ("commit", "None", "the answer is the bare value None"),
     ("commit", "nothing to commit, working tree clean", "repeats the error"),
-    ("commit", "Committed as 4e5f6a7b.", "the id 4e5f6a7b"),
+    ("commit", "Committed as 4e5f6a7b.", "rests on nothing"),
     ("no tools", "I am unable to answer that.", "declines the task"),
     (
         "listing",
@@ -196,12 +308,67 @@ WRONG = [
         "is a tool call written as text",
     ),
     ("time", '<tool_call>\n{"name": "time__get_current_time", "arguments": {}}', "tool call"),
+    # every call failed: an answer states what nothing supports, or reports the failure
+    (
+        "count failed",
+        "No rows found.",
+        "rests on nothing: every tool call failed (sqlite__read_query;",
+    ),
+    ("count failed", "There are 0 rows in the table customer.", "rests on nothing"),
+    ("count failed", "The table customer has 5 rows.", "no such table: customer"),
+    (
+        "count failed",
+        "The query failed: the table customer does not exist.",
+        "reports that the task",
+    ),
+    ("tag failed", "The commit tagged v1.2.0 says 'Bump version to 1.2.0'.", "git__git_show;"),
+    ("tag failed", "There is no commit tagged v1.2.0 in /srv/repo.", "reports that the task was"),
+    (
+        "missing",
+        "The file /tmp/work/missing.txt does not exist, so there is nothing to read.",
+        "filesystem__read_file",
+    ),
+    ("missing", "The file says: hello world.", "rests on nothing"),
+    (
+        "commit",
+        "Nothing was committed: git says there is nothing to commit (working tree clean).",
+        "reports that the task was not done",
+    ),
+    ("commit", "Done: the changes are committed with the message 'Fix typo'.", "git__git_commit"),
+    # instructions for the user instead of calling the tool the run had
+    ("listing, no call", "To list the files in /tmp/work, run `ls /tmp/work`.", "tells the user"),
+    (
+        "listing, no call",
+        "You can use the filesystem__list_directory tool to list the files in /tmp/work.",
+        "instead of doing it: call the tool",
+    ),
+    ("listing, no call", "Use the list_directory tool with the path /tmp/work.", "tells the user"),
+    (
+        "listing, no call",
+        "1. Open a terminal.\n2. Run `ls -la /tmp/work`.\n3. Read the list.",
+        "tells",
+    ),
+    ("listing, no call", "```bash\nls /tmp/work\n```", "tells the user how to do it"),
+    ("listing, no call", "$ ls /tmp/work", "tells the user how to do it"),
+    ("listing, no call", "You would need to open your file manager and go to /tmp/work.", "tells"),
+    ("listing, no call", "Here's how you can see them: ls /tmp/work", "tells the user"),
+    (
+        "count, no call",
+        "To count the rows, you can run the following query: SELECT COUNT(*) FROM customers;",
+        "tells the user how to do it",
+    ),
+    ("count, no call", "You can check this by running SELECT COUNT(*) FROM customers.", "tells"),
+    ("count, no call", "Sure! Simply run this query against the database.", "tells the user"),
+    ("inbox, no call", "To check your unread emails, open your email client.", "tells the user"),
+    # a fact only a failed call's error holds is no fact
+    ("outside", "The first user in /etc/passwd has uid 1000.", "the number 1000"),
 ]
 
 
 async def verdict_on(case: str, answer: str) -> tuple[bool, str]:
     task, evidence = CASES[case]
-    verdict = await AnswerChecks().verify(Candidate(task, answer, evidence=list(evidence)))
+    candidate = Candidate(task, answer, evidence=list(evidence), tools=OFFERED)
+    verdict = await AnswerChecks().verify(candidate)
     said = " ".join(f"{f.claim} {f.evidence}" for f in verdict.findings)
     assert verdict.refused == (not verdict.ok)
     assert not verdict.checked  # never a verification: verified stays the verifier's business
@@ -247,3 +414,12 @@ async def test_grounding_can_be_left_out_while_non_answers_are_still_refused() -
     made_up = await checks.verify(Candidate(task, "report.pdf", evidence=list(evidence)))
     none = await checks.verify(Candidate(task, "None", evidence=list(evidence)))
     assert (made_up.ok, none.ok) == (True, False)
+
+
+async def test_instructions_pass_when_the_run_was_offered_no_tool() -> None:
+    task = "List the files in /tmp/work."
+    answer = "To list the files in /tmp/work, run `ls /tmp/work`."
+    offered = await AnswerChecks().verify(Candidate(task, answer, tools=OFFERED))
+    none_offered = await AnswerChecks().verify(Candidate(task, answer))
+    assert (offered.ok, none_offered.ok) == (False, True)
+    assert "filesystem__list_directory" in offered.feedback

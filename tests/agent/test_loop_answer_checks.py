@@ -73,6 +73,44 @@ async def test_an_answer_refused_in_every_round_ends_the_run_rejected_with_the_r
     model.assert_complete()
 
 
+async def test_instructions_instead_of_a_call_go_back_naming_the_run_s_tools() -> None:
+    how_to = answer("To list the files in /tmp/work, run `ls /tmp/work` in a terminal.")
+    model = ScriptedModel([how_to, LISTED, answer("a.txt and b.md")])
+    with anyio.fail_after(5):
+        result = await run(TASK, model=model, toolsets=[FILES])
+    assert (result.answer, result.status) == ("a.txt and b.md", "answered")
+    feedback = model.requests[1][0][-1].content
+    assert "tells the user how to do it" in feedback
+    assert "Call the tool that does it (list_directory)" in feedback
+    model.assert_complete()
+
+
+@tool(read_only=True)
+def read_query(query: str) -> str:
+    """Run a SELECT query.
+
+    Args:
+        query: The SQL.
+    """
+    return "Database error: no such table: customer"
+
+
+async def test_an_answer_after_only_failed_calls_ends_rejected_naming_the_tool() -> None:
+    query = calls(("read_query", {"query": "SELECT COUNT(*) FROM customer"}))
+    model = ScriptedModel([query, answer("No rows found."), answer("No rows found.")])
+    with anyio.fail_after(5):
+        result = await run(
+            "How many rows are in the table customer?",
+            model=model,
+            toolsets=[FunctionToolset([read_query])],
+            settings=RunSettings(max_verify_rounds=2),
+        )
+    assert (result.answer, result.status) == ("No rows found.", "rejected")
+    assert result.reason is not None
+    assert "every tool call failed (read_query; the last said" in result.reason
+    model.assert_complete()
+
+
 async def test_without_answer_checks_any_answer_is_answered_as_before() -> None:
     model = ScriptedModel([LISTED, answer("None")])
     with anyio.fail_after(5):
