@@ -170,8 +170,9 @@ class LlamaCppModel:
         return loaded
 
     def start_loading(self) -> None:
-        """Start loading the weights in a thread of their own, so that what comes before the
-        first `respond()` (MCP servers starting) overlaps the load; `respond()` waits for it.
+        """Start loading the weights (and the grammar engine's tokenizer) in a thread of their
+        own, so that what comes before the first `respond()` (MCP servers starting) overlaps the
+        load; `respond()` waits for it.
 
         Loading is native code that cannot be cut short: the thread holds the model's native
         guard while it loads, so `close()` frees the model only after the thread has left
@@ -190,7 +191,9 @@ class LlamaCppModel:
     def _load_ahead(self) -> None:
         try:
             with self._native.guard.entered(threading.Event()):
-                self._loaded()
+                # and the grammar engine's view of the vocabulary, which every constrained
+                # tool call needs: a second or two of the first call's time
+                _tokenizer(self._loaded())
         except Exception as exc:  # noqa: BLE001 - respond() loads again and raises it
             _log.debug("loading %s ahead of its first use failed: %s", self.name, exc)
         finally:
