@@ -59,6 +59,11 @@ _CALL_AS_TEXT = re.compile(
 )
 """A tool call the model wrote as text instead of making it: `{"name": ..., "arguments": ...}`,
 bare, fenced, in parentheses or in `<tool_call>` tags."""
+_LEADING_LABELS = re.compile(
+    r"^(?:\s*(?:#{1,6}[^\n]*|\*\*[^*\n]{1,40}\*\*:?|[^\W\d][\w ]{0,30}:)[ \t]*(?:\n|$))+"
+)
+"""Heading and label lines before an answer's text ("### Final Answer", "**Answer:**",
+"Answer:"), left out when looking for a tool call written as text."""
 _FIRST_SENTENCE = re.compile(r"^.*?(?:[.!?。！？](?=\s|$)|\n|$)", re.DOTALL)
 _SHORT = 200
 """Answers up to this long are searched whole for a refusal; longer ones in the first
@@ -144,7 +149,7 @@ def non_answer(answer: str, evidence: list[tuple[ToolCall, ToolResult]]) -> Find
         return _no("is empty")
     if bare in _LITERALS and not _empty_result(evidence):
         return _no(f"is the bare value {bare}, which answers nothing")
-    if _CALL_AS_TEXT.match(text):
+    if _CALL_AS_TEXT.match(_LEADING_LABELS.sub("", text)):
         return _no("is a tool call written as text, not an answer (call the tool, or answer)")
     if _NON_ANSWERS.fullmatch(bare) or _ECHOED_PROMPT.search(text):
         return _no(f"says nothing about the task ({_quoted(text)})")

@@ -81,14 +81,18 @@ class Sources:
     def of(cls, task: str, evidence: list[tuple[ToolCall, ToolResult]]) -> Sources:
         """The sources of a run: `task` and its tool calls with their results.
 
-        A failed call is no source: its error says nothing of what was asked for.
+        A failed call is no source: its error says nothing of what was asked for. A call that
+        found nothing (an empty result) confirms none of its arguments: a value the model
+        searched for is not a fact because it searched for it.
         """
         errors = _squash("\n".join(r.content for _, r in evidence if failed(r)))
         evidence = [(call, result) for call, result in evidence if not failed(result)]
         texts = [task]
         for call, result in evidence:
-            texts += [call.name, json.dumps(call.arguments, ensure_ascii=False)]
-            texts += [str(v) for v in _leaves(call.arguments)]
+            texts.append(call.name)
+            if not _found_nothing(result.content):
+                texts += [json.dumps(call.arguments, ensure_ascii=False)]
+                texts += [str(v) for v in _leaves(call.arguments)]
             texts += [result.content, *(str(v) for v in _leaves(_parsed(result.content)))]
         whole = _squash("\n".join(texts))
         sources = cls(text=whole, words=set(_WORD.findall(whole)), errors=errors)
@@ -298,6 +302,24 @@ def _sizes(value: object) -> Iterator[int]:
         yield len(value)
         for item in value.values():
             yield from _sizes(item)
+
+
+_NOTHING_FOUND = re.compile(
+    r"(?:no (?:results?|matches|entries|items|rows|records|files|nodes|entities)"
+    r"(?: were| was)? found|nothing (?:was )?found|not found|no match(?:es)?)\.?",
+    re.IGNORECASE,
+)
+
+
+def _found_nothing(content: str) -> bool:
+    """Whether a result holds nothing: blank, JSON without a single value, or "no results"."""
+    text = content.strip()
+    if not text:
+        return True
+    parsed = _parsed(text)
+    if isinstance(parsed, dict | list):
+        return not any(True for _ in _leaves(parsed))
+    return _NOTHING_FOUND.fullmatch(text) is not None
 
 
 def _parsed(content: str) -> object:

@@ -168,6 +168,19 @@ TAG_FAILED = [
     ),
 ]
 
+CONTACT_TASK = "What is Bob Tran's email address? Look him up in the memory graph."
+CONTACT = [
+    (
+        ToolCall(
+            id="c1",
+            name="memory__search_nodes",
+            arguments={"query": "Bob Tran bobtran@example.com"},
+        ),
+        ToolResult(content='{"entities": [], "relations": []}'),
+    )
+]
+"""The model searched for an address it made up and found nothing."""
+
 OUTSIDE_TASK = "List the files in /tmp/work and tell me the first user in /etc/passwd."
 OUTSIDE = [
     (
@@ -209,6 +222,7 @@ CASES = {
     "count retried": (COUNT_TASK, COUNT_RETRIED),
     "tag failed": (TAG_TASK, TAG_FAILED),
     "outside": (OUTSIDE_TASK, OUTSIDE),
+    "contact": (CONTACT_TASK, CONTACT),
     # the model answered at once, without calling a tool
     "listing, no call": (LISTING_TASK, []),
     "count, no call": ("How many rows are in the table customers?", []),
@@ -220,6 +234,8 @@ CASES = {
 }
 
 RIGHT = [
+    ("listing", "### Files in /tmp/work\n\n- a.txt\n- notes-2026.md\n- sub (a directory)"),
+    ("contact", "Bob Tran is not in the memory graph, so his email address is not known."),
     ("listing", "The files in /tmp/work are a.txt and notes-2026.md; sub is a directory."),
     ("listing", "/tmp/work/a.txt\n/tmp/work/notes-2026.md"),
     ("listing", "There are 2 files: `a.txt` and `notes-2026.md`, and 1 directory (`sub/`)."),
@@ -308,6 +324,18 @@ WRONG = [
         "is a tool call written as text",
     ),
     ("time", '<tool_call>\n{"name": "time__get_current_time", "arguments": {}}', "tool call"),
+    (
+        "listing",
+        '### Final Answer\n\n```json\n{\n  "name": "filesystem__read_file",\n'
+        '  "arguments": {"path": "/tmp/work/a.txt"}\n}\n```',
+        "is a tool call written as text",
+    ),
+    (
+        "listing",
+        '**Answer:**\n{"name": "filesystem__list_directory", "arguments": {"path": "/tmp/work"}}',
+        "is a tool call written as text",
+    ),
+    ("contact", "Bob Tran's email address is bobtran@example.com.", "bobtran@example.com"),
     # every call failed: an answer states what nothing supports, or reports the failure
     (
         "count failed",
