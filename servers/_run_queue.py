@@ -54,24 +54,26 @@ class RunQueue:
         Raises:
             ServerBusy: every place is taken and `max_waiting` requests are already waiting.
         """
-        busy = self._running >= self.max_running or self._waiting > 0
-        if busy and self._waiting >= self.max_waiting:
-            working = (
-                "one run is working"
-                if self.max_running == 1
-                else f"{self.max_running} runs are working, the most it runs at once,"
-            )
-            raise ServerBusy(
-                f"Verity is busy: {working} and {self._waiting} are waiting, the most this "
-                f"server queues (--max-queue {self.max_waiting}). Retry later."
-            )
-        self._waiting += 1
-        try:
-            if busy and on_wait is not None:
-                await on_wait(self._waiting)
-            await self._places.acquire()
-        finally:
-            self._waiting -= 1
+        if self._waiting == 0 and self._places.value > 0:
+            self._places.acquire_nowait()  # a free place, taken before anyone else can look
+        else:
+            if self._waiting >= self.max_waiting:
+                working = (
+                    "one run is working"
+                    if self.max_running == 1
+                    else f"{self.max_running} runs are working, the most it runs at once,"
+                )
+                raise ServerBusy(
+                    f"Verity is busy: {working} and {self._waiting} are waiting, the most this "
+                    f"server queues (--max-queue {self.max_waiting}). Retry later."
+                )
+            self._waiting += 1
+            try:
+                if on_wait is not None:
+                    await on_wait(self._waiting)
+                await self._places.acquire()
+            finally:
+                self._waiting -= 1
         self._running += 1
         try:
             yield

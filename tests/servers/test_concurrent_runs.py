@@ -103,6 +103,28 @@ async def test_the_queue_runs_n_at_once_then_lines_up_then_refuses() -> None:
     )
 
 
+async def test_requests_arriving_together_take_the_free_places_without_waiting() -> None:
+    queue = RunQueue(max_waiting=0, max_running=3)
+    release = anyio.Event()
+    waits: list[int] = []
+
+    async def note_wait(ahead: int) -> None:
+        waits.append(ahead)
+
+    async def run() -> None:
+        async with queue.turn(on_wait=note_wait):
+            await release.wait()
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            for _ in range(3):  # no checkpoint between them: all three ask at once
+                group.start_soon(run)
+            await anyio.wait_all_tasks_blocked()
+            assert (queue.running, queue.waiting) == (3, 0)
+            release.set()
+    assert waits == []
+
+
 async def test_served_runs_on_a_server_backend_go_n_at_once_each_traced_apart(
     tmp_path: Path,
 ) -> None:
