@@ -35,8 +35,9 @@ MAX_VERIFY_SAMPLES = 10
 
 @dataclass
 class ServedAgent:
-    """What every `run_agent` call runs with: one `Agent` (its model shared, one run at a time)
-    and the server's limits. Whoever made the agent closes it once the server has stopped."""
+    """What every `run_agent` call runs with: one `Agent` (its model shared by up to
+    `max_concurrent` runs at once) and the server's limits. Whoever made the agent closes it
+    once the server has stopped."""
 
     agent: Agent
     """Runs each call; it must trace (`list_runs` and `get_run` read its trace)."""
