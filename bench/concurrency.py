@@ -1,18 +1,19 @@
 """Concurrent served runs: the same tasks through `verity serve --max-concurrent N`, N = 1..8.
 
-    PYTHONPATH=. python bench/concurrency.py [--tasks 32] [--levels 1,2,4,8]
+    PYTHONPATH=. python bench/concurrency.py [--tasks 32] [--levels 1,2,4,8] [--repeats 3]
         [--base-url URL --api-model NAME]
 
 The backend is one OpenAI-compatible server for every level: by default llama-cpp-python's
 server on the embedded model, started here (it runs one request at a time, so expect a speed-up
 near 1x); `--base-url` names another (llama-server with parallel slots, vLLM, SGLang), where
-the speed-up is what the server's batching allows. For each N a fresh `verity serve --http
---max-concurrent N` gets every task at once from max(levels) MCP clients (each its own HTTP
-session) after one untimed warm-up call. Per level it prints the wall time from the first call
-to the last answer, the speed-up against N = 1 measured in the same run, and Verity's own time
-per run: the run's duration in the trace minus its model calls' durations (the backend's time,
-queueing at the backend included), so that the figure shows whether Verity adds serialisation
-or overhead of its own as N grows (target: N = 8 within 5% of N = 1).
+the speed-up is what the server's batching allows. Each N has its own `verity serve --http
+--max-concurrent N`, warmed by one untimed call; the levels take turns over `--repeats` rounds
+(the order reversed every other round), each round sending every task at once from max(levels)
+MCP clients (each its own HTTP session). Per level it prints the median wall time from the
+first call to the last answer, the speed-up against the first level measured in the same run,
+and Verity's own time per run: the run's duration in the trace minus its model calls' durations
+(the backend's time, queueing at the backend included), which shows whether Verity adds
+serialisation or overhead of its own as N grows (target: N = 8 within 5% of N = 1).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,21 +208,38 @@ def own_time(database: Path, run_ids: list[str]) -> tuple[float, float]:
 
 
 def measure(
-    base_url: str, api_model: str, concurrent: int, tasks: list[str], clients: int
-) -> Level:
-    with (
-        tempfile.TemporaryDirectory(prefix="verity-concurrency-") as directory,
-        verity_serve(base_url, api_model, concurrent, clients, Path(directory)) as url,
-    ):
-        anyio.run(call_all, url, ["Say hello to the first guest in one short sentence."], 1)
-        wall, run_ids, answered = anyio.run(call_all, url, tasks, clients)
-        calls, own = own_time(Path(directory) / "traces.db", run_ids)
-    return Level(concurrent, wall, answered, calls, own * 1000)
+    base_url: str, api_model: str, levels: list[int], tasks: list[str], repeats: int
+) -> list[Level]:
+    """Every level's wall time over `repeats` rounds (levels in turn, the order reversed every
+    other round so that a drift in the machine's load favours none), and its runs' own time."""
+    clients = max(levels)
+    walls: dict[int, list[float]] = {n: [] for n in levels}
+    runs: dict[int, list[str]] = {n: [] for n in levels}
+    answered = dict.fromkeys(levels, 0)
+    with ExitStack() as stack:
+        homes = {n: Path(stack.enter_context(tempfile.TemporaryDirectory())) for n in levels}
+        urls = {
+            n: stack.enter_context(verity_serve(base_url, api_model, n, clients, homes[n]))
+            for n in levels
+        }
+        for n in levels:  # untimed: the first call of a server warms its code paths
+            anyio.run(call_all, urls[n], [f"Say hello to the first guest of {n}."], 1)
+        for round_ in range(repeats):
+            for n in levels if round_ % 2 == 0 else levels[::-1]:
+                wall, run_ids, ok = anyio.run(call_all, urls[n], tasks, clients)
+                walls[n].append(wall)
+                runs[n] += run_ids
+                answered[n] += ok
+        own = {n: own_time(homes[n] / "traces.db", runs[n]) for n in levels}
+    return [
+        Level(n, statistics.median(walls[n]), answered[n], own[n][0], own[n][1] * 1000)
+        for n in levels
+    ]
 
 
-def print_table(levels: list[Level], tasks: int, backend: str) -> None:
+def print_table(levels: list[Level], tasks: int, repeats: int, backend: str) -> None:
     base = levels[0]
-    print(f"{tasks} tasks through verity serve at each N; backend: {backend}")
+    print(f"{tasks} tasks through verity serve at each N, {repeats} rounds; backend: {backend}")
     print(
         f"{'N':>3}  {'wall s':>8}  {'speed-up':>8}  {'answered':>8}  {'calls/run':>9}  "
         f"{'Verity ms/run':>13}  {'vs N=' + str(base.concurrent):>8}"
@@ -229,12 +247,13 @@ def print_table(levels: list[Level], tasks: int, backend: str) -> None:
     for level in levels:
         print(
             f"{level.concurrent:>3}  {level.wall_s:>8.1f}  {base.wall_s / level.wall_s:>7.2f}x  "
-            f"{level.answered:>4}/{tasks:<3}  {level.model_calls:>9.1f}  "
+            f"{level.answered:>4}/{tasks * repeats:<3}  {level.model_calls:>9.1f}  "
             f"{level.overhead_ms:>13.1f}  {level.overhead_ms / base.overhead_ms:>8.2f}"
         )
     print(
-        "Verity ms/run: a run's duration in the trace minus its model calls' (median); "
-        "speed-up and 'vs' against the first level, measured in this run."
+        "wall s: median over the rounds; Verity ms/run: a run's duration in the trace minus its "
+        "model calls' (median over all its runs); speed-up and 'vs' against the first level, "
+        "measured in this run."
     )
 
 
@@ -242,18 +261,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=32, help="tasks per level (32)")
     parser.add_argument("--levels", default="1,2,4,8", help="values of N, comma-separated")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds over the levels (3)")
     parser.add_argument("--base-url", help="an OpenAI-compatible server (default: start one)")
     parser.add_argument("--api-model", default="embedded", help="its model name")
     parser.add_argument("--model", type=Path, help="GGUF for the started server (embedded)")
     args = parser.parse_args()
     levels = [int(n) for n in args.levels.split(",")]
-    if args.tasks < 1 or not levels or min(levels) < 1:
-        parser.error("--tasks and every level must be at least 1")
+    if min(args.tasks, args.repeats, *levels) < 1:
+        parser.error("--tasks, --repeats and every level must be at least 1")
     tasks = [f"Say hello to guest number {i} in one short sentence." for i in range(args.tasks)]
-    clients = max(levels)
 
     def run_levels(base_url: str) -> list[Level]:
-        return [measure(base_url, args.api_model, n, tasks, clients) for n in levels]
+        return measure(base_url, args.api_model, levels, tasks, args.repeats)
 
     if args.base_url:
         results, backend = run_levels(args.base_url), args.base_url
@@ -264,7 +283,7 @@ def main() -> None:
         with llama_server(model) as url:
             results = run_levels(url)
         backend = f"llama_cpp.server on {model.name} (one request at a time)"
-    print_table(results, args.tasks, backend)
+    print_table(results, args.tasks, args.repeats, backend)
 
 
 if __name__ == "__main__":
