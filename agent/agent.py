@@ -302,10 +302,9 @@ class Agent:
                 f"Unknown MCP server {', '.join(map(repr, unknown))}. Servers: {known}.",
                 field="servers",
             )
-        chosen = None if servers is None else list(servers)  # None: all, the skipped ones too
-        if chosen == []:
+        if servers is not None and not servers:
             return list(self._toolsets)
-        return [*self._toolsets, self._approved(approvals or self._approvals, chosen)]
+        return [*self._toolsets, self._approved(approvals or self._approvals, servers)]
 
     def _settings(
         self, max_steps: int | None, labels: Mapping[str, str] | None = None
