@@ -53,6 +53,8 @@ class Level:
     """Model calls per run (median)."""
     overhead_ms: float
     """Verity's own time per run (median): run duration minus its model calls'."""
+    call_s: float
+    """A model call's duration as Verity saw it (median), queueing at the backend included."""
 
 
 def free_port() -> int:
@@ -192,8 +194,9 @@ async def call_all(url: str, tasks: list[str], clients: int) -> tuple[float, lis
     return time.perf_counter() - start, run_ids, answered
 
 
-def own_time(database: Path, run_ids: list[str]) -> tuple[float, float]:
-    """Median model calls per run, and median seconds of each run not spent in model calls."""
+def own_time(database: Path, run_ids: list[str]) -> tuple[float, float, float]:
+    """Median model calls per run, median seconds of each run not spent in model calls, and
+    the median model call's seconds."""
     with sqlite3.connect(database) as conn:
         rows = [
             conn.execute(
@@ -203,8 +206,13 @@ def own_time(database: Path, run_ids: list[str]) -> tuple[float, float]:
             ).fetchone()
             for run_id in run_ids
         ]
+        marks = ", ".join("?" for _ in run_ids)
+        durations = conn.execute(
+            f"select duration_s from model_calls where run_id in ({marks})", run_ids
+        ).fetchall()
     calls = statistics.median(row[1] for row in rows)
-    return calls, statistics.median(row[0] - row[2] for row in rows)
+    own = statistics.median(row[0] - row[2] for row in rows)
+    return calls, own, statistics.median(d for (d,) in durations)
 
 
 def measure(
@@ -232,7 +240,7 @@ def measure(
                 answered[n] += ok
         own = {n: own_time(homes[n] / "traces.db", runs[n]) for n in levels}
     return [
-        Level(n, statistics.median(walls[n]), answered[n], own[n][0], own[n][1] * 1000)
+        Level(n, statistics.median(walls[n]), answered[n], own[n][0], own[n][1] * 1000, own[n][2])
         for n in levels
     ]
 
@@ -242,18 +250,20 @@ def print_table(levels: list[Level], tasks: int, repeats: int, backend: str) -> 
     print(f"{tasks} tasks through verity serve at each N, {repeats} rounds; backend: {backend}")
     print(
         f"{'N':>3}  {'wall s':>8}  {'speed-up':>8}  {'answered':>8}  {'calls/run':>9}  "
-        f"{'Verity ms/run':>13}  {'vs N=' + str(base.concurrent):>8}"
+        f"{'s/call':>6}  {'Verity ms/run':>13}  {'vs N=' + str(base.concurrent):>8}"
     )
     for level in levels:
         print(
             f"{level.concurrent:>3}  {level.wall_s:>8.1f}  {base.wall_s / level.wall_s:>7.2f}x  "
             f"{level.answered:>4}/{tasks * repeats:<3}  {level.model_calls:>9.1f}  "
+            f"{level.call_s:>6.2f}  "
             f"{level.overhead_ms:>13.1f}  {level.overhead_ms / base.overhead_ms:>8.2f}"
         )
     print(
-        "wall s: median over the rounds; Verity ms/run: a run's duration in the trace minus its "
-        "model calls' (median over all its runs); speed-up and 'vs' against the first level, "
-        "measured in this run."
+        "wall s: median over the rounds; s/call: a model call as Verity waited for it "
+        "(median; queueing at the backend included); Verity ms/run: a run's duration in the "
+        "trace minus its model calls' (median over all its runs); speed-up and 'vs' against "
+        "the first level, measured in this run."
     )
 
 
