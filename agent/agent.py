@@ -9,6 +9,7 @@ from typing import Any, Self, TextIO
 import anyio
 
 from verity._assembly import Approvals, approved_toolset, run_verifier, server_log
+from verity._concurrency import RunTurns
 from verity.agent_config import AgentConfig, agent_models, build_config, read_mcp_config
 from verity.errors import UserError
 from verity.hooks import CompositeHooks, RunHooks
@@ -86,6 +87,7 @@ class Agent:
             self.config, model, on_delta=on_delta, on_load=on_load, on_assembly=on_assembly
         )
         self._owns_model = model is None or isinstance(model, str)
+        self._run_turns = RunTurns(self.model)  # an in-process model takes one run at a time
         self._toolsets = list(toolsets) if toolsets is not None else [FunctionToolset([calculator])]
         self._verifiers = list(verifiers)
         self._approvals = approvals or Approvals()
@@ -169,16 +171,17 @@ class Agent:
             ModelError: the model backend failed.
         """
         toolsets = self._run_toolsets(servers, approvals)
-        return await run(
-            task,
-            model=self.model,
-            toolsets=toolsets,
-            verifier=self._verifier(verify, toolsets),
-            settings=self._settings(max_steps, labels),
-            hooks=self._run_hooks(hooks),
-            run_id=run_id,
-            history=history,
-        )
+        async with self._run_turns.turn():
+            return await run(
+                task,
+                model=self.model,
+                toolsets=toolsets,
+                verifier=self._verifier(verify, toolsets),
+                settings=self._settings(max_steps, labels),
+                hooks=self._run_hooks(hooks),
+                run_id=run_id,
+                history=history,
+            )
 
     async def iter_run(
         self,
@@ -289,8 +292,8 @@ class Agent:
         self, servers: Sequence[str] | None, approvals: Approvals | None
     ) -> list[Toolset]:
         """The agent's toolsets, or, for a run with servers or approvals of its own, a fresh
-        MCP toolset with just those (started for the run)."""
-        if servers is None and approvals is None:
+        MCP toolset with just those (started for the run), as for any run outside `async with`."""
+        if servers is None and approvals is None and (self._stack or self._mcp_toolset is None):
             return self.toolsets
         unknown = sorted(set(servers or ()) - set(self.mcp_servers))
         if unknown:
@@ -299,10 +302,9 @@ class Agent:
                 f"Unknown MCP server {', '.join(map(repr, unknown))}. Servers: {known}.",
                 field="servers",
             )
-        chosen = self.mcp_servers if servers is None else list(servers)
-        if not chosen:
+        if servers is not None and not servers:
             return list(self._toolsets)
-        return [*self._toolsets, self._approved(approvals or self._approvals, chosen)]
+        return [*self._toolsets, self._approved(approvals or self._approvals, servers)]
 
     def _settings(
         self, max_steps: int | None, labels: Mapping[str, str] | None = None

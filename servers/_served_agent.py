@@ -1,22 +1,31 @@
-"""The agent behind `run_agent`: one shared model, a queue in front of it, a traced run per call."""
+"""The agent behind `run_agent`: one shared model, a queue in front of it, a traced run per call.
+
+Each call's run has its own conversation, trace rows and MCP sessions (the upstream servers are
+started for the run, so their state and approvals stay the caller's); up to `max_concurrent` go
+at once on a server backend, one at a time on the in-process model.
+"""
 
 # No `from __future__ import annotations`: pydantic and MCPServer read annotations at runtime.
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
+from verity._concurrency import runs_at_once
 from verity.agent import Agent, Approvals
 from verity.errors import ModelError, RunLimitExceeded, UserError
 from verity.loop import new_run_id
 from verity.models.base import Model
+from verity.pricing import Price, load_prices
 from verity.servers._approvals import ClientApprovals
 from verity.servers._detached import DetachedRuns
 from verity.servers._run_hooks import ProgressReporter, RunTally
 from verity.servers._run_queue import RunQueue, ServerBusy
 from verity.trace.store import TraceStore
+from verity.trace.usage import priced_usage
 
 __all__ = ["RunOptions", "RunOutcome", "ServedAgent", "Tokens"]
 
@@ -26,17 +35,23 @@ MAX_VERIFY_SAMPLES = 10
 
 @dataclass
 class ServedAgent:
-    """What every `run_agent` call runs with: one `Agent` (its model shared, one run at a time)
-    and the server's limits. Whoever made the agent closes it once the server has stopped."""
+    """What every `run_agent` call runs with: one `Agent` (its model shared by up to
+    `max_concurrent` runs at once) and the server's limits. Whoever made the agent closes it
+    once the server has stopped."""
 
     agent: Agent
     """Runs each call; it must trace (`list_runs` and `get_run` read its trace)."""
     max_steps_limit: int = 50
     """The most a call may ask for (at least the agent's `max_steps`)."""
     max_queue: int = 4
-    """Calls that may wait behind the running one; more are refused as busy."""
+    """Calls that may wait behind the running ones; more are refused as busy."""
+    max_concurrent: int = 1
+    """Runs going at once on a server backend; the in-process model runs one at a time
+    whatever this says (it is set to 1)."""
     approval_timeout: float = 300.0
     """Seconds a person has to answer an approval question before the call is denied."""
+    prices: dict[str, Price] = field(default_factory=load_prices)
+    """The price table a run's `cost_usd` is figured from (default: Verity's and the user's)."""
     queue: RunQueue = field(init=False)
     detached: "DetachedRuns[RunOutcome]" = field(init=False)
     """Runs going on between the rounds of a 2026-07-28 call that asks for approvals."""
@@ -46,7 +61,13 @@ class ServedAgent:
             raise UserError(
                 "A served agent must trace its runs: build it with trace=True.", field="trace"
             )
-        self.queue = RunQueue(self.max_queue)
+        if self.max_concurrent < 1:
+            raise UserError(
+                f"max_concurrent must be at least 1, not {self.max_concurrent}.",
+                field="max_concurrent",
+            )
+        self.max_concurrent = min(self.max_concurrent, runs_at_once(self.model) or sys.maxsize)
+        self.queue = RunQueue(self.max_queue, max_running=self.max_concurrent)
         self.detached = DetachedRuns(timeout=self.approval_timeout)
         self.max_steps_limit = max(self.max_steps_limit, self.max_steps)
 
@@ -125,6 +146,10 @@ class RunOutcome(BaseModel):
     verdict: str = Field(description="one sentence on the verification")
     steps: int = Field(description="model calls the run made")
     tokens: Tokens
+    cost_usd: dict[str, float] | None = Field(
+        description="what the run's tokens would have cost on each priced API, in US dollars "
+        "(the price table of `verity stats --prices`); null when the backend counted no tokens"
+    )
     withheld: list[str] = Field(
         description="tool calls that did not run for want of a person's approval, with why"
     )
@@ -193,6 +218,7 @@ async def run_served(
         verdict=tally.verdict_summary(spec),
         steps=tally.steps,
         tokens=Tokens(input=tally.usage.prompt_tokens, output=tally.usage.completion_tokens),
+        cost_usd=priced_usage(tally.usage, agent.prices),
         withheld=approvals.withheld,
     )
 

@@ -38,7 +38,7 @@ __all__ = ["RunList", "RunOutcome", "RunSummary", "ServedAgent", "build_server",
 INSTRUCTIONS = (
     "Verity runs a tool-using agent on a locally hosted model. Give run_agent a self-contained "
     "task; it answers with the result, whether a verifier accepted it, and a run id. Runs are "
-    "queued one at a time. list_runs and get_run (or the resource verity://runs/{run_id}) read "
+    "queued {at_once}. list_runs and get_run (or the resource verity://runs/{{run_id}}) read "
     "the recorded runs: every step, model call, tool call and verdict."
 )
 
@@ -101,7 +101,7 @@ def build_server(agent: ServedAgent) -> MCPServer:
     server = MCPServer(
         "verity",
         version=_version(),
-        instructions=INSTRUCTIONS,
+        instructions=INSTRUCTIONS.format(at_once=_at_once(agent.max_concurrent)),
         log_level="WARNING",
         lifespan=lifespan,
     )
@@ -244,6 +244,10 @@ async def _while_client_waits(ctx: Context, work: Callable[[], Awaitable[_T]]) -
     if not done:
         raise ToolError("The client went away before the answer; the run was cancelled.")
     return done[0]
+
+
+def _at_once(runs: int) -> str:
+    return "one at a time" if runs == 1 else f"and run up to {runs} at a time"
 
 
 def _asks_between_rounds(ctx: Context, agent: ServedAgent, servers: list[str] | None) -> bool:

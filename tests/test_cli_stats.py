@@ -4,11 +4,16 @@ table, through the real command on a real trace database."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 
+from tests.conftest import PROJECT_ROOT
+from tests.fixtures.processes import free_port, server_env, stop, wait_for_port
 from tests.test_cli import verity
 from verity import TraceRecorder, TraceStore, run
 from verity.messages import ModelResponse, Usage
@@ -131,3 +136,73 @@ def test_a_real_run_s_tokens_are_what_logs_usage_reports(tmp_path: Path) -> None
     assert row["input_tokens"] == result["usage"]["prompt_tokens"] > 0
     assert row["output_tokens"] == result["usage"]["completion_tokens"] > 0
     assert row["cost_usd"]["local"] == 0 and row["cost_usd"]["deepseek-reasoner"] > 0
+    assert result["cost_usd"] == row["cost_usd"]
+
+
+@pytest.fixture
+def fake_server() -> Iterator[str]:
+    """The fixed-answer OpenAI-compatible server (10 prompt and 5 completion tokens a call)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fixtures.fake_openai", str(port)],
+        cwd=PROJECT_ROOT,
+        env=server_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        stop(process)
+
+
+def test_run_json_prices_the_run_s_tokens_from_the_price_table(
+    tmp_path: Path, fake_server: str
+) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text(PRICES)
+    done = verity(
+        "run",
+        "Say hello.",
+        "--json",
+        "--base-url",
+        fake_server,
+        "--api-model",
+        "fake",
+        trace_db=tmp_path / "t.db",
+        env={"VERITY_PRICES": str(prices)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    result = json.loads(done.stdout)
+    assert result["usage"]["prompt_tokens"] == 10
+    assert result["usage"]["completion_tokens"] == 5
+    # 10 input tokens at $2 and 5 output tokens at $10 per million; the defaults priced too
+    assert result["cost_usd"]["api"] == (10 * 2.0 + 5 * 10.0) / 1_000_000
+    assert result["cost_usd"]["local"] == 0
+    assert "deepseek-reasoner" in result["cost_usd"]
+
+
+def test_run_json_refuses_a_broken_price_table_before_the_run(
+    tmp_path: Path, fake_server: str
+) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text("[api\n")
+    done = verity(
+        "run",
+        "Say hello.",
+        "--json",
+        "--base-url",
+        fake_server,
+        "--api-model",
+        "fake",
+        trace_db=tmp_path / "t.db",
+        env={"VERITY_PRICES": str(prices)},
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"verity: error: {prices}: not a valid TOML price table")
+    assert not (tmp_path / "t.db").exists()

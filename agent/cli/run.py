@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from verity.cli.mcp import add_mcp_options, configured_servers, terminal_approva
 from verity.errors import RunLimitExceeded, UserError
 from verity.messages import Message, RunResult, VerifyStep
 from verity.models.refs import EMBEDDED_REF
+from verity.pricing import Price, load_prices
 from verity.progress import ProgressPrinter
 from verity.settings import ModelSettings, RunSettings
 from verity.terminal import printable
@@ -38,6 +40,7 @@ from verity.trace.conversation import (
 )
 from verity.trace.query import resolve_run_id
 from verity.trace.recorder import TraceRecorder
+from verity.trace.usage import priced_usage
 from verity.verify import VERIFY_SPECS
 
 # ModelSettings field -> the argparse dest of its `verity run` option
@@ -236,6 +239,7 @@ def run_command(args: argparse.Namespace) -> int:
             f"--verify-rounds must be at least 1, not {args.verify_rounds}.", field="verify_rounds"
         )
     check_server_options(args)
+    prices = load_prices() if args.json else {}  # a broken price file fails before the run
     printer = _printer(args)
     try:
         agent = build_agent(args, printer)
@@ -246,7 +250,8 @@ def run_command(args: argparse.Namespace) -> int:
                 return await agent.run(args.task, history=history, labels=labels)
 
         result = run_interruptibly(run_and_close)
-        return _print_result(result, args=args, printer=printer, recorder=agent.recorder)
+        recorder = agent.recorder
+        return _print_result(result, args=args, printer=printer, recorder=recorder, prices=prices)
     except RunLimitExceeded as exc:
         if exc.partial_answer:
             print(
@@ -342,6 +347,7 @@ def _print_result(
     args: argparse.Namespace,
     printer: ProgressPrinter | None,
     recorder: TraceRecorder | None,
+    prices: Mapping[str, Price],
 ) -> int:
     """Print the answer (unless it was refused, or must be verified and is not); the exit code
     says how it went: tools unavailable (8), rejected (7), unverified (5), incomplete trace (6)."""
@@ -363,6 +369,7 @@ def _print_result(
             "verified": result.verified,
             "steps": max((s.step for s in result.steps), default=0),
             "usage": result.usage.model_dump(),
+            "cost_usd": priced_usage(result.usage, prices),
             "trace_db": str(recorder.store.path) if recorder else None,
         }
         print(json.dumps(payload))

@@ -106,7 +106,15 @@ def add_commands(commands: Any) -> None:
         "--max-queue",
         type=int,
         default=4,
-        help="runs that may wait behind the running one; more are refused as busy (4)",
+        help="runs that may wait behind the running ones; more are refused as busy (4)",
+    )
+    runs.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=1,
+        metavar="N",
+        help="runs going at once against a --base-url server (1); the in-process model runs "
+        "one at a time",
     )
     runs.add_argument(
         "--approval-timeout",
@@ -127,6 +135,7 @@ def _check(args: argparse.Namespace) -> None:
     minimums = [
         ("--max-steps", args.max_steps, 1),
         ("--max-queue", args.max_queue, 0),
+        ("--max-concurrent", args.max_concurrent, 1),
         ("--verify-rounds", args.verify_rounds, 1),
         ("--max-request-bytes", args.max_request_bytes, 1024),
         ("--max-sessions", args.max_sessions, 1),
@@ -146,6 +155,13 @@ def _check(args: argparse.Namespace) -> None:
     if args.http:
         args.token = _token(args)
         check_exposure(args.host, args.token)
+    if args.max_concurrent > 1 and not args.base_url:
+        print(
+            "verity: the in-process model runs one task at a time: --max-concurrent applies to "
+            "a --base-url server; serving one run at a time.",
+            file=sys.stderr,
+        )
+        args.max_concurrent = 1
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -186,6 +202,7 @@ def serve_command(args: argparse.Namespace) -> int:
     served = ServedAgent(
         agent,
         max_queue=args.max_queue,
+        max_concurrent=args.max_concurrent,
         approval_timeout=args.approval_timeout,
     )
     server = build_server(served)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from verity.messages import Usage
 from verity.pricing import Price
 from verity.trace.store import TraceStore
 
-__all__ = ["priced", "usage_by_day", "usage_of_runs"]
+__all__ = ["priced", "priced_usage", "usage_by_day", "usage_of_runs"]
 
 _SUMS = (
     "count(*) as model_calls, coalesce(sum(m.input_tokens), 0) as input_tokens, "
@@ -58,3 +59,17 @@ def priced(usage: Mapping[str, Any], prices: Mapping[str, Price]) -> dict[str, f
         )
         for name, price in prices.items()
     }
+
+
+def priced_usage(usage: Usage, prices: Mapping[str, Price]) -> dict[str, float] | None:
+    """What one run's `usage` costs on each priced API, in USD, as `verity stats` prices it
+    (prompt tokens the backend did not evaluate count as cached); None when the backend
+    reported no token counts."""
+    if not usage.tokens_known:
+        return None
+    tokens = {
+        "input_tokens": usage.prompt_tokens,
+        "cached_input_tokens": usage.prompt_tokens - usage.prompt_tokens_evaluated,
+        "output_tokens": usage.completion_tokens,
+    }
+    return priced(tokens, prices)

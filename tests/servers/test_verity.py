@@ -74,6 +74,7 @@ async def test_run_agent_is_listed_with_its_output_schema_and_is_read_only_with_
         "verdict",
         "steps",
         "tokens",
+        "cost_usd",
         "withheld",
     }
     assert run_agent.annotations == ToolAnnotations(
