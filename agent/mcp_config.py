@@ -54,10 +54,12 @@ _SOURCE = "MCP config"
 __all__ = [
     "MCPConfig",
     "claude_desktop_config_path",
+    "config_servers",
     "default_mcp_config_path",
     "load_mcp_config",
     "model_sampling_handler",
     "parse_mcp_config",
+    "read_config_json",
 ]
 
 _COMMON = {"type", "transport", "disabled", "timeout", "alwaysAllow", "autoApprove"}
@@ -123,6 +125,17 @@ def load_mcp_config(path: Path, *, required: bool = True, **options: Any) -> MCP
                 field="mcp_config",
             )
         return MCPConfig()
+    data = read_config_json(path)
+    return parse_mcp_config(data, source=str(path), **options)
+
+
+def read_config_json(path: Path) -> Any:
+    """The parsed JSON of an MCP config file, read as `load_mcp_config` reads it (a regular,
+    not huge, UTF-8 file; a key given twice in one object is an error).
+
+    Raises:
+        UserError: the file is missing, unreadable or not JSON.
+    """
     text = _read_config(path)
     try:
         data = json.loads(text, object_pairs_hook=_unique_keys)
@@ -143,7 +156,7 @@ def load_mcp_config(path: Path, *, required: bool = True, **options: Any) -> MCP
             f"MCP config {path} is nested too deeply to be an mcpServers file.",
             field="mcp_config",
         ) from None
-    return parse_mcp_config(data, source=str(path), **options)
+    return data
 
 
 def _read_config(path: Path) -> str:
@@ -187,8 +200,13 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _servers(data: Any, source: str) -> Mapping[str, Any]:
-    """The servers: `mcpServers` (Claude Desktop, Cursor, Cline...) or `servers` (VS Code)."""
+def config_servers(data: Any, source: str) -> Mapping[str, Any]:
+    """The server entries of a parsed config, as written: `mcpServers` (Claude Desktop,
+    Cursor, Cline...) or `servers` (VS Code).
+
+    Raises:
+        UserError: `data` holds neither object.
+    """
     if isinstance(data, Mapping):
         servers = data.get("mcpServers", data.get("servers"))
         if isinstance(servers, Mapping):
@@ -221,7 +239,7 @@ def parse_mcp_config(
         UserError: `data` has no `mcpServers` object, or `trust` or `only` names a server it
             does not have.
     """
-    servers = _servers(data, source)
+    servers = config_servers(data, source)
     for option, names in (("--trust", trust), ("--servers", only or ())):
         if unknown := [name for name in names if name not in servers]:
             known = ", ".join(map(str, servers)) or "none"

@@ -527,8 +527,7 @@ def test_run_with_trust_offers_read_only_tools_and_v_lists_what_was_withheld(
     assert "Traceback" not in done.stderr
     assert done.stderr.splitlines()[:2] == [
         "verity: 1 MCP tool withheld (they need approval and stdin is not a terminal) from faulty "
-        "(1). Run a server's read-only tools with --trust faulty, or any with --allow "
-        "'faulty__*'.",
+        "(1). They may change things: allow them with --allow 'faulty__*'.",
         "verity:   faulty__write_note: needs approval (it may change things (not read-only)) and "
         "nobody can be asked",
     ]

@@ -65,7 +65,7 @@ COMMANDS = {
         "verity.cli.traces:add_replay_command",
         "re-run a run on its recorded model outputs, executing the tools again",
     ),
-    "mcp": ("verity.cli.mcp:add_mcp_commands", "list, call and debug the configured MCP servers"),
+    "mcp": ("verity.cli.mcp:add_mcp_commands", "list, call, debug and import MCP servers"),
     "models": (
         "verity.cli.models",
         "list the models Verity can find: embedded, Ollama's, Hugging Face's",

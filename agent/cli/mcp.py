@@ -2,9 +2,10 @@
 
 `verity mcp list` connects to every configured server and shows its era, tools and health;
 `verity mcp call SERVER TOOL --args JSON`, `read SERVER URI` and `prompt SERVER NAME` are for
-debugging a server the way the agent sees it. In a run, tools that need approval are asked
-about on the terminal; when nobody is there to answer they are withheld, said on stderr, unless
-`--allow PATTERN` allows them. Whatever a server sent is printed through `printable()`.
+debugging a server the way the agent sees it; `verity mcp import` (in `mcp_import.py`) copies
+other clients' servers in. In a run, tools that need approval are asked about on the terminal;
+when nobody is there to answer they are withheld, said on stderr, unless `--allow PATTERN`
+allows them. Whatever a server sent is printed through `printable()`.
 """
 
 # ruff: noqa: T201 - the command line: printing is its job
@@ -25,6 +26,7 @@ from mcp import MCPError
 
 from verity._assembly import Approvals, approval_gate, server_log
 from verity.cli._signals import run_interruptibly
+from verity.cli.mcp_import import add_import_action
 from verity.errors import MCPServerError, UserError
 from verity.mcp_config import (
     MCPConfig,
@@ -134,7 +136,7 @@ def add_approval_options(parser: argparse.ArgumentParser) -> None:
 
 def add_mcp_commands(commands: Any) -> None:
     """The `verity mcp` command group (`commands` is the parser's subparsers object)."""
-    mcp = commands.add_parser("mcp", help="list, call and debug the configured MCP servers")
+    mcp = commands.add_parser("mcp", help="list, call, debug and import MCP servers")
     actions = mcp.add_subparsers(dest="mcp_command", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="servers with their era, tools and health")
     listing.add_argument("--json", action="store_true", help="print one JSON object")
@@ -153,6 +155,7 @@ def add_mcp_commands(commands: Any) -> None:
         _add_config_options(parser)
     add_approval_options(listing)
     mcp.set_defaults(handler=mcp_command)
+    add_import_action(actions)  # its own handler
 
 
 def mcp_command(args: argparse.Namespace) -> int:
@@ -191,7 +194,11 @@ def terminal_approvals(args: argparse.Namespace, config: MCPConfig) -> Approvals
     return Approvals(
         ask=_ask_user_for_approval if interactive else None,
         elicitation=_ask_user_for_input if interactive else None,
-        on_withheld=_WithheldNotice([s.name for s in config.servers], verbose=args.verbose),
+        on_withheld=_WithheldNotice(
+            [s.name for s in config.servers],
+            trusted=[s.name for s in config.servers if s.trusted],
+            verbose=args.verbose,
+        ),
     )
 
 
@@ -214,7 +221,10 @@ class _WithheldNotice:
     """Says on stderr, in one line, how many tools nobody could approve, of which servers, and
     how to allow them; with `verbose`, each tool and why. Tools told about once are not again."""
 
-    def __init__(self, servers: Sequence[str], *, verbose: bool = False) -> None:
+    def __init__(
+        self, servers: Sequence[str], *, trusted: Sequence[str] = (), verbose: bool = False
+    ) -> None:
+        self._trusted = set(trusted)
         self._prefixes = tool_prefixes(servers)
         self._servers = {prefix: name for name, prefix in self._prefixes.items()}
         self._verbose = verbose
@@ -234,11 +244,18 @@ class _WithheldNotice:
         first = next(iter(servers))
         pattern = shlex.quote(f"{self._prefixes.get(first, first)}__*")
         more = "" if self._verbose else "; -v lists them"
+        untrusted = next((name for name in servers if name not in self._trusted), None)
+        if untrusted is None:  # trusted already: what is withheld is not read-only
+            how = f"They may change things: allow them with --allow {pattern}{more}."
+        else:
+            how = (
+                f"Run a server's read-only tools with --trust {shlex.quote(untrusted)}, or any "
+                f"with --allow {pattern}{more}."
+            )
         print(
             printable(
                 f"verity: {_count(len(new), 'MCP tool')} withheld (they need approval and stdin "
-                f"is not a terminal) from {counts}. Run a server's read-only tools with --trust "
-                f"{shlex.quote(first)}, or any with --allow {pattern}{more}."
+                f"is not a terminal) from {counts}. {how}"
             ),
             file=sys.stderr,
         )

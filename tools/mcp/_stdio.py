@@ -53,6 +53,11 @@ _LOG_LINE = 16 * 2**10
 """Bytes of one stderr line kept in the server log; the rest of the line is counted, not kept."""
 _LOG_TOTAL = 64 * 2**20
 """Bytes of stderr one server process may put in the log; later output is read and dropped."""
+_PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
+_NETWORK = (*_PROXIES, *(name.lower() for name in _PROXIES), "SSL_CERT_FILE", "SSL_CERT_DIR")
+_NETWORK += ("REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
+"""Passed on besides the SDK's minimal environment (HOME, PATH, ...): a server that npx or uvx
+fetches on its first start needs the proxy and CA bundle everything else here uses."""
 # C0 and C1 controls but tab, DEL, and the bidi embeddings, overrides and isolates.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -84,7 +89,8 @@ async def stdio_transport(
     Raises:
         OSError: the command could not be started.
     """
-    env = {**get_default_environment(), **spec.env}
+    network = {name: os.environ[name] for name in _NETWORK if name in os.environ}
+    env = {**get_default_environment(), **network, **spec.env}
     pump = _StderrPump(spec.name, errlog) if errlog is not None else None
     try:
         state.process = await _spawn(spec, env, pump.child_end() if pump else None)
