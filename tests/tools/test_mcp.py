@@ -42,12 +42,14 @@ def everything_js() -> Path:
 
 
 def time_server(**options: object) -> StdioServer:
+    # a modern server answers the discover probe once it is up: a loaded machine may take
+    # longer than the default 3 s to start it, and the tests assert the 2026 era
     return StdioServer(
         name="time",
         command=str(TIME_SERVER),
         args=("--local-timezone", "UTC"),
         env=server_env(),
-        **options,  # type: ignore[arg-type]
+        **{"discover_timeout": 60.0, **options},  # type: ignore[arg-type]
     )
 
 
@@ -254,3 +256,15 @@ def test_a_python_server_started_by_its_path_gets_the_start_up_budget_npx_gets()
     npx = StdioServer(name="npx", command="npx", args=("-y", "some-server"))
     assert python.startup_timeout == npx.startup_timeout == DEFAULT_STARTUP_TIMEOUT == 120.0
     assert StdioServer(name="py", command="python", connect_timeout=5).startup_timeout == 5
+
+
+def test_the_discover_probe_is_3_s_unless_the_environment_raises_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert StdioServer(name="py", command="python").discover_timeout == 3.0
+    monkeypatch.setenv("VERITY_MCP_DISCOVER_TIMEOUT", "60")
+    assert StdioServer(name="py", command="python").discover_timeout == 60.0
+    assert StdioServer(name="py", command="python", discover_timeout=0.5).discover_timeout == 0.5
+    for ignored in ("1", "soon"):  # never lowered, and no traceback for a typo
+        monkeypatch.setenv("VERITY_MCP_DISCOVER_TIMEOUT", ignored)
+        assert StdioServer(name="py", command="python").discover_timeout == 3.0
