@@ -56,7 +56,7 @@ async def test_elicitation_is_answered_by_the_callback() -> None:
         asked.append(request)
         return ElicitationAnswer(action="accept", content={"ok": True})
 
-    with anyio.fail_after(20):
+    with anyio.fail_after(120):
         async with faulty(elicitation=user) as toolset:
             result = await call_tool(toolset, "faulty__confirm", {"action": "wipe"}, time_limit=10)
     assert result.content == "confirmed"
@@ -66,14 +66,14 @@ async def test_elicitation_is_answered_by_the_callback() -> None:
 
 
 async def test_without_a_callback_elicitation_is_declined_and_the_model_gets_an_error() -> None:
-    with anyio.fail_after(20):
+    with anyio.fail_after(120):
         async with faulty() as toolset:
             result = await call_tool(toolset, "faulty__confirm", {"action": "wipe"}, time_limit=10)
     assert result.is_error is True
 
 
 async def test_the_defaults_policy_accepts_a_form_with_defaults_and_declines_one_without() -> None:
-    with anyio.fail_after(20):
+    with anyio.fail_after(120):
         async with faulty(elicitation=answer_with_defaults) as toolset:
             styled = await call_tool(toolset, "faulty__styled", {}, time_limit=10)
             confirm = await call_tool(toolset, "faulty__confirm", {"action": "x"}, time_limit=10)
@@ -88,7 +88,7 @@ async def test_sampling_requests_are_answered_by_the_sampling_handler() -> None:
         seen.append(request)
         return "Tides follow the moon."
 
-    with anyio.fail_after(20):
+    with anyio.fail_after(120):
         async with faulty(sampling=model) as toolset:
             result = await call_tool(toolset, "faulty__draft", {"topic": "tides"}, time_limit=10)
     assert result.content == "model said: Tides follow the moon."
@@ -103,7 +103,7 @@ async def test_sampling_requests_are_answered_by_the_sampling_handler() -> None:
 
 
 async def test_sampling_is_off_by_default() -> None:
-    with anyio.fail_after(20):
+    with anyio.fail_after(120):
         async with faulty() as toolset:
             result = await call_tool(toolset, "faulty__draft", {"topic": "tides"}, time_limit=10)
     assert result.is_error is True
@@ -122,7 +122,7 @@ async def test_a_2025_era_server_pushes_an_elicitation_that_the_callback_answers
     server = StdioServer(
         name="everything", command="node", args=(str(Path(everything)),), env=server_env()
     )
-    with anyio.fail_after(30):
+    with anyio.fail_after(120):
         async with open_toolset([server], elicitation=user, resource_tools=False) as toolset:
             result = await call_tool(
                 toolset, "everything__trigger-elicitation-request", {}, time_limit=10
