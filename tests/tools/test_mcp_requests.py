@@ -37,7 +37,10 @@ def no_leftover_processes() -> Iterator[None]:
 
 
 def faulty(
-    *, elicitation: ElicitationHandler | None = None, sampling: SamplingHandler | None = None
+    *,
+    elicitation: ElicitationHandler | None = None,
+    sampling: SamplingHandler | None = None,
+    timeout: float = 60.0,
 ) -> MCPToolset:
     server = StdioServer(
         name="faulty",
@@ -45,6 +48,7 @@ def faulty(
         args=("-m", "tests.fixtures.faulty_server"),
         env=server_env(),
         cwd=str(PROJECT_ROOT),
+        timeout=timeout,
     )
     return open_toolset([server], elicitation=elicitation, sampling=sampling, resource_tools=False)
 
@@ -135,8 +139,10 @@ async def test_a_2025_era_server_pushes_an_elicitation_that_the_callback_answers
 async def test_embedded_model_answers_a_servers_sampling_request(
     greedy_model: LlamaCppModel,
 ) -> None:
-    with anyio.fail_after(120):
-        async with faulty(sampling=model_sampling_handler(greedy_model)) as toolset:
-            result = await call_tool(toolset, "faulty__draft", {"topic": "tides"}, time_limit=100)
+    # the call waits for the model: a loaded machine can take longer than the default 60 s
+    sampling = model_sampling_handler(greedy_model)
+    with anyio.fail_after(600):
+        async with faulty(sampling=sampling, timeout=300) as toolset:
+            result = await call_tool(toolset, "faulty__draft", {"topic": "tides"}, time_limit=300)
     assert result.is_error is False, result.content
     assert result.content.startswith("model said: ") and len(result.content) > len("model said: ")
