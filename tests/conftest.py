@@ -87,9 +87,10 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server_url(embedded_path: Path) -> Iterator[str]:
-    """`llama_cpp.server` serving the embedded model on 127.0.0.1; its `/v1` URL."""
+    """`llama_cpp.server` serving the embedded model on 127.0.0.1; its `/v1` URL (one server
+    for the session: it keeps no state between requests)."""
     port = _free_port()
     process = subprocess.Popen(
         [

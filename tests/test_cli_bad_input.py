@@ -26,7 +26,7 @@ def test_an_option_that_is_not_utf8_is_named_with_its_first_bad_byte(tmp_path: P
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,  # a hang guard: a loaded machine starts Python slowly
         env={**os.environ, "VERITY_TRACE_DB": str(tmp_path / "t.db")},
     )
     assert done.returncode == 2

@@ -19,8 +19,8 @@ from tests.test_cli import verity
 TASKS = [
     {"id": "a", "task": "What is 12 * 12?", "expected": 144},
     {"id": "b", "task": "What is 7 + 8?", "expected": "15"},
-    {"id": "c", "task": "What is 1000 - 1?", "expected": 999},
 ]
+"""Two are enough: Ctrl-C lands once the first is written, so the second is cut or not begun."""
 
 
 def _outcomes(path: Path) -> dict[str, dict[str, object]]:
@@ -64,13 +64,13 @@ def test_batch_resumes_after_ctrl_c_and_prints_the_summary(tmp_path: Path) -> No
     rest = verity("batch", str(tasks), "-o", str(tmp_path / "second.jsonl"), trace_db=db)
     assert rest.returncode in (0, 1), rest.stderr
     second = _outcomes(tmp_path / "second.jsonl")
-    assert set(second) == {"a", "b", "c"}
+    assert set(second) == {"a", "b"}
     for task_id, outcome in done_first.items():
         if outcome["outcome"] != "failed":  # a completed run is read back, never run again
             assert second[task_id]["resumed"] is True
             assert second[task_id]["run_id"] == outcome["run_id"]
     summary = rest.stderr.strip().splitlines()[-1]
-    assert summary.startswith(f"verity: batch {tasks.resolve()}: 3 of 3 tasks: ")
+    assert summary.startswith(f"verity: batch {tasks.resolve()}: 2 of 2 tasks: ")
     right = sum(1 for outcome in second.values() if outcome["outcome"] == "right")
     assert f"{right} right" in summary
     assert all(o["outcome"] in ("right", "wrong", "failed") for o in second.values())

@@ -284,14 +284,6 @@ def test_require_verified_without_a_verifier_exits_2_and_prints_nothing(tmp_path
     )
 
 
-@pytest.mark.slow
-def test_json_says_verified_null_when_no_verifier_ran(tmp_path: Path) -> None:
-    done = verity("run", "What is 2 + 2?", "--json", "--quiet", trace_db=tmp_path / "t.db")
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["verified"] is None
-    assert done.stderr == ""
-
-
 # An answer with no number: nothing can recompute it, so self-check finds no problem and
 # confirms nothing. The verdict is the same whatever words the model chooses.
 NO_NUMBER_TASK = "Name one primary colour in a single word, without digits."

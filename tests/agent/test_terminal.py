@@ -75,7 +75,7 @@ def test_verity_show_prints_a_hostile_tool_result_without_escape_sequences(
         env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,  # a hang guard: a loaded machine starts Python slowly
     )
     assert done.returncode == 0, done.stderr
     assert "│     -> red evil!" in done.stdout.splitlines()

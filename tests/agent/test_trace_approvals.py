@@ -42,7 +42,7 @@ async def test_withheld_tools_and_each_calls_decision_are_recorded_with_who_deci
         ]
     )
     gate = ApprovalGate(allow=["faulty__write_*"])
-    with anyio.fail_after(30):
+    with anyio.fail_after(120):
         result = await run(
             "write", model=model, toolsets=[faulty(gate)], hooks=TraceRecorder(store)
         )

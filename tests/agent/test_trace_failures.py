@@ -83,7 +83,7 @@ async def run_with_lock_taken_at_step_1(
 
     model = ScriptedModel([calls(("lookup", {"key": "a"})), answer("It is 42.")])
     recorder = ReleasingRecorder(store, holder, release=release_before_end)
-    with anyio.fail_after(30):
+    with anyio.fail_after(120):
         result = await run(
             "What is a?",
             model=model,

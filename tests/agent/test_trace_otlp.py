@@ -24,7 +24,7 @@ from verity.trace.otlp import OTLPExport, live_export
 
 async def _run(store: TraceStore, export: OTLPExport) -> str:
     model = ScriptedModel([calls(("calculator", {"expression": "6 * 7"})), answer("42")])
-    with anyio.fail_after(30):
+    with anyio.fail_after(120):
         result = await run(
             "What is 6 * 7?",
             model=model,

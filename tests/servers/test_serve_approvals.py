@@ -87,7 +87,7 @@ class Person:
 
 
 async def attempt(mode: str, person: Person | None, tool: str = "write_note") -> dict[str, Any]:
-    with anyio.fail_after(30):
+    with anyio.fail_after(120):
         async with Client(guarded_server(), mode=mode, elicitation_callback=person) as client:
             result = await client.call_tool("attempt", {"tool": tool})
     outcome: dict[str, Any] = result.structured_content or {}
@@ -190,7 +190,7 @@ def detached_server(timeout: float = 30) -> MCPServer:
 
 async def test_on_2026_the_client_user_is_asked_between_rounds_and_an_approved_call_runs() -> None:
     person = Person(ElicitResult(action="accept", content={"decision": "allow once"}))
-    with anyio.fail_after(30):
+    with anyio.fail_after(120):
         async with Client(
             detached_server(), mode="2026-07-28", elicitation_callback=person
         ) as client:
@@ -209,7 +209,7 @@ async def test_on_2026_an_approval_and_an_upstream_question_take_one_round_each(
         ElicitResult(action="accept", content={"decision": "allow once"}),
         ElicitResult(action="accept", content={"ok": True}),
     )
-    with anyio.fail_after(30):
+    with anyio.fail_after(120):
         async with Client(
             detached_server(), mode="2026-07-28", elicitation_callback=person
         ) as client:
@@ -220,7 +220,7 @@ async def test_on_2026_an_approval_and_an_upstream_question_take_one_round_each(
 
 async def test_on_2026_a_declined_approval_keeps_the_call_from_running() -> None:
     person = Person(ElicitResult(action="decline"))
-    with anyio.fail_after(30):
+    with anyio.fail_after(120):
         async with Client(
             detached_server(), mode="2026-07-28", elicitation_callback=person
         ) as client:
@@ -233,7 +233,7 @@ async def test_on_2026_a_declined_approval_keeps_the_call_from_running() -> None
 
 
 async def test_on_2026_a_client_that_never_answers_gets_the_call_denied_not_run() -> None:
-    with anyio.fail_after(30):
+    with anyio.fail_after(120):
         async with Client(detached_server(timeout=0.5), mode="2026-07-28") as client:
             first = await client.session.call_tool(
                 "attempt", {"tool": "write_note"}, allow_input_required=True

@@ -302,6 +302,9 @@ def inspector(*args: str, config: dict[str, Any], home: Path) -> dict[str, Any]:
             str(path),
             "--server",
             "verity",
+            # its 30 s default ran out while `verity serve` started on a loaded machine
+            "--connect-timeout",
+            "300000",
             *args,
             "--format",
             "json",

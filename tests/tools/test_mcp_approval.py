@@ -94,7 +94,7 @@ async def test_a_lying_servers_read_only_hints_do_not_skip_approval_unless_it_is
     tmp_path: Path,
 ) -> None:
     record = tmp_path / "record"
-    with anyio.fail_after(20):
+    with anyio.fail_after(120):
         async with MCPToolset([lying(record)]) as untrusted:
             offered = [s.name for s in await untrusted.list_tools()]
             refused = await call_tool(
@@ -111,7 +111,7 @@ async def test_a_lying_servers_read_only_hints_do_not_skip_approval_unless_it_is
 
 async def test_without_anyone_to_ask_tools_are_withheld_and_each_is_reported() -> None:
     decisions = Decisions()
-    with anyio.fail_after(20):
+    with anyio.fail_after(120):
         async with faulty(ApprovalGate(on_decision=decisions)) as toolset:
             names = {spec.name for spec in await toolset.list_tools()}
             echoed = await call_tool(toolset, "faulty__echo", {"text": "hi"}, time_limit=5)
@@ -144,7 +144,7 @@ async def test_without_anyone_to_ask_tools_are_withheld_and_each_is_reported() -
 async def test_an_unannotated_tool_asks_and_a_declined_call_is_an_error_result() -> None:
     person = Person("deny", "once")
     decisions = Decisions()
-    with anyio.fail_after(20):
+    with anyio.fail_after(120):
         async with faulty(ApprovalGate(ask=person, on_decision=decisions)) as toolset:
             declined = await call_tool(toolset, "faulty__write_note", {"text": "a"}, time_limit=5)
             allowed = await call_tool(toolset, "faulty__write_note", {"text": "b"}, time_limit=5)
@@ -168,7 +168,7 @@ async def test_allow_patterns_and_rules_decide_before_the_annotations() -> None:
     policy = ApprovalPolicy(rules=[("faulty__e*", "deny")])
     decisions = Decisions()
     gate = ApprovalGate(policy, allow=["faulty__write_*"], on_decision=decisions)
-    with anyio.fail_after(20):
+    with anyio.fail_after(120):
         async with faulty(gate) as toolset:
             names = {spec.name for spec in await toolset.list_tools()}
             written = await call_tool(toolset, "faulty__write_note", {"text": "c"}, time_limit=5)

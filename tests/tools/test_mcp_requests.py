@@ -37,7 +37,10 @@ def no_leftover_processes() -> Iterator[None]:
 
 
 def faulty(
-    *, elicitation: ElicitationHandler | None = None, sampling: SamplingHandler | None = None
+    *,
+    elicitation: ElicitationHandler | None = None,
+    sampling: SamplingHandler | None = None,
+    timeout: float = 60.0,
 ) -> MCPToolset:
     server = StdioServer(
         name="faulty",
@@ -45,6 +48,7 @@ def faulty(
         args=("-m", "tests.fixtures.faulty_server"),
         env=server_env(),
         cwd=str(PROJECT_ROOT),
+        timeout=timeout,
     )
     return open_toolset([server], elicitation=elicitation, sampling=sampling, resource_tools=False)
 
@@ -56,7 +60,7 @@ async def test_elicitation_is_answered_by_the_callback() -> None:
         asked.append(request)
         return ElicitationAnswer(action="accept", content={"ok": True})
 
-    with anyio.fail_after(20):
+    with anyio.fail_after(120):
         async with faulty(elicitation=user) as toolset:
             result = await call_tool(toolset, "faulty__confirm", {"action": "wipe"}, time_limit=10)
     assert result.content == "confirmed"
@@ -66,14 +70,14 @@ async def test_elicitation_is_answered_by_the_callback() -> None:
 
 
 async def test_without_a_callback_elicitation_is_declined_and_the_model_gets_an_error() -> None:
-    with anyio.fail_after(20):
+    with anyio.fail_after(120):
         async with faulty() as toolset:
             result = await call_tool(toolset, "faulty__confirm", {"action": "wipe"}, time_limit=10)
     assert result.is_error is True
 
 
 async def test_the_defaults_policy_accepts_a_form_with_defaults_and_declines_one_without() -> None:
-    with anyio.fail_after(20):
+    with anyio.fail_after(120):
         async with faulty(elicitation=answer_with_defaults) as toolset:
             styled = await call_tool(toolset, "faulty__styled", {}, time_limit=10)
             confirm = await call_tool(toolset, "faulty__confirm", {"action": "x"}, time_limit=10)
@@ -88,7 +92,7 @@ async def test_sampling_requests_are_answered_by_the_sampling_handler() -> None:
         seen.append(request)
         return "Tides follow the moon."
 
-    with anyio.fail_after(20):
+    with anyio.fail_after(120):
         async with faulty(sampling=model) as toolset:
             result = await call_tool(toolset, "faulty__draft", {"topic": "tides"}, time_limit=10)
     assert result.content == "model said: Tides follow the moon."
@@ -103,7 +107,7 @@ async def test_sampling_requests_are_answered_by_the_sampling_handler() -> None:
 
 
 async def test_sampling_is_off_by_default() -> None:
-    with anyio.fail_after(20):
+    with anyio.fail_after(120):
         async with faulty() as toolset:
             result = await call_tool(toolset, "faulty__draft", {"topic": "tides"}, time_limit=10)
     assert result.is_error is True
@@ -122,7 +126,7 @@ async def test_a_2025_era_server_pushes_an_elicitation_that_the_callback_answers
     server = StdioServer(
         name="everything", command="node", args=(str(Path(everything)),), env=server_env()
     )
-    with anyio.fail_after(30):
+    with anyio.fail_after(120):
         async with open_toolset([server], elicitation=user, resource_tools=False) as toolset:
             result = await call_tool(
                 toolset, "everything__trigger-elicitation-request", {}, time_limit=10
@@ -135,8 +139,10 @@ async def test_a_2025_era_server_pushes_an_elicitation_that_the_callback_answers
 async def test_embedded_model_answers_a_servers_sampling_request(
     greedy_model: LlamaCppModel,
 ) -> None:
-    with anyio.fail_after(120):
-        async with faulty(sampling=model_sampling_handler(greedy_model)) as toolset:
-            result = await call_tool(toolset, "faulty__draft", {"topic": "tides"}, time_limit=100)
+    # the call waits for the model: a loaded machine can take longer than the default 60 s
+    sampling = model_sampling_handler(greedy_model)
+    with anyio.fail_after(600):
+        async with faulty(sampling=sampling, timeout=300) as toolset:
+            result = await call_tool(toolset, "faulty__draft", {"topic": "tides"}, time_limit=300)
     assert result.is_error is False, result.content
     assert result.content.startswith("model said: ") and len(result.content) > len("model said: ")
