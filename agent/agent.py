@@ -115,8 +115,6 @@ class Agent:
 
     async def __aenter__(self) -> Self:
         """Start the toolsets (MCP servers) once, for every run until the agent is left."""
-        if isinstance(self.model, LlamaCppModel):
-            self.model.start_loading()  # the weights load while the MCP servers start
         stack = AsyncExitStack()
         try:
             for toolset in self.toolsets:

@@ -112,9 +112,6 @@ class LlamaCppModel:
         """For a model on a context of its own: the model whose weights it uses."""
         self._prefix: PrefixCache | None = None
         """The disk cache of evaluated prompt prefixes, made on first use."""
-        self._loader: threading.Thread | None = None
-        """The thread loading the weights ahead of the first `respond()` (`start_loading`)."""
-        self._loader_lock = threading.Lock()
 
     continues_answers = True
     """It goes on from an assistant message that ends the conversation."""
@@ -168,37 +165,6 @@ class LlamaCppModel:
         if self._chosen_format is None:
             self.call_format = select_format(loaded.template_source, bos_token=loaded.bos_token)
         return loaded
-
-    def start_loading(self) -> None:
-        """Start loading the weights (and the grammar engine's tokenizer) in a thread of their
-        own, so that what comes before the first `respond()` (MCP servers starting) overlaps the
-        load; `respond()` waits for it.
-
-        Loading is native code that cannot be cut short: the thread holds the model's native
-        guard while it loads, so `close()` frees the model only after the thread has left
-        llama.cpp, and the load is over when llama.cpp's load returns. A load already done or
-        under way is not started again. A load that fails leaves nothing loaded: `respond()`
-        loads again and raises the error to its caller.
-        """
-        with self._loader_lock:
-            if self._native.loaded is not None or self._loader is not None:
-                return
-            self._loader = threading.Thread(
-                target=self._load_ahead, name=f"verity-load-{self.name}"
-            )
-            self._loader.start()
-
-    def _load_ahead(self) -> None:
-        try:
-            with self._native.guard.entered(threading.Event()):
-                # and the grammar engine's view of the vocabulary, which every constrained
-                # tool call needs: a second or two of the first call's time
-                _tokenizer(self._loaded())
-        except Exception as exc:  # noqa: BLE001 - respond() loads again and raises it
-            _log.debug("loading %s ahead of its first use failed: %s", self.name, exc)
-        finally:
-            with self._loader_lock:
-                self._loader = None
 
     def _prefix_cache(self) -> PrefixCache | None:
         if self._prefix is None and self.settings.prefix_cache:
@@ -293,7 +259,6 @@ class LlamaCppModel:
         twin._native = NativeState()
         twin.on_delta = None  # what the verifier writes is not the answer being streamed
         twin._lock = anyio.Lock()
-        twin._loader, twin._loader_lock = None, threading.Lock()
         twin._contexts = []
         twin._weights_of = self
         self._contexts.append(twin)

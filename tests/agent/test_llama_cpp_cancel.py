@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 
 from verity import (
-    Agent,
     LlamaCppModel,
     Message,
     ModelCallStarted,
@@ -112,33 +110,4 @@ def test_close_during_the_first_load_waits_for_the_load_and_frees_once(
 
     anyio.run(respond_while_closing)
     assert errors == ["The model was closed while it was generating."]
-    model.close()
-
-
-@pytest.mark.slow
-async def test_an_agent_loads_its_model_while_its_servers_start_and_closing_mid_load_is_safe(
-    embedded_path: Path,
-) -> None:
-    loads: list[str] = []
-
-    def on_load(load: Any) -> Any:
-        loads.append(threading.current_thread().name)
-        return load()
-
-    settings = ModelSettings(temperature=0, n_ctx=2048, max_tokens=8)
-    model = LlamaCppModel(embedded_path, settings, on_load=on_load)
-    async with Agent(model=model, toolsets=[], trace=False):
-        model.start_loading()  # a load under way is not started again
-        response = await model.respond(QUESTION, [])
-    assert response.content.strip()
-    assert loads == [f"verity-load-{model.name}"]  # loaded once, ahead, in its own thread
-
-    # closed while it loads: freed once the loading thread has left llama.cpp, then reloads
-    model.close()
-    model.start_loading()
-    model.close()
-    again = await model.respond(QUESTION, [])
-    assert again.content.strip()
-    assert loads[1] == f"verity-load-{model.name}"
-    assert len(loads) in (2, 3)  # and respond's own, when close() freed the loaded model
     model.close()

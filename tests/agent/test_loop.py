@@ -102,7 +102,13 @@ async def test_parallel_calls_run_concurrently_and_results_keep_call_order() -> 
 async def test_tool_errors_reach_the_model_as_error_results() -> None:
     model = ScriptedModel([calls(("explode", {"reason": "disk on fire"})), answer("sorry")])
     with anyio.fail_after(5):
-        result = await run("x", model=model, toolsets=[FunctionToolset([explode])])
+        # the answer checks would refuse any answer after only failed calls: not what this tests
+        result = await run(
+            "x",
+            model=model,
+            toolsets=[FunctionToolset([explode])],
+            settings=RunSettings(check_answers=False),
+        )
     assert result.answer == "sorry"
     tool_step = result.steps[1]
     assert isinstance(tool_step, ToolStep)
@@ -127,7 +133,7 @@ async def test_tool_timeout_becomes_an_error_result() -> None:
             "x",
             model=model,
             toolsets=[FunctionToolset([hang])],
-            settings=RunSettings(tool_timeout=0.2),
+            settings=RunSettings(tool_timeout=0.2, check_answers=False),
         )
     tool_step = result.steps[1]
     assert isinstance(tool_step, ToolStep)
