@@ -84,3 +84,22 @@ def test_ruff_format_owns_the_layout() -> None:
         if line.rstrip().endswith("# fmt: skip")
     ]
     assert len(skips) <= 10, f"{len(skips)} lines laid out by hand: let ruff format do it"
+
+
+def test_test_folders_mirror_the_package_folders() -> None:
+    """tests/agent/verify holds the tests of agent/verify, and so on: a folder of tests names a
+    folder of the code (fixtures and the benchmarks' tests aside)."""
+    tests = PROJECT_ROOT / "tests"
+    outside = {tests / "fixtures", tests / "bench"}
+    unmatched = [
+        str(folder.relative_to(tests))
+        for folder in sorted(tests.rglob("*"))
+        if folder.is_dir()
+        and folder.name != "__pycache__"
+        and not any(folder == o or o in folder.parents for o in outside)
+        and not (PROJECT_ROOT / folder.relative_to(tests)).is_dir()
+    ]
+    assert unmatched == [], f"test folders with no code folder of the same path: {unmatched}"
+    tested = {p.parent.relative_to(tests).as_posix() for p in tests.rglob("test_*.py")}
+    packages = {"agent/cli", "agent/models", "agent/trace", "agent/verify", "tools/mcp"}
+    assert packages <= tested, f"packages without a test folder: {sorted(packages - tested)}"

@@ -1,5 +1,6 @@
 """Batch runs: the tasks file, resuming from the trace, scoring and bounded concurrency (loop
-logic on a scripted model; the real model runs `verity batch` in tests/test_cli_batch.py)."""
+logic on a scripted model; the real model runs `verity batch` in
+tests/agent/cli/test_cli_batch.py)."""
 
 from __future__ import annotations
 

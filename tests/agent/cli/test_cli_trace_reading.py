@@ -15,8 +15,8 @@ from typing import Any
 import anyio
 import pytest
 
+from tests.agent.cli.test_cli import verity
 from tests.conftest import PROJECT_ROOT, _free_port
-from tests.test_cli import verity
 from verity import (
     ModelCallEnded,
     ModelCallStarted,

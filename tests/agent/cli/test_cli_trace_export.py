@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.agent.cli.test_cli import verity
 from tests.conftest import PROJECT_ROOT
-from tests.test_cli import verity
 from verity import TraceStore
 from verity.trace.store import Writer, now
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.agent.cli.test_cli import verity
 from tests.conftest import PROJECT_ROOT
-from tests.test_cli import verity
 
 pytestmark = pytest.mark.slow
 

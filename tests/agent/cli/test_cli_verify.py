@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.test_cli import verity
+from tests.agent.cli.test_cli import verity
 from verity import (
     ModelCallEnded,
     ModelCallStarted,

@@ -12,9 +12,9 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tests.agent.cli.test_cli import verity
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.processes import free_port, server_env, stop, wait_for_port
-from tests.test_cli import verity
 from verity import TraceRecorder, TraceStore, run
 from verity.messages import ModelResponse, Usage
 from verity.testing import ScriptedModel

@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.agent.test_equations import worked_solutions
+from tests.agent.verify.test_equations import worked_solutions
 from verity import LlamaCppModel, RunSettings, ToolCall, TraceRecorder, TraceStore, UserError, run
 from verity.messages import Finding, Sample, Verdict
 from verity.solver import seeded_solver

@@ -171,7 +171,7 @@ def test_what_a_percentage_leaves_is_one_step_from_it() -> None:
     ]
 
 
-GSM8K = Path(__file__).resolve().parents[2].parent / "shared" / "bench" / "gsm8k"
+GSM8K = Path(__file__).resolve().parents[3].parent / "shared" / "bench" / "gsm8k"
 _RESULT = re.compile(r"=\s*\$?(\d[\d,]*(?:\.\d+)?)")
 
 

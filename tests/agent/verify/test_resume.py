@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.agent.test_equations import CHAINS_THAT_HOLD, planted_slips, worked_solutions
+from tests.agent.verify.test_equations import CHAINS_THAT_HOLD, planted_slips, worked_solutions
 from verity.verify._equations import NUMBER
 from verity.verify._resume import resume_point
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.agent.cli.test_cli import verity
 from tests.conftest import PROJECT_ROOT
-from tests.test_cli import verity
 
 TASKS = [
     {"id": "a", "task": "What is 12 * 12?", "expected": 144},

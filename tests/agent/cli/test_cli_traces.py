@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.agent.cli.test_cli import verity
 from tests.conftest import PROJECT_ROOT
-from tests.test_cli import verity
 from verity import TraceStore
 
 HOLD_LOCK = """

@@ -15,8 +15,8 @@ import anyio
 import pytest
 import sqlite_utils
 
+from tests.agent.cli.test_cli import verity
 from tests.conftest import PROJECT_ROOT
-from tests.test_cli import verity
 from verity import (
     ModelCallEnded,
     ModelCallStarted,
