@@ -18,7 +18,7 @@ import re
 from verity.messages import Finding, ToolCall, Verdict
 from verity.tools.base import ToolResult
 from verity.verify._base import Candidate, Verifier
-from verity.verify._grounding import ungrounded_facts
+from verity.verify._grounding import found_nothing, ungrounded_facts
 from verity.verify._how_to import asks_how, how_to
 from verity.verify._tool_failures import failed, failures, only_failures
 
@@ -29,7 +29,6 @@ ANSWER_CHECKS = "answer-checks"
 
 _LITERALS = frozenset({"None", "null", "NULL", "Null", "nil", "undefined", "NaN", "[]", "{}"})
 """A program's empty value printed as the answer: what a model writes when it has none."""
-_EMPTY_RESULTS = frozenset({"", "[]", "{}", "null", "none", "()", '""', "''"})
 _NON_ANSWERS = re.compile(
     r"no (?:tool )?(?:response|output|answer)s?(?: (?:is |was )?(?:available|received|returned|"
     r"given|provided))?|no tool (?:results?|calls?|data)(?: .*)?|(?:tool|function) "
@@ -229,10 +228,7 @@ def _first_sentence(text: str) -> str:
 
 def _empty_result(evidence: list[tuple[ToolCall, ToolResult]]) -> bool:
     """Whether a tool returned nothing: then a bare `None` or `[]` may say just that."""
-    return any(
-        not failed(result) and result.content.strip().casefold() in _EMPTY_RESULTS
-        for _, result in evidence
-    )
+    return any(not failed(result) and found_nothing(result.content) for _, result in evidence)
 
 
 def _repeated_error(text: str, evidence: list[tuple[ToolCall, ToolResult]]) -> ToolCall | None:

@@ -20,7 +20,7 @@ from verity.verify._claims import numbers_in
 from verity.verify._tool_failures import failed
 from verity.verify._word_problems import untraced_numbers
 
-__all__ = ["Sources", "ungrounded_facts"]
+__all__ = ["found_nothing", "Sources", "ungrounded_facts"]
 
 _MONTHS = "jan feb mar apr may jun jul aug sep oct nov dec".split()
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
@@ -90,7 +90,7 @@ class Sources:
         texts = [task]
         for call, result in evidence:
             texts.append(call.name)
-            if not _found_nothing(result.content):
+            if not found_nothing(result.content):
                 texts += [json.dumps(call.arguments, ensure_ascii=False)]
                 texts += [str(v) for v in _leaves(call.arguments)]
             texts += [result.content, *(str(v) for v in _leaves(_parsed(result.content)))]
@@ -311,10 +311,14 @@ _NOTHING_FOUND = re.compile(
 )
 
 
-def _found_nothing(content: str) -> bool:
-    """Whether a result holds nothing: blank, JSON without a single value, or "no results"."""
+_NOTHING = frozenset({"", "null", "none", "()", '""', "''"})
+
+
+def found_nothing(content: str) -> bool:
+    """Whether a result holds nothing: blank, `null`, JSON without a single value (`[]`,
+    `{"entities": []}`), or "no results found"."""
     text = content.strip()
-    if not text:
+    if text.casefold() in _NOTHING:
         return True
     parsed = _parsed(text)
     if isinstance(parsed, dict | list):

@@ -236,6 +236,7 @@ CASES = {
 RIGHT = [
     ("listing", "### Files in /tmp/work\n\n- a.txt\n- notes-2026.md\n- sub (a directory)"),
     ("contact", "Bob Tran is not in the memory graph, so his email address is not known."),
+    ("contact", "None"),  # the search found nothing: a bare None may say just that
     ("listing", "The files in /tmp/work are a.txt and notes-2026.md; sub is a directory."),
     ("listing", "/tmp/work/a.txt\n/tmp/work/notes-2026.md"),
     ("listing", "There are 2 files: `a.txt` and `notes-2026.md`, and 1 directory (`sub/`)."),
