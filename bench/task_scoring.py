@@ -35,6 +35,9 @@ class Outcome:
     verdict: str = ""
     right_refused: bool = False
     """The answer was right but the run exited non-zero (a check refused it)."""
+    derived_answer: str | None = None
+    """With `--baseline run`, on a checked run: the baseline answer its trace gives
+    (bench/task_baseline.py), to compare with the baseline that ran."""
 
 
 def classify(

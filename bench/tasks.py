@@ -18,9 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
@@ -32,6 +34,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.task_baseline import derived_baseline  # noqa: E402
 from bench.task_catalog import CATEGORIES, TASKS, Task, select  # noqa: E402
 from bench.task_fixtures import build_fixture, serve_pages  # noqa: E402
 from bench.task_scoring import Outcome, classify, table  # noqa: E402
@@ -123,9 +126,17 @@ def _kill_tree(process: subprocess.Popen[str]) -> None:
 
 
 def run_once(
-    task: Task, *, model: str, baseline: bool, timeout: float, extra: list[str]
-) -> Outcome:
-    """Run `task` once on a fresh fixture; the outcome, judged."""
+    task: Task,
+    *,
+    model: str,
+    baseline: bool,
+    timeout: float,
+    extra: list[str],
+    keep_traces: Path | None = None,
+) -> tuple[Outcome, Outcome | None]:
+    """Run `task` once on a fresh fixture; the outcome, judged, and (for a run with the checks)
+    the no-checks baseline its trace gives, or None. With `keep_traces`, the run's trace
+    database is copied there (`task-ID-MODE-MODEL.db`) for `verity show`."""
     with tempfile.TemporaryDirectory(prefix=f"verity-task-{task.id}-") as tmp:
         fixture = build_fixture(Path(tmp))
         with serve_pages(fixture.site) as url:
@@ -160,16 +171,23 @@ def run_once(
                 stdout, stderr = process.communicate(timeout=KILL_GRACE_S)
                 exit_code = None
             seconds = time.monotonic() - started
-    return read_outcome(
-        task,
-        stdout,
-        stderr,
-        exit_code=exit_code,
-        seconds=seconds,
-        model=model,
-        mode="baseline" if baseline else "checks",
-        timeout=timeout,
-    )
+            outcome = read_outcome(
+                task,
+                stdout,
+                stderr,
+                exit_code=exit_code,
+                seconds=seconds,
+                model=model,
+                mode="baseline" if baseline else "checks",
+                timeout=timeout,
+            )
+            derived = None if baseline else derived_baseline(task, outcome, Path(tmp) / "trace.db")
+            if keep_traces is not None and (Path(tmp) / "trace.db").exists():
+                mode = "baseline" if baseline else "checks"
+                name = f"task-{task.id}-{mode}-{Path(model).stem}.db"
+                keep_traces.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(Path(tmp) / "trace.db", keep_traces / name)
+    return outcome, derived
 
 
 def read_outcome(
@@ -230,7 +248,17 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         metavar="ARG",
         help="pass ARG on to every verity run (e.g. --verity-arg=--n-ctx=16384)",
     )
-    parser.add_argument("--no-baseline", action="store_true", help="only the run with checks")
+    parser.add_argument(
+        "--baseline",
+        choices=("derived", "run", "none"),
+        default="derived",
+        help="the no-checks baseline: read from the checked run's trace where it judged an "
+        "answer, else run (derived, the default); always run; or none",
+    )
+    parser.add_argument("--no-baseline", action="store_true", help="same as --baseline none")
+    parser.add_argument(
+        "--keep-traces", type=Path, metavar="DIR", help="copy each run's trace database to DIR"
+    )
     parser.add_argument(
         "--report",
         type=Path,
@@ -280,12 +308,13 @@ def main(argv: list[str] | None = None) -> int:
         half=args.half, categories=tuple(args.category or CATEGORIES), per_category=args.tasks
     )
     tasks = [task for task in tasks if args.id is None or task.id in args.id]
+    baseline = "none" if args.no_baseline else args.baseline
     try:
-        baseline_run = not args.no_baseline and has_no_checks_flag()
+        baseline_run = baseline != "none" and has_no_checks_flag()
     except RuntimeError as exc:
         print(f"tasks: {exc}", file=sys.stderr)
         return 2
-    modes = (False, True) if baseline_run else (False,)
+    modes = (False, True) if baseline_run and baseline == "run" else (False,)
     jobs = [
         (model, task, base)
         for model in args.model or ["embedded"]
@@ -293,29 +322,41 @@ def main(argv: list[str] | None = None) -> int:
         for base in modes
     ]
     print(
-        f"tasks: {len(tasks)} tasks x {len(modes)} modes, {len(TASKS)} defined; baseline "
-        f"{'runs with ' + NO_CHECKS_FLAG if baseline_run else '= same'}",
+        f"tasks: {len(tasks)} tasks x {len(args.model or ['embedded'])} models; baseline "
+        f"{baseline if baseline_run else '= same'} ({NO_CHECKS_FLAG}); {len(TASKS)} defined",
         file=sys.stderr,
     )
+    finished: list[Outcome] = []
+    finished_lock = threading.Lock()
 
-    def one(job: tuple[str, Task, bool]) -> Outcome:
-        model, task, base = job
-        outcome = run_once(
-            task, model=model, baseline=base, timeout=args.timeout, extra=args.verity_arg
-        )
+    def record(outcome: Outcome) -> None:
         print(
-            f"tasks: #{task.id} {task.category} {outcome.mode} {model}: {outcome.verdict} "
-            f"(exit {outcome.exit_code}, {outcome.seconds:.0f} s) "
+            f"tasks: #{outcome.task_id} {outcome.category} {outcome.mode} {outcome.model}: "
+            f"{outcome.verdict} (exit {outcome.exit_code}, {outcome.seconds:.0f} s) "
             f"{str(outcome.answer)[:80]!r} {outcome.reason or ''}"[:300],
             file=sys.stderr,
         )
-        return outcome
+        with finished_lock:
+            finished.append(outcome)
+            if args.json_out:  # after every run: an interrupted bench keeps what it measured
+                args.json_out.write_text(json.dumps([asdict(o) for o in finished], indent=1))
+
+    def one(job: tuple[str, Task, bool]) -> None:
+        model, task, base = job
+        options = {"model": model, "timeout": args.timeout, "extra": args.verity_arg}
+        outcome, derived = run_once(task, baseline=base, keep_traces=args.keep_traces, **options)
+        if baseline == "run" and derived is not None:
+            outcome.derived_answer = derived.answer
+        record(outcome)
+        if base or not baseline_run or baseline == "run":
+            return
+        if derived is None:  # no answer was judged: nothing to read, so run it
+            derived, _ = run_once(task, baseline=True, keep_traces=args.keep_traces, **options)
+        record(derived)
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        outcomes = list(pool.map(one, jobs))
-    print(table(outcomes, baseline_run=baseline_run))
-    if args.json_out:
-        args.json_out.write_text(json.dumps([asdict(o) for o in outcomes], indent=1))
+        list(pool.map(one, jobs))
+    print(table(finished, baseline_run=baseline_run))
     return 0
 
 

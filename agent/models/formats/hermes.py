@@ -34,8 +34,10 @@ from verity.tools.base import ToolSpec
 
 __all__ = ["HermesFormat"]
 
-_CALL_OPENING = re.compile(r"<tool_call>|```(?:json)?\s*(?:<tool_call>\s*)?[\[{]|\{")
-_MAYBE_FENCE = re.compile(r"`{1,2}|```(?:j(?:s(?:o(?:n)?)?)?)?\s*")
+_CALL_OPENING = re.compile(r"<tool_call>|```(?:json)?\s*(?:<tool_call>\s*)?[\[{]|\(?\s*\{")
+"""A call opens with the tag, a JSON fence, or a bare `{`, also in parentheses: `({"name": ...})`
+(the embedded 0.5B model writes that, and as text it would be an answer that is a call)."""
+_MAYBE_FENCE = re.compile(r"`{1,2}|```(?:j(?:s(?:o(?:n)?)?)?)?\s*|\(\s*")
 _TAG = "<tool_call>"
 _FENCED_LIST = re.compile(r"[ \t\n]*```(?:json)?[ \t\n]*\[")
 _LATER_CALL = re.compile(
@@ -54,7 +56,8 @@ class HermesFormat:
     name = "hermes"
 
     def call_start(self, content: str) -> CallStart:
-        """A call starts with the tag, a JSON fence, or a bare `{`; anything else is text."""
+        """A call starts with the tag, a JSON fence, or a bare `{` (also after a `(`); anything
+        else is text."""
         text = content.lstrip()
         if _CALL_OPENING.match(text):
             return "call"
@@ -93,8 +96,8 @@ class HermesFormat:
         return isinstance(value, list) and len(value) == 1 and not call_text[end:].strip(" \t\n`")
 
     def text_grammar(self) -> str:
-        """Text whose first visible character cannot open a call (`{`, a fence or a tag)."""
-        return "start: /[ \\t\\n]*[^{<`\\[ \\t\\n][^\\x00]*/"
+        """Text whose first visible character cannot open a call (`{`, `(`, a fence or a tag)."""
+        return "start: /[ \\t\\n]*[^{(<`\\[ \\t\\n][^\\x00]*/"
 
     def parse(self, text: str, tools: list[ToolSpec], *, first_id: int) -> ParsedCalls:
         """Find tagged, fenced and bare JSON calls; validate each against its tool's schema."""
@@ -160,13 +163,13 @@ def _decode_json(text: str) -> Any:
 
 
 def _bare_objects(text: str) -> tuple[str, list[Any]]:
-    """JSON calls (objects with a "name" key, or arrays of them) that start a line; returns the
-    text without them."""
+    """JSON calls (objects with a "name" key, or arrays of them) that start a line, bare or in
+    parentheses; returns the text without them."""
     decoder = json.JSONDecoder()
     found: list[Any] = []
     kept: list[str] = []
     position = 0
-    for match in re.finditer(r"(?m)^[ \t]*[\[{]", text):
+    for match in re.finditer(r"(?m)^[ \t]*(\([ \t]*)?[\[{]", text):
         start = match.end() - 1
         if start < position:
             continue
@@ -177,7 +180,8 @@ def _bare_objects(text: str) -> tuple[str, list[Any]]:
         items = value if isinstance(value, list) else [value]
         if items and all(isinstance(item, dict) and "name" in item for item in items):
             found.extend(items)
-            kept.append(text[position:start])
-            position = end
+            kept.append(text[position : match.start(1) if match.group(1) else start])
+            closing = re.match(r"[ \t]*\)", text[end:]) if match.group(1) else None
+            position = end + (closing.end() if closing else 0)
     kept.append(text[position:])
     return "".join(kept), found

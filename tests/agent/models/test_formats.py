@@ -219,9 +219,22 @@ def test_hermes_parse_reads_fenced_arrays_bare_arrays_and_tags() -> None:
     assert wrong.calls == [] and "moon" in wrong.invalid[0]
 
 
+def test_hermes_sees_a_call_in_parentheses_as_a_call() -> None:
+    hermes = HermesFormat()
+    sea = '{"name": "book_room", "arguments": {"guests": 2, "view": "sea"}}'
+    assert hermes.call_start("(") == "undecided"
+    assert hermes.call_start('({"name') == "call"
+    assert hermes.call_start("( {") == "call"
+    assert hermes.call_start("(two rooms) are free.") == "text"
+    parsed = hermes.parse(f"Booking.\n({sea})", [book_room.spec], first_id=0)
+    assert [c.arguments["view"] for c in parsed.calls] == ["sea"]
+    assert parsed.content == "Booking."
+
+
 def test_text_grammars_refuse_to_open_a_call(qwen: Llama, r1: Llama) -> None:
     assert grammar_accepts(qwen, HermesFormat().text_grammar(), "The room is booked.")
     assert not grammar_accepts(qwen, HermesFormat().text_grammar(), '{"name": "x"}')
+    assert not grammar_accepts(qwen, HermesFormat().text_grammar(), '({"name": "x"})')
     assert not grammar_accepts(r1, DeepSeekR1Format().text_grammar(), CALLS_BEGIN)
 
 
