@@ -58,6 +58,11 @@ _CALL_AS_TEXT = re.compile(
 )
 """A tool call the model wrote as text instead of making it: `{"name": ..., "arguments": ...}`,
 bare, fenced, in parentheses or in `<tool_call>` tags."""
+_CALL_INSIDE = re.compile(
+    r"""\{\s*"(?:name|function)"\s*:\s*"[^"]+"\s*,\s*"(?:arguments|parameters)"\s*:"""
+)
+_SERVER_TOOL = "__"
+"""Between an MCP server's name and its tool's (tools/mcp/_render.py SEPARATOR)."""
 _LEADING_LABELS = re.compile(
     r"^(?:\s*(?:#{1,6}[^\n]*|\*\*[^*\n]{1,40}\*\*:?|[^\W\d][\w ]{0,30}:)[ \t]*(?:\n|$))+"
 )
@@ -106,6 +111,8 @@ class AnswerChecks:
     async def verify(self, candidate: Candidate) -> Verdict:
         """Check the candidate's answer; refuse it with the reasons when it fails."""
         problem = non_answer(candidate.answer, candidate.evidence)
+        if problem is None and not asks_how(candidate.task):
+            problem = _call_inside(candidate.answer)
         if problem is not None:
             return _refused([problem], _NON_ANSWER_FIX)
         if (instructions := _instead_of_doing(candidate)) is not None:
@@ -115,8 +122,12 @@ class AnswerChecks:
             return _refused([_on_failures(candidate.answer, candidate.evidence)], _FAILED_FIX)
         if self.grounding:
             evidence, task = candidate.evidence, candidate.task
-            if findings := ungrounded_facts(candidate.answer, task=task, evidence=evidence):
-                return _refused(findings, _GROUNDING_FIX)
+            could_look = not evidence and _could_look(candidate)
+            facts = ungrounded_facts(
+                candidate.answer, task=task, evidence=evidence, could_look=could_look
+            )
+            if facts:
+                return _refused(facts, _GROUNDING_FIX)
         return Verdict(ok=True, verifier=ANSWER_CHECKS, checked=False, conclusive=False)
 
 
@@ -160,6 +171,22 @@ def non_answer(answer: str, evidence: list[tuple[ToolCall, ToolResult]]) -> Find
     if (failed := _repeated_error(text, evidence)) is not None:
         return _no(f"repeats the error of the tool {failed.name} instead of answering")
     return None
+
+
+def _call_inside(answer: str) -> Finding | None:
+    """A tool call written as text inside the answer ("Here's the call: {"name": ...}"):
+    the model meant to call the tool and did not, so the answer lacks what it would return."""
+    if (call := _CALL_INSIDE.search(answer)) is None:
+        return None
+    return _no(f"holds a tool call written as text ({_quoted(call.group(), 60)}): call the tool")
+
+
+def _could_look(candidate: Candidate) -> bool:
+    """Whether the run offered tools that look at the user's world: an MCP server's tools
+    (named `server__tool`), and the task did not ask how to do something."""
+    return any(_SERVER_TOOL in spec.name for spec in candidate.tools) and not asks_how(
+        candidate.task
+    )
 
 
 def _instead_of_doing(candidate: Candidate) -> Finding | None:

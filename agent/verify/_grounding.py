@@ -119,15 +119,21 @@ class Sources:
 
 
 def ungrounded_facts(
-    answer: str, *, task: str, evidence: list[tuple[ToolCall, ToolResult]]
+    answer: str,
+    *,
+    task: str,
+    evidence: list[tuple[ToolCall, ToolResult]],
+    could_look: bool = False,
 ) -> list[Finding]:
     """One finding per fact of `answer` in neither the task nor the run's tool calls and results.
 
-    Nothing is checked when the run used no tool: the model may answer from what it knows. A
-    failed call's error is no source (`_tool_failures`): a fact only an error holds is
-    ungrounded.
+    When the run used no tool, the model may answer from what it knows, and nothing is checked;
+    unless `could_look`: it was offered tools that look at the user's world (an MCP server's)
+    and called none. Then what only those tools could tell (quoted names, paths, ids, links,
+    clock times) must be in the task; numbers and dates may still be its knowledge. A failed
+    call's error is no source (`_tool_failures`): a fact only an error holds is ungrounded.
     """
-    if not evidence:
+    if not evidence and not could_look:
         return []
     sources = Sources.of(task, evidence)
     evidence = [(call, result) for call, result in evidence if not failed(result)]
@@ -136,13 +142,18 @@ def ungrounded_facts(
     for kind, found, pattern in _facts():
         for match in pattern.finditer(text):
             fact = match.group().strip()
-            if not found(match, sources):
+            if (evidence or kind in _LOOKED_UP) and not found(match, sources):
                 findings.append(_finding(kind, fact))
         # a fact is checked once, as what it is: the digits of a time are not numbers too
         text = pattern.sub(lambda m: " " * len(m.group()), text)
-    known = [*sources.counts, *sources.derived]
-    findings += untraced_numbers(text, task=task, evidence=evidence, known=known)
+    if evidence:
+        known = [*sources.counts, *sources.derived]
+        findings += untraced_numbers(text, task=task, evidence=evidence, known=known)
     return list({f.claim: f for f in findings}.values())
+
+
+_LOOKED_UP = frozenset({"the link", "the quoted text", "the time", "the id", "the path"})
+"""The facts a run that called no tool cannot know: they are looked up, not learned."""
 
 
 _Found = Callable[[re.Match[str], Sources], bool]

@@ -231,6 +231,9 @@ CASES = {
     "how asked": ("How do I undo the last commit in the git repository at /srv/repo?", []),
     "query asked": ("Write a SQL query that counts the rows of the customers table.", []),
     "arithmetic": ("What is 12 times 12?", []),
+    "tables, no call": ("Which tables does the database have?", []),
+    "time, no call": ("What time is it in Tokyo now?", []),
+    "knowledge": ("When did Python 3 come out?", []),
 }
 
 RIGHT = [
@@ -270,6 +273,8 @@ RIGHT = [
     ("listing", "The files are a.txt and notes-2026.md. You can use read_file to open them."),
     ("listing", "To sum up: a.txt and notes-2026.md, and the directory sub."),
     ("arithmetic", "144"),
+    # without a call, a date may be what the model knows
+    ("knowledge", "Python 3.0 was released on December 3, 2008."),
     ("arithmetic", "To be exact, 12 times 12 is 144."),
     ("no tools", "To be precise: Paris is the capital, and a spider has 8 legs."),
     (
@@ -389,6 +394,20 @@ WRONG = [
     ("count, no call", "You can check this by running SELECT COUNT(*) FROM customers.", "tells"),
     ("count, no call", "Sure! Simply run this query against the database.", "tells the user"),
     ("inbox, no call", "To check your unread emails, open your email client.", "tells the user"),
+    # offered the tools that could look, it called none: looked-up facts are made up
+    (
+        "tables, no call",
+        "The database has the following tables:\n\n- `insights`: business insights",
+        "the quoted text `insights`",
+    ),
+    ("time, no call", "It is 14:32 in Tokyo.", "the time 14:32"),
+    # a call written as text inside the answer is no answer
+    (
+        "listing",
+        'To read it, use read_file:\n```json\n{"name": "filesystem__read_file", '
+        '"arguments": {"path": "/tmp/work/a.txt"}}\n```',
+        "holds a tool call written as text",
+    ),
     # a fact only a failed call's error holds is no fact
     ("outside", "The first user in /etc/passwd has uid 1000.", "the number 1000"),
 ]
