@@ -21,6 +21,7 @@ from verity.verify._base import Candidate, Verifier
 from verity.verify._grounding import found_nothing, ungrounded_facts
 from verity.verify._how_to import asks_how, how_to
 from verity.verify._tool_failures import failed, failures, only_failures
+from verity.verify._unrelated import unrelated_results
 
 __all__ = ["ANSWER_CHECKS", "AnswerChecks", "Screened", "non_answer"]
 
@@ -87,6 +88,11 @@ _FAILED_FIX = (
     "arguments (names of files, tables or time zones exactly as a listing tool shows them) and "
     "call the tool again; if it cannot be done, say which tool failed and why."
 )
+_UNRELATED_FIX = (
+    "The tool results you used have nothing to do with the question. Call a tool that does "
+    "what was asked, with arguments from the question; if none of your tools can, say that it "
+    "cannot be done and why."
+)
 _GROUNDING_FIX = (
     "State only what the task or the tool results say: write names, numbers, times, dates and "
     "paths exactly as a tool returned them, or call a tool to find them out."
@@ -120,6 +126,9 @@ class AnswerChecks:
             return _refused([instructions], _HOW_TO_FIX.format(tools=names))
         if only_failures(candidate.evidence):
             return _refused([_on_failures(candidate.answer, candidate.evidence)], _FAILED_FIX)
+        task, evidence = candidate.task, candidate.evidence
+        if (unrelated := unrelated_results(task, evidence, candidate.tools)) is not None:
+            return _refused([_no(unrelated)], _UNRELATED_FIX)
         if self.grounding:
             evidence, task = candidate.evidence, candidate.task
             could_look = not evidence and _could_look(candidate)

@@ -209,6 +209,19 @@ OFFERED = [
 ]
 """The tools every case's run was offered."""
 
+STATUS = [
+    (
+        ToolCall(id="c1", name="git__git_status", arguments={"repo_path": "/srv/repo"}),
+        ToolResult(content="On branch main\nnothing to commit, working tree clean"),
+    )
+]
+TABLES = [
+    (
+        ToolCall(id="c1", name="sqlite__list_tables", arguments={}),
+        ToolResult(content="[{'name': 'customers'}, {'name': 'orders'}]"),
+    )
+]
+
 CASES = {
     "listing": (LISTING_TASK, LISTING),
     "time": (TIME_TASK, TIME),
@@ -234,6 +247,8 @@ CASES = {
     "tables, no call": ("Which tables does the database have?", []),
     "time, no call": ("What time is it in Tokyo now?", []),
     "knowledge": ("When did Python 3 come out?", []),
+    "weather": ("What will the weather be like in Berlin tomorrow?", STATUS),
+    "tables": ("Which tables does the database have?", TABLES),
 }
 
 RIGHT = [
@@ -273,6 +288,8 @@ RIGHT = [
     ("listing", "The files are a.txt and notes-2026.md. You can use read_file to open them."),
     ("listing", "To sum up: a.txt and notes-2026.md, and the directory sub."),
     ("arithmetic", "144"),
+    # the call is about the task through its tool alone
+    ("tables", "The database has two tables: customers and orders."),
     # without a call, a date may be what the model knows
     ("knowledge", "Python 3.0 was released on December 3, 2008."),
     ("arithmetic", "To be exact, 12 times 12 is 144."),
@@ -401,6 +418,8 @@ WRONG = [
         "the quoted text `insights`",
     ),
     ("time, no call", "It is 14:32 in Tokyo.", "the time 14:32"),
+    # every result it rests on is about something else
+    ("weather", "nothing to commit, working tree clean", "nothing to do with the task"),
     # a call written as text inside the answer is no answer
     (
         "listing",
@@ -471,3 +490,18 @@ async def test_instructions_pass_when_the_run_was_offered_no_tool() -> None:
     none_offered = await AnswerChecks().verify(Candidate(task, answer))
     assert (offered.ok, none_offered.ok) == (False, True)
     assert "filesystem__list_directory" in offered.feedback
+
+
+async def test_unrelated_results_are_judged_only_for_mcp_calls_and_latin_words() -> None:
+    sum_call = ToolCall(id="c1", name="calculator", arguments={"expression": "3 * 4"})
+    python_tool = [(sum_call, ToolResult(content="12"))]
+    weather = "What will the weather be like in Berlin tomorrow?"
+    in_chinese = "明天柏林的天气怎么样？"
+    for task, evidence in [(weather, python_tool), (in_chinese, STATUS)]:
+        candidate = Candidate(task, "12", evidence=list(evidence), tools=OFFERED)
+        verdict = await AnswerChecks(grounding=False).verify(candidate)
+        assert verdict.ok, verdict.feedback
+    judged = Candidate(weather, "On branch main", evidence=list(STATUS), tools=OFFERED)
+    refused = await AnswerChecks().verify(judged)
+    assert not refused.ok
+    assert "git__git_status" in refused.feedback and "'berlin'" in refused.feedback
