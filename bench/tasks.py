@@ -184,7 +184,8 @@ def run_once(
             derived = None if baseline else derived_baseline(task, outcome, Path(tmp) / "trace.db")
             if keep_traces is not None and (Path(tmp) / "trace.db").exists():
                 mode = "baseline" if baseline else "checks"
-                name = f"task-{task.id}-{mode}-{Path(model).stem}.db"
+                label = Path(model).stem if model.endswith(".gguf") else model
+                name = f"task-{task.id}-{mode}-{label}.db"
                 keep_traces.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(Path(tmp) / "trace.db", keep_traces / name)
     return outcome, derived

@@ -49,6 +49,9 @@ _REFUSALS = re.compile(
     rf"|{_I}\s*(?:do not|don't|don’t) have (?:access|the ability|any way|real-time|a tool)"
     r"|\bas an ai\b|\bno (?:available |offered )?tools? (?:can|could|is able|are able)\b"
     r"|\bnone of the (?:available |offered )?tools\b"
+    r"|\b(?:does|do|did)(?: not|n't|n’t) (?:contain|include|provide|give|have|show)\s+(?:the |an |"
+    r"any |enough |this |that |such )?(?:answer|information|requested|details? (?:needed|asked))"
+    r"|\b(?:cannot|can(?:'|’)t|could not|couldn(?:'|’)t) be (?:determined|answered|known)\b"
     r"|^\W*(?:抱歉|对不起|很抱歉)|我(?:无法|不能|没办法)|无法(?:提供|回答|协助|帮助|完成)",
     re.IGNORECASE,
 )

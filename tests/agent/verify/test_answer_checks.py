@@ -287,6 +287,7 @@ RIGHT = [
     ("query asked", "```sql\nSELECT COUNT(*) FROM customers;\n```"),
     ("listing", "The files are a.txt and notes-2026.md. You can use read_file to open them."),
     ("listing", "To sum up: a.txt and notes-2026.md, and the directory sub."),
+    ("listing", "It does not contain any directory but sub; the files: a.txt, notes-2026.md."),
     ("arithmetic", "144"),
     # the call is about the task through its tool alone
     ("tables", "The database has two tables: customers and orders."),
@@ -318,6 +319,12 @@ WRONG = [
     ("listing", "抱歉, I can't assist with that.", "declines the task"),
     ("listing", "I'm sorry, but I cannot access the file system.", "declines the task"),
     ("listing", "I don't have access to your files.", "declines the task"),
+    (
+        "listing",
+        "The tool response provided does not contain the answer to the user's question.",
+        "declines the task",
+    ),
+    ("listing", "The number of files cannot be determined from the output.", "declines the task"),
     ("time", "720", "the number 720"),
     ("time", "It is 20:00 in Tokyo.", "the time 20:00"),
     ("time", "It is 3:45 PM in Tokyo.", "the time 3:45 PM"),
