@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from verity.models._native import GenerationStopped
-from verity.models._repetition import repeated_unit
+from verity.models._repetition import MIN_CALL_PERIOD, repeated_unit
 from verity.models._sampling import TokenSampler
 from verity.models._stream import TextStream
 from verity.models.base import DeltaKind
@@ -256,7 +256,7 @@ def generate(llm: Any, sampler: TokenSampler, request: GenerationRequest) -> Com
         generated.append(token)
         llm.eval([token])
         decoder.push([token], len(generated))
-        if call_at is None and repeated_unit(generated) is not None:
+        if _looping(generated, call_tokens_at if call_at is not None else None):
             completion.finish_reason = "repetition"  # a loop: it would only go on repeating
             break
         if decoder.thinking:
@@ -309,6 +309,16 @@ def generate(llm: Any, sampler: TokenSampler, request: GenerationRequest) -> Com
         stream.reasoning(completion.reasoning or "", final=True)
         stream.content(completion.text, hold_markers=False, final=True)
     return completion
+
+
+def _looping(generated: list[int], call_from: int | None) -> bool:
+    """Whether the generation ends in a loop: the same text over and over, or, inside a call
+    (from `call_from`), the same calls written again."""
+    if call_from is None:
+        return repeated_unit(generated) is not None
+    calls, shortest = generated[call_from:], MIN_CALL_PERIOD
+    loop = repeated_unit(calls, min_repeats=2, min_period=shortest, min_span=2 * shortest)
+    return loop is not None
 
 
 def _pass_on(

@@ -112,7 +112,9 @@ class HermesFormat:
                 continue  # an ordinary code block, not a call
             kept.append(text[position : match.start()])
             position = match.end()
-            if decoded is None:
+            if decoded is None and (leading := _leading_calls(body)):
+                payloads.extend(leading)  # a list cut off (a loop stopped): its whole calls
+            elif decoded is None:
                 invalid.append(f"This tool call is not valid JSON: {body.strip()[:200]!r}.")
             else:
                 payloads.extend(decoded if isinstance(decoded, list) else [decoded])
@@ -153,6 +155,26 @@ def _may_be_calls(body: str, decoded: Any) -> bool:
     if isinstance(decoded, list):
         return any(isinstance(item, dict) for item in decoded)
     return isinstance(decoded, dict)
+
+
+def _leading_calls(body: str) -> list[Any]:
+    """The whole call objects at the start of a list that was cut off, each once."""
+    text = body.strip()
+    if not text.startswith("["):
+        return []
+    decoder, position, found = json.JSONDecoder(), 1, []
+    while True:
+        while position < len(text) and text[position] in " \t\n\r,":
+            position += 1
+        try:
+            value, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError:
+            break
+        if not isinstance(value, dict) or "name" not in value:
+            return []
+        if value not in found:
+            found.append(value)
+    return found
 
 
 def _decode_json(text: str) -> Any:

@@ -219,6 +219,18 @@ def test_hermes_parse_reads_fenced_arrays_bare_arrays_and_tags() -> None:
     assert wrong.calls == [] and "moon" in wrong.invalid[0]
 
 
+def test_hermes_keeps_the_whole_calls_of_a_list_cut_off_by_the_loop_guard() -> None:
+    sea = '{"name": "book_room", "arguments": {"guests": 2, "view": "sea"}}'
+    garden = '{"name": "book_room", "arguments": {"guests": 3, "view": "garden"}}'
+    cut = f'```json\n[\n  {sea},\n  {garden},\n  {sea},\n  {garden},\n  {{"name": "bo'
+    parsed = HermesFormat().parse(cut, [book_room.spec], first_id=0)
+    assert [c.arguments["view"] for c in parsed.calls] == ["sea", "garden"]  # each once
+    assert parsed.invalid == []
+    cut_early = '```json\n[{"name": "book_room", "argu'
+    broken = HermesFormat().parse(cut_early, [book_room.spec], first_id=0)
+    assert broken.calls == [] and "not valid JSON" in broken.invalid[0]
+
+
 def test_hermes_sees_a_call_in_parentheses_as_a_call() -> None:
     hermes = HermesFormat()
     sea = '{"name": "book_room", "arguments": {"guests": 2, "view": "sea"}}'

@@ -19,6 +19,7 @@ from verity import (
     TraceStore,
     run,
 )
+from verity.models._generation import _looping
 from verity.models._repetition import MIN_SPAN, repeated_unit
 
 LOOPING_TASK = "Print the word 'hello' 50 times."
@@ -39,6 +40,15 @@ def test_counting_and_a_long_unit_seen_three_times_are_not_loops() -> None:
     block = list(range(100, 200))  # a 100-token paragraph, three times: still no loop
     assert repeated_unit(block * 3) is None
     assert repeated_unit(block * 4) == 100
+
+
+def test_inside_a_call_list_the_same_calls_written_twice_are_a_loop() -> None:
+    first, second = list(range(300, 320)), list(range(400, 425))  # two calls' tokens
+    opening = [91, 198]  # `[` and a newline
+    assert not _looping(opening + first + second, call_from=0)
+    assert _looping(opening + first + second + first + second, call_from=0)
+    assert not _looping(opening + first + second + first + second, call_from=None)  # as text
+    assert not _looping(opening + first + first[:10], call_from=0)  # a call cut short
 
 
 @pytest.mark.slow
