@@ -33,6 +33,17 @@ _HOW_TO = re.compile(
     r"|\bfollow (?:these|the) steps\b|\byou can do (?:this|that|so|it) (?:by|with|using)\b",
     re.IGNORECASE | re.MULTILINE,
 )
+_INTENT = re.compile(
+    # "I need to fetch the page", "I'll use the read_file tool", "Let me check the log"
+    r"\b(?:i|we)(?:'ll|’ll| will| would| need to| have to| must| should| am going to|"
+    r"'m going to|’m going to| want to)\s+(?:first\s+|now\s+|then\s+)?(?:need to\s+)?"
+    r"(?:use|call|fetch|read|run|query|search|look (?:at|in|up)|check|access|open|retrieve|get|"
+    r"invoke|list|find|execute|download)\b"
+    r"|\blet me\s+(?:first\s+|now\s+)?(?:use|call|fetch|read|run|query|search|look|check|open|"
+    r"retrieve|get|list|find|execute)\b",
+    re.IGNORECASE,
+)
+"""What the model says it would do: a plan, not the result of doing it."""
 _STEP = re.compile(
     rf"^\s*(?:\d+[.)]|[-*•]|step \d+:?)\s*(?:\*\*)?(?:please\s+)?{_VERB}\b", re.IGNORECASE
 )
@@ -57,7 +68,7 @@ def asks_how(task: str) -> bool:
 
 def how_to(answer: str) -> str | None:
     """The words that show `answer` tells the user how to do it, or None when it does not."""
-    if found := _HOW_TO.search(answer):
+    if found := _HOW_TO.search(answer) or _INTENT.search(answer):
         return found.group().strip(" \n.!?:")
     steps = [line for line in answer.splitlines() if _STEP.match(line)]
     if len(steps) >= 2:

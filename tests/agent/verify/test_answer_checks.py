@@ -418,6 +418,9 @@ WRONG = [
     ("count, no call", "You can check this by running SELECT COUNT(*) FROM customers.", "tells"),
     ("count, no call", "Sure! Simply run this query against the database.", "tells the user"),
     ("inbox, no call", "To check your unread emails, open your email client.", "tells the user"),
+    ("listing, no call", "To list them, I need to read the folder /tmp/work first.", "tells the"),
+    ("listing, no call", "Let me check /tmp/work with the listing tool.", "tells the user"),
+    ("listing, no call", "I don't have internet access right now.", "declines the task"),
     # offered the tools that could look, it called none: looked-up facts are made up
     (
         "tables, no call",
