@@ -45,6 +45,23 @@ def open_store(args: argparse.Namespace) -> TraceStore:
     return TraceStore(args.trace_db or default_trace_path())
 
 
+def read_store(args: argparse.Namespace) -> TraceStore:
+    """The trace database a reading command (`logs`, `show`, `replay`, `export`) reads: an
+    explicit `--trace-db` that does not exist is a mistake, not a new, empty database.
+
+    Raises:
+        UserError: `--trace-db` names no file.
+    """
+    from verity.errors import UserError
+
+    if args.trace_db is not None and not Path(args.trace_db).exists():
+        raise UserError(
+            f"No trace database at {args.trace_db}: check the path (`verity run --trace-db` "
+            "writes one there), or leave --trace-db out for the default one."
+        )
+    return open_store(args)
+
+
 def run_recorder(args: argparse.Namespace) -> TraceRecorder | None:
     """What records a run into the trace database; None with `--no-log`."""
     from verity.trace.recorder import TraceRecorder

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from verity.cli._common import add_trace_option, open_store
+from verity.cli._common import add_trace_option, read_store
 from verity.cli._show import print_run
 from verity.cli._signals import run_interruptibly
 from verity.cli.stats import print_usage
@@ -109,7 +109,7 @@ def _logs_command(args: argparse.Namespace) -> int:
         query=args.query,
         samples=args.samples,
     )
-    store = open_store(args)
+    store = read_store(args)
     rows = find_runs(store, where, limit=args.limit)
     if args.usage:
         return print_usage(store, rows, as_json=args.json)
@@ -157,7 +157,7 @@ def _run(store: TraceStore, run_id: str) -> dict[str, Any]:
 
 
 def _show_command(args: argparse.Namespace) -> int:
-    record = _run(open_store(args), args.run_id)
+    record = _run(read_store(args), args.run_id)
     if args.json:
         print(json.dumps(record, indent=2))
     else:
@@ -166,7 +166,7 @@ def _show_command(args: argparse.Namespace) -> int:
 
 
 def _export_command(args: argparse.Namespace) -> int:
-    store = open_store(args)
+    store = read_store(args)
     if args.datasette_metadata:
         print(json.dumps(datasette_metadata(store.path.stem), indent=2))
         return 0
@@ -195,7 +195,7 @@ def _replay_command(args: argparse.Namespace) -> int:
     from verity.cli.mcp import configured_servers, terminal_approvals
     from verity.replay import RecordedModel, replay_run
 
-    store = open_store(args)
+    store = read_store(args)
     record = store.run(resolve_run_id(store, args.run_id))
     if record is None:
         raise UserError(f"No run {args.run_id!r} in {store.path}. List runs with `verity logs`.")

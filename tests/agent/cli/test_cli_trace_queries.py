@@ -217,8 +217,18 @@ def test_an_ambiguous_or_unknown_run_id_exits_2_naming_the_candidates(
 
 def test_last_in_an_empty_database_says_there_are_no_runs(tmp_path: Path) -> None:
     db = tmp_path / "empty.db"
+    TraceStore(db).close()
     done = verity("show", "last", trace_db=db)
     assert (done.returncode, done.stderr) == (2, f"verity: error: There are no runs in {db} yet.\n")
+
+
+def test_a_trace_db_that_does_not_exist_is_named_and_not_created(tmp_path: Path) -> None:
+    db = tmp_path / "tpyo.db"
+    for command in (["show", "last"], ["logs"], ["export", "last"]):
+        done = verity(*command, trace_db=db)
+        assert done.returncode == 2, command
+        assert done.stderr.startswith(f"verity: error: No trace database at {db}:"), command
+    assert not db.exists()
 
 
 def test_show_and_logs_say_verified_not_verified_and_not_checked_apart(db: Path) -> None:
