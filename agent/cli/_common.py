@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the trace store is imported by the commands that open it, not by --help
     from verity.hooks import RunHooks
@@ -31,9 +31,20 @@ it."""
 EXIT_INTERRUPTED = 130
 
 
+class _GivenPath(argparse.Action):
+    """Stores the path and notes that the command line gave it (not a config or default)."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        setattr(namespace, self.dest, values)
+        setattr(namespace, f"{self.dest}_given", True)
+
+
 def add_trace_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--trace-db", type=Path, help="trace database (default: $VERITY_TRACE_DB or user data dir)"
+        "--trace-db",
+        type=Path,
+        action=_GivenPath,
+        help="trace database (default: $VERITY_TRACE_DB or user data dir)",
     )
 
 
@@ -47,14 +58,16 @@ def open_store(args: argparse.Namespace) -> TraceStore:
 
 def read_store(args: argparse.Namespace) -> TraceStore:
     """The trace database a reading command (`logs`, `show`, `replay`, `export`) reads: an
-    explicit `--trace-db` that does not exist is a mistake, not a new, empty database.
+    `--trace-db` on the command line that names no file is a mistake, not a new, empty database
+    (the default one may not exist yet: then there are no runs).
 
     Raises:
         UserError: `--trace-db` names no file.
     """
     from verity.errors import UserError
 
-    if args.trace_db is not None and not Path(args.trace_db).exists():
+    given = getattr(args, "trace_db_given", False)
+    if given and args.trace_db is not None and not Path(args.trace_db).exists():
         raise UserError(
             f"No trace database at {args.trace_db}: check the path (`verity run --trace-db` "
             "writes one there), or leave --trace-db out for the default one."

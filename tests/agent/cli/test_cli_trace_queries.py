@@ -223,12 +223,13 @@ def test_last_in_an_empty_database_says_there_are_no_runs(tmp_path: Path) -> Non
 
 
 def test_a_trace_db_that_does_not_exist_is_named_and_not_created(tmp_path: Path) -> None:
-    db = tmp_path / "tpyo.db"
+    db, default = tmp_path / "tpyo.db", tmp_path / "default.db"
     for command in (["show", "last"], ["logs"], ["export", "last"]):
-        done = verity(*command, trace_db=db)
+        done = verity(*command, "--trace-db", str(db), trace_db=default)
         assert done.returncode == 2, command
         assert done.stderr.startswith(f"verity: error: No trace database at {db}:"), command
     assert not db.exists()
+    assert verity("logs", trace_db=default).returncode == 0  # the default: no runs yet
 
 
 def test_show_and_logs_say_verified_not_verified_and_not_checked_apart(db: Path) -> None:
