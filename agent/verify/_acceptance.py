@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from verity.messages import Finding, ToolCall, Verdict
+from verity.messages import Finding, Message, ToolCall, Verdict
 from verity.tools.base import ToolResult
 from verity.verify._base import Candidate, Verifier
 from verity.verify._grounding import found_nothing, ungrounded_facts
@@ -66,6 +66,10 @@ bare, fenced, in parentheses or in `<tool_call>` tags."""
 _CALL_INSIDE = re.compile(
     r"""\{\s*"(?:name|function)"\s*:\s*"[^"]+"\s*,\s*"(?:arguments|parameters)"\s*:"""
 )
+_OWN_MESSAGES = ("your answer was not accepted", "your tool call was invalid", "your answer was")
+"""How Verity's own messages to the model begin (feedback, retry requests)."""
+_MIN_ECHO = 20
+"""Shorter answers may well be in feedback by chance (a name, a number)."""
 _SERVER_TOOL = "__"
 """Between an MCP server's name and its tool's (tools/mcp/_render.py SEPARATOR)."""
 _LEADING_LABELS = re.compile(
@@ -121,6 +125,8 @@ class AnswerChecks:
     async def verify(self, candidate: Candidate) -> Verdict:
         """Check the candidate's answer; refuse it with the reasons when it fails."""
         problem = non_answer(candidate.answer, candidate.evidence)
+        if problem is None:
+            problem = _echoed_feedback(candidate.answer, candidate.messages)
         if problem is None and not asks_how(candidate.task):
             problem = _call_inside(candidate.answer)
         if problem is not None:
@@ -183,6 +189,19 @@ def non_answer(answer: str, evidence: list[tuple[ToolCall, ToolResult]]) -> Find
         )
     if (failed := _repeated_error(text, evidence)) is not None:
         return _no(f"repeats the error of the tool {failed.name} instead of answering")
+    return None
+
+
+def _echoed_feedback(answer: str, messages: list[Message]) -> Finding | None:
+    """The answer repeats what Verity told the model (a refusal's reasons, the retry message):
+    it says nothing about the task."""
+    said = " ".join(answer.split()).casefold()
+    if len(said) < _MIN_ECHO:
+        return None
+    for message in messages:
+        text = " ".join((message.content or "").split()).casefold()
+        if message.role == "user" and text.startswith(_OWN_MESSAGES) and said in text:
+            return _no(f"repeats what Verity told the model ({_quoted(answer, 60)})")
     return None
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from verity.messages import ToolCall
+from verity.messages import Message, ToolCall
 from verity.tools.base import ToolResult, ToolSpec
 from verity.verify import AnswerChecks, Candidate
 
@@ -515,3 +515,18 @@ async def test_unrelated_results_are_judged_only_for_mcp_calls_and_latin_words()
     refused = await AnswerChecks().verify(judged)
     assert not refused.ok
     assert "git__git_status" in refused.feedback and "'berlin'" in refused.feedback
+
+
+async def test_an_answer_that_repeats_the_feedback_is_refused() -> None:
+    task = "What is the value of the BENCH_COLOR variable of the everything server?"
+    first = await AnswerChecks().verify(Candidate(task, 'It is "blue".', tools=OFFERED))
+    assert not first.ok
+    messages = [
+        Message(role="user", content=task),
+        Message(role="assistant", content='It is "blue".'),
+        Message(role="user", content=first.feedback),
+    ]
+    echo = first.feedback.splitlines()[-1]
+    again = await AnswerChecks().verify(Candidate(task, echo, tools=OFFERED, messages=messages))
+    assert not again.ok
+    assert "repeats what Verity told the model" in again.feedback
