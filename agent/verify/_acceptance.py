@@ -66,6 +66,14 @@ bare, fenced, in parentheses or in `<tool_call>` tags."""
 _CALL_INSIDE = re.compile(
     r"""\{\s*"(?:name|function)"\s*:\s*"[^"]+"\s*,\s*"(?:arguments|parameters)"\s*:"""
 )
+_ASKS_NUMBER = re.compile(r"\bhow (?:many|much)\b|\bwhat (?:is the )?number of\b", re.IGNORECASE)
+_ANY_NUMBER = re.compile(
+    r"\d|\b(?:no|none|zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+    r"dozen|hundred|thousand|million|billion|single|nothing|free|half|once|twice)\b"
+    r"|[〇零一二三四五六七八九十百千万]",
+    re.IGNORECASE,
+)
+"""Any way an answer may state a quantity: digits, number words, "no", "none", "free"."""
 _OWN_MESSAGES = ("your answer was not accepted", "your tool call was invalid", "your answer was")
 """How Verity's own messages to the model begin (feedback, retry requests)."""
 _MIN_ECHO = 20
@@ -139,8 +147,9 @@ class AnswerChecks:
         task, evidence = candidate.task, candidate.evidence
         if (unrelated := unrelated_results(task, evidence, candidate.tools)) is not None:
             return _refused([_no(unrelated)], _UNRELATED_FIX)
+        if not asks_how(task) and (missing := _no_number(task, candidate.answer)) is not None:
+            return _refused([missing], _NON_ANSWER_FIX)
         if self.grounding:
-            evidence, task = candidate.evidence, candidate.task
             could_look = not evidence and _could_look(candidate)
             facts = ungrounded_facts(
                 candidate.answer, task=task, evidence=evidence, could_look=could_look
@@ -190,6 +199,14 @@ def non_answer(answer: str, evidence: list[tuple[ToolCall, ToolResult]]) -> Find
     if (failed := _repeated_error(text, evidence)) is not None:
         return _no(f"repeats the error of the tool {failed.name} instead of answering")
     return None
+
+
+def _no_number(task: str, answer: str) -> Finding | None:
+    """A task that asks how many or how much, answered without any number ("Mark")."""
+    asked = _ASKS_NUMBER.search(task)
+    if asked is None or _ANY_NUMBER.search(answer) is not None:
+        return None
+    return _no(f"gives no number, and the task asks {asked.group()!r}")
 
 
 def _echoed_feedback(answer: str, messages: list[Message]) -> Finding | None:

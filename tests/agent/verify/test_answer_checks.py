@@ -279,6 +279,7 @@ RIGHT = [
     ("no tools", "Paris. A spider has 8 legs."),
     ("count retried", "The table is called customers, not customer: it has 5 rows."),
     ("count retried", "5"),
+    ("count retried", "There are five customers."),
     # instructions are the answer when the task asks for them, or after the task was done
     ("command asked", "Run `ls -a /tmp/work`."),
     ("command asked", "```bash\nls -la /tmp/work\n```"),
@@ -428,6 +429,8 @@ WRONG = [
         "the quoted text `insights`",
     ),
     ("time, no call", "It is 14:32 in Tokyo.", "the time 14:32"),
+    # asked how many, it names no number
+    ("count retried", "Mark", "gives no number"),
     # every result it rests on is about something else
     ("weather", "nothing to commit, working tree clean", "nothing to do with the task"),
     # a call written as text inside the answer is no answer
