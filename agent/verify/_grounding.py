@@ -149,7 +149,49 @@ def ungrounded_facts(
     if evidence:
         known = [*sources.counts, *sources.derived]
         findings += untraced_numbers(text, task=task, evidence=evidence, known=known)
+        findings += _lone_number(answer, task=task, evidence=evidence, sources=sources)
     return list({f.claim: f for f in findings}.values())
+
+
+def _lone_number(
+    answer: str, *, task: str, evidence: list[tuple[ToolCall, ToolResult]], sources: Sources
+) -> list[Finding]:
+    """An answer that is one bare number must be one the task or the results give, a count of
+    what they list, or one step of arithmetic on two numbers of the task. The numbers that pass
+    anywhere else (0, 1, 2, 100: "1 file", "0 rows") are no answer on their own when the
+    results say otherwise ("0" after a count returned 2)."""
+    bare = answer.strip().strip(" .`*'\"")
+    if _BARE_NUMBER.fullmatch(bare) is None:
+        return []
+    if any(found_nothing(result.content) for _, result in evidence):
+        return []  # nothing found: 0 (or a count of nothing) may say so
+    (number,) = numbers_in(bare) or [None]
+    asked = numbers_in(task)
+    given = [*asked, *sources.counts, *_one_step_apart(asked)]
+    given += [n for _, result in evidence for n in numbers_in(result.content)]
+    if number is None or any(abs(number - n) < 1e-9 for n in given):
+        return []
+    return [
+        Finding(
+            claim=f"the number {bare}",
+            ok=False,
+            evidence="is the whole answer, but no tool result and nothing in the task gives it.",
+        )
+    ]
+
+
+def _one_step_apart(numbers: list[float]) -> list[float]:
+    """Sums, differences, products and quotients of two different numbers of the list."""
+    found = []
+    for i, a in enumerate(numbers):
+        for b in numbers[i + 1 :]:
+            found += [a + b, abs(a - b), a * b]
+            found += [a / b] if b else []
+            found += [b / a] if a else []
+    return found
+
+
+_BARE_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
 
 
 _LOOKED_UP = frozenset({"the link", "the quoted text", "the time", "the id", "the path"})

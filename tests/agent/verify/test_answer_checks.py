@@ -429,6 +429,8 @@ WRONG = [
         "the quoted text `insights`",
     ),
     ("time, no call", "It is 14:32 in Tokyo.", "the time 14:32"),
+    # a bare number that no result gives, even one that passes anywhere else
+    ("sql", "0", "the number 0"),
     # asked how many, it names no number
     ("count retried", "Mark", "gives no number"),
     # every result it rests on is about something else
