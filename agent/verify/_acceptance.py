@@ -303,8 +303,10 @@ def _first_sentence(text: str) -> str:
 
 
 def _empty_result(evidence: list[tuple[ToolCall, ToolResult]]) -> bool:
-    """Whether a tool returned nothing: then a bare `None` or `[]` may say just that."""
-    return any(not failed(result) and found_nothing(result.content) for _, result in evidence)
+    """Whether the last call that did not fail returned nothing: then a bare `None` or `[]` may
+    say just that (not when a later call found what an earlier one did not)."""
+    succeeded = [result for _, result in evidence if not failed(result)]
+    return bool(succeeded) and found_nothing(succeeded[-1].content)
 
 
 def _repeated_error(text: str, evidence: list[tuple[ToolCall, ToolResult]]) -> ToolCall | None:

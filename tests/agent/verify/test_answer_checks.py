@@ -247,6 +247,7 @@ CASES = {
     "tables, no call": ("Which tables does the database have?", []),
     "time, no call": ("What time is it in Tokyo now?", []),
     "knowledge": ("When did Python 3 come out?", []),
+    "empty then listing": (LISTING_TASK, [*EMPTY_DIR, *LISTING]),
     "weather": ("What will the weather be like in Berlin tomorrow?", STATUS),
     "tables": ("Which tables does the database have?", TABLES),
 }
@@ -429,6 +430,8 @@ WRONG = [
         "the quoted text `insights`",
     ),
     ("time, no call", "It is 14:32 in Tokyo.", "the time 14:32"),
+    # a search that found nothing, then a listing that found something: None says nothing
+    ("empty then listing", "None", "the answer is the bare value None"),
     # a bare number that no result gives, even one that passes anywhere else
     ("sql", "0", "the number 0"),
     # asked how many, it names no number
