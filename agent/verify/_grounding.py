@@ -161,6 +161,15 @@ def _lone_number(
     anywhere else (0, 1, 2, 100: "1 file", "0 rows") are no answer on their own when the
     results say otherwise ("0" after a count returned 2)."""
     bare = answer.strip().strip(" .`*'\"")
+    if _time_echoed(answer, task, evidence):
+        return [
+            Finding(
+                claim=f"the time {bare}",
+                ok=False,
+                evidence="only repeats a time the task gives, while the tool results give "
+                "another: answer with what the tools returned.",
+            )
+        ]
     if _BARE_NUMBER.fullmatch(bare) is None:
         return []
     if any(found_nothing(result.content) for _, result in evidence):
@@ -169,7 +178,18 @@ def _lone_number(
     asked = numbers_in(task)
     given = [*asked, *sources.counts, *_one_step_apart(asked)]
     given += [n for _, result in evidence for n in numbers_in(result.content)]
-    if number is None or any(abs(number - n) < 1e-9 for n in given):
+    if number is None:
+        return []
+    if any(abs(number - n) < 1e-9 for n in asked) and _results_say_otherwise(number, evidence):
+        return [
+            Finding(
+                claim=f"the number {bare}",
+                ok=False,
+                evidence="only repeats a value the task gives, while the tool results say "
+                "something else: answer with what the tools returned.",
+            )
+        ]
+    if any(abs(number - n) < 1e-9 for n in given):
         return []
     return [
         Finding(
@@ -178,6 +198,32 @@ def _lone_number(
             evidence="is the whole answer, but no tool result and nothing in the task gives it.",
         )
     ]
+
+
+def _results_say_otherwise(number: float, evidence: list[tuple[ToolCall, ToolResult]]) -> bool:
+    """Whether an MCP server's tool returned numbers of its own (not the call's arguments
+    repeated), and none of them is `number`. A Python tool's call, such as the calculator's,
+    is a step of the model's own arithmetic and is not counted."""
+    returned = []
+    for call, result in evidence:
+        if _SERVER_TOOL not in call.name or failed(result):
+            continue
+        given = numbers_in(json.dumps(call.arguments))
+        returned += [n for n in numbers_in(result.content) if n not in given]
+    return bool(returned) and not any(abs(number - n) < 1e-9 for n in returned)
+
+
+def _time_echoed(answer: str, task: str, evidence: list[tuple[ToolCall, ToolResult]]) -> bool:
+    """Whether the answer is one clock time that the task gives, while an MCP server's tool
+    returned other times (a conversion answered with its input)."""
+    match = _CLOCK.fullmatch(answer.strip().strip(" .`*'\""))
+    if match is None or (time := _clock(*match.groups())) is None:
+        return False
+    returned = set()
+    for call, result in evidence:
+        if _SERVER_TOOL in call.name and not failed(result):
+            returned |= set(_times(result.content)) - set(_times(json.dumps(call.arguments)))
+    return time in set(_times(task)) and bool(returned) and time not in returned
 
 
 def _one_step_apart(numbers: list[float]) -> list[float]:
@@ -191,6 +237,8 @@ def _one_step_apart(numbers: list[float]) -> list[float]:
     return found
 
 
+_SERVER_TOOL = "__"
+"""Between an MCP server's name and its tool's (tools/mcp/_render.py SEPARATOR)."""
 _BARE_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
 
 

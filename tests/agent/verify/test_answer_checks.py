@@ -222,6 +222,13 @@ TABLES = [
     )
 ]
 
+SUM = [
+    (
+        ToolCall(id="c1", name="everything__get-sum", arguments={"a": 8125, "b": 1000}),
+        ToolResult(content="The sum of 8125 and 1000 is 9125."),
+    )
+]
+
 CASES = {
     "listing": (LISTING_TASK, LISTING),
     "time": (TIME_TASK, TIME),
@@ -248,6 +255,7 @@ CASES = {
     "time, no call": ("What time is it in Tokyo now?", []),
     "knowledge": ("When did Python 3 come out?", []),
     "empty then listing": (LISTING_TASK, [*EMPTY_DIR, *LISTING]),
+    "sum": ("Read the port in config.json and add 1000 to it with get-sum. The result?", SUM),
     "weather": ("What will the weather be like in Berlin tomorrow?", STATUS),
     "tables": ("Which tables does the database have?", TABLES),
 }
@@ -280,6 +288,7 @@ RIGHT = [
     ("no tools", "Paris. A spider has 8 legs."),
     ("count retried", "The table is called customers, not customer: it has 5 rows."),
     ("count retried", "5"),
+    ("sum", "9125"),
     ("count retried", "There are five customers."),
     # instructions are the answer when the task asks for them, or after the task was done
     ("command asked", "Run `ls -a /tmp/work`."),
@@ -434,6 +443,9 @@ WRONG = [
     ("empty then listing", "None", "the answer is the bare value None"),
     # a bare number that no result gives, even one that passes anywhere else
     ("sql", "0", "the number 0"),
+    # the answer is the task's own input, while the tool returned something else
+    ("time", "12:00", "only repeats a time the task gives"),
+    ("sum", "1000", "only repeats a value the task gives"),
     # asked how many, it names no number
     ("count retried", "Mark", "gives no number"),
     # every result it rests on is about something else
