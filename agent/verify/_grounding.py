@@ -174,12 +174,12 @@ def _lone_number(
         return []
     if any(found_nothing(result.content) for _, result in evidence):
         return []  # nothing found: 0 (or a count of nothing) may say so
-    (number,) = numbers_in(bare) or [None]
-    asked = numbers_in(task)
+    written = numbers_in(bare)
+    if len(written) != 1:
+        return []
+    number, asked = written[0], numbers_in(task)
     given = [*asked, *sources.counts, *_one_step_apart(asked)]
     given += [n for _, result in evidence for n in numbers_in(result.content)]
-    if number is None:
-        return []
     if any(abs(number - n) < 1e-9 for n in asked) and _results_say_otherwise(number, evidence):
         return [
             Finding(
