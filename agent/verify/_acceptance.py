@@ -20,6 +20,7 @@ from verity.tools.base import ToolResult
 from verity.verify._base import Candidate, Verifier
 from verity.verify._grounding import found_nothing, ungrounded_facts
 from verity.verify._how_to import asks_how, how_to
+from verity.verify._invented import invented_arguments
 from verity.verify._tool_failures import failed, failures, only_failures
 from verity.verify._unrelated import unrelated_results
 
@@ -104,6 +105,10 @@ _FAILED_FIX = (
     "arguments (names of files, tables or time zones exactly as a listing tool shows them) and "
     "call the tool again; if it cannot be done, say which tool failed and why."
 )
+_INVENTED_FIX = (
+    "Your last call found nothing, but you gave it values the question does not give. Call it "
+    "again with only what the question gives (leave optional arguments out), then answer."
+)
 _UNRELATED_FIX = (
     "The tool results you used have nothing to do with the question. Call a tool that does "
     "what was asked, with arguments from the question; if none of your tools can, say that it "
@@ -147,6 +152,13 @@ class AnswerChecks:
         task, evidence = candidate.task, candidate.evidence
         if (unrelated := unrelated_results(task, evidence, candidate.tools)) is not None:
             return _refused([_no(unrelated)], _UNRELATED_FIX)
+        if (made_up := invented_arguments(task, evidence)) is not None:
+            shown = ", ".join(f"{name}={value!r}" for name, value in made_up[:4])
+            finding = _no(
+                f"rests on a call that found nothing with arguments nothing in the task or the "
+                f"results gives ({shown})"
+            )
+            return _refused([finding], _INVENTED_FIX)
         if not asks_how(task) and (missing := _no_number(task, candidate.answer)) is not None:
             return _refused([missing], _NON_ANSWER_FIX)
         if self.grounding:

@@ -20,7 +20,7 @@ from verity.verify._claims import numbers_in
 from verity.verify._tool_failures import failed
 from verity.verify._word_problems import untraced_numbers
 
-__all__ = ["found_nothing", "Sources", "ungrounded_facts"]
+__all__ = ["found_nothing", "leaves", "Sources", "ungrounded_facts"]
 
 _MONTHS = "jan feb mar apr may jun jul aug sep oct nov dec".split()
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
@@ -92,8 +92,8 @@ class Sources:
             texts.append(call.name)
             if not found_nothing(result.content):
                 texts += [json.dumps(call.arguments, ensure_ascii=False)]
-                texts += [str(v) for v in _leaves(call.arguments)]
-            texts += [result.content, *(str(v) for v in _leaves(_parsed(result.content)))]
+                texts += [str(v) for v in leaves(call.arguments)]
+            texts += [result.content, *(str(v) for v in leaves(_parsed(result.content)))]
         whole = _squash("\n".join(texts))
         sources = cls(text=whole, words=set(_WORD.findall(whole)), errors=errors)
         for text in texts:
@@ -417,13 +417,16 @@ _NOTHING = frozenset({"", "null", "none", "()", '""', "''"})
 
 def found_nothing(content: str) -> bool:
     """Whether a result holds nothing: blank, `null`, JSON without a single value (`[]`,
-    `{"entities": []}`), or "no results found"."""
+    `{"entities": []}`), "no results found", or a heading over nothing ("Commit history:")."""
     text = content.strip()
     if text.casefold() in _NOTHING:
         return True
     parsed = _parsed(text)
     if isinstance(parsed, dict | list):
-        return not any(True for _ in _leaves(parsed))
+        return not any(True for _ in leaves(parsed))
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) == 1 and lines[0].rstrip().endswith(":"):
+        return True  # a heading over an empty list: "Commit history:"
     return _NOTHING_FOUND.fullmatch(text) is not None
 
 
@@ -434,13 +437,14 @@ def _parsed(content: str) -> object:
         return None
 
 
-def _leaves(value: object) -> Iterable[object]:
+def leaves(value: object) -> Iterable[object]:
+    """Every scalar inside a JSON value."""
     if isinstance(value, dict):
         for item in value.values():
-            yield from _leaves(item)
+            yield from leaves(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _leaves(item)
+            yield from leaves(item)
     elif value is not None:
         yield value
 

@@ -222,6 +222,22 @@ TABLES = [
     )
 ]
 
+INVENTED_LOG = [
+    (
+        ToolCall(
+            id="c1",
+            name="git__git_log",
+            arguments={
+                "repo_path": "/srv/repo",
+                "max_count": 10,
+                "start_timestamp": "2024-01-15T14:30:25",
+                "contains": "HEAD",
+            },
+        ),
+        ToolResult(content="Commit history:\n"),
+    )
+]
+
 SUM = [
     (
         ToolCall(id="c1", name="everything__get-sum", arguments={"a": 8125, "b": 1000}),
@@ -256,6 +272,7 @@ CASES = {
     "knowledge": ("When did Python 3 come out?", []),
     "empty then listing": (LISTING_TASK, [*EMPTY_DIR, *LISTING]),
     "sum": ("Read the port in config.json and add 1000 to it with get-sum. The result?", SUM),
+    "invented filters": (GIT_TASK, INVENTED_LOG),
     "weather": ("What will the weather be like in Berlin tomorrow?", STATUS),
     "tables": ("Which tables does the database have?", TABLES),
 }
@@ -446,6 +463,8 @@ WRONG = [
     # the answer is the task's own input, while the tool returned something else
     ("time", "12:00", "only repeats a time the task gives"),
     ("sum", "1000", "only repeats a value the task gives"),
+    # the empty result came from filters the model made up
+    ("invented filters", "No commit history available.", "arguments nothing in the task"),
     # asked how many, it names no number
     ("count retried", "Mark", "gives no number"),
     # every result it rests on is about something else
