@@ -157,7 +157,8 @@ def _lone_number(
     answer: str, *, task: str, evidence: list[tuple[ToolCall, ToolResult]], sources: Sources
 ) -> list[Finding]:
     """An answer that is one bare number must be one the task or the results give, a count of
-    what they list, or one step of arithmetic on two numbers of the task. The numbers that pass
+    what they list, a sum or difference of two of their numbers, or one step of arithmetic on
+    two numbers of the task. The numbers that pass
     anywhere else (0, 1, 2, 100: "1 file", "0 rows") are no answer on their own when the
     results say otherwise ("0" after a count returned 2)."""
     bare = answer.strip().strip(" .`*'\"")
@@ -179,6 +180,7 @@ def _lone_number(
         return []
     number, asked = written[0], numbers_in(task)
     given = [*asked, *sources.counts, *_one_step_apart(asked)]
+    given += [n for n in sources.derived if n != 0]  # a sum or difference; 0 is only a - a
     given += [n for _, result in evidence for n in numbers_in(result.content)]
     if any(abs(number - n) < 1e-9 for n in asked) and _results_say_otherwise(number, evidence):
         return [

@@ -306,6 +306,7 @@ RIGHT = [
     ("count retried", "The table is called customers, not customer: it has 5 rows."),
     ("count retried", "5"),
     ("sum", "9125"),
+    ("sum", "18250"),  # a sum of two results: the model's own last step
     ("count retried", "There are five customers."),
     # instructions are the answer when the task asks for them, or after the task was done
     ("command asked", "Run `ls -a /tmp/work`."),
