@@ -22,7 +22,7 @@ from verity.verify._grounding import found_nothing, ungrounded_facts
 from verity.verify._how_to import asks_how, how_to
 from verity.verify._invented import invented_arguments
 from verity.verify._tool_failures import failed, failures, only_failures
-from verity.verify._unrelated import unrelated_results
+from verity.verify._unrelated import from_server, unrelated_results
 
 __all__ = ["ANSWER_CHECKS", "AnswerChecks", "Screened", "non_answer"]
 
@@ -79,8 +79,6 @@ _OWN_MESSAGES = ("your answer was not accepted", "your tool call was invalid", "
 """How Verity's own messages to the model begin (feedback, retry requests)."""
 _MIN_ECHO = 20
 """Shorter answers may well be in feedback by chance (a name, a number)."""
-_SERVER_TOOL = "__"
-"""Between an MCP server's name and its tool's (tools/mcp/_render.py SEPARATOR)."""
 _LEADING_LABELS = re.compile(
     r"^(?:\s*(?:#{1,6}[^\n]*|\*\*[^*\n]{1,40}\*\*:?|[^\W\d][\w ]{0,30}:)[ \t]*(?:\n|$))+"
 )
@@ -245,9 +243,7 @@ def _call_inside(answer: str) -> Finding | None:
 def _could_look(candidate: Candidate) -> bool:
     """Whether the run offered tools that look at the user's world: an MCP server's tools
     (named `server__tool`), and the task did not ask how to do something."""
-    return any(_SERVER_TOOL in spec.name for spec in candidate.tools) and not asks_how(
-        candidate.task
-    )
+    return any(from_server(spec.name) for spec in candidate.tools) and not asks_how(candidate.task)
 
 
 def _instead_of_doing(candidate: Candidate) -> Finding | None:

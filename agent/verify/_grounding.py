@@ -18,6 +18,7 @@ from verity.messages import Finding, ToolCall
 from verity.tools.base import ToolResult
 from verity.verify._claims import numbers_in
 from verity.verify._tool_failures import failed
+from verity.verify._unrelated import from_server
 from verity.verify._word_problems import untraced_numbers
 
 __all__ = ["found_nothing", "leaves", "Sources", "ungrounded_facts"]
@@ -208,7 +209,7 @@ def _results_say_otherwise(number: float, evidence: list[tuple[ToolCall, ToolRes
     is a step of the model's own arithmetic and is not counted."""
     returned = []
     for call, result in evidence:
-        if _SERVER_TOOL not in call.name or failed(result):
+        if not from_server(call.name) or failed(result):
             continue
         given = numbers_in(json.dumps(call.arguments))
         returned += [n for n in numbers_in(result.content) if n not in given]
@@ -223,7 +224,7 @@ def _time_echoed(answer: str, task: str, evidence: list[tuple[ToolCall, ToolResu
         return False
     returned = set()
     for call, result in evidence:
-        if _SERVER_TOOL in call.name and not failed(result):
+        if from_server(call.name) and not failed(result):
             returned |= set(_times(result.content)) - set(_times(json.dumps(call.arguments)))
     return time in set(_times(task)) and bool(returned) and time not in returned
 
@@ -239,8 +240,6 @@ def _one_step_apart(numbers: list[float]) -> list[float]:
     return found
 
 
-_SERVER_TOOL = "__"
-"""Between an MCP server's name and its tool's (tools/mcp/_render.py SEPARATOR)."""
 _BARE_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
 
 

@@ -22,7 +22,7 @@ from verity.messages import ToolCall
 from verity.tools.base import ToolResult, ToolSpec
 from verity.verify._tool_failures import failed
 
-__all__ = ["unrelated_results"]
+__all__ = ["from_server", "unrelated_results"]
 
 _SERVER_TOOL = "__"
 """Between an MCP server's name and its tool's (tools/mcp/_render.py SEPARATOR)."""
@@ -41,13 +41,19 @@ _STOP = frozenset(
 """Words that say nothing of what a task is about."""
 
 
+def from_server(name: str) -> bool:
+    """Whether the tool named `name` is an MCP server's (named `server__tool`), not a Python
+    tool of the program's own such as the calculator."""
+    return _SERVER_TOOL in name
+
+
 def unrelated_results(
     task: str, evidence: list[tuple[ToolCall, ToolResult]], tools: list[ToolSpec]
 ) -> str | None:
     """Why the run's successful results have nothing to do with `task`, or None when one of
     them has (or the check does not apply)."""
     succeeded = [call for call, result in evidence if not failed(result)]
-    if not succeeded or any(_SERVER_TOOL not in call.name for call in succeeded):
+    if not succeeded or not all(from_server(call.name) for call in succeeded):
         return None
     terms = _terms(task)
     if not any(term.isascii() and term.isalpha() for term in terms):
