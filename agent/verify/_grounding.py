@@ -159,9 +159,9 @@ def _lone_number(
 ) -> list[Finding]:
     """An answer that is one bare number must be one the task or the results give, a count of
     what they list, a sum or difference of two of their numbers, or one step of arithmetic on
-    two numbers of the task. The numbers that pass
-    anywhere else (0, 1, 2, 100: "1 file", "0 rows") are no answer on their own when the
-    results say otherwise ("0" after a count returned 2)."""
+    two numbers of the task. The numbers that pass anywhere else (0, 1, 2, 100: "1 file",
+    "0 rows") are no answer on their own when the results say otherwise ("0" after a count
+    returned 2); nor is a number or time that only repeats the task's own input."""
     bare = answer.strip().strip(" .`*'\"")
     if _time_echoed(answer, task, evidence):
         return [
