@@ -75,10 +75,12 @@ _ANY_NUMBER = re.compile(
     re.IGNORECASE,
 )
 """Any way an answer may state a quantity: digits, number words, "no", "none", "free"."""
-_OWN_MESSAGES = ("your answer was not accepted", "your tool call was invalid", "your answer was")
+_OWN = ("your answer was not accepted", "your tool call was invalid", "your answer was")
 """How Verity's own messages to the model begin (feedback, retry requests)."""
 _MIN_ECHO = 20
-"""Shorter answers may well be in feedback by chance (a name, a number)."""
+"""Shorter lines may well be in feedback by chance (a name, a number)."""
+_ECHOED_SHARE = 0.6
+"""An answer most of whose text is Verity's own (a line reworded, the rest copied) echoes it."""
 _LEADING_LABELS = re.compile(
     r"^(?:\s*(?:#{1,6}[^\n]*|\*\*[^*\n]{1,40}\*\*:?|[^\W\d][\w ]{0,30}:)[ \t]*(?:\n|$))+"
 )
@@ -220,16 +222,21 @@ def _no_number(task: str, answer: str) -> Finding | None:
 
 
 def _echoed_feedback(answer: str, messages: list[Message]) -> Finding | None:
-    """The answer repeats what Verity told the model (a refusal's reasons, the retry message):
-    it says nothing about the task."""
-    said = " ".join(answer.split()).casefold()
-    if len(said) < _MIN_ECHO:
+    """The answer repeats what Verity told the model (a refusal's reasons, the retry message),
+    whole or most of its lines: it says nothing about the task."""
+    own = " ".join(
+        " ".join((m.content or "").split()).casefold()
+        for m in messages
+        if m.role == "user" and " ".join((m.content or "").split()).casefold().startswith(_OWN)
+    )
+    lines = [" ".join(line.split()).casefold() for line in answer.splitlines()]
+    lines = [line for line in lines if len(line) >= _MIN_ECHO]
+    if not own or not lines:
         return None
-    for message in messages:
-        text = " ".join((message.content or "").split()).casefold()
-        if message.role == "user" and text.startswith(_OWN_MESSAGES) and said in text:
-            return _no(f"repeats what Verity told the model ({_quoted(answer, 60)})")
-    return None
+    echoed = sum(len(line) for line in lines if line in own)
+    if echoed < _ECHOED_SHARE * sum(len(line) for line in lines):
+        return None
+    return _no(f"repeats what Verity told the model ({_quoted(answer, 60)})")
 
 
 def _call_inside(answer: str) -> Finding | None:

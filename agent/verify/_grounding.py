@@ -131,11 +131,13 @@ def ungrounded_facts(
     When the run used no tool, the model may answer from what it knows, and nothing is checked;
     unless `could_look`: it was offered tools that look at the user's world (an MCP server's)
     and called none. Then what only those tools could tell (quoted names, paths, ids, links,
-    clock times) must be in the task; numbers and dates may still be its knowledge. A failed
+    clock times) must be in the task; numbers and dates may still be its knowledge, unless the
+    task asks for a value as it is now ("the current price", "today's date"). A failed
     call's error is no source (`_tool_failures`): a fact only an error holds is ungrounded.
     """
     if not evidence and not could_look:
         return []
+    now = could_look and _ASKS_NOW.search(task) is not None
     sources = Sources.of(task, evidence)
     evidence = [(call, result) for call, result in evidence if not failed(result)]
     text = _CODE.sub(lambda m: m.group() if m.group(1).lower() in _DATA_FENCES else " ", answer)
@@ -143,11 +145,11 @@ def ungrounded_facts(
     for kind, found, pattern in _facts():
         for match in pattern.finditer(text):
             fact = match.group().strip()
-            if (evidence or kind in _LOOKED_UP) and not found(match, sources):
+            if (evidence or now or kind in _LOOKED_UP) and not found(match, sources):
                 findings.append(_finding(kind, fact))
         # a fact is checked once, as what it is: the digits of a time are not numbers too
         text = pattern.sub(lambda m: " " * len(m.group()), text)
-    if evidence:
+    if evidence or now:
         known = [*sources.counts, *sources.derived]
         findings += untraced_numbers(text, task=task, evidence=evidence, known=known)
         findings += _lone_number(answer, task=task, evidence=evidence, sources=sources)
@@ -243,6 +245,11 @@ def _one_step_apart(numbers: list[float]) -> list[float]:
 _BARE_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
 
 
+_ASKS_NOW = re.compile(
+    r"\b(?:current(?:ly)?|now|today(?:'s|’s)?|tonight|latest|at the moment|live|real-time)\b",
+    re.IGNORECASE,
+)
+"""A task that asks for a value as it is now: no model knows it without looking."""
 _LOOKED_UP = frozenset({"the link", "the quoted text", "the time", "the id", "the path"})
 """The facts a run that called no tool cannot know: they are looked up, not learned."""
 

@@ -270,6 +270,7 @@ CASES = {
     "tables, no call": ("Which tables does the database have?", []),
     "time, no call": ("What time is it in Tokyo now?", []),
     "knowledge": ("When did Python 3 come out?", []),
+    "price, no call": ("What is the current price of one Bitcoin in US dollars?", []),
     "empty then listing": (LISTING_TASK, [*EMPTY_DIR, *LISTING]),
     "sum": ("Read the port in config.json and add 1000 to it with get-sum. The result?", SUM),
     "invented filters": (GIT_TASK, INVENTED_LOG),
@@ -457,6 +458,7 @@ WRONG = [
         "the quoted text `insights`",
     ),
     ("time, no call", "It is 14:32 in Tokyo.", "the time 14:32"),
+    ("price, no call", "One Bitcoin is at 65123.18 US dollars.", "the number 65123"),
     # a search that found nothing, then a listing that found something: None says nothing
     ("empty then listing", "None", "the answer is the bare value None"),
     # a bare number that no result gives, even one that passes anywhere else
@@ -570,3 +572,6 @@ async def test_an_answer_that_repeats_the_feedback_is_refused() -> None:
     again = await AnswerChecks().verify(Candidate(task, echo, tools=OFFERED, messages=messages))
     assert not again.ok
     assert "repeats what Verity told the model" in again.feedback
+    reworded = first.feedback.replace("Your answer", "The answer")
+    third = await AnswerChecks().verify(Candidate(task, reworded, tools=OFFERED, messages=messages))
+    assert "repeats what Verity told the model" in third.feedback
