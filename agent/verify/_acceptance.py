@@ -224,11 +224,8 @@ def _no_number(task: str, answer: str) -> Finding | None:
 def _echoed_feedback(answer: str, messages: list[Message]) -> Finding | None:
     """The answer repeats what Verity told the model (a refusal's reasons, the retry message),
     whole or most of its lines: it says nothing about the task."""
-    own = " ".join(
-        " ".join((m.content or "").split()).casefold()
-        for m in messages
-        if m.role == "user" and " ".join((m.content or "").split()).casefold().startswith(_OWN)
-    )
+    said = [" ".join((m.content or "").split()).casefold() for m in messages if m.role == "user"]
+    own = " ".join(text for text in said if text.startswith(_OWN))
     lines = [" ".join(line.split()).casefold() for line in answer.splitlines()]
     lines = [line for line in lines if len(line) >= _MIN_ECHO]
     if not own or not lines:
