@@ -43,7 +43,6 @@ async def verity_seconds(size: int) -> float:
         command=sys.executable,
         args=(SERVER,),
         timeout=600,
-        discover_timeout=0.5,
         max_message_bytes=size + 2**20,
     )
     async with MCPToolset([spec], approval=ApprovalGate(allow=["*"])) as toolset:

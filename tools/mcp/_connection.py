@@ -230,16 +230,9 @@ class ServerConnection:
         if deadline is None:
             deadline = anyio.current_time() + self.spec.startup_timeout
         try:
-            if mode == "auto":
-                # A server that ignores `server/discover` would cost the SDK's fixed 10 s probe
-                # wait; past a shorter bound, start it again with the 2025-11-25 handshake.
-                probe = min(deadline, anyio.current_time() + self.spec.discover_timeout)
-                try:
-                    self._live = await self._group.start(self._hold, mode, prior, probe)
-                    return
-                except TimeoutError:
-                    mode = "legacy"
-                    _log.info("MCP server %r: no discover answer, using legacy", self.spec.name)
+            # In auto mode the SDK falls back to the 2025-11-25 handshake on the same process
+            # when the probe is refused or unanswered: a server still being installed by npx or
+            # uvx is never killed half-way (that leaves a broken package cache behind).
             self._live = await self._group.start(self._hold, mode, prior, deadline)
         except Exception as exc:
             self.error = _describe(exc)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -25,19 +24,8 @@ DEFAULT_STARTUP_TIMEOUT = 120.0
 """Seconds every server gets to start, hand-shake and list its tools unless told otherwise: a
 first start through npx or uvx downloads the package, and a Python server started by its path
 can take many seconds to import on a loaded machine; a server that dies fails at once anyway."""
-DISCOVER_TIMEOUT_ENV = "VERITY_MCP_DISCOVER_TIMEOUT"
-"""Raises the 3 s discover probe for every server: a machine so loaded that a modern server
-cannot start and answer within it would otherwise talk to it on the 2025-11-25 era."""
 RELIST_TIMEOUT = 10.0
 """Seconds a connected server gets to re-list its tools after it said they changed."""
-
-
-def _discover_timeout() -> float:
-    """3 s, or `$VERITY_MCP_DISCOVER_TIMEOUT` where it holds a larger number of seconds."""
-    try:
-        return max(3.0, float(os.environ.get(DISCOVER_TIMEOUT_ENV, "")))
-    except ValueError:
-        return 3.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,9 +44,6 @@ class _ServerOptions:
     trusted: bool = False
     """Believe the server's tool annotations (`"trust": true`): only then may its `readOnlyHint`
     let a tool run without approval. Annotations are untrusted hints otherwise (MCP spec)."""
-    discover_timeout: float = field(default_factory=_discover_timeout)
-    """Seconds for the first connect in auto mode; then the 2025-11-25 handshake is used
-    (3, or `$VERITY_MCP_DISCOVER_TIMEOUT`)."""
     max_restarts: int = 3
     """Restarts after the server died, per session; then its calls fail at once."""
     restart_backoff: float = 0.25

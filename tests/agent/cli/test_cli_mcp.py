@@ -74,9 +74,7 @@ def verity(
 def test_mcp_list_shows_each_server_with_era_tools_and_health_and_reports_broken_entries(
     config: Path,
 ) -> None:
-    # the era is asserted: a loaded machine may take longer than the probe's 3 s to start a server
-    slow_start = {"VERITY_MCP_DISCOVER_TIMEOUT": "60"}
-    done = verity("mcp", "list", "--json", "--mcp-config", str(config), env=slow_start)
+    done = verity("mcp", "list", "--json", "--mcp-config", str(config))
     assert done.returncode == 1, done.stderr  # the broken entry
     servers = {s["name"]: s for s in json.loads(done.stdout)["servers"]}
     assert servers["time"] == {

@@ -42,7 +42,6 @@ def raw_server(*flags: str) -> StdioServer:
         command=sys.executable,
         args=(script, *flags),
         env=server_env(),
-        discover_timeout=0.5,
     )
 
 
@@ -212,7 +211,6 @@ async def test_silent_server_is_skipped_after_the_connect_timeout() -> None:
         args=("-c", "import time; time.sleep(60)"),
         env=server_env(),
         connect_timeout=1.0,
-        discover_timeout=0.5,
         kill_grace=0.5,
     )
     started = time.perf_counter()
@@ -256,7 +254,6 @@ def raw(*flags: str, **options: object) -> StdioServer:
         command=sys.executable,
         args=(script, *flags),
         env=server_env(),
-        discover_timeout=0.5,
         **options,  # type: ignore[arg-type]
     )
 
