@@ -22,7 +22,9 @@ from verity.verify._grounding import found_nothing, ungrounded_facts
 from verity.verify._how_to import asks_how, how_to
 from verity.verify._invented import invented_arguments
 from verity.verify._tool_failures import failed, failures, only_failures
+from verity.verify._undone import undone_action
 from verity.verify._unrelated import from_server, unrelated_results
+from verity.verify._word_problems import without_made_up_inputs
 
 __all__ = ["ANSWER_CHECKS", "AnswerChecks", "Screened", "non_answer"]
 
@@ -109,6 +111,10 @@ _INVENTED_FIX = (
     "Your last call found nothing, but you gave it values the question does not give. Call it "
     "again with only what the question gives (leave optional arguments out), then answer."
 )
+_UNDONE_FIX = (
+    "No tool call of yours did what the task asks: writing it out does not do it. Call the "
+    "tool that does it; if none of your tools can, say that it cannot be done and why."
+)
 _UNRELATED_FIX = (
     "The tool results you used have nothing to do with the question. Call a tool that does "
     "what was asked, with arguments from the question; if none of your tools can, say that it "
@@ -150,6 +156,10 @@ class AnswerChecks:
         if only_failures(candidate.evidence):
             return _refused([_on_failures(candidate.answer, candidate.evidence)], _FAILED_FIX)
         task, evidence = candidate.task, candidate.evidence
+        action = undone_action(task, candidate.answer, evidence, candidate.tools)
+        if candidate.tools and action is not None:
+            finding = _no(f"answers as if it did what the task asks ({action!r}), but no call did")
+            return _refused([finding], _UNDONE_FIX)
         if (unrelated := unrelated_results(task, evidence, candidate.tools)) is not None:
             return _refused([_no(unrelated)], _UNRELATED_FIX)
         if (made_up := invented_arguments(task, evidence)) is not None:
@@ -162,6 +172,8 @@ class AnswerChecks:
         if not asks_how(task) and (missing := _no_number(task, candidate.answer)) is not None:
             return _refused([missing], _NON_ANSWER_FIX)
         if self.grounding:
+            if _could_look(candidate):  # a value passed through the calculator is no look-up
+                evidence = without_made_up_inputs(task, evidence)
             could_look = not evidence and _could_look(candidate)
             facts = ungrounded_facts(
                 candidate.answer, task=task, evidence=evidence, could_look=could_look
@@ -255,7 +267,7 @@ def _instead_of_doing(candidate: Candidate) -> Finding | None:
     them succeeded, and the task did not ask how to do it."""
     if not candidate.tools or asks_how(candidate.task):
         return None
-    if any(not failed(result) for _, result in candidate.evidence):
+    if _any_succeeded(candidate.evidence):
         return None  # it did the task: a tip after the result is no harm
     if (words := how_to(candidate.answer)) is None:
         return None
@@ -312,6 +324,10 @@ def _quoted(text: str, limit: int = 80) -> str:
 def _first_sentence(text: str) -> str:
     match = _FIRST_SENTENCE.match(text)
     return match.group() if match else text
+
+
+def _any_succeeded(evidence: list[tuple[ToolCall, ToolResult]]) -> bool:
+    return any(not failed(result) for _, result in evidence)
 
 
 def _empty_result(evidence: list[tuple[ToolCall, ToolResult]]) -> bool:

@@ -20,12 +20,14 @@ from verity.verify._base import Candidate
 from verity.verify._claims import format_number, numbers_in, plain
 from verity.verify._equations import close_enough as _same
 from verity.verify._equations import links, without_units
+from verity.verify._unrelated import from_server
 
 __all__ = [
     "check_arguments",
     "check_coverage",
     "confirmed_only_if_complete",
     "untraced_numbers",
+    "without_made_up_inputs",
 ]
 
 _WORD_NUMBERS = {
@@ -183,6 +185,26 @@ def check_arguments(
         for number in dict.fromkeys(numbers_in(_argument_text(call.arguments)))
         if not any(_same(number, n) for n in known)
     ]
+
+
+def without_made_up_inputs(
+    task: str, evidence: list[tuple[ToolCall, ToolResult]]
+) -> list[tuple[ToolCall, ToolResult]]:
+    """`evidence` less each Python tool's call (the calculator's, not an MCP server's) that was
+    fed a number neither the task (one step of arithmetic on its numbers included) nor an
+    earlier kept call or result gives: its result only repeats what the model made up. Asked
+    for the current price of one Bitcoin, the 1.5B model computed `1 * 65123.18` and answered
+    with the result, which then was "in a tool result"."""
+    derivable = _one_step([*_task_numbers(task), *_FREE])
+    kept: list[tuple[ToolCall, ToolResult]] = []
+    for call, result in evidence:
+        if not from_server(call.name) and not result.is_error:
+            known = [*_evidence_numbers(kept), *derivable]
+            fed = numbers_in(_argument_text(call.arguments))
+            if any(not any(_same(n, k) for k in known) for n in fed):
+                continue
+        kept.append((call, result))
+    return kept
 
 
 def _argument_text(arguments: dict[str, Any]) -> str:

@@ -245,6 +245,32 @@ SUM = [
     )
 ]
 
+CALCULATED_PRICE = [
+    (
+        ToolCall(id="c1", name="calculator", arguments={"expression": "1 * 65123.18"}),
+        ToolResult(content="65123.18"),
+    )
+]
+CALCULATED_COST = [
+    (
+        ToolCall(id="c1", name="calculator", arguments={"expression": "3 * 2"}),
+        ToolResult(content="6"),
+    )
+]
+
+ECHOED = [
+    (
+        ToolCall(id="c1", name="everything__echo", arguments={"message": "I will be late."}),
+        ToolResult(content="Echo: I will be late."),
+    )
+]
+SENT = [
+    (
+        ToolCall(id="c1", name="sms__send_message", arguments={"text": "I will be late."}),
+        ToolResult(content="queued: id 4411"),
+    )
+]
+
 CASES = {
     "listing": (LISTING_TASK, LISTING),
     "time": (TIME_TASK, TIME),
@@ -276,6 +302,17 @@ CASES = {
     "invented filters": (GIT_TASK, INVENTED_LOG),
     "weather": ("What will the weather be like in Berlin tomorrow?", STATUS),
     "tables": ("Which tables does the database have?", TABLES),
+    "send, no call": ("Send a text message to +1 555 0100 saying that I will be late.", []),
+    "book, no call": ("Please book a table for two at Luigi's tonight at 8.", []),
+    "send, echoed": ("Send a text message to +1 555 0100 saying that I will be late.", ECHOED),
+    "send, sent": ("Send a text message to +1 555 0100 saying that I will be late.", SENT),
+    "list edit": ("Delete the duplicates from this list: 3, 1, 3, 2.", []),
+    "poem": ("Write a short poem about git.", []),
+    "price, calculated": (
+        "What is the current price of one Bitcoin in US dollars?",
+        CALCULATED_PRICE,
+    ),
+    "cost, calculated": ("3 apples cost 2 dollars each. How much do they cost?", CALCULATED_COST),
 }
 
 RIGHT = [
@@ -319,6 +356,13 @@ RIGHT = [
     ("listing", "To sum up: a.txt and notes-2026.md, and the directory sub."),
     ("listing", "It does not contain any directory but sub; the files: a.txt, notes-2026.md."),
     ("arithmetic", "144"),
+    # an action on text the task gives, or a text to write, is done by answering
+    ("list edit", "3, 1, 2"),
+    ("send, sent", "Sent: 'I will be late.' to +1 555 0100 (id 4411)."),
+    ("poem", "Commits in the night,\nbranches merge by morning light."),
+    # the calculator fed with the task's numbers is a source
+    ("cost, calculated", "6"),
+    ("cost, calculated", "They cost 6 dollars."),
     # the call is about the task through its tool alone
     ("tables", "The database has two tables: customers and orders."),
     # without a call, a date may be what the model knows
@@ -479,6 +523,14 @@ WRONG = [
         '"arguments": {"path": "/tmp/work/a.txt"}}\n```',
         "holds a tool call written as text",
     ),
+    # an action no call did, answered as if done
+    ("send, no call", "I will be late. Please contact me at +1 555 0100.", "as if it did"),
+    ("send, no call", "Done! Your message has been sent.", "as if it did what the task asks"),
+    ("send, echoed", "I will be late. Please contact me at +1 555 0100.", "('send')"),
+    ("book, no call", "Your table for two at Luigi's is booked for 8 pm.", "('book')"),
+    # a made-up value passed through the calculator is not looked up
+    ("price, calculated", "The current price of one Bitcoin in US dollars is 65123.18.", "65123"),
+    ("price, calculated", "65123.18", "65123"),
     # a fact only a failed call's error holds is no fact
     ("outside", "The first user in /etc/passwd has uid 1000.", "the number 1000"),
 ]
