@@ -18,7 +18,7 @@ config = parse_mcp_config(
                 "command": command,
                 "args": [*args, "--local-timezone", "UTC"],
                 "trust": True,  # believe its read-only hints: its tools run without asking
-                "startupTimeout": 60,  # seconds to start and list its tools (10 by default)
+                "startupTimeout": 60,  # seconds to start and list its tools (120 by default)
             }
         }
     }
