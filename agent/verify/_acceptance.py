@@ -79,6 +79,7 @@ _ANY_NUMBER = re.compile(
 """Any way an answer may state a quantity: digits, number words, "no", "none", "free"."""
 _OWN = ("your answer was not accepted", "your tool call was invalid", "your answer was")
 """How Verity's own messages to the model begin (feedback, retry requests)."""
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n")
 _MIN_ECHO = 20
 """Shorter lines may well be in feedback by chance (a name, a number)."""
 _ECHOED_SHARE = 0.6
@@ -238,7 +239,8 @@ def _echoed_feedback(answer: str, messages: list[Message]) -> Finding | None:
     whole or most of its lines: it says nothing about the task."""
     said = [" ".join((m.content or "").split()).casefold() for m in messages if m.role == "user"]
     own = " ".join(text for text in said if text.startswith(_OWN))
-    lines = [" ".join(line.split()).casefold() for line in answer.splitlines()]
+    # sentence by sentence: the model joins sentences of two feedback messages into one line
+    lines = [" ".join(part.split()).casefold() for part in _SENTENCE_BREAK.split(answer)]
     lines = [line for line in lines if len(line) >= _MIN_ECHO]
     if not own or not lines:
         return None

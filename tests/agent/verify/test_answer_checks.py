@@ -627,3 +627,11 @@ async def test_an_answer_that_repeats_the_feedback_is_refused() -> None:
     reworded = first.feedback.replace("Your answer", "The answer")
     third = await AnswerChecks().verify(Candidate(task, reworded, tools=OFFERED, messages=messages))
     assert "repeats what Verity told the model" in third.feedback
+    # a sentence of each of two feedback messages, joined on one line
+    messages += [
+        Message(role="assistant", content=echo),
+        Message(role="user", content=again.feedback),
+    ]
+    joined = f"{echo} {again.feedback.splitlines()[-1]}"
+    fourth = await AnswerChecks().verify(Candidate(task, joined, tools=OFFERED, messages=messages))
+    assert "repeats what Verity told the model" in fourth.feedback
