@@ -47,8 +47,6 @@ _SAYS_UNDONE = re.compile(
     r"(?:sent|done|booked|deleted|saved|scheduled|completed|performed))\b",
     re.IGNORECASE,
 )
-
-
 _ACTING_WORDS = frozenset(
     """send post write create add set put update insert delete remove move rename commit push
     save store book reserve buy order pay transfer schedule upload install deploy restart edit
