@@ -245,31 +245,18 @@ SUM = [
     )
 ]
 
-CALCULATED_PRICE = [
-    (
-        ToolCall(id="c1", name="calculator", arguments={"expression": "1 * 65123.18"}),
-        ToolResult(content="65123.18"),
-    )
-]
-CALCULATED_COST = [
-    (
-        ToolCall(id="c1", name="calculator", arguments={"expression": "3 * 2"}),
-        ToolResult(content="6"),
-    )
-]
 
-ECHOED = [
-    (
-        ToolCall(id="c1", name="everything__echo", arguments={"message": "I will be late."}),
-        ToolResult(content="Echo: I will be late."),
-    )
-]
-SENT = [
-    (
-        ToolCall(id="c1", name="sms__send_message", arguments={"text": "I will be late."}),
-        ToolResult(content="queued: id 4411"),
-    )
-]
+def one_call(
+    name: str, arguments: dict[str, object], content: str
+) -> list[tuple[ToolCall, ToolResult]]:
+    """The evidence of a run that made one successful call."""
+    return [(ToolCall(id="c1", name=name, arguments=arguments), ToolResult(content=content))]
+
+
+CALCULATED_PRICE = one_call("calculator", {"expression": "1 * 65123.18"}, "65123.18")
+CALCULATED_COST = one_call("calculator", {"expression": "3 * 2"}, "6")
+ECHOED = one_call("everything__echo", {"message": "I will be late."}, "Echo: I will be late.")
+SENT = one_call("sms__send_message", {"text": "I will be late."}, "queued: id 4411")
 
 CASES = {
     "listing": (LISTING_TASK, LISTING),

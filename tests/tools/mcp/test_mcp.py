@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -263,19 +264,25 @@ def counted_start(tmp_path: Path, name: str, command: str) -> tuple[StdioServer,
     return StdioServer(name=name, command="/bin/sh", args=("-c", script), env=server_env()), starts
 
 
+async def call_once(
+    server: StdioServer, tool: str, arguments: dict[str, Any]
+) -> tuple[ToolResult, ServerStatus]:
+    """Start `server`, call its `tool` once, and return the result and the server's status."""
+    with anyio.fail_after(120):
+        async with open_toolset([server]) as toolset:
+            result = await call_tool(toolset, f"{server.name}__{tool}", arguments, time_limit=30)
+            (status,) = toolset.status()
+    assert not result.is_error, result.content
+    return result, status
+
+
 async def test_a_server_slow_to_start_is_never_killed_half_way_and_keeps_the_2026_era(
     tmp_path: Path,
 ) -> None:
     # npx and uvx download the package before the server reads its first line: killing the
     # process then (as a short discover probe did) left npm's cache broken for every later run
     slow, starts = counted_start(tmp_path, "slow", f"sleep 6; exec {TIME_SERVER}")
-    with anyio.fail_after(120):
-        async with open_toolset([slow]) as toolset:
-            result = await call_tool(
-                toolset, "slow__get_current_time", {"timezone": "UTC"}, time_limit=30
-            )
-            (status,) = toolset.status()
-    assert not result.is_error, result.content
+    _, status = await call_once(slow, "get_current_time", {"timezone": "UTC"})
     assert (status.state, status.protocol_version, status.restarts) == (
         "connected",
         "2026-07-28",
@@ -290,11 +297,7 @@ async def test_a_server_that_never_answers_discover_gets_the_2025_handshake_in_t
     script = PROJECT_ROOT / "tests" / "fixtures" / "raw_server.py"
     command = f"exec {sys.executable} {script} --ignore-discover"
     mute, starts = counted_start(tmp_path, "mute", command)
-    with anyio.fail_after(120):
-        async with open_toolset([mute]) as toolset:
-            result = await call_tool(toolset, "mute__ping", {}, time_limit=30)
-            (status,) = toolset.status()
-    assert not result.is_error, result.content
+    _, status = await call_once(mute, "ping", {})
     assert (status.state, status.protocol_version, status.restarts) == (
         "connected",
         "2025-11-25",
