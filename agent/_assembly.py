@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -25,7 +23,13 @@ from verity.tools.approval import (
     Asker,
     WithheldListener,
 )
-from verity.tools.mcp import ElicitationHandler, MCPToolset, SamplingHandler, allow_patterns
+from verity.tools.mcp import (
+    ElicitationHandler,
+    MCPToolset,
+    SamplingHandler,
+    allow_patterns,
+    server_log,
+)
 from verity.tools.toolset import Toolset
 from verity.verify import Verifier, build_verifier
 
@@ -148,14 +152,3 @@ def approval_gate(
         on_decision=on_decision,
         on_withheld=on_withheld,
     )
-
-
-def server_log() -> TextIO:
-    """Servers' stderr goes to a log file, not over the answer (`verity: ... see <file>`)."""
-    path = Path(platformdirs.user_log_dir("verity")) / "mcp-servers.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Servers log what they were asked (paths, queries, tokens): for the owner's eyes only.
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    with suppress(OSError):  # a log made 0644 by an older version, or on a filesystem without modes
-        os.fchmod(fd, 0o600)
-    return os.fdopen(fd, "a", encoding="utf-8")

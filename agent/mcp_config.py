@@ -18,6 +18,9 @@ add are understood: `type` (`stdio`, `http`, `sse`; a URL ending in `/sse` is SS
 `env`, `url` and `headers`, as in Claude Code, Cursor and VS Code. A broken entry becomes a
 `UserError` naming the server and the field, and the others still load; a broken file (not
 JSON, a key given twice, not a regular file) is one `UserError`.
+
+Reading a config imports neither the MCP SDK nor pydantic: the command line reads it to start
+the servers while it imports them (`verity.tools.mcp._prestart`).
 """
 
 from __future__ import annotations
@@ -30,23 +33,24 @@ import stat
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import platformdirs
 from dotenv import dotenv_values
 
 from verity.errors import UserError
-from verity.messages import Message
-from verity.models.base import Model
-from verity.tools.mcp import (
+from verity.tools.mcp._names import tool_prefixes
+from verity.tools.mcp._types import (
     HTTPServer,
     SamplingHandler,
     SamplingRequest,
     ServerSpec,
     StdioServer,
-    tool_prefixes,
 )
+
+if TYPE_CHECKING:
+    from verity.models.base import Model
 
 _Fail = Callable[[str, str], UserError]
 _SOURCE = "MCP config"
@@ -437,6 +441,7 @@ def _seconds(entry: Mapping[str, Any], key: str, fail: _Fail) -> float | None:
 
 def model_sampling_handler(model: Model) -> SamplingHandler:
     """Answer MCP servers' sampling requests with `model` (no tools offered to it)."""
+    from verity.messages import Message  # pydantic: not for reading a config
 
     async def sample(request: SamplingRequest) -> str:
         messages = [

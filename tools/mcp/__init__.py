@@ -8,27 +8,39 @@ The package's modules, each importing only those listed after it (an import-lint
 - `_connection`: one supervised connection to one server (connect, notice death, restart).
 - `_stdio`, `_streams`: the stdio transport, and streams that tell a closed line apart.
 - `_render`: how MCP names and results look to the model.
+- `_prestart`: stdio servers started before the SDK is imported, for a connection to take.
 - `_limits`: bounds on what one server's tool list may take.
-- `_types`: plain definitions of servers and of the callbacks' requests and answers.
+- `_stderr`, `_names`, `_types`: a server's stderr and its log, tool prefixes, and plain
+  definitions of servers and of the callbacks' requests and answers.
+
+The names below are imported when first used: `_types`, `_names`, `_stderr` and `_prestart` do
+not import the MCP SDK (~1.3 s), so the command line can read a config and start its servers
+before it does.
 """
 
 from __future__ import annotations
 
-from verity.tools.mcp._callbacks import answer_with_defaults
-from verity.tools.mcp._connection import ServerUnavailable
-from verity.tools.mcp._render import allow_patterns, model_tool_name, tool_prefixes
-from verity.tools.mcp._toolset import MCPToolset, ServerStatus
-from verity.tools.mcp._types import (
-    DEFAULT_STARTUP_TIMEOUT,
-    ElicitationAnswer,
-    ElicitationHandler,
-    ElicitationRequest,
-    HTTPServer,
-    SamplingHandler,
-    SamplingRequest,
-    ServerSpec,
-    StdioServer,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from verity.tools.mcp._callbacks import answer_with_defaults
+    from verity.tools.mcp._connection import ServerUnavailable
+    from verity.tools.mcp._names import tool_prefixes
+    from verity.tools.mcp._render import allow_patterns, model_tool_name
+    from verity.tools.mcp._stderr import server_log
+    from verity.tools.mcp._toolset import MCPToolset, ServerStatus
+    from verity.tools.mcp._types import (
+        DEFAULT_STARTUP_TIMEOUT,
+        ElicitationAnswer,
+        ElicitationHandler,
+        ElicitationRequest,
+        HTTPServer,
+        SamplingHandler,
+        SamplingRequest,
+        ServerSpec,
+        StdioServer,
+    )
 
 __all__ = [
     "DEFAULT_STARTUP_TIMEOUT",
@@ -46,5 +58,39 @@ __all__ = [
     "allow_patterns",
     "answer_with_defaults",
     "model_tool_name",
+    "server_log",
     "tool_prefixes",
 ]
+
+_SOURCES = {
+    "DEFAULT_STARTUP_TIMEOUT": "_types",
+    "ElicitationAnswer": "_types",
+    "ElicitationHandler": "_types",
+    "ElicitationRequest": "_types",
+    "HTTPServer": "_types",
+    "MCPToolset": "_toolset",
+    "SamplingHandler": "_types",
+    "SamplingRequest": "_types",
+    "ServerSpec": "_types",
+    "ServerStatus": "_toolset",
+    "ServerUnavailable": "_connection",
+    "StdioServer": "_types",
+    "allow_patterns": "_render",
+    "answer_with_defaults": "_callbacks",
+    "model_tool_name": "_render",
+    "server_log": "_stderr",
+    "tool_prefixes": "_names",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _SOURCES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_SOURCES])

@@ -25,6 +25,7 @@ from mcp.types import (
 )
 
 from verity.tools.base import ToolSpec
+from verity.tools.mcp._names import tool_prefixes
 
 __all__ = [
     "GET_PROMPT",
@@ -50,25 +51,6 @@ SEPARATOR = "__"
 # The strictest tool-name rule among the model APIs Verity speaks (OpenAI: ^[a-zA-Z0-9_-]{1,64}$).
 _MAX_NAME = 64
 _INVALID = re.compile(r"[^A-Za-z0-9_-]")
-
-
-_PREFIX_INVALID = re.compile(r"[^A-Za-z0-9-]+")
-_MAX_PREFIX = 32
-
-
-def tool_prefixes(names: Iterable[str]) -> dict[str, str]:
-    """Each server name's prefix in tool names: valid characters only, distinct, no `__` inside.
-
-    A name such as `my server` or `github.com` becomes `my_server`, `github_com`; a prefix that
-    had to change, or would repeat another, gets a short hash of the full name.
-    """
-    prefixes: dict[str, str] = {}
-    for name in names:
-        prefix = _PREFIX_INVALID.sub("_", name).strip("_")[:_MAX_PREFIX].strip("_") or "server"
-        if prefix in prefixes.values():
-            prefix = f"{prefix}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
-        prefixes[name] = prefix
-    return prefixes
 
 
 def allow_patterns(patterns: Iterable[str], servers: Iterable[str]) -> list[str]:

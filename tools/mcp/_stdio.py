@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 import anyio
 import anyio.abc
@@ -37,6 +36,8 @@ from mcp.shared.message import SessionMessage
 from mcp.types import ErrorData, JSONRPCError
 
 from verity.tools.mcp._limits import mark_deep_schemas
+from verity.tools.mcp._prestart import adopt, server_environment
+from verity.tools.mcp._stderr import StderrPump
 from verity.tools.mcp._types import StdioServer
 
 __all__ = ["MESSAGE_TOO_LARGE", "StdioState", "stdio_transport"]
@@ -49,17 +50,6 @@ _EDGE = 512  # bytes kept from each end of an oversized line, to find its reques
 _HEAD_ID = re.compile(rb'^\s*\{\s*"jsonrpc"\s*:\s*"2\.0"\s*,\s*"id"\s*:\s*(-?\d+|"[^"\\]{0,200}")')
 _TAIL_ID = re.compile(rb',\s*"id"\s*:\s*(-?\d+|"[^"\\]{0,200}")\s*\}\s*$')
 _FIRST_ID = re.compile(rb'^\s*\{\s*"id"\s*:\s*(-?\d+|"[^"\\]{0,200}")\s*,')
-_LOG_LINE = 16 * 2**10
-"""Bytes of one stderr line kept in the server log; the rest of the line is counted, not kept."""
-_LOG_TOTAL = 64 * 2**20
-"""Bytes of stderr one server process may put in the log; later output is read and dropped."""
-_PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
-_NETWORK = (*_PROXIES, *(name.lower() for name in _PROXIES), "SSL_CERT_FILE", "SSL_CERT_DIR")
-_NETWORK += ("REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
-"""Passed on besides the SDK's minimal environment (HOME, PATH, ...): a server that npx or uvx
-fetches on its first start needs the proxy and CA bundle everything else here uses."""
-# C0 and C1 controls but tab, DEL, and the bidi embeddings, overrides and isolates.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass
@@ -89,14 +79,19 @@ async def stdio_transport(
     Raises:
         OSError: the command could not be started.
     """
-    network = {name: os.environ[name] for name in _NETWORK if name in os.environ}
-    env = {**get_default_environment(), **network, **spec.env}
-    pump = _StderrPump(spec.name, errlog) if errlog is not None else None
-    try:
-        state.process = await _spawn(spec, env, pump.child_end() if pump else None)
-    finally:
-        if pump is not None:
-            pump.spawned()
+    env = server_environment(spec, get_default_environment())
+    early = adopt(spec, env) if sys.platform != "win32" else None
+    pump: StderrPump | None
+    if early is not None:  # started while the command line imported: see `_prestart`
+        state.process = _AdoptedProcess(early.process)
+        pump = early.pump
+    else:
+        pump = StderrPump(spec.name, errlog) if errlog is not None else None
+        try:
+            state.process = await _spawn(spec, env, pump.child_end() if pump else None)
+        finally:
+            if pump is not None:
+                pump.spawned()
     read_in, read_out = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_in, write_out = anyio.create_memory_object_stream[SessionMessage](0)
     try:
@@ -283,74 +278,64 @@ async def _stop(spec: StdioServer, state: StdioState) -> None:
             transport.close()
 
 
+class _PipeEnd:
+    """One end of a pipe of a process started before the event loop ran (`_prestart`), with
+    the methods `_read`, `_write` and `_stop` use of anyio's process streams."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+        self._fd = file.fileno()
+        os.set_blocking(self._fd, False)
+
+    async def receive(self, max_bytes: int) -> bytes:
+        while True:
+            if self._file.closed:
+                raise anyio.ClosedResourceError
+            try:
+                data = os.read(self._fd, max_bytes)
+            except BlockingIOError:
+                await anyio.wait_readable(self._fd)
+                continue
+            if not data:
+                raise anyio.EndOfStream
+            return data
+
+    async def send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            if self._file.closed:
+                raise anyio.ClosedResourceError
+            try:
+                view = view[os.write(self._fd, view) :]
+            except BlockingIOError:
+                await anyio.wait_writable(self._fd)
+            except BrokenPipeError as exc:
+                raise anyio.BrokenResourceError from exc
+
+    async def aclose(self) -> None:
+        if not self._file.closed:
+            anyio.notify_closing(self._fd)  # a task waiting on it gets ClosedResourceError
+            self._file.close()
+
+
+class _AdoptedProcess:
+    """A `subprocess.Popen` started ahead, as the anyio `Process` the transport expects."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self._process = process
+        self.pid = process.pid
+        self.stdin = _PipeEnd(process.stdin)
+        self.stdout = _PipeEnd(process.stdout)
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.poll()
+
+
 def _kill_all(processes: list[psutil.Process]) -> None:
     for process in processes:
         with suppress(psutil.Error):
             if process.is_running():  # also guards against a reused pid
                 process.kill()
     psutil.wait_procs(processes, timeout=1.0)
-
-
-class _StderrPump:
-    """A server's stderr, copied line by line into the server log with a time and its name.
-
-    Bounded whatever the server writes: a line is read in pieces of `_LOG_LINE` bytes and only
-    its first piece is kept; after `_LOG_TOTAL` bytes the rest of the output is read and
-    dropped. Control characters are written escaped, so reading the log runs none of them.
-    """
-
-    _lock = threading.Lock()
-
-    def __init__(self, name: str, log: TextIO) -> None:
-        self._name = name
-        self._log = log
-        self._read_end, self._write_end = os.pipe()
-        self._logged = 0
-        self._thread = threading.Thread(target=self._copy, daemon=True, name=f"mcp-log-{name}")
-
-    def child_end(self) -> int:
-        return self._write_end
-
-    def spawned(self) -> None:
-        """The child holds its own copy of the write end now; the thread ends at its EOF."""
-        os.close(self._write_end)
-        self._thread.start()
-
-    def finish(self, timeout: float) -> None:
-        """Wait (at most `timeout` seconds) until everything the server wrote is in the log."""
-        self._thread.join(timeout)
-
-    def _copy(self) -> None:
-        dropped = -1  # bytes of the current line not kept; -1 at the start of a line
-        with os.fdopen(self._read_end, "rb") as pipe:
-            while piece := pipe.readline(_LOG_LINE):
-                ends = piece.endswith(b"\n")
-                if dropped < 0:
-                    self._write(piece.decode("utf-8", "replace").rstrip("\r\n"))
-                    dropped = 0
-                else:
-                    dropped += len(piece) - ends
-                if ends:
-                    self._dropped(dropped)
-                    dropped = -1
-            self._dropped(dropped)
-
-    def _dropped(self, size: int) -> None:
-        if size > 0:
-            self._write(f"[... {size} more bytes of this line not kept]")
-
-    def _write(self, text: str) -> None:
-        if self._logged > _LOG_TOTAL:
-            return
-        self._logged += len(text)
-        if self._logged > _LOG_TOTAL:
-            text = f"[stderr past {_LOG_TOTAL // 2**20} MiB from this process not kept]"
-        stamp = datetime.now(UTC).astimezone().isoformat(timespec="milliseconds")
-        with self._lock, suppress(OSError, ValueError):
-            self._log.write(f"{stamp} [{_escaped(self._name)}] {_escaped(text)}\n")
-            self._log.flush()
-
-
-def _escaped(text: str) -> str:
-    """`text` with control characters (escape sequences included) written as `\\xNN` escapes."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)

@@ -4,17 +4,12 @@ table, through the real command on a real trace database."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 
 from tests.agent.cli.test_cli import verity
-from tests.conftest import PROJECT_ROOT
-from tests.fixtures.processes import free_port, server_env, stop, wait_for_port
 from verity import TraceRecorder, TraceStore, run
 from verity.messages import ModelResponse, Usage
 from verity.testing import ScriptedModel
@@ -137,25 +132,6 @@ def test_a_real_run_s_tokens_are_what_logs_usage_reports(tmp_path: Path) -> None
     assert row["output_tokens"] == result["usage"]["completion_tokens"] > 0
     assert row["cost_usd"]["local"] == 0 and row["cost_usd"]["deepseek-reasoner"] > 0
     assert result["cost_usd"] == row["cost_usd"]
-
-
-@pytest.fixture
-def fake_server() -> Iterator[str]:
-    """The fixed-answer OpenAI-compatible server (10 prompt and 5 completion tokens a call)."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fixtures.fake_openai", str(port)],
-        cwd=PROJECT_ROOT,
-        env=server_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        stop(process)
 
 
 def test_run_json_prices_the_run_s_tokens_from_the_price_table(
