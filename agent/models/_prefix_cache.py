@@ -38,6 +38,8 @@ _log = logging.getLogger("verity.models")
 MIN_PREFIX_TOKENS = 64
 """Shorter prefixes are evaluated faster than a file is read: they are not cached."""
 DIR_VARIABLE = "VERITY_PREFIX_CACHE_DIR"
+_MAX_BLOB_BYTES = 256 << 20
+"""Bound of the blobs (a vocabulary is ~1.6 MB for 150k tokens)."""
 _TASK_MARK = "\u2063verity-task\u2063"
 """Stands in for the first user message, to find where the part all runs share ends."""
 
@@ -94,6 +96,28 @@ class PrefixCache:
         written = llama_cpp.llama_state_seq_get_data(llm._ctx.ctx, buffer, size, 0)
         if 0 < written <= size:
             self.store.save(key, memoryview(buffer).cast("B")[:written])
+
+    def load_blob(self, name: str) -> bytearray | None:
+        """What `save_blob(name, ...)` stored for this model and context, if it is stored."""
+        key = self._blob_key(name)
+        return self._blobs().load(key) if key is not None else None
+
+    def save_blob(self, name: str, data: bytes) -> None:
+        """Keep `data`, derived from this model alone, under `name` (the model's vocabulary as
+        the grammar engine reads it: a second to read again in every process)."""
+        key = self._blob_key(name)
+        if key is not None:
+            self._blobs().save(key, memoryview(data))
+
+    def _blobs(self) -> PrefixStore:
+        """Blobs are kept beside the prefixes, in `blobs/`, bounded on their own."""
+        bound = min(self.store.max_bytes, _MAX_BLOB_BYTES)
+        return PrefixStore(self.store.directory / "blobs", max_bytes=bound)
+
+    def _blob_key(self, name: str) -> PrefixKey | None:
+        key = self._key([])
+        context = {**self.context, "blob": name}
+        return None if key is None else PrefixKey(key.model_sha256, (), context)
 
     def _key(self, tokens: list[int]) -> PrefixKey | None:
         if self._broken:

@@ -8,6 +8,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +39,20 @@ from verity.models._template import ChatTemplate
 from verity.models.base import DeltaKind, ToolChoice
 from verity.models.formats import HermesFormat, ToolCallFormat, select_format
 from verity.models.formats.base import tool_grammars
-from verity.models.grammar import grammar_tokenizer, validate_lark
+from verity.models.grammar import (
+    VocabularyPieces,
+    grammar_tokenizer,
+    validate_lark,
+    vocabulary_pieces,
+)
 from verity.settings import ModelSettings
 from verity.tools.base import ToolSpec
 
 __all__ = ["LlamaCppModel", "check_gguf_file", "llama_kwargs"]
 
 _log = logging.getLogger("verity.models")
+_VOCABULARY_BLOB = "grammar-vocabulary-v1"
+"""The prefix cache's name for the vocabulary as the grammar engine reads it."""
 
 _SAMPLING_FIELDS = {
     "temperature",
@@ -202,7 +210,7 @@ class LlamaCppModel:
             if grammar.level != "exact"
         ]
         grammar = self.call_format.grammar(offered)
-        problem = validate_lark(_tokenizer(loaded), grammar)
+        problem = validate_lark(_tokenizer(loaded, self._prefix_cache()), grammar)
         if problem is None:
             return grammar, self._single_grammar(loaded, offered), notes
         loose = [dataclasses.replace(spec, parameters={"type": "object"}) for spec in offered]
@@ -211,13 +219,15 @@ class LlamaCppModel:
         )
         notes = [ToolGrammar(tool=spec.name, level="any", dropped=["*"]) for spec in offered]
         grammar = self.call_format.grammar(loose)
-        if validate_lark(_tokenizer(loaded), grammar) is None:
+        if validate_lark(_tokenizer(loaded, self._prefix_cache()), grammar) is None:
             return grammar, self._single_grammar(loaded, loose), notes
         return None, None, notes
 
     def _single_grammar(self, loaded: Loaded, specs: list[ToolSpec]) -> str | None:
         single = self.call_format.single_grammar(specs)
-        if single is None or validate_lark(_tokenizer(loaded), single) is not None:
+        if single is None:
+            return None
+        if validate_lark(_tokenizer(loaded, self._prefix_cache()), single) is not None:
             return None  # the list of one stands
         return single
 
@@ -390,7 +400,7 @@ class LlamaCppModel:
             top_k=self.settings.top_k,
             min_p=self.settings.min_p,
             seed=self.settings.seed,
-            tokenizer=_tokenizer(loaded) if grammar is not None else None,
+            tokenizer=_tokenizer(loaded, self._prefix_cache()) if grammar is not None else None,
         )
         try:
             completion = generate(llm, sampler, request)
@@ -489,7 +499,23 @@ def _offered_tools(tools: list[ToolSpec], tool_choice: ToolChoice) -> list[ToolS
     return chosen
 
 
-def _tokenizer(loaded: Loaded) -> Any:
+def _tokenizer(loaded: Loaded, cache: PrefixCache | None) -> Any:
     if "grammar" not in loaded.tokenizers:
-        loaded.tokenizers["grammar"] = grammar_tokenizer(loaded.llm._model.vocab)
+        vocab = loaded.llm._model.vocab
+        loaded.tokenizers["grammar"] = grammar_tokenizer(vocab, _vocabulary(vocab, cache))
     return loaded.tokenizers["grammar"]
+
+
+def _vocabulary(vocab: Any, cache: PrefixCache | None) -> VocabularyPieces:
+    """The vocabulary's pieces from the prefix cache when it holds this model's; else read (and
+    kept there for the next process)."""
+    stored = cache.load_blob(_VOCABULARY_BLOB) if cache is not None else None
+    if stored is not None:
+        with suppress(ValueError):
+            pieces = VocabularyPieces.unpack(stored)
+            if pieces.matches(vocab):
+                return pieces
+    pieces = vocabulary_pieces(vocab)
+    if cache is not None:
+        cache.save_blob(_VOCABULARY_BLOB, pieces.pack())
+    return pieces

@@ -3,8 +3,10 @@
 from verity.models.grammar._engine import (
     Constraint,
     GrammarError,
+    VocabularyPieces,
     grammar_tokenizer,
     validate_lark,
+    vocabulary_pieces,
 )
 from verity.models.grammar._ladder import JSON_WHITESPACE, SchemaGrammar, schema_grammar
 
@@ -13,7 +15,9 @@ __all__ = [
     "Constraint",
     "GrammarError",
     "SchemaGrammar",
+    "VocabularyPieces",
     "grammar_tokenizer",
     "schema_grammar",
     "validate_lark",
+    "vocabulary_pieces",
 ]

@@ -9,11 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
+import llama_cpp
 import pytest
 
 from tests.fixtures.tools import book_room
 from verity import LlamaCppModel, Message, ModelResponse, ModelSettings
+from verity.models import llama_cpp as llama_cpp_model
+from verity.models._prefix_cache import prefix_cache_for
 from verity.models._prefix_store import PrefixStore
+from verity.models.grammar import VocabularyPieces, vocabulary_pieces
+from verity.models.llama_cpp import _VOCABULARY_BLOB, _vocabulary
 from verity.tools.base import ToolSpec
 from verity.tools.builtin.calculator import calculator
 
@@ -117,3 +122,43 @@ async def test_a_broken_entry_is_ignored_and_replaced_by_a_whole_one(
     assert again.raw == cold.response.raw
     assert entries(cache) == [entry]
     assert entry.read_bytes() == cold.entry.read_bytes()
+
+
+def test_the_vocabulary_is_read_once_per_model_and_a_stored_one_that_differs_is_read_again(
+    embedded_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # reading 150k tokens' text for the grammar engine takes about a second in every process
+    llm = llama_cpp.Llama(str(embedded_path), vocab_only=True, verbose=False)
+    vocab = llm._model.vocab
+    cache = prefix_cache_for(embedded_path, ModelSettings(prefix_cache_dir=tmp_path))
+    assert cache is not None
+    read = _vocabulary(vocab, cache)
+    assert read == vocabulary_pieces(vocab)
+    assert len(read.pieces) > 150_000 and read.ends
+
+    def not_again(vocab: object) -> VocabularyPieces:
+        raise AssertionError("read again")
+
+    monkeypatch.setattr(llama_cpp_model, "vocabulary_pieces", not_again)
+    assert _vocabulary(vocab, cache) == read  # a later process reads it from the cache
+    # an entry holding other pieces (another tokenizer's last token) is not believed
+    cache.save_blob(_VOCABULARY_BLOB, VocabularyPieces([*read.pieces[:-1], b"?"], read.ends).pack())
+    with pytest.raises(AssertionError, match="read again"):
+        _vocabulary(vocab, cache)
+    monkeypatch.undo()
+    assert _vocabulary(vocab, cache) == read
+    # nor is an entry that is not a packed vocabulary at all
+    cache.save_blob(_VOCABULARY_BLOB, b"\x01\x00")
+    assert _vocabulary(vocab, cache) == read
+    # and another model's cache never has it
+    other = prefix_cache_for(tmp_path / "other.gguf", ModelSettings(prefix_cache_dir=tmp_path))
+    (tmp_path / "other.gguf").write_bytes(b"not the same weights")
+    assert other is not None and other.load_blob(_VOCABULARY_BLOB) is None
+
+
+def test_a_packed_vocabulary_reads_back_whole_and_refuses_bytes_it_did_not_write() -> None:
+    pieces = VocabularyPieces([b"a", b"", b"\xffspecial", "é".encode()], [2])
+    assert VocabularyPieces.unpack(pieces.pack()) == pieces
+    for broken in (b"", b"\x00", pieces.pack()[:-1], pieces.pack() + b"x"):
+        with pytest.raises(ValueError, match="not a packed vocabulary"):
+            VocabularyPieces.unpack(broken)
