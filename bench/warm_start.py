@@ -111,7 +111,8 @@ def run_once(
         command.append("--no-prefix-cache")
     environment = {**os.environ, "PYTHONPATH": str(root)}
     launched, started = time.time(), time.perf_counter()
-    finished = subprocess.run(command, env=environment, capture_output=True, timeout=1800)
+    # cwd: `python -m` puts the working directory first on sys.path, before PYTHONPATH
+    finished = subprocess.run(command, env=environment, cwd=root, capture_output=True, timeout=1800)
     wall = time.perf_counter() - started
     if "Traceback" in finished.stderr.decode(errors="replace"):
         sys.exit(f"verity run failed:\n{finished.stderr.decode(errors='replace')}")
