@@ -141,11 +141,11 @@ def _stop_unused() -> None:
     for server in unused:
         with suppress(OSError):
             server.stdin.close()
-    said = False
+    said, waiting_since = False, time.monotonic()
     for server in unused:
         deadline = server.started + min(server.spec.startup_timeout, _UNUSED_WAIT)
         while server.process.poll() is None and time.monotonic() < deadline:
-            if not said and time.monotonic() - server.started > _SAY_AFTER:
+            if not said and time.monotonic() - waiting_since > _SAY_AFTER:
                 sys.stderr.write(  # at exit: no handler of the command's is left to say it
                     f"verity: waiting for MCP server {server.spec.name!r}, started but not "
                     "used, to finish starting and exit\n"
