@@ -39,9 +39,14 @@ def one_core_per_worker() -> Iterator[None]:
 
 @pytest.fixture(scope="session", autouse=True)
 def prefix_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Warm starts stay on in tests, in a directory of the session's own (never the user's);
-    the CLIs the tests start inherit it."""
-    directory = tmp_path_factory.mktemp("prefix-cache")
+    """Warm starts stay on in tests, in a directory of the test run's own (never the user's),
+    shared by its xdist workers (the cache is safe for several processes: a prefix one worker
+    evaluated, the other restores); the CLIs the tests start inherit it."""
+    if "PYTEST_XDIST_WORKER" in os.environ:  # each worker's base is <run's base>/popen-gwN
+        directory = tmp_path_factory.getbasetemp().parent / "prefix-cache"
+        directory.mkdir(exist_ok=True)
+    else:
+        directory = tmp_path_factory.mktemp("prefix-cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("VERITY_PREFIX_CACHE_DIR", str(directory))
         yield directory

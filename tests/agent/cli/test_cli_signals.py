@@ -26,7 +26,7 @@ import pytest
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.processes import assert_no_leftovers, leftover_processes, server_env
 
-ROUNDS = int(os.environ.get("VERITY_SIGNAL_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("VERITY_SIGNAL_ROUNDS", "2"))
 TASK = (
     "Use the research tool to look up red-black trees, then write a Python module implementing "
     "a red-black tree with insert, delete and search, with docstrings."
@@ -104,7 +104,9 @@ def test_a_signal_at_a_random_moment_cancels_the_run_without_a_crash(
         folder = tmp_path / f"round{round_}"
         folder.mkdir()
         run = Run(folder)
-        moment, delay = MOMENTS[round_ % len(MOMENTS)], moments.uniform(0, 2.0)
+        # SIGTERM's rounds start where SIGINT's stop: two rounds each cover the three moments
+        first = 0 if signum == signal.SIGINT else ROUNDS
+        moment, delay = MOMENTS[(first + round_) % len(MOMENTS)], moments.uniform(0, 2.0)
         run.wait_for(moment)
         time.sleep(delay)
         sent = time.monotonic()
