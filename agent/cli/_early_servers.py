@@ -58,8 +58,7 @@ def _chosen(argv: Sequence[str]) -> dict[str, str]:
         name, equals, value = word.partition("=")
         if not name.startswith("--") or len(name) < 3:
             continue
-        matches = [option for option in _OPTIONS if option.startswith(name)]
-        if not matches:
+        if not any(option.startswith(name) for option in _OPTIONS):
             continue
         if name not in _OPTIONS or name in chosen:
             raise ValueError(word)

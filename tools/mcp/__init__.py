@@ -14,7 +14,7 @@ The package's modules, each importing only those listed after it (an import-lint
   definitions of servers and of the callbacks' requests and answers.
 
 The names below are imported when first used: `_types`, `_names`, `_stderr` and `_prestart` do
-not import the MCP SDK (~1.3 s), so the command line can read a config and start its servers
+not import the MCP SDK (~1 s), so the command line can read a config and start its servers
 before it does.
 """
 
@@ -84,6 +84,7 @@ _SOURCES = {
 
 
 def __getattr__(name: str) -> Any:
+    """Import a public name's module when the name is first used (PEP 562)."""
     module = _SOURCES.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
