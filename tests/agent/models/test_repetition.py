@@ -21,6 +21,7 @@ from verity import (
 )
 from verity.models._generation import _looping
 from verity.models._repetition import MIN_SPAN, repeated_unit
+from verity.tools.base import ToolSpec
 
 LOOPING_TASK = "Print the word 'hello' 50 times."
 """The 0.5B model does not count: it writes `hello` until something stops it."""
@@ -91,3 +92,28 @@ async def test_a_run_records_the_repetition_in_its_trace_and_says_so(
     assert reason == "repetition"
     assert tokens < 200
     assert "repeated the same text over and over: its generation was stopped" in caplog.text
+
+
+@pytest.mark.slow
+async def test_a_real_model_writing_the_same_call_again_and_again_makes_it_once(
+    embedded_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    weather = ToolSpec(
+        name="get_weather",
+        description="The weather in a city.",
+        parameters={"type": "object", "properties": {"city": {"type": "string"}}},
+    )
+    settings = ModelSettings(temperature=0, n_ctx=2048, max_tokens=600)
+    model = LlamaCppModel(embedded_path, settings)
+    task = "Check the weather in Paris ten times, once per call."
+    try:
+        with anyio.fail_after(300):
+            response = await model.respond([Message(role="user", content=task)], [weather])
+    finally:
+        model.close()
+    # the 0.5B model writes the same call over and over; the list stops at its first repeat
+    assert [(call.name, call.arguments) for call in response.tool_calls] == [
+        ("get_weather", {"city": "Paris"})
+    ]
+    assert response.usage.completion_tokens < 100 < settings.max_tokens
+    assert "repeated the same text over and over" in caplog.text
