@@ -135,10 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _signals.install()
     try:
         words = sys.argv[1:] if argv is None else list(argv)
-        if _chosen_command(words) == "run" and not {"-h", "--help"} & set(words):
+        if _chosen_command(words) in ("run", "chat") and not {"-h", "--help"} & set(words):
             from verity.cli._early_servers import start_servers_early
 
-            start_servers_early(words)  # they start while the run's modules import
+            start_servers_early(words)  # they start while the command's modules import
         args = _parser(words).parse_args(words)
     except _signals.Interrupted as exc:
         return _interrupted(exc)

@@ -37,10 +37,11 @@ def write_config(tmp_path: Path, servers: Mapping[str, object]) -> Path:
     return path
 
 
-def run_with(config: Path, fake_server: str, *extra: str) -> None:
+def run_with(config: Path, fake_server: str, *extra: str, command: str = "run") -> None:
+    task = ("What time is it in UTC?",) if command == "run" else ()  # chat: stdin is empty
     done = verity(
-        "run",
-        "What time is it in UTC?",
+        command,
+        *task,
         "--mcp-config",
         str(config),
         "--allow",
@@ -56,9 +57,12 @@ def run_with(config: Path, fake_server: str, *extra: str) -> None:
     assert "did not start" not in done.stderr, done.stderr
 
 
-def test_a_server_started_ahead_is_the_one_the_run_uses(tmp_path: Path, fake_server: str) -> None:
+@pytest.mark.parametrize("command", ["run", "chat"])
+def test_a_server_started_ahead_is_the_one_the_command_uses(
+    tmp_path: Path, fake_server: str, command: str
+) -> None:
     config = write_config(tmp_path, {"time": counted(tmp_path, "time")})
-    run_with(config, fake_server)
+    run_with(config, fake_server, command=command)
     # started once: by the command line, before its imports, and taken by the run's connection
     # (a process not taken would be stopped, and the connection would start a second one)
     assert notes(tmp_path, "time") == ["started", "serving"]
