@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PROJECT_ROOT
-from tests.fixtures.processes import assert_no_leftovers, free_port, server_env, wait_for_port
+from tests.fixtures.processes import (
+    assert_no_leftovers,
+    free_port,
+    server_env,
+    start_listening,
+    stop,
+)
 
 TIME_SERVER = Path(sys.executable).with_name("mcp-server-time")
 
@@ -170,19 +176,11 @@ def test_a_cursor_config_whose_env_file_is_missing_skips_that_server_naming_the_
 @pytest.fixture
 def sse_port() -> Iterator[int]:
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fixtures.sse_server", str(port)],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, **server_env()},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = start_listening("tests.fixtures.sse_server", str(port), port=port, timeout=60)
     try:
-        wait_for_port(port, process, timeout=60)
         yield port
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process)
 
 
 def test_sse_servers_by_type_or_by_url_are_reached_through_the_sse_client(
