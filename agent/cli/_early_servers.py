@@ -10,9 +10,9 @@ starts and reports its servers as it always did.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
-from verity.mcp_config import claude_desktop_config_path, default_mcp_config_path, load_mcp_config
+from verity.cli._server_choice import config_path, server_names
+from verity.mcp_config import default_mcp_config_path, load_mcp_config
 from verity.tools.mcp import server_log
 from verity.tools.mcp._prestart import prestart
 
@@ -27,15 +27,9 @@ def start_servers_early(argv: Sequence[str]) -> int:
         chosen = _chosen(argv)
     except ValueError:
         return 0
-    given = chosen.get("--mcp-config")
-    if given is None:
-        path = default_mcp_config_path()
-    elif given.lower() == "claude" and not Path(given).exists():
-        path = claude_desktop_config_path()
-    else:
-        path = Path(given)
-    names = chosen.get("--servers")
-    only = None if names is None else [n.strip() for n in names.split(",") if n.strip()]
+    given, names = chosen.get("--mcp-config"), chosen.get("--servers")
+    path = default_mcp_config_path() if given is None else config_path(given)
+    only = None if names is None else server_names(names)
     try:
         config = load_mcp_config(path, required=False, only=only)
         return prestart(config.servers, server_log()) if config.servers else 0

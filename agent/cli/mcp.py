@@ -18,19 +18,18 @@ import shlex
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 from mcp import MCPError
 
 from verity._assembly import Approvals, approval_gate, server_log
+from verity.cli._server_choice import config_path, server_names
 from verity.cli._signals import run_interruptibly
 from verity.cli.mcp_import import add_import_action
 from verity.errors import MCPServerError, UserError
 from verity.mcp_config import (
     MCPConfig,
-    claude_desktop_config_path,
     default_mcp_config_path,
     load_mcp_config,
 )
@@ -84,14 +83,14 @@ def add_mcp_options(parser: argparse.ArgumentParser) -> None:
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mcp-config",
-        type=_config_path,
+        type=config_path,
         metavar="FILE",
         help="MCP servers JSON file (mcpServers or VS Code's servers), or 'claude' for Claude "
         "Desktop's own (default: $VERITY_MCP_CONFIG or mcp.json in the config dir)",
     )
     parser.add_argument(
         "--servers",
-        type=_names,
+        type=server_names,
         metavar="A,B",
         help="use only these servers of the config (comma-separated names)",
     )
@@ -102,17 +101,6 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         help=f"time each MCP server gets to start and list its tools ({DEFAULT_STARTUP_TIMEOUT:g}; "
         'a server\'s "startupTimeout" wins)',
     )
-
-
-def _config_path(text: str) -> Path:
-    """A path, or `claude`: Claude Desktop's config file where this platform keeps it."""
-    if text.lower() == "claude" and not Path(text).exists():
-        return claude_desktop_config_path()
-    return Path(text)
-
-
-def _names(text: str) -> list[str]:
-    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def add_approval_options(parser: argparse.ArgumentParser) -> None:
