@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import platformdirs
 
@@ -23,15 +23,14 @@ from verity.tools.approval import (
     Asker,
     WithheldListener,
 )
-from verity.tools.mcp import (
-    ElicitationHandler,
-    MCPToolset,
-    SamplingHandler,
-    allow_patterns,
-    server_log,
-)
+from verity.tools.mcp._names import allow_patterns
+from verity.tools.mcp._stderr import server_log
+from verity.tools.mcp._types import ElicitationHandler, SamplingHandler
 from verity.tools.toolset import Toolset
 from verity.verify import Verifier, build_verifier
+
+if TYPE_CHECKING:
+    from verity.tools.mcp import MCPToolset
 
 __all__ = [
     "CONSENSUS_TEMPERATURE",
@@ -109,6 +108,8 @@ def approved_toolset(
     Raises:
         UserError: the stored approvals file is broken.
     """
+    from verity.tools.mcp import MCPToolset  # the MCP SDK (~1 s): once the model is loading
+
     gate = approval_gate(
         config, ask=ask, allow=allow, on_decision=on_decision, on_withheld=on_withheld
     )

@@ -94,8 +94,18 @@ class Agent:
         self._hooks = list(hooks)
         self.check_verify(self.config.verify)  # a bad spec fails now, not at the first run
         configured = bool(self.mcp.servers or self.mcp.skipped)
-        self._errlog: TextIO | None = server_log() if configured else None
-        self._mcp_toolset = self._approved(self._approvals) if configured else None
+        self._errlog: TextIO | None = None
+        self._mcp_toolset: Toolset | None = None
+        if configured:
+            self._load_model_early()
+            try:
+                self._errlog = server_log()
+                self._mcp_toolset = self._approved(self._approvals)
+            except BaseException:
+                self._close_models()  # and the load begun above
+                if self._errlog is not None:
+                    self._errlog.close()
+                raise
         self.store = self._store()
         """The trace database; None with `trace=False`."""
         self.recorder = TraceRecorder(self.store) if self.store is not None else None
@@ -240,11 +250,14 @@ class Agent:
 
     def close(self) -> None:
         """Free the model the agent loaded and close the trace; safe to call more than once."""
+        self._close_models()
+        self._close_files()
+
+    def _close_models(self) -> None:
         if self._owns_model and isinstance(self.model, LlamaCppModel):
             self.model.close()  # and the judge, when it is on a context of the model's
         if self._judge is not None and self._judge is not self.model:
             self._judge.close()
-        self._close_files()
 
     async def aclose(self) -> None:
         """`close()` without blocking the event loop while a generation stops."""
@@ -256,6 +269,12 @@ class Agent:
             if self._judge is not None:
                 await self._judge.aclose()
             self._close_files()
+
+    def _load_model_early(self) -> None:
+        """Start loading an in-process model the agent owns, in the background: it loads while
+        the MCP SDK is imported (~1 s) and the servers start, instead of after them."""
+        if self._owns_model and isinstance(self.model, LlamaCppModel):
+            self.model.start_loading()
 
     def _close_files(self) -> None:
         if self._closed:

@@ -76,6 +76,8 @@ class ProgressPrinter(RunHooks):
         self._text_seen = False
         self._parts: list[str] = []
         self._stop_ticker: Callable[[], None] | None = None
+        """Stops the working line's ticker: the step's, or a load's outside a step."""
+        self._ticker_lock = threading.Lock()
         self._loading: str | None = None
         self.streamed_answer = ""
         """The answer text streamed to `answer_stream` by the last model call without tool calls."""
@@ -195,13 +197,19 @@ class ProgressPrinter(RunHooks):
         started = time.monotonic()
         with self._lock:
             self._loading = label
-        stop = None if self._stop_ticker else self._start_ticker(self._working_line(None))
-        if not self._live and self._stop_ticker:
+        stop = None
+        with self._ticker_lock:
+            if self._stop_ticker is None:  # loading ahead: a step that begins takes the line over
+                stop = self._stop_ticker = self._start_ticker(self._working_line(None))
+        if stop is None and not self._live:
             self._say(f"verity: loading {label}...")
         try:
             return load()
         finally:
             if stop is not None:
+                with self._ticker_lock:
+                    if self._stop_ticker is stop:
+                        self._stop_ticker = None
                 stop()
             with self._lock:
                 self._loading = None
@@ -237,12 +245,15 @@ class ProgressPrinter(RunHooks):
                 f"{self._stamp(step)} going on from the answer's first wrong result, corrected"
             )
             self.on_delta("content", messages[-1].content)
-        self._stop_ticker = self._start_ticker(self._working_line(step))
+        ticker = self._start_ticker(self._working_line(step))
+        with self._ticker_lock:
+            self._stop_ticker = ticker
 
     def _stop_step_ticker(self) -> None:
-        if self._stop_ticker is not None:
-            self._stop_ticker()
-            self._stop_ticker = None
+        with self._ticker_lock:
+            stop, self._stop_ticker = self._stop_ticker, None
+        if stop is not None:
+            stop()
 
     async def on_model_end(self, event: ModelCallEnded) -> None:
         """Summarise the model call."""

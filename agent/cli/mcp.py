@@ -18,10 +18,9 @@ import shlex
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-from mcp import MCPError
 
 from verity._assembly import Approvals, approval_gate, server_log
 from verity.cli._server_choice import config_path, server_names
@@ -41,13 +40,11 @@ from verity.tools.approval import (
     ApprovalGate,
 )
 from verity.tools.base import ToolError, ToolSpec
-from verity.tools.mcp import (
-    DEFAULT_STARTUP_TIMEOUT,
-    ElicitationAnswer,
-    ElicitationRequest,
-    MCPToolset,
-    tool_prefixes,
-)
+from verity.tools.mcp._names import tool_prefixes
+from verity.tools.mcp._types import DEFAULT_STARTUP_TIMEOUT, ElicitationAnswer, ElicitationRequest
+
+if TYPE_CHECKING:
+    from verity.tools.mcp import MCPToolset
 
 __all__ = [
     "add_mcp_commands",
@@ -272,6 +269,10 @@ def _config(args: argparse.Namespace, *, required: bool) -> MCPConfig:
 
 
 def _connected(config: MCPConfig, only: str | None, action: Callable[[MCPToolset], Any]) -> int:
+    from mcp import MCPError  # the MCP SDK (~1 s): only for the commands that connect
+
+    from verity.tools.mcp import MCPToolset
+
     servers = [s for s in config.servers if only is None or s.name == only]
 
     async def main() -> int:
@@ -369,6 +370,8 @@ def _describe_grammar(grammar: dict[str, Any]) -> str:
 
 async def _listings(toolset: MCPToolset, server: str) -> tuple[list[str], list[str]]:
     """Resource URIs (and templates) and prompt names; empty where the server has none."""
+    from mcp import MCPError
+
     resources: list[str] = []
     prompts: list[str] = []
     try:

@@ -7,6 +7,7 @@ holds it) and the loaded model, freed only under the guard. A model on a context
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,10 @@ class NativeState:
 
     guard: NativeGuard = field(default_factory=NativeGuard)
     loaded: Loaded | None = None
+    load_error: Exception | None = None
+    """Why a load in the background failed; raised to the first caller that needs the model."""
+    loading: threading.Event | None = None
+    """The stop request of a load in the background that has not ended yet."""
 
     def free(self) -> None:
         """Free the native objects (on a context of its own: only that context); the caller

@@ -156,5 +156,26 @@ def route_native_log() -> None:
 
     They would otherwise print over the answer (an aborted decode logs two error lines). A
     user who wants them configures that logger like any other.
+
+    With its log routed, llama.cpp has nothing left to print, so llama-cpp-python's own way of
+    keeping it quiet is turned off: while it loads a model (verbose=False) it points the whole
+    process's file descriptors 1 and 2 at /dev/null, which also swallowed what every other
+    thread wrote meanwhile: the progress line, an MCP server's failure, a warning.
     """
     llama_cpp.llama_log_set(_forward_native_log, ctypes.c_void_p(0))
+    for module in (llama_cpp.llama, llama_cpp._internals):
+        module.suppress_stdout_stderr = _OutputKept  # type: ignore[attr-defined]
+
+
+class _OutputKept:
+    """In place of llama-cpp-python's `suppress_stdout_stderr`: leaves stdout and stderr as they
+    are."""
+
+    def __init__(self, disable: bool = True) -> None:
+        del disable
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None

@@ -154,11 +154,49 @@ class LlamaCppModel:
         loaded = self._native.loaded
         return loaded.template if loaded is not None else None
 
+    def start_loading(self) -> None:
+        """Load the weights now, in a background thread, so that the first call waits for them
+        less (or not at all): while the caller goes on importing, starting MCP servers, etc.
+        The grammar engine's tokenizer, which calls that offer tools need, is built with them.
+
+        The first call that needs the model waits for this load, and gets its error if it
+        failed. `close()` waits for it too, then frees what it loaded. Nothing happens if the
+        model is loaded or loading, or shares another model's weights.
+        """
+        native = self._native
+        if native.loaded is not None or native.loading is not None or self._weights_of:
+            return
+        native.loading = stop = threading.Event()
+        threading.Thread(
+            target=self._load_in_background, args=(stop,), name="verity-model-load"
+        ).start()  # not a daemon: the interpreter waits for it before it exits
+
+    def _load_in_background(self, stop: threading.Event) -> None:
+        native = self._native
+        try:
+            with native.guard.entered(stop):
+                try:
+                    loaded = self._loaded()
+                except Exception as exc:  # noqa: BLE001 - the first caller that needs it gets it
+                    native.load_error = exc
+                    return
+                if self.settings.constrain_tool_calls:
+                    with suppress(Exception):  # the call that needs it builds it and says why
+                        _tokenizer(loaded, self._prefix_cache())
+        except GenerationStopped:  # closed before the load began
+            pass
+        finally:
+            native.loading = None
+
     def _loaded(self) -> Loaded:
         """The loaded model; the caller holds the native guard."""
-        if self._native.loaded is None:
-            self._native.loaded = self._load()
-        return self._native.loaded
+        native = self._native
+        if native.loaded is None:
+            failed, native.load_error = native.load_error, None
+            if failed is not None:
+                raise failed
+            native.loaded = self._load()
+        return native.loaded
 
     def _load(self) -> Loaded:
         owner, abort = self._weights_of, self._native.guard.abort
@@ -284,6 +322,9 @@ class LlamaCppModel:
         """
         for twin in self._contexts:
             twin.close()
+        loading = self._native.loading
+        if loading is not None:
+            loading.set()  # a load that has not begun never begins; one under way is waited for
         self._native.guard.close(self._native.free)
 
     async def aclose(self) -> None:

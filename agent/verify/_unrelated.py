@@ -25,7 +25,7 @@ from verity.verify._tool_failures import failed
 __all__ = ["from_server", "unrelated_results"]
 
 _SERVER_TOOL = "__"
-"""Between an MCP server's name and its tool's (tools/mcp/_render.py SEPARATOR)."""
+"""Between an MCP server's name and its tool's (tools/mcp/_names.py SEPARATOR)."""
 _WORD = re.compile(r"[^\W\d_][\w'-]*[^\W_]|\d+(?:\.\d+)?")
 _PATH = re.compile(r"[\w.~-]*/[\w./~-]+|[\w-]+\.[a-z][a-z0-9]{0,7}\b")
 _STOP = frozenset(

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from verity.tools.mcp._callbacks import answer_with_defaults
     from verity.tools.mcp._connection import ServerUnavailable
-    from verity.tools.mcp._names import tool_prefixes
-    from verity.tools.mcp._render import allow_patterns, model_tool_name
+    from verity.tools.mcp._names import allow_patterns, tool_prefixes
+    from verity.tools.mcp._render import model_tool_name
     from verity.tools.mcp._stderr import server_log
     from verity.tools.mcp._toolset import MCPToolset, ServerStatus
     from verity.tools.mcp._types import (
@@ -75,7 +75,7 @@ _SOURCES = {
     "ServerStatus": "_toolset",
     "ServerUnavailable": "_connection",
     "StdioServer": "_types",
-    "allow_patterns": "_render",
+    "allow_patterns": "_names",
     "answer_with_defaults": "_callbacks",
     "model_tool_name": "_render",
     "server_log": "_stderr",

@@ -25,7 +25,7 @@ from mcp.types import (
 )
 
 from verity.tools.base import ToolSpec
-from verity.tools.mcp._names import tool_prefixes
+from verity.tools.mcp._names import SEPARATOR, allow_patterns, tool_prefixes
 
 __all__ = [
     "GET_PROMPT",
@@ -45,31 +45,9 @@ READ_RESOURCE = "read_resource"
 GET_PROMPT = "get_prompt"
 _LISTED_RESOURCES = 20
 
-SEPARATOR = "__"
-"""Between the server and the tool name. Server names may not contain it, so names never collide."""
-
 # The strictest tool-name rule among the model APIs Verity speaks (OpenAI: ^[a-zA-Z0-9_-]{1,64}$).
 _MAX_NAME = 64
 _INVALID = re.compile(r"[^A-Za-z0-9_-]")
-
-
-def allow_patterns(patterns: Iterable[str], servers: Iterable[str]) -> list[str]:
-    """Allow patterns as a person writes them: a server's name as it stands in the config
-    (`My Files__read_*`) is also turned into its tool prefix (`My_Files__read_*`).
-
-    The server part is found without regard to case, as the approval gate matches.
-    """
-    prefixes = tool_prefixes(servers)
-    by_length = sorted(prefixes, key=len, reverse=True)  # `a b` before `a` for `a b__x`
-    found = []
-    for pattern in patterns:
-        found.append(pattern)
-        for name in by_length:
-            head = f"{name}{SEPARATOR}"
-            if pattern.casefold().startswith(head.casefold()) and name != prefixes[name]:
-                found.append(f"{prefixes[name]}{SEPARATOR}{pattern[len(head) :]}")
-                break
-    return found
 
 
 def model_tool_name(server: str, tool: str, taken: Iterable[str] = ()) -> str:
@@ -161,6 +139,7 @@ def tool_spec(name: str, tool: Tool, *, trusted: bool = False) -> ToolSpec:
         parameters=parameters,
         read_only=bool(hints and hints.read_only_hint),
         destructive=bool(hints and hints.destructive_hint),
+        closed_world=bool(hints and hints.open_world_hint is False),
         trusted=trusted,
     )
 

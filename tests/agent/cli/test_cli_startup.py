@@ -70,3 +70,39 @@ def test_the_help_lines_are_those_of_the_commands_own_parsers() -> None:
         getattr(importlib.import_module(name), function or "add_commands")(commands)
     listed = {action.dest: action.help for action in commands._choices_actions}
     assert listed == {name: help_text for name, (_, help_text) in COMMANDS.items()}
+
+
+AGENT_IMPORTS = """
+import json, sys, threading
+import verity.agent
+imported_early = "mcp" in sys.modules
+loading_when_imported = []
+
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "mcp":
+            names = [thread.name for thread in threading.enumerate()]
+            loading_when_imported.append("verity-model-load" in names)
+
+sys.meta_path.insert(0, Watch())
+from verity import Agent, MCPConfig
+from verity.tools.mcp._types import StdioServer
+agent = Agent(mcp=MCPConfig(servers=[StdioServer(name="x", command="true")]), trace=False)
+agent.close()
+print(json.dumps({"early": imported_early, "loading": loading_when_imported}))
+"""
+
+
+@pytest.mark.slow
+def test_an_agent_imports_the_mcp_sdk_only_while_its_model_loads(tmp_path: Path) -> None:
+    """The SDK takes ~1 s to import, as long as a small model takes to load: they overlap."""
+    done = subprocess.run(
+        [sys.executable, "-c", AGENT_IMPORTS],
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"early": False, "loading": [True]}
