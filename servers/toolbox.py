@@ -38,7 +38,11 @@ _EXPRESSION_DESCRIPTION: str = builtin_calculator.spec.parameters["properties"][
 
 @server.tool(
     description=builtin_calculator.spec.description,
-    annotations=ToolAnnotations(read_only_hint=builtin_calculator.spec.read_only),
+    # closed world: the result depends on the expression alone (Verity's answer checks then
+    # know a made-up number fed to it makes its result made up too)
+    annotations=ToolAnnotations(
+        read_only_hint=builtin_calculator.spec.read_only, open_world_hint=False
+    ),
 )
 async def calculator(expression: Annotated[str, Field(description=_EXPRESSION_DESCRIPTION)]) -> str:
     """Evaluate an arithmetic expression with the built-in calculator.

@@ -31,6 +31,10 @@ class ToolSpec:
     `readOnlyHint`). Only a claim: ask `is_read_only(spec)` whether Verity believes it."""
     destructive: bool = False
     """The tool's claim that it may destroy data (MCP `destructiveHint: true`)."""
+    closed_world: bool = False
+    """The tool's claim that it reaches nothing outside its arguments (MCP `openWorldHint:
+    false`, e.g. a sum): what it returns is worth no more than what it was given. Believed
+    untrusted too, since it can only make the answer checks stricter."""
     trusted: bool = True
     """Whether the claims above come from a source the user trusts: the program's own Python
     tools, an MCP server only when its config entry says `"trust": true`."""

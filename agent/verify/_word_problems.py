@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 from verity.messages import Finding, ToolCall, Verdict
@@ -188,17 +188,21 @@ def check_arguments(
 
 
 def without_made_up_inputs(
-    task: str, evidence: list[tuple[ToolCall, ToolResult]]
+    task: str, evidence: list[tuple[ToolCall, ToolResult]], closed: Collection[str] = ()
 ) -> list[tuple[ToolCall, ToolResult]]:
-    """`evidence` less each Python tool's call (the calculator's, not an MCP server's) that was
-    fed a number neither the task (one step of arithmetic on its numbers included) nor an
-    earlier kept call or result gives: its result only repeats what the model made up. Asked
-    for the current price of one Bitcoin, the 1.5B model computed `1 * 65123.18` and answered
-    with the result, which then was "in a tool result"."""
+    """`evidence` less each computation's call that was fed a number neither the task (one step
+    of arithmetic on its numbers included) nor an earlier kept call or result gives: its result
+    only repeats what the model made up. A computation is a Python tool (the calculator; not an
+    MCP server's tool) or a tool named in `closed`, those that say they reach nothing outside
+    their arguments (MCP `openWorldHint: false`). Asked for the current price of one Bitcoin,
+    the 1.5B model computed `1 * 65123.18` and answered with the result, which then was "in a
+    tool result". A tool of the open world keeps its call: a city's coordinates from what the
+    model knows are a fair question to a weather service."""
     derivable = _one_step([*_task_numbers(task), *_FREE])
     kept: list[tuple[ToolCall, ToolResult]] = []
     for call, result in evidence:
-        if not from_server(call.name) and not result.is_error:
+        computes = not from_server(call.name) or call.name in closed
+        if computes and not result.is_error:
             known = [*_evidence_numbers(kept), *derivable]
             fed = numbers_in(_argument_text(call.arguments))
             if any(not any(_same(n, k) for k in known) for n in fed):

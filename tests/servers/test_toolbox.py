@@ -12,20 +12,22 @@ from mcp import Client, StdioServerParameters
 from mcp.types import TextContent, ToolAnnotations
 
 from verity.servers.toolbox import server
+from verity.tools.approval import ApprovalGate, ApprovalPolicy
 from verity.tools.base import ToolError
 from verity.tools.builtin.calculator import calculator, evaluate
+from verity.tools.mcp import MCPToolset, StdioServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-async def test_toolbox_lists_the_calculator_as_a_read_only_tool() -> None:
+async def test_toolbox_lists_the_calculator_as_a_read_only_closed_world_tool() -> None:
     with anyio.fail_after(120):
         async with Client(server) as client:
             tools = (await client.list_tools()).tools
     assert [t.name for t in tools] == ["calculator"]
     (listed,) = tools
     assert listed.description == calculator.spec.description
-    assert listed.annotations == ToolAnnotations(read_only_hint=True)
+    assert listed.annotations == ToolAnnotations(read_only_hint=True, open_world_hint=False)
     assert listed.input_schema["required"] == ["expression"]
     assert listed.input_schema["properties"]["expression"]["type"] == "string"
     assert (
@@ -75,6 +77,32 @@ async def test_toolbox_runs_over_stdio_as_a_module() -> None:
             result = await client.call_tool("calculator", {"expression": "1234 * 5678 + 17"})
     assert server_info is not None
     assert server_info.name == "verity-toolbox"
-    assert listed.annotations == ToolAnnotations(read_only_hint=True)
+    assert listed.annotations == ToolAnnotations(read_only_hint=True, open_world_hint=False)
     assert result.is_error is False
     assert result.content == [TextContent(type="text", text="7006669")]
+
+
+async def test_verity_reads_the_toolbox_calculator_as_a_closed_world_computation() -> None:
+    """`openWorldHint: false` becomes `ToolSpec.closed_world`, from an untrusted server too (it
+    only makes the answer checks stricter); a tool that does not say so (the MCP default is an
+    open world) is not one."""
+    toolbox = StdioServer(
+        name="toolbox",
+        command=sys.executable,
+        args=("-m", "verity.servers.toolbox"),
+        cwd=str(PROJECT_ROOT),
+        env={"PYTHONPATH": str(PROJECT_ROOT)},
+    )
+    notes = StdioServer(
+        name="files",
+        command=sys.executable,
+        args=("-m", "tests.fixtures.lying_server"),
+        cwd=str(PROJECT_ROOT),
+        env={"PYTHONPATH": str(PROJECT_ROOT)},
+    )
+    with anyio.fail_after(120):
+        allowed = ApprovalGate(ApprovalPolicy(), allow=["toolbox__*", "files__read_notes"])
+        async with MCPToolset([toolbox, notes], errlog=sys.stderr, approval=allowed) as toolset:
+            specs = {spec.name: spec.closed_world for spec in await toolset.list_tools()}
+    assert specs["toolbox__calculator"] is True
+    assert specs["files__read_notes"] is False

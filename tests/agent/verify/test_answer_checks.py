@@ -205,7 +205,15 @@ OFFERED = [
         ("git__git_show", "Show a commit."),
         ("time__get_current_time", "The current time in a time zone."),
         ("time__convert_time", "Convert a time between time zones."),
+        ("weather__get_forecast", "The forecast at a latitude and longitude."),
     ]
+] + [
+    ToolSpec(
+        name="everything__get-sum",
+        description="Returns the sum of two numbers",
+        parameters={"type": "object"},
+        closed_world=True,  # openWorldHint: false, as the reference server says
+    )
 ]
 """The tools every case's run was offered."""
 
@@ -240,8 +248,30 @@ INVENTED_LOG = [
 
 SUM = [
     (
-        ToolCall(id="c1", name="everything__get-sum", arguments={"a": 8125, "b": 1000}),
+        ToolCall(id="c1", name="filesystem__read_file", arguments={"path": "config.json"}),
+        ToolResult(content='{"host": "127.0.0.1", "port": 8125}'),
+    ),
+    (
+        ToolCall(id="c2", name="everything__get-sum", arguments={"a": 8125, "b": 1000}),
         ToolResult(content="The sum of 8125 and 1000 is 9125."),
+    ),
+]
+# the port was never read: the sum's input is made up, and so is its result
+SUM_UNREAD = [
+    (
+        ToolCall(id="c1", name="everything__get-sum", arguments={"a": 123, "b": 1000}),
+        ToolResult(content="The sum of 123 and 1000 is 1123."),
+    )
+]
+# coordinates from what the model knows, asked of a service of the open world
+FORECAST = [
+    (
+        ToolCall(
+            id="c1",
+            name="weather__get_forecast",
+            arguments={"latitude": 52.52, "longitude": 13.405},
+        ),
+        ToolResult(content="Tomorrow: 4 °C, light rain, wind 18 km/h."),
     )
 ]
 
@@ -286,6 +316,11 @@ CASES = {
     "price, no call": ("What is the current price of one Bitcoin in US dollars?", []),
     "empty then listing": (LISTING_TASK, [*EMPTY_DIR, *LISTING]),
     "sum": ("Read the port in config.json and add 1000 to it with get-sum. The result?", SUM),
+    "sum, unread": (
+        "Read the port in config.json and add 1000 to it with get-sum. The result?",
+        SUM_UNREAD,
+    ),
+    "forecast": ("What will the weather be like in Berlin tomorrow?", FORECAST),
     "invented filters": (GIT_TASK, INVENTED_LOG),
     "weather": ("What will the weather be like in Berlin tomorrow?", STATUS),
     "tables": ("Which tables does the database have?", TABLES),
@@ -332,6 +367,8 @@ RIGHT = [
     ("count retried", "5"),
     ("sum", "9125"),
     ("sum", "18250"),  # a sum of two results: the model's own last step
+    ("sum", "The port is 8125, so the result is 9125."),
+    ("forecast", "Tomorrow in Berlin: 4 °C with light rain and a wind of 18 km/h."),
     ("count retried", "There are five customers."),
     # instructions are the answer when the task asks for them, or after the task was done
     ("command asked", "Run `ls -a /tmp/work`."),
@@ -518,6 +555,9 @@ WRONG = [
     # a made-up value passed through the calculator is not looked up
     ("price, calculated", "The current price of one Bitcoin in US dollars is 65123.18.", "65123"),
     ("price, calculated", "65123.18", "65123"),
+    # so is one passed through a server's closed-world computation (openWorldHint: false)
+    ("sum, unread", "The sum of 123 and 1000 is 1123.", "123"),
+    ("sum, unread", "1123", "1123"),
     # a fact only a failed call's error holds is no fact
     ("outside", "The first user in /etc/passwd has uid 1000.", "the number 1000"),
 ]
