@@ -135,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _signals.install()
     try:
         words = sys.argv[1:] if argv is None else list(argv)
-        if _chosen_command(words) in ("run", "chat") and not {"-h", "--help"} & set(words):
+        early = ("run", "chat", "batch")
+        if _chosen_command(words) in early and not {"-h", "--help"} & set(words):
             from verity.cli._early_servers import start_servers_early
 
             start_servers_early(words)  # they start while the command's modules import

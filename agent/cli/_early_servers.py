@@ -1,4 +1,5 @@
-"""`verity run` and `chat` start their stdio MCP servers before importing the SDK and llama.cpp.
+"""`verity run`, `chat` and `batch` start their stdio MCP servers before importing the SDK and
+llama.cpp.
 
 The imports take ~2 s and an `npx -y` server ~1.7 s to answer: started first, the servers come
 up meanwhile, and each connection takes its process (`verity.tools.mcp._prestart`). Only the
@@ -22,7 +23,8 @@ _OPTIONS = ("--mcp-config", "--servers")
 
 
 def start_servers_early(argv: Sequence[str]) -> int:
-    """Start the stdio servers `verity run|chat argv` will connect to; returns how many started."""
+    """Start the stdio servers `verity run|chat|batch argv` will connect to; returns how many
+    started."""
     try:
         chosen = _chosen(argv)
     except ValueError:

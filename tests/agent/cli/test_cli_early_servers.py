@@ -38,7 +38,14 @@ def write_config(tmp_path: Path, servers: Mapping[str, object]) -> Path:
 
 
 def run_with(config: Path, fake_server: str, *extra: str, command: str = "run") -> None:
-    task = ("What time is it in UTC?",) if command == "run" else ()  # chat: stdin is empty
+    task: tuple[str, ...] = ()  # chat: stdin is empty
+    trace = ("--no-log",)
+    if command == "run":
+        task = ("What time is it in UTC?",)
+    elif command == "batch":  # it resumes from its trace
+        tasks = config.with_name("tasks.jsonl")
+        tasks.write_text('{"task": "What time is it in UTC?"}\n')
+        task, trace = (str(tasks),), ("--trace-db", str(config.with_name("traces.db")))
     done = verity(
         command,
         *task,
@@ -50,14 +57,14 @@ def run_with(config: Path, fake_server: str, *extra: str, command: str = "run") 
         fake_server,
         "--api-model",
         "fake",
-        "--no-log",
+        *trace,
         *extra,
     )
     assert "Traceback" not in done.stderr
     assert "did not start" not in done.stderr, done.stderr
 
 
-@pytest.mark.parametrize("command", ["run", "chat"])
+@pytest.mark.parametrize("command", ["run", "chat", "batch"])
 def test_a_server_started_ahead_is_the_one_the_command_uses(
     tmp_path: Path, fake_server: str, command: str
 ) -> None:
@@ -105,3 +112,14 @@ def test_a_server_started_ahead_of_a_mistyped_command_may_finish_starting_then_s
     # end of input reached it once it served, and it exited by itself: no kill half-way
     assert notes(tmp_path, "slow") == ["started", "serving"]
     assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("command", ["run", "chat", "batch"])
+def test_the_servers_start_before_the_command_line_is_even_checked(
+    tmp_path: Path, command: str
+) -> None:
+    """Started ahead, not by the run: a command line the parser then refuses started them."""
+    config = write_config(tmp_path, {"a": counted(tmp_path, "a")})
+    done = verity(command, "--mcp-config", str(config), "--no-such-option")
+    assert done.returncode == 2
+    assert notes(tmp_path, "a") == ["started", "serving"]
