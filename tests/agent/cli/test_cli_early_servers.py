@@ -39,7 +39,7 @@ def write_config(tmp_path: Path, servers: Mapping[str, object]) -> Path:
 
 def run_with(config: Path, fake_server: str, *extra: str, command: str = "run") -> None:
     task: tuple[str, ...] = ()  # chat: stdin is empty
-    trace = ("--no-log",)
+    trace: tuple[str, ...] = ("--no-log",)
     if command == "run":
         task = ("What time is it in UTC?",)
     elif command == "batch":  # it resumes from its trace
