@@ -173,17 +173,12 @@ class AnswerChecks:
         if not asks_how(task) and (missing := _no_number(task, candidate.answer)) is not None:
             return _refused([missing], _NON_ANSWER_FIX)
         if self.grounding:
-            called = len(evidence)
             if _could_look(candidate):  # a value passed through the calculator is no look-up
                 closed = [spec.name for spec in candidate.tools if spec.closed_world]
                 evidence = without_made_up_inputs(task, evidence, closed)
             could_look = not evidence and _could_look(candidate)
             facts = ungrounded_facts(
-                candidate.answer,
-                task=task,
-                evidence=evidence,
-                could_look=could_look,
-                computed_from_nothing=len(evidence) < called,
+                candidate.answer, task=task, evidence=evidence, could_look=could_look
             )
             if facts:
                 return _refused(facts, _GROUNDING_FIX)

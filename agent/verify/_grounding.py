@@ -125,7 +125,6 @@ def ungrounded_facts(
     task: str,
     evidence: list[tuple[ToolCall, ToolResult]],
     could_look: bool = False,
-    computed_from_nothing: bool = False,
 ) -> list[Finding]:
     """One finding per fact of `answer` in neither the task nor the run's tool calls and results.
 
@@ -133,14 +132,12 @@ def ungrounded_facts(
     unless `could_look`: it was offered tools that look at the user's world (an MCP server's)
     and called none. Then what only those tools could tell (quoted names, paths, ids, links,
     clock times) must be in the task; numbers and dates may still be its knowledge, unless the
-    task asks for a value as it is now ("the current price", "today's date"), or the run
-    `computed_from_nothing`: it fed a computation numbers it made up (calls left out of
-    `evidence`), so its numbers are no knowledge either. A failed call's error is no source
-    (`_tool_failures`): a fact only an error holds is ungrounded.
+    task asks for a value as it is now ("the current price", "today's date"). A failed
+    call's error is no source (`_tool_failures`): a fact only an error holds is ungrounded.
     """
     if not evidence and not could_look:
         return []
-    now = could_look and (computed_from_nothing or _ASKS_NOW.search(task) is not None)
+    now = could_look and _ASKS_NOW.search(task) is not None
     sources = Sources.of(task, evidence)
     evidence = [(call, result) for call, result in evidence if not failed(result)]
     text = _CODE.sub(lambda m: m.group() if m.group(1).lower() in _DATA_FENCES else " ", answer)

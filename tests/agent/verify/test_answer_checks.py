@@ -256,11 +256,19 @@ SUM = [
         ToolResult(content="The sum of 8125 and 1000 is 9125."),
     ),
 ]
-# the port was never read: the sum's input is made up, and so is its result
-SUM_UNREAD = [
+# the port read was not the number the sum was fed: its input is made up, and so is its result
+SUM_MADE_UP = [
+    SUM[0],
     (
-        ToolCall(id="c1", name="everything__get-sum", arguments={"a": 123, "b": 1000}),
+        ToolCall(id="c2", name="everything__get-sum", arguments={"a": 123, "b": 1000}),
         ToolResult(content="The sum of 123 and 1000 is 1123."),
+    ),
+]
+# with nothing read at all, a computation's inputs may be what the model knows
+WEEK_MINUTES = [
+    (
+        ToolCall(id="c1", name="everything__get-sum", arguments={"a": 8640, "b": 1440}),
+        ToolResult(content="The sum of 8640 and 1440 is 10080."),
     )
 ]
 # coordinates from what the model knows, asked of a service of the open world
@@ -316,9 +324,13 @@ CASES = {
     "price, no call": ("What is the current price of one Bitcoin in US dollars?", []),
     "empty then listing": (LISTING_TASK, [*EMPTY_DIR, *LISTING]),
     "sum": ("Read the port in config.json and add 1000 to it with get-sum. The result?", SUM),
-    "sum, unread": (
+    "sum, made up": (
         "Read the port in config.json and add 1000 to it with get-sum. The result?",
-        SUM_UNREAD,
+        SUM_MADE_UP,
+    ),
+    "week": (
+        "How many minutes has a week, the sum of six days' and one day's?",
+        WEEK_MINUTES,
     ),
     "forecast": ("What will the weather be like in Berlin tomorrow?", FORECAST),
     "invented filters": (GIT_TASK, INVENTED_LOG),
@@ -369,6 +381,7 @@ RIGHT = [
     ("sum", "18250"),  # a sum of two results: the model's own last step
     ("sum", "The port is 8125, so the result is 9125."),
     ("forecast", "Tomorrow in Berlin: 4 °C with light rain and a wind of 18 km/h."),
+    ("week", "A week has 10080 minutes."),
     ("count retried", "There are five customers."),
     # instructions are the answer when the task asks for them, or after the task was done
     ("command asked", "Run `ls -a /tmp/work`."),
@@ -556,8 +569,8 @@ WRONG = [
     ("price, calculated", "The current price of one Bitcoin in US dollars is 65123.18.", "65123"),
     ("price, calculated", "65123.18", "65123"),
     # so is one passed through a server's closed-world computation (openWorldHint: false)
-    ("sum, unread", "The sum of 123 and 1000 is 1123.", "123"),
-    ("sum, unread", "1123", "1123"),
+    ("sum, made up", "The sum of 123 and 1000 is 1123.", "123"),
+    ("sum, made up", "1123", "1123"),
     # a fact only a failed call's error holds is no fact
     ("outside", "The first user in /etc/passwd has uid 1000.", "the number 1000"),
 ]
