@@ -25,13 +25,12 @@ from mcp.types import (
 )
 
 from verity.tools.base import ToolSpec
-from verity.tools.mcp._names import SEPARATOR, allow_patterns, tool_prefixes
+from verity.tools.mcp._names import SEPARATOR, tool_prefixes
 
 __all__ = [
     "GET_PROMPT",
     "READ_RESOURCE",
     "SEPARATOR",
-    "allow_patterns",
     "get_prompt_spec",
     "model_tool_name",
     "read_resource_spec",
