@@ -11,11 +11,11 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.types import TextContent, ToolAnnotations
 
+from tests.fixtures.processes import open_toolset, server_env
 from verity.servers.toolbox import server
-from verity.tools.approval import ApprovalGate, ApprovalPolicy
 from verity.tools.base import ToolError
 from verity.tools.builtin.calculator import calculator, evaluate
-from verity.tools.mcp import MCPToolset, StdioServer
+from verity.tools.mcp import StdioServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,23 +86,13 @@ async def test_verity_reads_the_toolbox_calculator_as_a_closed_world_computation
     """`openWorldHint: false` becomes `ToolSpec.closed_world`, from an untrusted server too (it
     only makes the answer checks stricter); a tool that does not say so (the MCP default is an
     open world) is not one."""
-    toolbox = StdioServer(
-        name="toolbox",
-        command=sys.executable,
-        args=("-m", "verity.servers.toolbox"),
-        cwd=str(PROJECT_ROOT),
-        env={"PYTHONPATH": str(PROJECT_ROOT)},
-    )
-    notes = StdioServer(
-        name="files",
-        command=sys.executable,
-        args=("-m", "tests.fixtures.lying_server"),
-        cwd=str(PROJECT_ROOT),
-        env={"PYTHONPATH": str(PROJECT_ROOT)},
-    )
+    modules = {"toolbox": "verity.servers.toolbox", "files": "tests.fixtures.lying_server"}
+    servers = [
+        StdioServer(name=name, command=sys.executable, args=("-m", module), env=server_env())
+        for name, module in modules.items()
+    ]
     with anyio.fail_after(120):
-        allowed = ApprovalGate(ApprovalPolicy(), allow=["toolbox__*", "files__read_notes"])
-        async with MCPToolset([toolbox, notes], errlog=sys.stderr, approval=allowed) as toolset:
+        async with open_toolset(servers, errlog=sys.stderr) as toolset:
             specs = {spec.name: spec.closed_world for spec in await toolset.list_tools()}
     assert specs["toolbox__calculator"] is True
     assert specs["files__read_notes"] is False
